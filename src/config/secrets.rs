@@ -1,0 +1,1 @@
+//! Secret resolution: `${ENV}` interpolation and `*_file` reads.

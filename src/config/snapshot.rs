@@ -1,0 +1,351 @@
+//! The runtime configuration: what the request path reads. Built only by [`super::compile`], never
+//! mutated afterwards, and swapped whole through one `ArcSwap` (one load per request).
+//!
+//! Everything here is resolved: references are indices/`Arc`s, settings are inherited down the
+//! target tree, secrets are read, durations are `Duration`s.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A credential. Its `Debug`/`Display` never print the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The raw value, for the one place that needs it: the upstream request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Hex digest (16 chars) of the config file bytes plus every secret file it read.
+    pub hash: String,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Worker threads per pingora service.
+    pub threads: usize,
+    pub limits: RequestLimits,
+    /// Seconds a SIGTERM waits for in-flight requests and streams before exiting.
+    pub shutdown_grace: Duration,
+    pub providers: Vec<Arc<Provider>>,
+    pub virtual_keys: HashMap<String, Arc<VirtualKey>>,
+    pub configs: HashMap<String, Arc<RouteConfig>>,
+    pub default_config: Option<String>,
+    pub allow_inline_configs: bool,
+    /// Defaults applied where a config/target sets no breaker of its own.
+    pub circuit_breaker: CircuitBreakerSettings,
+    pub state: Option<StateSettings>,
+    pub forward: Option<ForwardSettings>,
+    /// Every model name the config mentions (allowlists, `override_params.model`): the only
+    /// values the `model` metric label may take; anything else is reported as `other`.
+    pub known_models: std::collections::HashSet<String>,
+    /// The config as loaded with every secret replaced by `"[redacted]"`, served on `/config`.
+    pub redacted: serde_json::Value,
+}
+
+/// Bounds on what a client may send and what we buffer from upstream.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// Largest request body accepted (413 above). Default 16 MiB.
+    pub max_request_body_bytes: usize,
+    /// Largest non-streaming upstream response body buffered. Default 16 MiB.
+    pub max_response_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    AzureOpenAi,
+    Anthropic,
+    Gemini,
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::AzureOpenAi => "azure-openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+}
+
+/// Where a provider lives, split once at load so the request path never parses a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `true` for `https`.
+    pub tls: bool,
+    /// Host name or IP literal (no brackets), used for DNS, SNI and the `Host` header.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash, e.g. `/v1` (may be empty).
+    pub path: String,
+}
+
+impl BaseUrl {
+    /// The `Host` header value: `host` plus `:port` when it is not the scheme's default.
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    /// The name under `providers:`; also the `provider` metric label.
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: BaseUrl,
+    /// `None` for keyless providers (a local vLLM, say).
+    pub api_key: Option<Secret>,
+    /// Header that carries the key. `authorization` means `Bearer <key>`; any other name carries the
+    /// raw key (`api-key` for Azure, `x-api-key` for Anthropic, or a custom one).
+    pub auth_header: String,
+    /// Extra PEM CA bundle trusted for this provider besides the bundled web PKI roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Azure `api-version` / Anthropic `anthropic-version` where the kind needs one.
+    pub api_version: Option<String>,
+    /// Extra static headers sent upstream (values are not secrets).
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyLimits {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub concurrent: Option<u64>,
+    pub usd_per_day: Option<f64>,
+    pub usd_per_month: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct VirtualKey {
+    pub name: String,
+    pub provider: Arc<Provider>,
+    /// Allowlist of models; `None` allows any.
+    pub models: Option<Vec<String>>,
+    /// The config this key selects when the request names none.
+    pub config: Option<String>,
+    pub disabled: bool,
+    pub limits: KeyLimits,
+}
+
+impl VirtualKey {
+    pub fn allows_model(&self, model: &str) -> bool {
+        match &self.models {
+            None => true,
+            Some(list) => list.iter().any(|m| m == model),
+        }
+    }
+}
+
+/// One named config: a tree of targets.
+#[derive(Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// The root; its `path` is `"config"`.
+    pub root: Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyMode {
+    Single,
+    Fallback,
+    LoadBalance,
+    Conditional,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbAlgorithm {
+    WeightedRandom,
+    LeastLatency,
+}
+
+#[derive(Debug)]
+pub struct Strategy {
+    pub mode: StrategyMode,
+    /// Fallback only: move on only for these statuses; `None` = any non-2xx.
+    pub on_status_codes: Option<Vec<u16>>,
+    pub algorithm: LbAlgorithm,
+    /// Conditional only, in order.
+    pub conditions: Vec<Condition>,
+    /// Conditional only: index into `targets` of the default.
+    pub default_target: Option<usize>,
+    pub hedge_after: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct Condition {
+    /// The Portkey query object, validated at load (operators and shape).
+    pub query: serde_json::Value,
+    /// Index into the group's `targets`.
+    pub then: usize,
+}
+
+#[derive(Debug)]
+pub enum TargetKind {
+    /// Calls one provider through one virtual key.
+    Leaf { virtual_key: Arc<VirtualKey> },
+    /// A strategy over child targets.
+    Group {
+        strategy: Strategy,
+        targets: Vec<Target>,
+    },
+}
+
+/// A node of the strategy tree, with every inheritable setting already resolved for it.
+#[derive(Debug)]
+pub struct Target {
+    /// Portkey's option-index path: `config`, `config.targets[1]`, `config.targets[1].targets[0]`.
+    pub path: String,
+    /// Optional `name` (conditional routing refers to it); the metric `target` label is
+    /// `name` if set, else `path`.
+    pub name: Option<String>,
+    /// Load-balancing weight (> 0), default 1.
+    pub weight: f64,
+    pub kind: TargetKind,
+    pub settings: TargetSettings,
+}
+
+impl Target {
+    /// The bounded label this target reports under in metrics.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// Settings after inheritance (parent → child unless the child overrides).
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub retry: RetrySettings,
+    /// Per-attempt deadline to response headers (Portkey's `request_timeout`).
+    pub request_timeout: Option<Duration>,
+    pub timeouts: PhaseTimeouts,
+    /// Merged parent → child (child wins), shallow, into the request body.
+    pub override_params: serde_json::Map<String, serde_json::Value>,
+    pub circuit_breaker: CircuitBreakerSettings,
+    pub cache: Option<CacheSettings>,
+    pub input_guardrails: Vec<serde_json::Value>,
+    pub output_guardrails: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PhaseTimeouts {
+    /// TCP (+TLS) connect.
+    pub connect: Option<Duration>,
+    /// First content chunk of a stream (measured from sending the request).
+    pub ttft: Option<Duration>,
+    /// Longest gap between two upstream body reads.
+    pub idle: Option<Duration>,
+    /// Whole attempt, body included.
+    pub total: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    /// Extra attempts on the same target (0 = none).
+    pub attempts: u32,
+    pub on_status_codes: Vec<u16>,
+    pub use_retry_after: bool,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            attempts: 0,
+            on_status_codes: vec![429, 500, 502, 503, 504],
+            use_retry_after: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerSettings {
+    pub enabled: bool,
+    pub window: Duration,
+    pub min_calls: u32,
+    pub failure_rate: f64,
+    /// `None` = the target's request_timeout, else 10 s.
+    pub slow_call: Option<Duration>,
+    pub slow_call_rate: f64,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+impl Default for CircuitBreakerSettings {
+    fn default() -> Self {
+        CircuitBreakerSettings {
+            enabled: true,
+            window: Duration::from_secs(30),
+            min_calls: 10,
+            failure_rate: 0.5,
+            slow_call: None,
+            slow_call_rate: 0.5,
+            open_for: Duration::from_secs(30),
+            half_open_probes: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    Simple,
+    Semantic,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub mode: CacheMode,
+    pub max_age: Duration,
+    pub similarity_threshold: Option<f64>,
+    pub skip_nondeterministic: bool,
+    pub backend_redis: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    /// Contains a password possibly; never printed.
+    pub redis_url: Secret,
+    pub on_state_error_allow: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    pub ca_cert: std::path::PathBuf,
+    pub ca_key: std::path::PathBuf,
+    pub intercept: Vec<String>,
+    pub allow_hosts: Vec<String>,
+}

@@ -1,0 +1,1 @@
+//! Hot reload: watch the config's directory, debounce, re-read, validate, swap.

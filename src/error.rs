@@ -1,0 +1,1 @@
+//! Errors the gateway itself answers with.

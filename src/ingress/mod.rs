@@ -1,0 +1,1 @@
+//! Ingress: virtual-key resolution, config selection, request limits.

@@ -1,0 +1,19 @@
+//! Switchyard: an LLM gateway sidecar on Pingora.
+//!
+//! Data flows one way: file → [`config::schema`] → [`config::compile`] → [`config::Snapshot`] →
+//! [`ingress`] → [`router`] → [`upstream`] → [`providers`] → response. The pingora services that
+//! host it live in [`server`]; counters and histograms in [`telemetry`].
+
+pub mod config;
+pub mod error;
+pub mod ingress;
+pub mod providers;
+pub mod router;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+/// The fault-injecting mock provider. Its source lives with the tests (`tests/support`), and the
+/// binary exposes it as `switchyard mock-provider` for demos and benchmarks.
+#[path = "../tests/support/mock_provider.rs"]
+pub mod mock_provider;

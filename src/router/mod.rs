@@ -1,0 +1,1 @@
+//! Router: runs a config's strategy tree.

@@ -1,0 +1,157 @@
+//! The Prometheus registry and every metric family (DESIGN.md §6). Names are part of our
+//! interface. Label values come only from the config (config, target, provider and configured
+//! model names) or from small fixed sets; anything else is reported as `other`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// End-to-end and per-attempt durations: LLM calls are slow, a 45 s gray failure must land in a
+/// real bucket.
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0,
+    60.0, 90.0, 120.0,
+];
+/// Time to first token of a stream.
+const TTFT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+/// Time spent in Switchyard itself: proves the sidecar adds no latency.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+];
+
+/// Every metric family, registered in one private registry.
+pub struct Metrics {
+    registry: Registry,
+    pub requests_total: IntCounterVec,
+    pub request_duration_seconds: HistogramVec,
+    pub upstream_attempts_total: IntCounterVec,
+    pub upstream_duration_seconds: HistogramVec,
+    pub time_to_first_token_seconds: HistogramVec,
+    pub overhead_seconds: HistogramVec,
+    pub config_reloads_total: IntCounterVec,
+    pub config_info: IntGaugeVec,
+    pub inflight_requests: IntGauge,
+}
+
+impl Metrics {
+    /// Builds and registers every family. Fails only on a programming error (a bad name).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_requests_total",
+                "Requests answered, by config, status class and outcome.",
+            ),
+            &["config", "status_class", "outcome"],
+        )?;
+        let request_duration_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_request_duration_seconds",
+                "End-to-end request duration, from the request head to the last byte sent.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["config"],
+        )?;
+        let upstream_attempts_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_upstream_attempts_total",
+                "Upstream attempts by config, target, provider, model and result.",
+            ),
+            &["config", "target", "provider", "model", "result"],
+        )?;
+        let upstream_duration_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_upstream_duration_seconds",
+                "Duration of one upstream attempt, until its last byte or its failure.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["target", "provider", "model"],
+        )?;
+        let time_to_first_token_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_time_to_first_token_seconds",
+                "Streams: time from sending the upstream request to its first content event.",
+            )
+            .buckets(TTFT_BUCKETS.to_vec()),
+            &["target", "provider", "model"],
+        )?;
+        let overhead_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_overhead_seconds",
+                "Time spent in Switchyard itself per request (total minus time waiting on upstreams).",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &["config"],
+        )?;
+        let config_reloads_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_config_reloads_total",
+                "Config reloads by result (success, error).",
+            ),
+            &["result"],
+        )?;
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_config_info",
+                "1 for the hash of the config being served.",
+            ),
+            &["hash"],
+        )?;
+        let inflight_requests = IntGauge::new(
+            "switchyard_inflight_requests",
+            "Requests (streams included) being served right now.",
+        )?;
+        registry.register(Box::new(requests_total.clone()))?;
+        registry.register(Box::new(request_duration_seconds.clone()))?;
+        registry.register(Box::new(upstream_attempts_total.clone()))?;
+        registry.register(Box::new(upstream_duration_seconds.clone()))?;
+        registry.register(Box::new(time_to_first_token_seconds.clone()))?;
+        registry.register(Box::new(overhead_seconds.clone()))?;
+        registry.register(Box::new(config_reloads_total.clone()))?;
+        registry.register(Box::new(config_info.clone()))?;
+        registry.register(Box::new(inflight_requests.clone()))?;
+        // Both results exist from the start so `rate()` and alerts see a zero, not an absence.
+        for result in ["success", "error"] {
+            config_reloads_total.with_label_values(&[result]);
+        }
+        Ok(Metrics {
+            registry,
+            requests_total,
+            request_duration_seconds,
+            upstream_attempts_total,
+            upstream_duration_seconds,
+            time_to_first_token_seconds,
+            overhead_seconds,
+            config_reloads_total,
+            config_info,
+            inflight_requests,
+        })
+    }
+
+    /// Records which config hash is live: exactly one `switchyard_config_info` series is 1.
+    pub fn set_config_hash(&self, hash: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[hash]).set(1);
+    }
+
+    pub fn reload_succeeded(&self) {
+        self.config_reloads_total
+            .with_label_values(&["success"])
+            .inc();
+    }
+
+    pub fn reload_failed(&self) {
+        self.config_reloads_total.with_label_values(&["error"]).inc();
+    }
+
+    /// The text exposition format of every family.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

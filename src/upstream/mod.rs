@@ -1,0 +1,3 @@
+//! Upstream client: pooled connections, per-phase deadlines and SSE framing.
+
+pub mod sse;

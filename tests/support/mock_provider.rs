@@ -1,0 +1,1 @@
+//! The fault-injecting mock provider.
