@@ -41,6 +41,9 @@ impl fmt::Display for Secret {
 pub struct Snapshot {
     /// Hex digest (16 chars) of the config file bytes plus every secret file it read.
     pub hash: String,
+    /// Every file this snapshot was built from (the config file, then each secret file read):
+    /// the reloader watches their directories and re-hashes them.
+    pub source_files: Vec<std::path::PathBuf>,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     /// Worker threads per pingora service.
