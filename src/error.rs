@@ -1,1 +1,135 @@
-//! Errors the gateway itself answers with.
+//! Errors the gateway itself answers with, and their OpenAI-style wire form
+//! (`{"error":{"message","type","code","param"}}`) and status code.
+//!
+//! Upstream errors are not here: when a provider answers with an error and nothing is left to
+//! try, the client gets the provider's own status and body.
+
+use bytes::Bytes;
+
+/// An error produced by Switchyard itself (not relayed from a provider).
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error(
+        "unknown route {method} {path}: Switchyard serves the OpenAI-compatible API under /v1/"
+    )]
+    UnknownRoute { method: String, path: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("model \"{model}\" is not allowed for virtual key \"{virtual_key}\"")]
+    ModelNotAllowed { model: String, virtual_key: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("upstream {target} is unreachable: {reason}")]
+    UpstreamUnreachable { target: String, reason: String },
+    #[error("upstream {target} sent an invalid response: {reason}")]
+    UpstreamInvalid { target: String, reason: String },
+    #[error("Request exceeded the {phase} timeout of {ms}ms on {target}")]
+    Timeout {
+        target: String,
+        phase: &'static str,
+        ms: u128,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::InvalidRequest(_) | GatewayError::InvalidJson(_) => 400,
+            GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::UnknownRoute { .. } => 404,
+            GatewayError::Unauthorized(_) => 401,
+            GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => 403,
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => 502,
+            GatewayError::Timeout { .. } => 408,
+            GatewayError::Internal(_) => 500,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest(_)
+            | GatewayError::InvalidJson(_)
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::UnknownRoute { .. } => "invalid_request_error",
+            GatewayError::Unauthorized(_) => "authentication_error",
+            GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => "permission_error",
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => {
+                "upstream_error"
+            }
+            GatewayError::Timeout { .. } => "timeout_error",
+            GatewayError::Internal(_) => "api_error",
+        }
+    }
+
+    /// A stable machine-readable `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest(_) => "invalid_request",
+            GatewayError::InvalidJson(_) => "invalid_json",
+            GatewayError::BodyTooLarge { .. } => "request_too_large",
+            GatewayError::UnknownRoute { .. } => "unknown_route",
+            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
+            GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            GatewayError::UpstreamInvalid { .. } => "upstream_invalid_response",
+            GatewayError::Timeout { .. } => "timeout",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON body, `{"error":{...}}`.
+    pub fn to_json(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.error_type(),
+                "code": self.code(),
+                "param": null,
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    /// The same error as one SSE event, to end a stream that already committed.
+    pub fn to_sse_event(&self) -> Bytes {
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.to_json());
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_openai_shaped_and_status_matches() {
+        let e = GatewayError::Timeout {
+            target: "config".into(),
+            phase: "request",
+            ms: 500,
+        };
+        assert_eq!(e.status(), 408);
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(v["error"]["type"], "timeout_error");
+        assert_eq!(v["error"]["code"], "timeout");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timeout of 500ms"));
+        let sse = e.to_sse_event();
+        assert!(sse.starts_with(b"data: {") && sse.ends_with(b"\n\n"));
+    }
+}

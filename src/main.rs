@@ -1,1 +1,207 @@
-fn main() {}
+//! The `switchyard` command: `run` the gateway, `check` a config, run the `mock-provider`, or a
+//! `demo` of the gateway in front of two mock providers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The config `run` serves when no `--config` is given.
+const EMBEDDED_DEFAULT: &str = include_str!("../conf/switchyard.yaml");
+/// The config `demo` serves.
+const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
+/// Where `demo` runs its two mock providers (`conf/demo.yaml` points at them).
+const DEMO_MOCKS: [&str; 2] = ["127.0.0.1:9901", "127.0.0.1:9902"];
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An LLM gateway sidecar on Pingora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (hot-reloads --config; without it, the embedded default).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file; prints each error with its YAML path and exits non-zero.
+    Check { file: PathBuf },
+    /// Run the fault-injecting mock provider (OpenAI wire format).
+    MockProvider {
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        listen: SocketAddr,
+    },
+    /// Run the gateway on conf/demo.yaml with two mock providers, and print requests to try.
+    Demo,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { file } => check(&file),
+        Command::MockProvider { listen } => mock_provider(listen),
+        Command::Demo => demo(),
+    }
+}
+
+fn report(errors: &switchyard::config::ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+}
+
+fn run(config: Option<PathBuf>) -> ExitCode {
+    let loaded = match &config {
+        Some(path) => switchyard::config::load_file(path),
+        None => switchyard::config::load_str(EMBEDDED_DEFAULT, None),
+    };
+    let snapshot = match loaded {
+        Ok(s) => s,
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    serve(snapshot, config)
+}
+
+fn serve(snapshot: switchyard::config::Snapshot, config: Option<PathBuf>) -> ExitCode {
+    match switchyard::server::run(snapshot, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match switchyard::config::load_file(file) {
+        Ok(snapshot) => {
+            println!(
+                "{}: ok ({} providers, {} virtual keys, {} configs, hash {})",
+                file.display(),
+                snapshot.providers.len(),
+                snapshot.virtual_keys.len(),
+                snapshot.configs.len(),
+                snapshot.hash
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            report(&errors);
+            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mock_provider(listen: SocketAddr) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(switchyard::mock_provider::run(listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: mock provider on {listen}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> ExitCode {
+    let snapshot = match switchyard::config::load_str(DEMO_CONFIG, None) {
+        Ok(s) => s,
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            let _ = ready_tx.send(Err("cannot start a runtime".to_string()));
+            return;
+        };
+        runtime.block_on(async move {
+            let mut handles = Vec::new();
+            for addr in DEMO_MOCKS {
+                let started = match addr.parse() {
+                    Ok(a) => switchyard::mock_provider::start(a).await,
+                    Err(e) => Err(std::io::Error::other(format!("{addr}: {e}"))),
+                };
+                match started {
+                    Ok(h) => handles.push(h),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("mock provider on {addr}: {e}")));
+                        return;
+                    }
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            std::future::pending::<()>().await;
+            drop(handles);
+        });
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => return ExitCode::FAILURE,
+    }
+    let gw = snapshot.listen;
+    let admin = snapshot.admin_listen;
+    println!(
+        r#"Switchyard demo: gateway on http://{gw}, admin on http://{admin}, mock providers on {m0} (primary) and {m1} (secondary).
+
+Try:
+  curl -s http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
+       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'
+  curl -sN http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
+       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
+  # make the primary fail, and watch the fallback to the secondary:
+  curl -s -X POST http://{m0}/_mock/fault -d 'status=503'
+  curl -si http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
+       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}' | grep -i -e '^HTTP' -e option-index
+  curl -s -X POST http://{m0}/_mock/fault          # clear the fault
+  curl -s http://{admin}/metrics | grep switchyard_requests_total
+  curl -s http://{admin}/config
+
+Ctrl-C stops it."#,
+        m0 = DEMO_MOCKS[0],
+        m1 = DEMO_MOCKS[1],
+    );
+    serve(snapshot, None)
+}

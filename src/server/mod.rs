@@ -1,1 +1,89 @@
-//! Pingora services.
+//! The pingora server: the app-facing proxy service ([`proxy`]) on `listen`, the admin service
+//! ([`admin`]) on `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
+
+pub mod admin;
+pub mod proxy;
+pub mod shutdown;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+
+use crate::config::watch::Reloader;
+use crate::config::Snapshot;
+use crate::telemetry::Metrics;
+use crate::upstream::UpstreamClient;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot start the config watcher: {0}")]
+    Watch(#[from] std::io::Error),
+}
+
+/// Builds and runs the server until shutdown. `config_path` enables hot reload (the embedded
+/// default config has no file to watch).
+pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), ServeError> {
+    let metrics = Arc::new(Metrics::new()?);
+    metrics.set_config_hash(&snapshot.hash);
+    let listen = snapshot.listen;
+    let admin_listen = snapshot.admin_listen;
+    let threads = snapshot.threads;
+    let grace = snapshot.shutdown_grace;
+    let live = Arc::new(ArcSwap::from_pointee(snapshot));
+    let drain = shutdown::Drain::new();
+
+    let (reloader, _reload_task) = match config_path {
+        Some(path) => {
+            let reloader = Arc::new(Reloader::new(path, live.clone(), metrics.clone()));
+            let task = reloader.clone().spawn()?;
+            (Some(reloader), Some(task))
+        }
+        None => (None, None),
+    };
+
+    let conf = ServerConf {
+        threads,
+        // We drain ourselves (see `shutdown`); pingora's grace is a fixed sleep.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let gateway = proxy::Gateway {
+        live: live.clone(),
+        client: UpstreamClient::new(),
+        metrics: metrics.clone(),
+        drain: drain.clone(),
+    };
+    let mut proxy_service =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");
+    proxy_service.add_tcp(&listen.to_string());
+
+    let mut admin_service = Service::new(
+        "switchyard-admin".to_string(),
+        admin::Admin {
+            live,
+            metrics,
+            drain: drain.clone(),
+            reloader,
+        },
+    );
+    admin_service.threads = Some(1);
+    admin_service.add_tcp(&admin_listen.to_string());
+
+    server.add_service(proxy_service);
+    server.add_service(admin_service);
+    tracing::info!(%listen, %admin_listen, threads, "switchyard serving");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(shutdown::DrainingShutdown { drain, grace }),
+    });
+    Ok(())
+}

@@ -10,8 +10,8 @@ use prometheus::{
 /// End-to-end and per-attempt durations: LLM calls are slow, a 45 s gray failure must land in a
 /// real bucket.
 const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0,
-    60.0, 90.0, 120.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+    45.0, 60.0, 90.0, 120.0,
 ];
 /// Time to first token of a stream.
 const TTFT_BUCKETS: &[f64] = &[
@@ -144,7 +144,9 @@ impl Metrics {
     }
 
     pub fn reload_failed(&self) {
-        self.config_reloads_total.with_label_values(&["error"]).inc();
+        self.config_reloads_total
+            .with_label_values(&["error"])
+            .inc();
     }
 
     /// The text exposition format of every family.

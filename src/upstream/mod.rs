@@ -1,3 +1,8 @@
-//! Upstream client: pooled connections, per-phase deadlines and SSE framing.
+//! Upstream client: pooled connections, per-phase deadlines, DNS, trust roots and SSE framing.
 
+pub mod client;
+pub mod dns;
 pub mod sse;
+pub mod tls;
+
+pub use client::{AttemptError, Deadlines, Phase, UpstreamClient, UpstreamResponse};

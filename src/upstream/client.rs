@@ -1,0 +1,320 @@
+//! One upstream attempt over pingora's pooled client, with a deadline for every phase:
+//! connect, response headers, first chunk, idle gap between chunks, and the whole attempt.
+//!
+//! Each phase gets its own `tokio::time::timeout` so a slow provider is classified precisely
+//! (a `ttft` timeout is not a `connect` timeout). Connections go back to the pool only when their
+//! response was read to the end; anything else is shut down.
+
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::dns::DnsCache;
+use super::tls::{TrustError, TrustRoots};
+use crate::config::Provider;
+
+/// Default TCP (+TLS) connect budget when a target sets no `connect_ms`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pooled connections across all upstreams.
+const POOL_SIZE: usize = 256;
+
+/// The phase of an attempt a deadline belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    /// Portkey's `request_timeout`: until the response headers.
+    Headers,
+    /// Until the first content event of a stream (`ttft_ms`).
+    FirstChunk,
+    /// Between two body reads (`idle_ms`).
+    Idle,
+    /// The whole attempt (`total_ms`).
+    Total,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Headers => "request",
+            Phase::FirstChunk => "ttft",
+            Phase::Idle => "idle",
+            Phase::Total => "total",
+        }
+    }
+}
+
+/// Why an attempt failed before or while reading its response.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("connect failed: {0}")]
+    Connect(String),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("{} timeout after {}ms", phase.as_str(), budget.as_millis())]
+    Timeout { phase: Phase, budget: Duration },
+    #[error("upstream connection failed: {0}")]
+    Io(String),
+    #[error("upstream response body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+/// Per-phase budgets of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub connect: Duration,
+    pub headers: Option<Duration>,
+    pub first_chunk: Option<Duration>,
+    pub idle: Option<Duration>,
+    pub total: Option<Duration>,
+}
+
+/// A deadline together with the phase (and budget) it enforces.
+#[derive(Debug, Clone, Copy)]
+struct PhaseDeadline {
+    at: Instant,
+    phase: Phase,
+    budget: Duration,
+}
+
+fn earliest(candidates: &[Option<PhaseDeadline>]) -> Option<PhaseDeadline> {
+    candidates.iter().flatten().min_by_key(|d| d.at).copied()
+}
+
+/// Awaits `fut` until `deadline`, mapping expiry to `AttemptError::Timeout`.
+async fn within<T>(
+    deadline: Option<PhaseDeadline>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, AttemptError> {
+    match deadline {
+        None => Ok(fut.await),
+        Some(d) => tokio::time::timeout_at(d.at.into(), fut)
+            .await
+            .map_err(|_| AttemptError::Timeout {
+                phase: d.phase,
+                budget: d.budget,
+            }),
+    }
+}
+
+/// The shared client: pooled connections, DNS cache, trust roots.
+pub struct UpstreamClient {
+    connector: Connector,
+    dns: DnsCache,
+    roots: TrustRoots,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    pub fn new() -> Self {
+        let mut options = pingora::connectors::ConnectorOptions::new(POOL_SIZE);
+        options.keepalive_pool_size = POOL_SIZE;
+        UpstreamClient {
+            connector: Connector::new(Some(options)),
+            dns: DnsCache::new(),
+            roots: TrustRoots::new(),
+        }
+    }
+
+    async fn peer_for(
+        &self,
+        provider: &Provider,
+        deadlines: &Deadlines,
+        connect_deadline: Option<PhaseDeadline>,
+    ) -> Result<HttpPeer, AttemptError> {
+        let url = &provider.base_url;
+        let addr = within(connect_deadline, self.dns.resolve(&url.host, url.port))
+            .await?
+            .map_err(|e| AttemptError::Resolve {
+                host: url.host.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
+        peer.options.connection_timeout = Some(deadlines.connect);
+        peer.options.total_connection_timeout = Some(deadlines.connect);
+        peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+        if url.tls {
+            peer.options.ca = Some(self.roots.for_provider(provider.ca_file.as_deref())?);
+        }
+        // Pool per provider, so two providers on one address never share a connection.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        provider.name.hash(&mut h);
+        peer.group_key = h.finish();
+        Ok(peer)
+    }
+
+    /// Sends `header` + `body` to `provider` and waits for the response headers.
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        header: RequestHeader,
+        body: Bytes,
+        deadlines: Deadlines,
+    ) -> Result<UpstreamResponse, AttemptError> {
+        let started = Instant::now();
+        let total = deadlines.total.map(|budget| PhaseDeadline {
+            at: started + budget,
+            phase: Phase::Total,
+            budget,
+        });
+        let connect = earliest(&[
+            Some(PhaseDeadline {
+                at: started + deadlines.connect,
+                phase: Phase::Connect,
+                budget: deadlines.connect,
+            }),
+            total,
+        ]);
+        let headers = earliest(&[
+            deadlines.headers.map(|budget| PhaseDeadline {
+                at: started + budget,
+                phase: Phase::Headers,
+                budget,
+            }),
+            total,
+        ]);
+        let peer = self.peer_for(provider, &deadlines, connect).await?;
+
+        // A pooled connection may have been closed by the provider while idle; that shows up as
+        // an error before any response byte. Try once more on a fresh connection then.
+        let mut tries = 0;
+        let session = loop {
+            tries += 1;
+            let (mut session, reused) = within(connect, self.connector.get_http_session(&peer))
+                .await?
+                .map_err(|e| AttemptError::Connect(e.to_string()))?;
+            session.set_read_timeout(None);
+            match within(headers, write_and_read_head(&mut session, &header, &body)).await? {
+                Ok(()) => break session,
+                Err(_) if reused && tries < 2 => continue,
+                Err(e) => return Err(AttemptError::Io(e.to_string())),
+            }
+        };
+        let headers_at = Instant::now();
+        Ok(UpstreamResponse {
+            session,
+            peer,
+            started,
+            headers_at,
+            total,
+            idle: deadlines.idle,
+            first_chunk: deadlines.first_chunk.map(|budget| PhaseDeadline {
+                at: started + budget,
+                phase: Phase::FirstChunk,
+                budget,
+            }),
+        })
+    }
+
+    /// Returns the connection to the pool if its response was read to the end, else closes it.
+    pub async fn finish(&self, mut response: UpstreamResponse) {
+        if response.session.response_done() {
+            self.connector
+                .release_http_session(response.session, &response.peer, Some(POOL_IDLE_TIMEOUT))
+                .await;
+        } else {
+            response.session.shutdown().await;
+        }
+    }
+}
+
+async fn write_and_read_head(
+    session: &mut HttpSession,
+    header: &RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<()> {
+    session
+        .write_request_header(Box::new(header.clone()))
+        .await?;
+    if !body.is_empty() {
+        session.write_request_body(body.clone(), true).await?;
+    }
+    session.finish_request_body().await?;
+    session.read_response_header().await
+}
+
+/// An upstream response whose headers arrived; the body is read chunk by chunk.
+pub struct UpstreamResponse {
+    session: HttpSession,
+    peer: HttpPeer,
+    started: Instant,
+    headers_at: Instant,
+    total: Option<PhaseDeadline>,
+    idle: Option<Duration>,
+    first_chunk: Option<PhaseDeadline>,
+}
+
+impl UpstreamResponse {
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        self.session.response_header()
+    }
+
+    pub fn status(&self) -> u16 {
+        self.header().map(|h| h.status.as_u16()).unwrap_or(0)
+    }
+
+    /// When the request was sent (the attempt's start).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn headers_at(&self) -> Instant {
+        self.headers_at
+    }
+
+    /// Whether the response is an SSE stream.
+    pub fn is_event_stream(&self) -> bool {
+        self.header()
+            .and_then(|h| h.headers.get(http::header::CONTENT_TYPE))
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
+    }
+
+    /// The next body chunk (`None` at the end), bounded by the idle and total deadlines, and by
+    /// the first-chunk deadline while `awaiting_first_content`.
+    pub async fn next_chunk(
+        &mut self,
+        awaiting_first_content: bool,
+    ) -> Result<Option<Bytes>, AttemptError> {
+        let idle = self.idle.map(|budget| PhaseDeadline {
+            at: Instant::now() + budget,
+            phase: Phase::Idle,
+            budget,
+        });
+        let first = if awaiting_first_content {
+            self.first_chunk
+        } else {
+            None
+        };
+        let deadline = earliest(&[first, self.total, idle]);
+        within(deadline, self.session.read_response_body())
+            .await?
+            .map_err(|e| AttemptError::Io(e.to_string()))
+    }
+
+    /// Reads the whole body, failing above `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, AttemptError> {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(false).await? {
+            if body.len() + chunk.len() > limit {
+                return Err(AttemptError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
