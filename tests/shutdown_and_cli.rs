@@ -1,0 +1,143 @@
+//! SIGTERM drains in-flight streams before exiting 0; `switchyard check` reports YAML paths.
+
+#[path = "support/gateway.rs"]
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use harness::{chat, Gateway};
+use switchyard::mock_provider;
+
+#[tokio::test]
+async fn sigterm_during_a_stream_lets_it_finish_then_exits_zero() {
+    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut gw = Gateway::start(&format!(
+        r#"
+shutdown_grace: 10s
+providers:
+  up: {{ kind: openai-compatible, base_url: "http://{}/fault/chunks=10,chunk_delay_ms=100/v1" }}
+virtual_keys:
+  vk-app: {{ provider: up }}
+"#,
+        mock.addr
+    ))
+    .await;
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-app")
+        .json(&chat("m", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut body = String::new();
+    // Read the first content event, then ask the gateway to stop.
+    while let Some(chunk) = stream.next().await {
+        body.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if body.contains("tok0") {
+            break;
+        }
+    }
+    gw.signal("TERM");
+    // Draining: not ready any more, while the stream goes on.
+    let not_ready = harness::eventually(Duration::from_secs(3), || async {
+        reqwest::get(gw.admin_url("/readyz"))
+            .await
+            .map(|r| r.status() == 503)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(not_ready.is_some(), "/readyz still 200 while draining");
+    while let Some(chunk) = stream.next().await {
+        body.push_str(&String::from_utf8_lossy(
+            &chunk.expect("stream cut during drain"),
+        ));
+    }
+    for i in 0..10 {
+        assert!(body.contains(&format!("tok{i}")), "missing tok{i}: {body}");
+    }
+    assert!(body.contains("[DONE]"));
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(mock.stats().streams_completed, 1);
+}
+
+#[tokio::test]
+async fn sigterm_when_idle_exits_promptly() {
+    let mut gw = Gateway::start(
+        "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:9/v1\" }\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+    // Not pingora's default 300 s grace sleep.
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+fn check(text: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_prints_each_error_with_its_yaml_path() {
+    let (ok, _, err) = check(
+        r#"
+providers:
+  p: { kind: openai-compatible, base_url: "http://127.0.0.1:1/v1" }
+virtual_keys:
+  vk-a: { provider: p }
+configs:
+  chat:
+    strategy: { mode: fallback }
+    targets:
+      - virtual_key: vk-a
+      - virtual_key: vk-cluade
+"#,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("configs.chat.targets[1].virtual_key") && err.contains("vk-cluade"),
+        "{err}"
+    );
+    let (ok, _, err) = check("providers:\n  p: { kind: openai, api_key: k, falback: 1 }\n");
+    assert!(!ok);
+    assert!(err.contains("falback"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_shipped_configs() {
+    for file in ["conf/switchyard.yaml", "conf/demo.yaml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("check")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

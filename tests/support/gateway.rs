@@ -1,0 +1,233 @@
+//! Test harness: runs the real `switchyard` binary on ephemeral loopback ports with a config
+//! written to a temporary directory, and kills it when dropped.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+pub struct Gateway {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+/// Replaces `$LISTEN` and `$ADMIN` in a config template.
+pub fn render(template: &str, addr: SocketAddr, admin: SocketAddr) -> String {
+    template
+        .replace("$LISTEN", &addr.to_string())
+        .replace("$ADMIN", &admin.to_string())
+}
+
+impl Gateway {
+    /// Starts the gateway on `template` (with `$LISTEN`/`$ADMIN` placeholders; a missing
+    /// `listen:` line is added) and waits until `/readyz` answers 200.
+    pub async fn start(template: &str) -> Gateway {
+        Self::start_with(template, |_| {}, &[]).await
+    }
+
+    /// Like [`start`], with files written into the config directory first and extra env vars.
+    pub async fn start_with(
+        template: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut text = render(template, addr, admin);
+        if !text.contains("listen:") {
+            text = format!("listen: {addr}\nadmin_listen: {admin}\nthreads: 1\n{text}");
+        }
+        let config_path = dir.path().join("switchyard.yaml");
+        std::fs::write(&config_path, text).expect("write config");
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn switchyard");
+        let mut gw = Gateway {
+            child: Some(child),
+            addr,
+            admin,
+            dir,
+            config_path,
+            log_path,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("switchyard exited early ({status}):\n{}", self.log());
+                }
+            }
+            let ready = client
+                .get(format!("http://{}/readyz", self.admin))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            let proxy_up = std::net::TcpStream::connect(self.addr).is_ok();
+            if ready && proxy_up {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("switchyard not ready in 20 s:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// The value of one sample line, e.g. `switchyard_requests_total{config="chat",...}`,
+    /// matched by all of `parts`; 0 when absent.
+    pub async fn metric(&self, name: &str, parts: &[&str]) -> f64 {
+        metric_value(&self.metrics().await, name, parts)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (up to `limit`) and returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Replaces the config file in place (a plain write, as an editor would).
+    pub fn rewrite_config(&self, template: &str) {
+        let text = render(template, self.addr, self.admin);
+        let text = if text.contains("listen:") {
+            text
+        } else {
+            format!(
+                "listen: {}\nadmin_listen: {}\nthreads: 1\n{text}",
+                self.addr, self.admin
+            )
+        };
+        let tmp = self.config_path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &self.config_path).expect("replace config");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn metric_value(text: &str, name: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && l[name.len()..].starts_with(['{', ' '])
+                && parts.iter().all(|p| l.contains(p))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `check` every 20 ms until it is true or `limit` passes; returns the time it took.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A chat request body.
+pub fn chat(model: &str, stream: bool) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    })
+}
