@@ -1,11 +1,21 @@
 //! Validation and compilation: [`super::schema`] (what users write) → [`Snapshot`] (what the
 //! request path reads). Every error carries the YAML path it is about; `switchyard check` and
-//! every reload use this same code.
+//! every reload use this same code. Structural errors (syntax, unknown fields, wrong types) stop
+//! at the first; every semantic error after that is collected.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::snapshot::Snapshot;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::schema::*;
+use super::secrets;
+use super::snapshot::*;
 
 /// One problem in a config file, with the YAML path it is about
 /// (`configs.chat.targets[1].virtual_key`).
@@ -25,7 +35,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every problem found in one file (validation does not stop at the first).
+/// Every problem found in one file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
@@ -41,21 +51,1011 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+fn one(path: &str, message: impl Into<String>) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        path: path.to_string(),
+        message: message.into(),
+    }])
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+const DEFAULT_THREADS: usize = 2;
+const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+const REDACTED: &str = "[redacted]";
+const QUERY_OPERATORS: [&str; 11] = [
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$and", "$or",
+];
+const GUARDRAIL_CHECKS: [&str; 5] = ["contains", "regex", "word_count", "pii", "json_schema"];
+const GUARDRAIL_ACTIONS: [&str; 3] = ["deny", "warn", "redact"];
+
 /// Reads, parses, resolves secrets, validates and compiles the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            path: String::new(),
-            message: format!("cannot read {}: {e}", path.display()),
-        }])
-    })?;
-    load_str(&text, path.parent())
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| one("", format!("cannot read {}: {e}", path.display())))?;
+    compile_text(&text, path.parent(), Some(path.to_path_buf()))
 }
 
 /// Like [`load_file`] for text already read; `base_dir` resolves relative `*_file` paths.
-pub fn load_str(_text: &str, _base_dir: Option<&Path>) -> Result<Snapshot, ConfigErrors> {
-    Err(ConfigErrors(vec![ConfigError {
-        path: String::new(),
-        message: "config compiler not implemented yet".into(),
-    }]))
+pub fn load_str(text: &str, base_dir: Option<&Path>) -> Result<Snapshot, ConfigErrors> {
+    compile_text(text, base_dir, None)
+}
+
+fn compile_text(
+    text: &str,
+    base_dir: Option<&Path>,
+    source: Option<PathBuf>,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut tree: Value = serde_saphyr::from_str(text)
+        .map_err(|e| one("", format!("invalid YAML: {e}")))?;
+    if tree.is_null() {
+        tree = Value::Object(Default::default());
+    }
+    if !tree.is_object() {
+        return Err(one("", "the config must be a YAML mapping"));
+    }
+    let redacted = redact(tree.clone());
+    let mut errors = Vec::new();
+    secrets::interpolate_env(&mut tree, "", &mut errors);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        one(if path == "." { "" } else { &path }, e.into_inner().to_string())
+    })?;
+    let mut compiler = Compiler {
+        errors: Vec::new(),
+        base_dir,
+        hasher: Sha256::new(),
+        source_files: source.into_iter().collect(),
+        known_models: HashSet::new(),
+    };
+    compiler.hasher.update(text.as_bytes());
+    let snapshot = compiler.compile(file, redacted);
+    if compiler.errors.is_empty() {
+        snapshot.ok_or_else(|| one("", "config did not compile"))
+    } else {
+        Err(ConfigErrors(compiler.errors))
+    }
+}
+
+/// The `/config` view: every credential-bearing value replaced before anything is resolved.
+fn redact(mut tree: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    match k.as_str() {
+                        "api_key" | "redis_url" => *child = Value::String(REDACTED.into()),
+                        "headers" => {
+                            if let Value::Object(h) = child {
+                                for hv in h.values_mut() {
+                                    *hv = Value::String(REDACTED.into());
+                                }
+                            } else {
+                                *child = Value::String(REDACTED.into());
+                            }
+                        }
+                        _ => walk(child),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut tree);
+    tree
+}
+
+struct Compiler<'a> {
+    errors: Vec<ConfigError>,
+    base_dir: Option<&'a Path>,
+    hasher: Sha256,
+    source_files: Vec<PathBuf>,
+    known_models: HashSet<String>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, path: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
+        match text.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("invalid address {text:?}: expected IP:PORT, e.g. 127.0.0.1:8080"),
+                );
+                // Unused: the snapshot is discarded when there are errors.
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
+        }
+    }
+
+    fn compile(&mut self, file: FileConfig, redacted: Value) -> Option<Snapshot> {
+        let listen = self.addr("listen", file.listen.as_deref(), DEFAULT_LISTEN);
+        let admin_listen = self.addr(
+            "admin_listen",
+            file.admin_listen.as_deref(),
+            DEFAULT_ADMIN_LISTEN,
+        );
+        let threads = file.threads.unwrap_or(DEFAULT_THREADS);
+        if threads == 0 || threads > 256 {
+            self.error("threads", "must be between 1 and 256");
+        }
+        let limits = RequestLimits {
+            max_request_body_bytes: self.positive_size(
+                "limits.max_request_body_bytes",
+                file.limits.max_request_body_bytes,
+            ),
+            max_response_body_bytes: self.positive_size(
+                "limits.max_response_body_bytes",
+                file.limits.max_response_body_bytes,
+            ),
+        };
+        let circuit_breaker =
+            self.breaker("circuit_breaker", file.circuit_breaker.as_ref(), &Default::default());
+
+        let mut providers = Vec::new();
+        let mut provider_by_name = HashMap::new();
+        for (name, spec) in &file.providers {
+            if let Some(p) = self.provider(name, spec) {
+                let p = Arc::new(p);
+                provider_by_name.insert(name.clone(), p.clone());
+                providers.push(p);
+            }
+        }
+
+        let mut virtual_keys = HashMap::new();
+        for (name, spec) in &file.virtual_keys {
+            let path = format!("virtual_keys.{name}");
+            let Some(provider) = provider_by_name.get(&spec.provider).cloned() else {
+                if !file.providers.contains_key(&spec.provider) {
+                    self.error(
+                        format!("{path}.provider"),
+                        format!("unknown provider {:?}", spec.provider),
+                    );
+                }
+                continue;
+            };
+            if let Some(config) = &spec.config {
+                if !file.configs.contains_key(config) {
+                    self.error(format!("{path}.config"), format!("unknown config {config:?}"));
+                }
+            }
+            if let Some(models) = &spec.models {
+                if models.is_empty() {
+                    self.error(format!("{path}.models"), "an empty allowlist allows nothing; omit it to allow any model");
+                }
+                self.known_models.extend(models.iter().cloned());
+            }
+            let limits = spec.limits.as_ref().map(|l| KeyLimits {
+                rpm: l.rpm,
+                tpm: l.tpm,
+                concurrent: l.concurrent,
+                usd_per_day: l.usd_per_day,
+                usd_per_month: l.usd_per_month,
+            });
+            if let Some(l) = &limits {
+                for (field, v) in [("usd_per_day", l.usd_per_day), ("usd_per_month", l.usd_per_month)] {
+                    if v.is_some_and(|v| !(v >= 0.0)) {
+                        self.error(format!("{path}.limits.{field}"), "must be zero or more");
+                    }
+                }
+            }
+            virtual_keys.insert(
+                name.clone(),
+                Arc::new(VirtualKey {
+                    name: name.clone(),
+                    provider,
+                    models: spec.models.clone(),
+                    config: spec.config.clone(),
+                    disabled: spec.disabled,
+                    limits: limits.unwrap_or_default(),
+                }),
+            );
+        }
+
+        if let Some(default) = &file.default_config {
+            if !file.configs.contains_key(default) {
+                self.error("default_config", format!("unknown config {default:?}"));
+            }
+        }
+
+        let root_settings = TargetSettings {
+            retry: RetrySettings::default(),
+            request_timeout: None,
+            timeouts: PhaseTimeouts::default(),
+            override_params: Default::default(),
+            circuit_breaker: circuit_breaker.clone(),
+            cache: None,
+            input_guardrails: vec![],
+            output_guardrails: vec![],
+        };
+        let mut configs = HashMap::new();
+        for (name, spec) in &file.configs {
+            let yaml_path = format!("configs.{name}");
+            if let Some(root) = self.node(spec, &yaml_path, "config".into(), &root_settings, &virtual_keys, &file)
+            {
+                configs.insert(
+                    name.clone(),
+                    Arc::new(RouteConfig {
+                        name: name.clone(),
+                        root,
+                    }),
+                );
+            }
+        }
+
+        let state = file.state.as_ref().map(|s| {
+            if !(s.redis_url.starts_with("redis://") || s.redis_url.starts_with("rediss://")) {
+                self.error("state.redis_url", "must start with redis:// or rediss://");
+            }
+            StateSettings {
+                redis_url: Secret::new(s.redis_url.clone()),
+                on_state_error_allow: matches!(s.on_state_error, Some(OnStateError::Allow)),
+            }
+        });
+        let forward = file.forward.as_ref().map(|f| ForwardSettings {
+            ca_cert: secrets::resolve_path(&f.ca_cert, self.base_dir),
+            ca_key: secrets::resolve_path(&f.ca_key, self.base_dir),
+            intercept: f.intercept.clone().unwrap_or_else(|| {
+                [
+                    "api.openai.com",
+                    "api.anthropic.com",
+                    "generativelanguage.googleapis.com",
+                    "*.openai.azure.com",
+                ]
+                .map(String::from)
+                .to_vec()
+            }),
+            allow_hosts: f.allow_hosts.clone().unwrap_or_default(),
+        });
+
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        let hash = hex::encode(&digest[..8]);
+        Some(Snapshot {
+            hash,
+            source_files: std::mem::take(&mut self.source_files),
+            listen,
+            admin_listen,
+            threads,
+            limits,
+            shutdown_grace: file.shutdown_grace.map(|s| s.0).unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            providers,
+            virtual_keys,
+            configs,
+            default_config: file.default_config.clone(),
+            allow_inline_configs: file.allow_inline_configs,
+            circuit_breaker,
+            state,
+            forward,
+            known_models: std::mem::take(&mut self.known_models),
+            redacted,
+        })
+    }
+
+    fn positive_size(&mut self, path: &str, value: Option<usize>) -> usize {
+        match value {
+            Some(0) => {
+                self.error(path, "must be greater than zero");
+                DEFAULT_BODY_LIMIT
+            }
+            Some(v) => v,
+            None => DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    fn provider(&mut self, name: &str, spec: &ProviderSpec) -> Option<Provider> {
+        let path = format!("providers.{name}");
+        let kind = match spec.kind {
+            ProviderKindSpec::Openai => ProviderKind::OpenAi,
+            ProviderKindSpec::AzureOpenai => ProviderKind::AzureOpenAi,
+            ProviderKindSpec::Anthropic => ProviderKind::Anthropic,
+            ProviderKindSpec::Gemini => ProviderKind::Gemini,
+            ProviderKindSpec::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+        };
+        let default_url = match kind {
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => None,
+        };
+        let base_url = match spec.base_url.as_deref().or(default_url) {
+            Some(url) => match parse_base_url(url) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    self.error(format!("{path}.base_url"), e);
+                    None
+                }
+            },
+            None => {
+                self.error(
+                    format!("{path}.base_url"),
+                    format!("required for kind {}", kind.as_str()),
+                );
+                None
+            }
+        };
+        let api_key = match (&spec.api_key, &spec.api_key_file) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    format!("{path}.api_key_file"),
+                    "set either api_key or api_key_file, not both",
+                );
+                None
+            }
+            (Some(key), None) => {
+                if key.trim().is_empty() {
+                    self.error(format!("{path}.api_key"), "is empty");
+                }
+                Some(Secret::new(key.trim().to_string()))
+            }
+            (None, Some(file)) => {
+                let resolved = secrets::resolve_path(file, self.base_dir);
+                match secrets::read_secret_file(&resolved) {
+                    Ok((key, bytes)) => {
+                        self.hasher.update(&bytes);
+                        self.source_files.push(resolved);
+                        Some(Secret::new(key))
+                    }
+                    Err(e) => {
+                        self.error(format!("{path}.api_key_file"), e);
+                        None
+                    }
+                }
+            }
+            (None, None) => {
+                if kind != ProviderKind::OpenAiCompatible {
+                    self.error(
+                        format!("{path}.api_key"),
+                        format!(
+                            "kind {} needs api_key or api_key_file",
+                            kind.as_str()
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        let auth_header = spec
+            .auth_header
+            .clone()
+            .map(|h| h.to_ascii_lowercase())
+            .unwrap_or_else(|| {
+                match kind {
+                    ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => "authorization",
+                    ProviderKind::AzureOpenAi => "api-key",
+                    ProviderKind::Anthropic => "x-api-key",
+                    ProviderKind::Gemini => "x-goog-api-key",
+                }
+                .to_string()
+            });
+        if http::HeaderName::from_bytes(auth_header.as_bytes()).is_err() {
+            self.error(format!("{path}.auth_header"), "not a valid header name");
+        }
+        let mut headers = Vec::new();
+        for (k, v) in spec.headers.iter().flatten() {
+            let ok = http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                && http::HeaderValue::from_str(v).is_ok();
+            if ok {
+                headers.push((k.to_ascii_lowercase(), v.clone()));
+            } else {
+                self.error(format!("{path}.headers.{k}"), "not a valid header name or value");
+            }
+        }
+        let ca_file = spec.ca_file.as_ref().map(|f| {
+            let p = secrets::resolve_path(f, self.base_dir);
+            if let Err(e) = std::fs::metadata(&p) {
+                self.error(format!("{path}.ca_file"), format!("cannot read {}: {e}", p.display()));
+            }
+            p
+        });
+        Some(Provider {
+            name: name.to_string(),
+            kind,
+            base_url: base_url?,
+            api_key,
+            auth_header,
+            ca_file,
+            api_version: spec.api_version.clone(),
+            headers,
+        })
+    }
+
+    fn breaker(
+        &mut self,
+        path: &str,
+        spec: Option<&BreakerSpec>,
+        parent: &CircuitBreakerSettings,
+    ) -> CircuitBreakerSettings {
+        let Some(spec) = spec else {
+            return parent.clone();
+        };
+        for (field, v) in [
+            ("failure_rate", spec.failure_rate),
+            ("slow_call_rate", spec.slow_call_rate),
+        ] {
+            if v.is_some_and(|v| !(v > 0.0 && v <= 1.0)) {
+                self.error(format!("{path}.{field}"), "must be in (0, 1]");
+            }
+        }
+        if spec.min_calls == Some(0) {
+            self.error(format!("{path}.min_calls"), "must be at least 1");
+        }
+        if spec.half_open_probes == Some(0) {
+            self.error(format!("{path}.half_open_probes"), "must be at least 1");
+        }
+        CircuitBreakerSettings {
+            enabled: spec.enabled.unwrap_or(parent.enabled),
+            window: spec.window_s.map(|d| d.0).unwrap_or(parent.window),
+            min_calls: spec.min_calls.unwrap_or(parent.min_calls),
+            failure_rate: spec.failure_rate.unwrap_or(parent.failure_rate),
+            slow_call: spec.slow_call_ms.map(|d| d.0).or(parent.slow_call),
+            slow_call_rate: spec.slow_call_rate.unwrap_or(parent.slow_call_rate),
+            open_for: spec.open_s.map(|d| d.0).unwrap_or(parent.open_for),
+            half_open_probes: spec.half_open_probes.unwrap_or(parent.half_open_probes),
+        }
+    }
+
+    fn status_codes(&mut self, path: &str, codes: &[i64]) -> Vec<u16> {
+        let mut out = Vec::with_capacity(codes.len());
+        for (i, c) in codes.iter().enumerate() {
+            if (100..=599).contains(c) {
+                out.push(*c as u16);
+            } else {
+                self.error(format!("{path}[{i}]"), format!("{c} is not an HTTP status code (100-599)"));
+            }
+        }
+        out
+    }
+
+    /// The settings of a node: its own where set, else its parent's.
+    fn settings(&mut self, spec: &NodeSpec, path: &str, parent: &TargetSettings) -> TargetSettings {
+        let retry = match &spec.retry {
+            Some(r) => RetrySettings {
+                attempts: r.attempts,
+                on_status_codes: match &r.on_status_codes {
+                    Some(c) => self.status_codes(&format!("{path}.retry.on_status_codes"), c),
+                    None => RetrySettings::default().on_status_codes,
+                },
+                use_retry_after: r.use_retry_after_header.unwrap_or(true),
+            },
+            None => parent.retry.clone(),
+        };
+        if spec.retry.as_ref().is_some_and(|r| r.attempts > 10) {
+            self.error(format!("{path}.retry.attempts"), "at most 10");
+        }
+        let timeouts = match &spec.timeouts {
+            Some(t) => PhaseTimeouts {
+                connect: t.connect_ms.map(|d| d.0).or(parent.timeouts.connect),
+                ttft: t.ttft_ms.map(|d| d.0).or(parent.timeouts.ttft),
+                idle: t.idle_ms.map(|d| d.0).or(parent.timeouts.idle),
+                total: t.total_ms.map(|d| d.0).or(parent.timeouts.total),
+            },
+            None => parent.timeouts.clone(),
+        };
+        let mut override_params = parent.override_params.clone();
+        if let Some(own) = &spec.override_params {
+            for (k, v) in own {
+                override_params.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(model) = override_params.get("model") {
+            match model.as_str() {
+                Some(m) => {
+                    self.known_models.insert(m.to_string());
+                }
+                None => self.error(format!("{path}.override_params.model"), "must be a string"),
+            }
+        }
+        let cache = match &spec.cache {
+            Some(c) => {
+                if let Some(t) = c.similarity_threshold {
+                    if !(t > 0.0 && t <= 1.0) {
+                        self.error(format!("{path}.cache.similarity_threshold"), "must be in (0, 1]");
+                    }
+                }
+                if c.mode == CacheModeSpec::Semantic && c.similarity_threshold.is_none() {
+                    self.error(format!("{path}.cache.similarity_threshold"), "required for mode semantic");
+                }
+                Some(CacheSettings {
+                    mode: match c.mode {
+                        CacheModeSpec::Simple => CacheMode::Simple,
+                        CacheModeSpec::Semantic => CacheMode::Semantic,
+                    },
+                    max_age: c.max_age.map(|d| d.0).unwrap_or(Duration::from_secs(300)),
+                    similarity_threshold: c.similarity_threshold,
+                    skip_nondeterministic: c.skip_nondeterministic.unwrap_or(false),
+                    backend_redis: c.backend == Some(CacheBackendSpec::Redis),
+                })
+            }
+            None => parent.cache.clone(),
+        };
+        let input_guardrails = match &spec.input_guardrails {
+            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g),
+            None => parent.input_guardrails.clone(),
+        };
+        let output_guardrails = match &spec.output_guardrails {
+            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g),
+            None => parent.output_guardrails.clone(),
+        };
+        TargetSettings {
+            retry,
+            request_timeout: spec.request_timeout.map(|d| d.0).or(parent.request_timeout),
+            timeouts,
+            override_params,
+            circuit_breaker: self.breaker(
+                &format!("{path}.circuit_breaker"),
+                spec.circuit_breaker.as_ref(),
+                &parent.circuit_breaker,
+            ),
+            cache,
+            input_guardrails,
+            output_guardrails,
+        }
+    }
+
+    fn guardrails(&mut self, path: &str, list: &[Value]) -> Vec<Value> {
+        for (i, g) in list.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(obj) = g.as_object() else {
+                self.error(p, "must be a mapping with `check` and `action`");
+                continue;
+            };
+            match obj.get("check").and_then(Value::as_str) {
+                Some(c) if GUARDRAIL_CHECKS.contains(&c) => {}
+                other => self.error(
+                    format!("{p}.check"),
+                    format!("unknown check {other:?}: expected one of {GUARDRAIL_CHECKS:?}"),
+                ),
+            }
+            match obj.get("action").and_then(Value::as_str) {
+                Some(a) if GUARDRAIL_ACTIONS.contains(&a) => {}
+                other => self.error(
+                    format!("{p}.action"),
+                    format!("unknown action {other:?}: expected one of {GUARDRAIL_ACTIONS:?}"),
+                ),
+            }
+            if let Some(pattern) = obj.get("pattern") {
+                match pattern.as_str().map(regex::Regex::new) {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => self.error(format!("{p}.pattern"), format!("invalid regex: {e}")),
+                    None => self.error(format!("{p}.pattern"), "must be a string"),
+                }
+            }
+        }
+        list.to_vec()
+    }
+
+    /// Validates a Portkey query: `{ "metadata.x": {"$eq": v}, "$or": [ ... ] }`.
+    fn query(&mut self, path: &str, query: &Value) {
+        let Some(obj) = query.as_object() else {
+            self.error(path, "a query must be a mapping");
+            return;
+        };
+        for (key, value) in obj {
+            let p = format!("{path}.{key}");
+            if key == "$and" || key == "$or" {
+                match value.as_array() {
+                    Some(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            self.query(&format!("{p}[{i}]"), item);
+                        }
+                    }
+                    None => self.error(p, format!("{key} takes a list of queries")),
+                }
+                continue;
+            }
+            if !(key.starts_with("metadata.") || key.starts_with("params.") || key == "url.pathname")
+            {
+                self.error(
+                    p,
+                    "query keys are metadata.<key>, params.<key>, $and or $or",
+                );
+                continue;
+            }
+            let Some(ops) = value.as_object() else {
+                continue; // a bare value means $eq
+            };
+            for (op, operand) in ops {
+                if !QUERY_OPERATORS.contains(&op.as_str()) {
+                    self.error(format!("{p}.{op}"), format!("unknown operator {op}"));
+                } else if op == "$regex" {
+                    match operand.as_str().map(regex::Regex::new) {
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => self.error(format!("{p}.{op}"), format!("invalid regex: {e}")),
+                        None => self.error(format!("{p}.{op}"), "must be a string"),
+                    }
+                } else if (op == "$in" || op == "$nin") && !operand.is_array() {
+                    self.error(format!("{p}.{op}"), "must be a list");
+                }
+            }
+        }
+    }
+
+    fn node(
+        &mut self,
+        spec: &NodeSpec,
+        yaml_path: &str,
+        option_path: String,
+        parent: &TargetSettings,
+        virtual_keys: &HashMap<String, Arc<VirtualKey>>,
+        file: &FileConfig,
+    ) -> Option<Target> {
+        let settings = self.settings(spec, yaml_path, parent);
+        let weight = spec.weight.unwrap_or(1.0);
+        if !(weight > 0.0) || !weight.is_finite() {
+            self.error(format!("{yaml_path}.weight"), "must be greater than zero");
+        }
+        let kind = match (&spec.virtual_key, &spec.targets) {
+            (Some(_), Some(_)) => {
+                self.error(yaml_path, "a target has either virtual_key or targets, not both");
+                return None;
+            }
+            (None, None) => {
+                self.error(yaml_path, "a target needs virtual_key or targets");
+                return None;
+            }
+            (Some(vk), None) => {
+                if spec.strategy.is_some() {
+                    self.error(format!("{yaml_path}.strategy"), "a strategy needs targets");
+                }
+                match virtual_keys.get(vk) {
+                    Some(k) => TargetKind::Leaf {
+                        virtual_key: k.clone(),
+                    },
+                    None => {
+                        if !file.virtual_keys.contains_key(vk) {
+                            self.error(
+                                format!("{yaml_path}.virtual_key"),
+                                format!("unknown virtual key {vk:?}"),
+                            );
+                        }
+                        return None;
+                    }
+                }
+            }
+            (None, Some(children)) => {
+                if children.is_empty() {
+                    self.error(format!("{yaml_path}.targets"), "must not be empty");
+                    return None;
+                }
+                let strategy = self.strategy(spec, yaml_path, children);
+                let mut targets = Vec::with_capacity(children.len());
+                for (i, child) in children.iter().enumerate() {
+                    if let Some(t) = self.node(
+                        child,
+                        &format!("{yaml_path}.targets[{i}]"),
+                        format!("{option_path}.targets[{i}]"),
+                        &settings,
+                        virtual_keys,
+                        file,
+                    ) {
+                        targets.push(t);
+                    }
+                }
+                if targets.len() != children.len() {
+                    return None;
+                }
+                TargetKind::Group { strategy, targets }
+            }
+        };
+        Some(Target {
+            path: option_path,
+            name: spec.name.clone(),
+            weight,
+            kind,
+            settings,
+        })
+    }
+
+    fn strategy(&mut self, spec: &NodeSpec, yaml_path: &str, children: &[NodeSpec]) -> Strategy {
+        let s = spec.strategy.as_ref();
+        let sp = format!("{yaml_path}.strategy");
+        let mode = match s.map(|s| s.mode) {
+            None | Some(ModeSpec::Single) => StrategyMode::Single,
+            Some(ModeSpec::Fallback) => StrategyMode::Fallback,
+            Some(ModeSpec::Loadbalance) => StrategyMode::LoadBalance,
+            Some(ModeSpec::Conditional) => StrategyMode::Conditional,
+        };
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in children.iter().enumerate() {
+            if let Some(n) = &c.name {
+                if names.insert(n.as_str(), i).is_some() {
+                    self.error(
+                        format!("{yaml_path}.targets[{i}].name"),
+                        format!("duplicate target name {n:?}"),
+                    );
+                }
+            }
+        }
+        let on_status_codes = s
+            .and_then(|s| s.on_status_codes.as_ref())
+            .map(|c| self.status_codes(&format!("{sp}.on_status_codes"), c));
+        if on_status_codes.is_some() && mode != StrategyMode::Fallback {
+            self.error(format!("{sp}.on_status_codes"), "only for mode fallback");
+        }
+        let mut conditions = Vec::new();
+        let mut default_target = None;
+        if mode == StrategyMode::Conditional {
+            let specs = s.and_then(|s| s.conditions.as_ref());
+            if specs.is_none_or(|c| c.is_empty()) {
+                self.error(format!("{sp}.conditions"), "mode conditional needs conditions");
+            }
+            for (i, c) in specs.into_iter().flatten().enumerate() {
+                self.query(&format!("{sp}.conditions[{i}].query"), &c.query);
+                match names.get(c.then.as_str()) {
+                    Some(&idx) => conditions.push(Condition {
+                        query: c.query.clone(),
+                        then: idx,
+                    }),
+                    None => self.error(
+                        format!("{sp}.conditions[{i}].then"),
+                        format!("no target named {:?}", c.then),
+                    ),
+                }
+            }
+            if let Some(d) = s.and_then(|s| s.default.as_ref()) {
+                match names.get(d.as_str()) {
+                    Some(&idx) => default_target = Some(idx),
+                    None => self.error(format!("{sp}.default"), format!("no target named {d:?}")),
+                }
+            }
+        } else {
+            if s.is_some_and(|s| s.conditions.is_some()) {
+                self.error(format!("{sp}.conditions"), "only for mode conditional");
+            }
+            if s.is_some_and(|s| s.default.is_some()) {
+                self.error(format!("{sp}.default"), "only for mode conditional");
+            }
+        }
+        let algorithm = match s.and_then(|s| s.algorithm) {
+            Some(AlgorithmSpec::LeastLatency) => LbAlgorithm::LeastLatency,
+            _ => LbAlgorithm::WeightedRandom,
+        };
+        if s.and_then(|s| s.algorithm).is_some() && mode != StrategyMode::LoadBalance {
+            self.error(format!("{sp}.algorithm"), "only for mode loadbalance");
+        }
+        let hedge_after = spec.hedge.as_ref().map(|h| h.after_ms.0);
+        if hedge_after.is_some() && mode != StrategyMode::Fallback {
+            self.error(format!("{yaml_path}.hedge"), "hedging needs strategy mode fallback");
+        }
+        Strategy {
+            mode,
+            on_status_codes,
+            algorithm,
+            conditions,
+            default_target,
+            hedge_after,
+        }
+    }
+}
+
+/// Splits a base URL once so the request path never parses one.
+pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err("credentials in base_url are not allowed: use api_key".into());
+    }
+    if path.contains('?') || path.contains('#') {
+        return Err(format!("{url:?} must not have a query or fragment"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6.find(']').ok_or_else(|| format!("{url:?}: unclosed ["))?;
+        let host = &v6[..end];
+        let port = match &v6[end + 1..] {
+            "" => default_port,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| format!("{url:?}: invalid port"))?,
+        };
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("{url:?}: invalid port {p:?}"))?,
+            ),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(BaseUrl {
+        tls,
+        host,
+        port,
+        path: path.trim_end_matches('/').to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+providers:
+  openai: { kind: openai, api_key: sk-inline-secret }
+  local: { kind: openai-compatible, base_url: "http://127.0.0.1:9000/v1/" }
+virtual_keys:
+  vk-a: { provider: openai, models: [gpt-4o-mini] }
+  vk-b: { provider: local }
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(text, None) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn has(errors: &[String], needle: &str) -> bool {
+        errors.iter().any(|e| e.contains(needle))
+    }
+
+    #[test]
+    fn a_minimal_file_compiles_with_defaults() {
+        let s = load_str(BASE, None).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.admin_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(s.threads, 2);
+        assert_eq!(s.hash.len(), 16);
+        let local = &s.virtual_keys["vk-b"].provider;
+        assert_eq!(local.base_url.path, "/v1");
+        assert_eq!(local.base_url.port, 9000);
+        let openai = &s.virtual_keys["vk-a"].provider;
+        assert!(openai.base_url.tls);
+        assert_eq!(openai.base_url.host, "api.openai.com");
+        assert!(s.known_models.contains("gpt-4o-mini"));
+        assert!(load_str("", None).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_the_redacted_view() {
+        let s = load_str(BASE, None).unwrap();
+        assert!(!format!("{s:?}").contains("sk-inline-secret"));
+        assert!(!s.redacted.to_string().contains("sk-inline-secret"));
+        assert_eq!(s.redacted["providers"]["openai"]["api_key"], REDACTED);
+    }
+
+    #[test]
+    fn references_are_checked_with_their_yaml_paths() {
+        let e = errors(&format!(
+            "{BASE}default_config: nope\nconfigs:\n  chat:\n    strategy: {{ mode: fallback }}\n    targets:\n      - virtual_key: vk-a\n      - virtual_key: vk-cluade\n  c2:\n    targets: []\n"
+        ));
+        assert!(has(&e, r#"configs.chat.targets[1].virtual_key: unknown virtual key "vk-cluade""#), "{e:?}");
+        assert!(has(&e, "default_config: unknown config \"nope\""), "{e:?}");
+        assert!(has(&e, "configs.c2.targets: must not be empty"), "{e:?}");
+        let e = errors("virtual_keys:\n  vk: { provider: ghost }\n");
+        assert!(has(&e, "virtual_keys.vk.provider: unknown provider \"ghost\""), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_fields_bad_durations_and_weights_are_errors() {
+        let e = errors("providers:\n  p: { kind: openai, api_key: k, falback: 1 }\n");
+        assert!(has(&e, "providers.p") && has(&e, "falback"), "{e:?}");
+        for (timeout, what) in [("0", "greater than zero"), ("-5", "greater than zero"), ("soon", "invalid duration"), ("1.5", "whole number")] {
+            let e = errors(&format!("{BASE}configs:\n  c:\n    virtual_key: vk-b\n    request_timeout: {timeout}\n"));
+            assert!(has(&e, "configs.c.request_timeout") && has(&e, what), "{timeout}: {e:?}");
+        }
+        let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: loadbalance }}\n    targets:\n      - {{ virtual_key: vk-b, weight: 0 }}\n"));
+        assert!(has(&e, "configs.c.targets[0].weight: must be greater than zero"), "{e:?}");
+        let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: fallback, on_status_codes: [503, 42] }}\n    targets: [{{ virtual_key: vk-b }}]\n"));
+        assert!(has(&e, "configs.c.strategy.on_status_codes[1]"), "{e:?}");
+        let e = errors("listen: nowhere\nthreads: 0\n");
+        assert!(has(&e, "listen: invalid address") && has(&e, "threads"), "{e:?}");
+    }
+
+    #[test]
+    fn unset_env_and_unreadable_key_files_are_errors() {
+        let e = errors("providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_SURELY_UNSET_VAR}\" }\n");
+        assert!(has(&e, "providers.p.api_key: environment variable SWITCHYARD_SURELY_UNSET_VAR is not set"), "{e:?}");
+        let e = errors("providers:\n  p: { kind: openai, api_key_file: /nonexistent/key }\n");
+        assert!(has(&e, "providers.p.api_key_file: cannot read /nonexistent/key"), "{e:?}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "sk-from-file\n").unwrap();
+        let s = load_str("providers:\n  p: { kind: openai, api_key_file: key }\n", Some(dir.path())).unwrap();
+        assert_eq!(s.providers[0].api_key.as_ref().unwrap().expose(), "sk-from-file");
+        assert_eq!(s.source_files, vec![dir.path().join("key")]);
+    }
+
+    #[test]
+    fn settings_inherit_down_the_tree_and_paths_follow_portkey() {
+        let s = load_str(
+            &format!(
+                r#"{BASE}configs:
+  chat:
+    strategy: {{ mode: fallback }}
+    request_timeout: 8000
+    override_params: {{ temperature: 0.2, model: a }}
+    targets:
+      - virtual_key: vk-a
+        override_params: {{ model: gpt-4o-mini }}
+        timeouts: {{ ttft_ms: 3s }}
+      - strategy: {{ mode: loadbalance }}
+        request_timeout: 500
+        targets:
+          - {{ virtual_key: vk-b, weight: 3, name: big }}
+          - {{ virtual_key: vk-b }}
+"#
+            ),
+            None,
+        )
+        .unwrap();
+        let root = &s.configs["chat"].root;
+        assert_eq!(root.path, "config");
+        let TargetKind::Group { targets, strategy } = &root.kind else { panic!() };
+        assert_eq!(strategy.mode, StrategyMode::Fallback);
+        let first = &targets[0];
+        assert_eq!(first.path, "config.targets[0]");
+        assert_eq!(first.settings.request_timeout, Some(Duration::from_secs(8)));
+        assert_eq!(first.settings.timeouts.ttft, Some(Duration::from_secs(3)));
+        assert_eq!(first.settings.override_params["model"], "gpt-4o-mini");
+        assert_eq!(first.settings.override_params["temperature"], 0.2);
+        let TargetKind::Group { targets: inner, .. } = &targets[1].kind else { panic!() };
+        assert_eq!(inner[0].path, "config.targets[1].targets[0]");
+        assert_eq!(inner[0].label(), "big");
+        assert_eq!(inner[1].label(), "config.targets[1].targets[1]");
+        assert_eq!(inner[0].weight, 3.0);
+        assert_eq!(inner[0].settings.request_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(inner[0].settings.override_params["model"], "a");
+    }
+
+    #[test]
+    fn conditional_routing_is_validated() {
+        let e = errors(&format!(
+            r#"{BASE}configs:
+  c:
+    strategy:
+      mode: conditional
+      conditions:
+        - {{ query: {{ "metadata.plan": {{ $eq: paid }} }}, then: fast }}
+        - {{ query: {{ "metadata.plan": {{ $like: x }} }}, then: ghost }}
+        - {{ query: {{ "params.model": {{ $regex: "(" }} }}, then: fast }}
+      default: slow
+    targets:
+      - {{ name: fast, virtual_key: vk-a }}
+      - {{ name: fast, virtual_key: vk-b }}
+"#
+        ));
+        assert!(has(&e, "conditions[1].query.metadata.plan.$like: unknown operator"), "{e:?}");
+        assert!(has(&e, "conditions[1].then: no target named \"ghost\""), "{e:?}");
+        assert!(has(&e, "conditions[2].query.params.model.$regex: invalid regex"), "{e:?}");
+        assert!(has(&e, "strategy.default: no target named \"slow\""), "{e:?}");
+        assert!(has(&e, "targets[1].name: duplicate target name"), "{e:?}");
+    }
+
+    #[test]
+    fn base_urls_split_once() {
+        let u = parse_base_url("https://[::1]:8443/openai/v1/").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "::1", 8443, "/openai/v1"));
+        assert_eq!(u.host_header(), "[::1]:8443");
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("http://user:pw@x/v1").is_err());
+        assert!(parse_base_url("http://:80").is_err());
+        assert!(parse_base_url("http://x:99999").is_err());
+    }
 }

@@ -1,1 +1,345 @@
-//! The config file as users write it (DESIGN.md §4): serde types, `deny_unknown_fields`.
+//! The config file as users write it (DESIGN.md §4): serde types, `deny_unknown_fields`
+//! everywhere, spelled as in Portkey's config where Portkey defines a field.
+//!
+//! YAML crate: `serde-saphyr`. `serde_yaml` is archived; its forks (`serde_yaml_ng`,
+//! `serde_norway`) still run a C-transpiled unsafe parser. serde-saphyr is pure Rust with
+//! `forbid(unsafe)`, refuses alias bombs with parse budgets (a sidecar re-parses on every reload),
+//! and gives line/column errors. The file is parsed into a generic tree first and then into these
+//! types through `serde_path_to_error`, so every error names its YAML path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub threads: Option<usize>,
+    pub default_config: Option<String>,
+    #[serde(default)]
+    pub allow_inline_configs: bool,
+    pub shutdown_grace: Option<Seconds>,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSpec>,
+    #[serde(default)]
+    pub virtual_keys: BTreeMap<String, VirtualKeySpec>,
+    pub state: Option<StateSpec>,
+    pub forward: Option<ForwardSpec>,
+    pub circuit_breaker: Option<BreakerSpec>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, NodeSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub max_request_body_bytes: Option<usize>,
+    pub max_response_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKindSpec {
+    Openai,
+    AzureOpenai,
+    Anthropic,
+    Gemini,
+    OpenaiCompatible,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    pub kind: ProviderKindSpec,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_file: Option<String>,
+    pub auth_header: Option<String>,
+    pub ca_file: Option<String>,
+    pub api_version: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualKeySpec {
+    pub provider: String,
+    pub models: Option<Vec<String>>,
+    pub limits: Option<KeyLimitsSpec>,
+    pub config: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimitsSpec {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub concurrent: Option<u64>,
+    pub usd_per_day: Option<f64>,
+    pub usd_per_month: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStateError {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    pub redis_url: String,
+    pub on_state_error: Option<OnStateError>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSpec {
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub intercept: Option<Vec<String>>,
+    pub allow_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    pub enabled: Option<bool>,
+    pub window_s: Option<Seconds>,
+    pub min_calls: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub slow_call_ms: Option<Millis>,
+    pub slow_call_rate: Option<f64>,
+    pub open_s: Option<Seconds>,
+    pub half_open_probes: Option<u32>,
+}
+
+/// A config, or a target inside one: the same shape at every depth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub strategy: Option<StrategySpec>,
+    pub hedge: Option<HedgeSpec>,
+    pub targets: Option<Vec<NodeSpec>>,
+    pub virtual_key: Option<String>,
+    pub name: Option<String>,
+    pub weight: Option<f64>,
+    pub override_params: Option<serde_json::Map<String, serde_json::Value>>,
+    pub request_timeout: Option<Millis>,
+    pub retry: Option<RetrySpec>,
+    pub timeouts: Option<TimeoutsSpec>,
+    pub circuit_breaker: Option<BreakerSpec>,
+    pub cache: Option<CacheSpec>,
+    pub input_guardrails: Option<Vec<serde_json::Value>>,
+    pub output_guardrails: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSpec {
+    Single,
+    Fallback,
+    Loadbalance,
+    Conditional,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlgorithmSpec {
+    WeightedRandom,
+    LeastLatency,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    pub mode: ModeSpec,
+    pub on_status_codes: Option<Vec<i64>>,
+    pub algorithm: Option<AlgorithmSpec>,
+    pub conditions: Option<Vec<ConditionSpec>>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    pub query: serde_json::Value,
+    pub then: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeSpec {
+    pub after_ms: Millis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    pub attempts: u32,
+    pub on_status_codes: Option<Vec<i64>>,
+    pub use_retry_after_header: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    pub connect_ms: Option<Millis>,
+    pub ttft_ms: Option<Millis>,
+    pub idle_ms: Option<Millis>,
+    pub total_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheModeSpec {
+    Simple,
+    Semantic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackendSpec {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    pub mode: CacheModeSpec,
+    pub max_age: Option<Seconds>,
+    pub similarity_threshold: Option<f64>,
+    pub skip_nondeterministic: Option<bool>,
+    pub backend: Option<CacheBackendSpec>,
+    pub embedder: Option<serde_json::Value>,
+}
+
+/// A duration written in milliseconds (`500`) or with a unit (`"500ms"`, `"2s"`, `"1m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Millis(pub Duration);
+
+/// A duration written in seconds (`30`) or with a unit (`"30s"`, `"2m"`, `"500ms"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+/// Parses `"250ms"`, `"8s"`, `"2m"`, `"1h"`; a bare number is in `default_unit_ms`.
+pub fn parse_duration(text: &str, default_unit_ms: u64) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("duration {text:?} must be greater than zero"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 8s, 2m"))?;
+    let unit_ms = match unit.trim() {
+        "" => default_unit_ms as f64,
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    let ms = value * unit_ms;
+    if !ms.is_finite() || ms <= 0.0 {
+        return Err(format!("duration {text:?} must be greater than zero"));
+    }
+    if ms > 365.0 * 24.0 * 3_600_000.0 {
+        return Err(format!("duration {text:?} is longer than a year"));
+    }
+    Ok(Duration::from_micros((ms * 1000.0) as u64))
+}
+
+struct DurationVisitor {
+    unit_ms: u64,
+    unit_name: &'static str,
+}
+
+impl<'de> Visitor<'de> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a positive duration in {} or a string such as \"500ms\" or \"8s\"",
+            self.unit_name
+        )
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        parse_duration(&v.to_string(), self.unit_ms).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        parse_duration(&v.to_string(), self.unit_ms).map_err(E::custom)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        if v.fract() != 0.0 {
+            return Err(E::custom(format!(
+                "duration {v} must be a whole number of {}",
+                self.unit_name
+            )));
+        }
+        parse_duration(&v.to_string(), self.unit_ms).map_err(E::custom)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v, self.unit_ms).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DurationVisitor {
+            unit_ms: 1,
+            unit_name: "milliseconds",
+        })
+        .map(Millis)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DurationVisitor {
+            unit_ms: 1000,
+            unit_name: "seconds",
+        })
+        .map(Seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("250", 1), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250ms", 1000), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("8s", 1), Ok(Duration::from_secs(8)));
+        assert_eq!(parse_duration("2m", 1), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30", 1000), Ok(Duration::from_secs(30)));
+        for bad in ["0", "-5", "abc", "5 parsecs", "", "0ms", "1e400"] {
+            assert!(parse_duration(bad, 1).is_err(), "{bad}");
+        }
+    }
+}
