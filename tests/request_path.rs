@@ -599,12 +599,9 @@ async fn metrics_have_bounded_labels() {
         post(&gw, "vk-app", &chat("gpt-4o", false)).await.status(),
         200
     );
-    assert_eq!(
-        post(&gw, "vk-any", &chat("some-random-model-xyz", true))
-            .await
-            .status(),
-        200
-    );
+    let streamed = post(&gw, "vk-any", &chat("some-random-model-xyz", true)).await;
+    assert_eq!(streamed.status(), 200);
+    assert!(streamed.text().await.unwrap().contains("[DONE]"));
     let text = gw.metrics().await;
     assert!(!text.contains("some-random-model-xyz"));
     assert!(!text.contains(PROVIDER_KEY));

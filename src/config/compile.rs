@@ -87,8 +87,8 @@ fn compile_text(
     base_dir: Option<&Path>,
     source: Option<PathBuf>,
 ) -> Result<Snapshot, ConfigErrors> {
-    let mut tree: Value = serde_saphyr::from_str(text)
-        .map_err(|e| one("", format!("invalid YAML: {e}")))?;
+    let mut tree: Value =
+        serde_saphyr::from_str(text).map_err(|e| one("", format!("invalid YAML: {e}")))?;
     if tree.is_null() {
         tree = Value::Object(Default::default());
     }
@@ -103,7 +103,10 @@ fn compile_text(
     }
     let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
-        one(if path == "." { "" } else { &path }, e.into_inner().to_string())
+        one(
+            if path == "." { "" } else { &path },
+            e.into_inner().to_string(),
+        )
     })?;
     let mut compiler = Compiler {
         errors: Vec::new(),
@@ -202,8 +205,11 @@ impl Compiler<'_> {
                 file.limits.max_response_body_bytes,
             ),
         };
-        let circuit_breaker =
-            self.breaker("circuit_breaker", file.circuit_breaker.as_ref(), &Default::default());
+        let circuit_breaker = self.breaker(
+            "circuit_breaker",
+            file.circuit_breaker.as_ref(),
+            &Default::default(),
+        );
 
         let mut providers = Vec::new();
         let mut provider_by_name = HashMap::new();
@@ -229,12 +235,18 @@ impl Compiler<'_> {
             };
             if let Some(config) = &spec.config {
                 if !file.configs.contains_key(config) {
-                    self.error(format!("{path}.config"), format!("unknown config {config:?}"));
+                    self.error(
+                        format!("{path}.config"),
+                        format!("unknown config {config:?}"),
+                    );
                 }
             }
             if let Some(models) = &spec.models {
                 if models.is_empty() {
-                    self.error(format!("{path}.models"), "an empty allowlist allows nothing; omit it to allow any model");
+                    self.error(
+                        format!("{path}.models"),
+                        "an empty allowlist allows nothing; omit it to allow any model",
+                    );
                 }
                 self.known_models.extend(models.iter().cloned());
             }
@@ -246,7 +258,10 @@ impl Compiler<'_> {
                 usd_per_month: l.usd_per_month,
             });
             if let Some(l) = &limits {
-                for (field, v) in [("usd_per_day", l.usd_per_day), ("usd_per_month", l.usd_per_month)] {
+                for (field, v) in [
+                    ("usd_per_day", l.usd_per_day),
+                    ("usd_per_month", l.usd_per_month),
+                ] {
                     if v.is_some_and(|v| !(v >= 0.0)) {
                         self.error(format!("{path}.limits.{field}"), "must be zero or more");
                     }
@@ -284,8 +299,14 @@ impl Compiler<'_> {
         let mut configs = HashMap::new();
         for (name, spec) in &file.configs {
             let yaml_path = format!("configs.{name}");
-            if let Some(root) = self.node(spec, &yaml_path, "config".into(), &root_settings, &virtual_keys, &file)
-            {
+            if let Some(root) = self.node(
+                spec,
+                &yaml_path,
+                "config".into(),
+                &root_settings,
+                &virtual_keys,
+                &file,
+            ) {
                 configs.insert(
                     name.clone(),
                     Arc::new(RouteConfig {
@@ -330,7 +351,10 @@ impl Compiler<'_> {
             admin_listen,
             threads,
             limits,
-            shutdown_grace: file.shutdown_grace.map(|s| s.0).unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            shutdown_grace: file
+                .shutdown_grace
+                .map(|s| s.0)
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             providers,
             virtual_keys,
             configs,
@@ -418,10 +442,7 @@ impl Compiler<'_> {
                 if kind != ProviderKind::OpenAiCompatible {
                     self.error(
                         format!("{path}.api_key"),
-                        format!(
-                            "kind {} needs api_key or api_key_file",
-                            kind.as_str()
-                        ),
+                        format!("kind {} needs api_key or api_key_file", kind.as_str()),
                     );
                 }
                 None
@@ -450,13 +471,19 @@ impl Compiler<'_> {
             if ok {
                 headers.push((k.to_ascii_lowercase(), v.clone()));
             } else {
-                self.error(format!("{path}.headers.{k}"), "not a valid header name or value");
+                self.error(
+                    format!("{path}.headers.{k}"),
+                    "not a valid header name or value",
+                );
             }
         }
         let ca_file = spec.ca_file.as_ref().map(|f| {
             let p = secrets::resolve_path(f, self.base_dir);
             if let Err(e) = std::fs::metadata(&p) {
-                self.error(format!("{path}.ca_file"), format!("cannot read {}: {e}", p.display()));
+                self.error(
+                    format!("{path}.ca_file"),
+                    format!("cannot read {}: {e}", p.display()),
+                );
             }
             p
         });
@@ -513,7 +540,10 @@ impl Compiler<'_> {
             if (100..=599).contains(c) {
                 out.push(*c as u16);
             } else {
-                self.error(format!("{path}[{i}]"), format!("{c} is not an HTTP status code (100-599)"));
+                self.error(
+                    format!("{path}[{i}]"),
+                    format!("{c} is not an HTTP status code (100-599)"),
+                );
             }
         }
         out
@@ -562,11 +592,17 @@ impl Compiler<'_> {
             Some(c) => {
                 if let Some(t) = c.similarity_threshold {
                     if !(t > 0.0 && t <= 1.0) {
-                        self.error(format!("{path}.cache.similarity_threshold"), "must be in (0, 1]");
+                        self.error(
+                            format!("{path}.cache.similarity_threshold"),
+                            "must be in (0, 1]",
+                        );
                     }
                 }
                 if c.mode == CacheModeSpec::Semantic && c.similarity_threshold.is_none() {
-                    self.error(format!("{path}.cache.similarity_threshold"), "required for mode semantic");
+                    self.error(
+                        format!("{path}.cache.similarity_threshold"),
+                        "required for mode semantic",
+                    );
                 }
                 Some(CacheSettings {
                     mode: match c.mode {
@@ -629,7 +665,9 @@ impl Compiler<'_> {
             if let Some(pattern) = obj.get("pattern") {
                 match pattern.as_str().map(regex::Regex::new) {
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => self.error(format!("{p}.pattern"), format!("invalid regex: {e}")),
+                    Some(Err(e)) => {
+                        self.error(format!("{p}.pattern"), format!("invalid regex: {e}"))
+                    }
                     None => self.error(format!("{p}.pattern"), "must be a string"),
                 }
             }
@@ -656,7 +694,9 @@ impl Compiler<'_> {
                 }
                 continue;
             }
-            if !(key.starts_with("metadata.") || key.starts_with("params.") || key == "url.pathname")
+            if !(key.starts_with("metadata.")
+                || key.starts_with("params.")
+                || key == "url.pathname")
             {
                 self.error(
                     p,
@@ -673,7 +713,9 @@ impl Compiler<'_> {
                 } else if op == "$regex" {
                     match operand.as_str().map(regex::Regex::new) {
                         Some(Ok(_)) => {}
-                        Some(Err(e)) => self.error(format!("{p}.{op}"), format!("invalid regex: {e}")),
+                        Some(Err(e)) => {
+                            self.error(format!("{p}.{op}"), format!("invalid regex: {e}"))
+                        }
                         None => self.error(format!("{p}.{op}"), "must be a string"),
                     }
                 } else if (op == "$in" || op == "$nin") && !operand.is_array() {
@@ -699,7 +741,10 @@ impl Compiler<'_> {
         }
         let kind = match (&spec.virtual_key, &spec.targets) {
             (Some(_), Some(_)) => {
-                self.error(yaml_path, "a target has either virtual_key or targets, not both");
+                self.error(
+                    yaml_path,
+                    "a target has either virtual_key or targets, not both",
+                );
                 return None;
             }
             (None, None) => {
@@ -790,7 +835,10 @@ impl Compiler<'_> {
         if mode == StrategyMode::Conditional {
             let specs = s.and_then(|s| s.conditions.as_ref());
             if specs.is_none_or(|c| c.is_empty()) {
-                self.error(format!("{sp}.conditions"), "mode conditional needs conditions");
+                self.error(
+                    format!("{sp}.conditions"),
+                    "mode conditional needs conditions",
+                );
             }
             for (i, c) in specs.into_iter().flatten().enumerate() {
                 self.query(&format!("{sp}.conditions[{i}].query"), &c.query);
@@ -828,7 +876,10 @@ impl Compiler<'_> {
         }
         let hedge_after = spec.hedge.as_ref().map(|h| h.after_ms.0);
         if hedge_after.is_some() && mode != StrategyMode::Fallback {
-            self.error(format!("{yaml_path}.hedge"), "hedging needs strategy mode fallback");
+            self.error(
+                format!("{yaml_path}.hedge"),
+                "hedging needs strategy mode fallback",
+            );
         }
         Strategy {
             mode,
@@ -876,7 +927,8 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
         match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("{url:?}: invalid port {p:?}"))?,
+                p.parse()
+                    .map_err(|_| format!("{url:?}: invalid port {p:?}"))?,
             ),
             None => (authority.to_string(), default_port),
         }
@@ -946,39 +998,82 @@ virtual_keys:
         let e = errors(&format!(
             "{BASE}default_config: nope\nconfigs:\n  chat:\n    strategy: {{ mode: fallback }}\n    targets:\n      - virtual_key: vk-a\n      - virtual_key: vk-cluade\n  c2:\n    targets: []\n"
         ));
-        assert!(has(&e, r#"configs.chat.targets[1].virtual_key: unknown virtual key "vk-cluade""#), "{e:?}");
+        assert!(
+            has(
+                &e,
+                r#"configs.chat.targets[1].virtual_key: unknown virtual key "vk-cluade""#
+            ),
+            "{e:?}"
+        );
         assert!(has(&e, "default_config: unknown config \"nope\""), "{e:?}");
         assert!(has(&e, "configs.c2.targets: must not be empty"), "{e:?}");
         let e = errors("virtual_keys:\n  vk: { provider: ghost }\n");
-        assert!(has(&e, "virtual_keys.vk.provider: unknown provider \"ghost\""), "{e:?}");
+        assert!(
+            has(&e, "virtual_keys.vk.provider: unknown provider \"ghost\""),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn unknown_fields_bad_durations_and_weights_are_errors() {
         let e = errors("providers:\n  p: { kind: openai, api_key: k, falback: 1 }\n");
         assert!(has(&e, "providers.p") && has(&e, "falback"), "{e:?}");
-        for (timeout, what) in [("0", "greater than zero"), ("-5", "greater than zero"), ("soon", "invalid duration"), ("1.5", "whole number")] {
-            let e = errors(&format!("{BASE}configs:\n  c:\n    virtual_key: vk-b\n    request_timeout: {timeout}\n"));
-            assert!(has(&e, "configs.c.request_timeout") && has(&e, what), "{timeout}: {e:?}");
+        for (timeout, what) in [
+            ("0", "greater than zero"),
+            ("-5", "greater than zero"),
+            ("soon", "invalid duration"),
+            ("1.5", "whole number"),
+        ] {
+            let e = errors(&format!(
+                "{BASE}configs:\n  c:\n    virtual_key: vk-b\n    request_timeout: {timeout}\n"
+            ));
+            assert!(
+                has(&e, "configs.c.request_timeout") && has(&e, what),
+                "{timeout}: {e:?}"
+            );
         }
         let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: loadbalance }}\n    targets:\n      - {{ virtual_key: vk-b, weight: 0 }}\n"));
-        assert!(has(&e, "configs.c.targets[0].weight: must be greater than zero"), "{e:?}");
+        assert!(
+            has(&e, "configs.c.targets[0].weight: must be greater than zero"),
+            "{e:?}"
+        );
         let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: fallback, on_status_codes: [503, 42] }}\n    targets: [{{ virtual_key: vk-b }}]\n"));
         assert!(has(&e, "configs.c.strategy.on_status_codes[1]"), "{e:?}");
         let e = errors("listen: nowhere\nthreads: 0\n");
-        assert!(has(&e, "listen: invalid address") && has(&e, "threads"), "{e:?}");
+        assert!(
+            has(&e, "listen: invalid address") && has(&e, "threads"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn unset_env_and_unreadable_key_files_are_errors() {
-        let e = errors("providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_SURELY_UNSET_VAR}\" }\n");
-        assert!(has(&e, "providers.p.api_key: environment variable SWITCHYARD_SURELY_UNSET_VAR is not set"), "{e:?}");
+        let e = errors(
+            "providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_SURELY_UNSET_VAR}\" }\n",
+        );
+        assert!(
+            has(
+                &e,
+                "providers.p.api_key: environment variable SWITCHYARD_SURELY_UNSET_VAR is not set"
+            ),
+            "{e:?}"
+        );
         let e = errors("providers:\n  p: { kind: openai, api_key_file: /nonexistent/key }\n");
-        assert!(has(&e, "providers.p.api_key_file: cannot read /nonexistent/key"), "{e:?}");
+        assert!(
+            has(&e, "providers.p.api_key_file: cannot read /nonexistent/key"),
+            "{e:?}"
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("key"), "sk-from-file\n").unwrap();
-        let s = load_str("providers:\n  p: { kind: openai, api_key_file: key }\n", Some(dir.path())).unwrap();
-        assert_eq!(s.providers[0].api_key.as_ref().unwrap().expose(), "sk-from-file");
+        let s = load_str(
+            "providers:\n  p: { kind: openai, api_key_file: key }\n",
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(
+            s.providers[0].api_key.as_ref().unwrap().expose(),
+            "sk-from-file"
+        );
         assert_eq!(s.source_files, vec![dir.path().join("key")]);
     }
 
@@ -1007,7 +1102,9 @@ virtual_keys:
         .unwrap();
         let root = &s.configs["chat"].root;
         assert_eq!(root.path, "config");
-        let TargetKind::Group { targets, strategy } = &root.kind else { panic!() };
+        let TargetKind::Group { targets, strategy } = &root.kind else {
+            panic!()
+        };
         assert_eq!(strategy.mode, StrategyMode::Fallback);
         let first = &targets[0];
         assert_eq!(first.path, "config.targets[0]");
@@ -1015,12 +1112,17 @@ virtual_keys:
         assert_eq!(first.settings.timeouts.ttft, Some(Duration::from_secs(3)));
         assert_eq!(first.settings.override_params["model"], "gpt-4o-mini");
         assert_eq!(first.settings.override_params["temperature"], 0.2);
-        let TargetKind::Group { targets: inner, .. } = &targets[1].kind else { panic!() };
+        let TargetKind::Group { targets: inner, .. } = &targets[1].kind else {
+            panic!()
+        };
         assert_eq!(inner[0].path, "config.targets[1].targets[0]");
         assert_eq!(inner[0].label(), "big");
         assert_eq!(inner[1].label(), "config.targets[1].targets[1]");
         assert_eq!(inner[0].weight, 3.0);
-        assert_eq!(inner[0].settings.request_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(
+            inner[0].settings.request_timeout,
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(inner[0].settings.override_params["model"], "a");
     }
 
@@ -1041,17 +1143,35 @@ virtual_keys:
       - {{ name: fast, virtual_key: vk-b }}
 "#
         ));
-        assert!(has(&e, "conditions[1].query.metadata.plan.$like: unknown operator"), "{e:?}");
-        assert!(has(&e, "conditions[1].then: no target named \"ghost\""), "{e:?}");
-        assert!(has(&e, "conditions[2].query.params.model.$regex: invalid regex"), "{e:?}");
-        assert!(has(&e, "strategy.default: no target named \"slow\""), "{e:?}");
+        assert!(
+            has(
+                &e,
+                "conditions[1].query.metadata.plan.$like: unknown operator"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            has(&e, "conditions[1].then: no target named \"ghost\""),
+            "{e:?}"
+        );
+        assert!(
+            has(&e, "conditions[2].query.params.model.$regex: invalid regex"),
+            "{e:?}"
+        );
+        assert!(
+            has(&e, "strategy.default: no target named \"slow\""),
+            "{e:?}"
+        );
         assert!(has(&e, "targets[1].name: duplicate target name"), "{e:?}");
     }
 
     #[test]
     fn base_urls_split_once() {
         let u = parse_base_url("https://[::1]:8443/openai/v1/").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "::1", 8443, "/openai/v1"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "::1", 8443, "/openai/v1")
+        );
         assert_eq!(u.host_header(), "[::1]:8443");
         assert!(parse_base_url("ftp://x").is_err());
         assert!(parse_base_url("http://user:pw@x/v1").is_err());

@@ -334,7 +334,10 @@ mod tests {
     #[test]
     fn durations_parse_with_and_without_units() {
         assert_eq!(parse_duration("250", 1), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("250ms", 1000), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("250ms", 1000),
+            Ok(Duration::from_millis(250))
+        );
         assert_eq!(parse_duration("8s", 1), Ok(Duration::from_secs(8)));
         assert_eq!(parse_duration("2m", 1), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("30", 1000), Ok(Duration::from_secs(30)));

@@ -46,11 +46,7 @@ fn interpolate(text: &str) -> Result<String, String> {
             .find('}')
             .ok_or_else(|| "unterminated ${...} reference".to_string())?;
         let name = &after[..end];
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid environment variable name {name:?}"));
         }
         match std::env::var(name) {
