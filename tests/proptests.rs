@@ -1,0 +1,178 @@
+//! Property tests: the config loader and the SSE framing never panic, and SSE framing does not
+//! depend on how the bytes were split into reads.
+
+use proptest::prelude::*;
+use switchyard::upstream::sse::{SseEvent, SseParser};
+
+fn parse_in_chunks(input: &[u8], cuts: &[usize]) -> (Vec<SseEvent>, usize) {
+    let mut parser = SseParser::new(1 << 20);
+    let mut events = Vec::new();
+    let mut start = 0;
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    points.push(input.len());
+    for end in points {
+        if end < start {
+            continue;
+        }
+        parser.push(&input[start..end]).unwrap();
+        while let Some(e) = parser.next_event() {
+            events.push(e);
+        }
+        start = end;
+    }
+    let pending = parser.pending_bytes();
+    events.extend(parser.finish());
+    (events, pending)
+}
+
+/// Byte strings made mostly of SSE syntax, so the interesting paths are hit.
+fn sse_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"data: ".to_vec()),
+        Just(b"data:".to_vec()),
+        Just(b"event: x".to_vec()),
+        Just(b": comment".to_vec()),
+        Just(b"id: 1".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"[DONE]".to_vec()),
+        Just(b"\xEF\xBB\xBF".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..8),
+        "[a-z{}\":, ]{0,12}".prop_map(|s| s.into_bytes()),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sse_never_panics_and_loses_nothing(input in sse_like(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let (events, _) = parse_in_chunks(&input, &cuts);
+        let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.to_vec()).collect();
+        // Every byte comes out again, except a leading BOM.
+        let expected = input.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&input);
+        prop_assert_eq!(raw, expected.to_vec());
+    }
+
+    #[test]
+    fn sse_framing_does_not_depend_on_read_boundaries(input in sse_like(), cuts in proptest::collection::vec(any::<usize>(), 1..8)) {
+        let (whole, _) = parse_in_chunks(&input, &[]);
+        let (split, _) = parse_in_chunks(&input, &cuts);
+        prop_assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn sse_arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let _ = parse_in_chunks(&input, &cuts);
+    }
+
+    #[test]
+    fn sse_memory_is_bounded(len in 17usize..2000) {
+        let mut p = SseParser::new(16);
+        let r = p.push(&vec![b'x'; len]);
+        prop_assert!(r.is_err());
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_arbitrary_text(text in "\\PC{0,400}") {
+        let _ = switchyard::config::load_str(&text, None);
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_config_shaped_yaml(doc in config_like()) {
+        let _ = switchyard::config::load_str(&doc, None);
+    }
+}
+
+/// YAML documents built from the real field names and plausible and implausible values.
+fn config_like() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("listen"),
+        Just("admin_listen"),
+        Just("threads"),
+        Just("default_config"),
+        Just("providers"),
+        Just("virtual_keys"),
+        Just("configs"),
+        Just("kind"),
+        Just("base_url"),
+        Just("api_key"),
+        Just("api_key_file"),
+        Just("provider"),
+        Just("models"),
+        Just("strategy"),
+        Just("mode"),
+        Just("targets"),
+        Just("virtual_key"),
+        Just("weight"),
+        Just("request_timeout"),
+        Just("timeouts"),
+        Just("ttft_ms"),
+        Just("retry"),
+        Just("attempts"),
+        Just("on_status_codes"),
+        Just("conditions"),
+        Just("query"),
+        Just("then"),
+        Just("default"),
+        Just("name"),
+        Just("override_params"),
+        Just("circuit_breaker"),
+        Just("cache"),
+        Just("limits"),
+        Just("state"),
+        Just("redis_url"),
+        Just("forward"),
+        Just("hedge"),
+        Just("after_ms"),
+        Just("input_guardrails"),
+        Just("shutdown_grace"),
+        Just("x"),
+    ];
+    let scalar = prop_oneof![
+        Just("openai".to_string()),
+        Just("openai-compatible".to_string()),
+        Just("fallback".to_string()),
+        Just("http://127.0.0.1:1/v1".to_string()),
+        Just("vk-a".to_string()),
+        Just("p".to_string()),
+        Just("${UNSET_X}".to_string()),
+        Just("-1".to_string()),
+        Just("0".to_string()),
+        Just("250ms".to_string()),
+        Just("[]".to_string()),
+        Just("{}".to_string()),
+        Just("~".to_string()),
+        Just("1e999".to_string()),
+        Just("\"$regex\"".to_string()),
+        Just("&a [*a, *a]".to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        "[a-z0-9.:/-]{0,10}",
+    ];
+    let leaf = (key.clone(), scalar).prop_map(|(k, v)| format!("{k}: {v}"));
+    let line = leaf.prop_recursive(4, 64, 6, move |inner| {
+        (
+            key.clone(),
+            proptest::collection::vec(inner, 1..4),
+            any::<bool>(),
+        )
+            .prop_map(|(k, items, list)| {
+                let body: Vec<String> = items
+                    .iter()
+                    .map(|i| {
+                        let indented = i.replace('\n', "\n    ");
+                        if list {
+                            format!("  - {indented}")
+                        } else {
+                            format!("  {indented}")
+                        }
+                    })
+                    .collect();
+                format!("{k}:\n{}", body.join("\n"))
+            })
+    });
+    proptest::collection::vec(line, 0..6).prop_map(|l| l.join("\n"))
+}
