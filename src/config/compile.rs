@@ -262,7 +262,7 @@ impl Compiler<'_> {
                     ("usd_per_day", l.usd_per_day),
                     ("usd_per_month", l.usd_per_month),
                 ] {
-                    if v.is_some_and(|v| !(v >= 0.0)) {
+                    if v.is_some_and(|v| v.is_nan() || v < 0.0) {
                         self.error(format!("{path}.limits.{field}"), "must be zero or more");
                     }
                 }
@@ -512,7 +512,7 @@ impl Compiler<'_> {
             ("failure_rate", spec.failure_rate),
             ("slow_call_rate", spec.slow_call_rate),
         ] {
-            if v.is_some_and(|v| !(v > 0.0 && v <= 1.0)) {
+            if v.is_some_and(|v| !(0.0..=1.0).contains(&v) || v == 0.0) {
                 self.error(format!("{path}.{field}"), "must be in (0, 1]");
             }
         }
@@ -591,7 +591,7 @@ impl Compiler<'_> {
         let cache = match &spec.cache {
             Some(c) => {
                 if let Some(t) = c.similarity_threshold {
-                    if !(t > 0.0 && t <= 1.0) {
+                    if !(0.0..=1.0).contains(&t) || t == 0.0 {
                         self.error(
                             format!("{path}.cache.similarity_threshold"),
                             "must be in (0, 1]",
@@ -736,7 +736,7 @@ impl Compiler<'_> {
     ) -> Option<Target> {
         let settings = self.settings(spec, yaml_path, parent);
         let weight = spec.weight.unwrap_or(1.0);
-        if !(weight > 0.0) || !weight.is_finite() {
+        if weight.is_nan() || weight <= 0.0 || weight.is_infinite() {
             self.error(format!("{yaml_path}.weight"), "must be greater than zero");
         }
         let kind = match (&spec.virtual_key, &spec.targets) {

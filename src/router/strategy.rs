@@ -40,7 +40,7 @@ fn push_leaves<'a>(node: &'a Target, out: &mut Vec<&'a Target>) {
 
 fn pick_weighted(targets: &[Target]) -> Option<&Target> {
     let total: f64 = targets.iter().map(|t| t.weight).sum();
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return targets.first();
     }
     let mut point = rand::random::<f64>() * total;
