@@ -59,11 +59,12 @@ async fn a_rewrite_changes_routing_within_a_second_and_a_bad_file_keeps_the_old(
     gw.rewrite_config(&routing_to(&b, "api_key: kb"));
     let took = switched_to(&gw, &b).await.expect("reload picked up");
     assert!(took < Duration::from_secs(1), "reload took {took:?}");
-    assert_eq!(
-        gw.metric("switchyard_config_reloads_total", &[r#"result="success""#])
-            .await,
-        1.0
-    );
+    gw.expect_metric(
+        "switchyard_config_reloads_total",
+        &[r#"result="success""#],
+        1.0,
+    )
+    .await;
 
     // An invalid file (unknown provider) is refused; routing stays on b.
     gw.rewrite_config("virtual_keys:\n  vk-app: { provider: nowhere }\n");
@@ -150,16 +151,18 @@ async fn three_configmap_symlink_swaps_are_each_picked_up() {
             Some(format!("Bearer k{i}").as_str())
         );
     }
-    assert_eq!(
-        gw.metric("switchyard_config_reloads_total", &[r#"result="success""#])
-            .await,
-        3.0
-    );
-    assert_eq!(
-        gw.metric("switchyard_config_reloads_total", &[r#"result="error""#])
-            .await,
-        0.0
-    );
+    gw.expect_metric(
+        "switchyard_config_reloads_total",
+        &[r#"result="success""#],
+        3.0,
+    )
+    .await;
+    gw.expect_metric(
+        "switchyard_config_reloads_total",
+        &[r#"result="error""#],
+        0.0,
+    )
+    .await;
     gw.signal("TERM");
     assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
 }

@@ -331,14 +331,12 @@ virtual_keys:
     assert_eq!(status, 502);
     assert_eq!(err["type"], "upstream_error");
     assert_eq!(err["code"], "upstream_unreachable");
-    assert_eq!(
-        gw.metric(
-            "switchyard_upstream_attempts_total",
-            &[r#"result="connect_error""#]
-        )
-        .await,
-        1.0
-    );
+    gw.expect_metric(
+        "switchyard_upstream_attempts_total",
+        &[r#"result="connect_error""#],
+        1.0,
+    )
+    .await;
 }
 
 /// A config whose only target has `timeouts` `{phase}` and a mock fault `{fault}`.
@@ -401,11 +399,8 @@ async fn each_timeout_phase_is_enforced_as_408() {
             started.elapsed() < Duration::from_millis(2900),
             "{phase} not enforced"
         );
-        assert_eq!(
-            gw.metric("switchyard_requests_total", &[r#"outcome="timeout""#])
-                .await,
-            1.0
-        );
+        gw.expect_metric("switchyard_requests_total", &[r#"outcome="timeout""#], 1.0)
+            .await;
     }
 }
 
@@ -425,14 +420,12 @@ async fn a_stall_after_the_commit_point_ends_with_an_error_event() {
     let last = text.trim_end().rsplit("\n\n").next().unwrap();
     assert!(last.starts_with("data: {\"error\""), "last event: {last}");
     assert!(last.contains("timeout_error"));
-    assert_eq!(
-        gw.metric(
-            "switchyard_requests_total",
-            &[r#"outcome="stream_aborted""#]
-        )
-        .await,
-        1.0
-    );
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &[r#"outcome="stream_aborted""#],
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -514,11 +507,12 @@ async fn a_client_disconnect_mid_stream_releases_the_upstream() {
     })
     .await;
     assert!(idle.is_some(), "the gateway still holds the request");
-    assert_eq!(
-        gw.metric("switchyard_requests_total", &[r#"outcome="client_closed""#])
-            .await,
-        1.0
-    );
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &[r#"outcome="client_closed""#],
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -550,14 +544,12 @@ async fn upstream_errors_are_relayed_with_their_status_and_body() {
     assert_eq!(resp.headers()["retry-after"], "7");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].is_string());
-    assert_eq!(
-        gw.metric(
-            "switchyard_requests_total",
-            &[r#"status_class="4xx""#, r#"outcome="error""#]
-        )
-        .await,
-        1.0
-    );
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &[r#"status_class="4xx""#, r#"outcome="error""#],
+        1.0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -602,6 +594,12 @@ async fn metrics_have_bounded_labels() {
     let streamed = post(&gw, "vk-any", &chat("some-random-model-xyz", true)).await;
     assert_eq!(streamed.status(), 200);
     assert!(streamed.text().await.unwrap().contains("[DONE]"));
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &[r#"config="direct""#, r#"outcome="ok""#],
+        2.0,
+    )
+    .await;
     let text = gw.metrics().await;
     assert!(!text.contains("some-random-model-xyz"));
     assert!(!text.contains(PROVIDER_KEY));
@@ -701,4 +699,47 @@ async fn admin_endpoints_answer_and_config_is_redacted() {
         405
     );
     assert!(!gw.log().contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn a_provider_cut_mid_stream_ends_with_an_error_event_and_a_cut_before_headers_is_502() {
+    let mock = mock().await;
+    let gw = Gateway::start(&timeout_config(&mock, "cut_after=2,chunk_delay_ms=50", "")).await;
+    let resp = post(&gw, "vk-slow", &chat("m", true)).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("the client stream ends cleanly");
+    assert!(text.contains("tok1"));
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.contains("upstream_error"), "last event: {last}");
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &[r#"outcome="stream_aborted""#],
+        1.0,
+    )
+    .await;
+    let gw = Gateway::start(&timeout_config(&mock, "cut=headers", "")).await;
+    let (status, err) = error_of(post(&gw, "vk-slow", &chat("m", false)).await).await;
+    assert_eq!(status, 502, "{err}");
+}
+
+#[tokio::test]
+async fn the_request_timeout_header_overrides_the_config() {
+    let mock = mock().await;
+    let gw = Gateway::start(&timeout_config(
+        &mock,
+        "headers_delay_ms=2000",
+        "request_timeout: 10000",
+    ))
+    .await;
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-slow")
+        .header("x-portkey-request-timeout", "150")
+        .json(&chat("m", false))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = error_of(resp).await;
+    assert_eq!(status, 408, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("150ms"));
 }

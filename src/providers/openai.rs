@@ -140,7 +140,6 @@ pub fn classify_event(event: &SseEvent) -> EventClass {
                     || d.get("tool_calls").is_some_and(|t| !t.is_null())
                     || d.get("function_call").is_some_and(|t| !t.is_null())
             })
-            || choice.get("finish_reason").is_some_and(|f| !f.is_null())
     });
     if has_content {
         EventClass::Content
@@ -251,6 +250,9 @@ mod tests {
         assert_eq!(classify_event(&ev(text)), EventClass::Content);
         assert_eq!(classify_event(&ev(tool)), EventClass::Content);
         assert_eq!(classify_event(&ev(usage)), EventClass::Preamble);
+        // A finish without any content before it is not content (an empty answer).
+        let finish = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        assert_eq!(classify_event(&ev(finish)), EventClass::Preamble);
         assert_eq!(classify_event(&ev("[DONE]")), EventClass::Done);
         assert_eq!(
             classify_event(&ev(r#"{"error":{"message":"x"}}"#)),

@@ -120,6 +120,8 @@ struct ClientRequest {
     body: Bytes,
     /// The parsed body, for JSON routes.
     json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `x-portkey-request-timeout` / `x-switchyard-request-timeout` (ms), if sent.
+    request_timeout: Option<Duration>,
 }
 
 impl ClientRequest {
@@ -160,10 +162,11 @@ struct Exchange {
     upstream_wait: Duration,
 }
 
-fn deadlines(settings: &TargetSettings) -> Deadlines {
+fn deadlines(settings: &TargetSettings, request_timeout: Option<Duration>) -> Deadlines {
     Deadlines {
         connect: settings.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        headers: settings.request_timeout,
+        // Portkey: the `x-portkey-request-timeout` header wins over the config.
+        headers: request_timeout.or(settings.request_timeout),
         first_chunk: settings.timeouts.ttft,
         idle: settings.timeouts.idle,
         total: settings.timeouts.total,
@@ -301,10 +304,26 @@ impl Gateway {
 
     /// Parses what the client sent; routes in [`JSON_ROUTES`] need a JSON object.
     fn parse_request(
-        method: http::Method,
+        head: &pingora::http::RequestHeader,
         path_and_query: String,
         body: Bytes,
     ) -> Result<ClientRequest, GatewayError> {
+        let method = head.method.clone();
+        let request_timeout = match ["x-switchyard-request-timeout", "x-portkey-request-timeout"]
+            .iter()
+            .find_map(|h| head.headers.get(*h))
+        {
+            None => None,
+            Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+                _ => {
+                    return Err(GatewayError::InvalidRequest(
+                        "x-portkey-request-timeout must be a positive number of milliseconds"
+                            .into(),
+                    ))
+                }
+            },
+        };
         let path = path_and_query.split('?').next().unwrap_or("");
         let needs_json = method == http::Method::POST && JSON_ROUTES.contains(&path);
         let json = if needs_json {
@@ -325,6 +344,7 @@ impl Gateway {
             path_and_query,
             body,
             json,
+            request_timeout,
         })
     }
 
@@ -366,7 +386,7 @@ impl Gateway {
                 return Self::write_error(session, &e).await;
             }
         };
-        let request = match Self::parse_request(method, path_and_query, body) {
+        let request = match Self::parse_request(session.req_header(), path_and_query, body) {
             Ok(r) => r,
             Err(e) => return Self::write_error(session, &e).await,
         };
@@ -525,7 +545,12 @@ impl Gateway {
         let sent = Instant::now();
         let result = self
             .client
-            .send(provider, header, body, deadlines(leg.settings))
+            .send(
+                provider,
+                header,
+                body,
+                deadlines(leg.settings, request.request_timeout),
+            )
             .await;
         exchange.upstream_wait += sent.elapsed();
         let mut response = match result {

@@ -138,6 +138,20 @@ impl Gateway {
         metric_value(&self.metrics().await, name, parts)
     }
 
+    /// Waits (up to 5 s) for a metric to reach `expected`: request metrics are recorded just
+    /// after the response is written, so a client can see the response first.
+    pub async fn expect_metric(&self, name: &str, parts: &[&str], expected: f64) {
+        let mut last = 0.0;
+        for _ in 0..250 {
+            last = self.metric(name, parts).await;
+            if last == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name}{parts:?} = {last}, expected {expected}");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
