@@ -94,11 +94,12 @@ struct Finished {
 }
 
 impl Finished {
-    fn sent(status: u16, outcome: Outcome) -> Self {
+    /// The client went away mid-response: drop the connection.
+    fn client_closed(status: u16) -> Self {
         Finished {
             status,
-            outcome,
-            abort: false,
+            outcome: Outcome::ClientClosed,
+            abort: true,
         }
     }
 }
@@ -227,6 +228,32 @@ fn to_gateway_error(leg: &Leg<'_>, error: AttemptError) -> GatewayError {
 }
 
 impl Gateway {
+    /// The head of a response: the upstream's headers (if any) minus hop-by-hop and framing,
+    /// then ours.
+    fn response_head(
+        status: u16,
+        upstream: Option<&ResponseHeader>,
+        extra: &[(&'static str, String)],
+    ) -> pingora::Result<ResponseHeader> {
+        let mut resp = ResponseHeader::build(status, Some(8 + extra.len()))?;
+        match upstream {
+            Some(up) => {
+                for (name, value) in up.headers.iter() {
+                    if forwards_response_header(name.as_str()) {
+                        resp.append_header(name.clone(), value.clone())?;
+                    }
+                }
+            }
+            None => {
+                resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            }
+        }
+        for (name, value) in extra {
+            resp.insert_header(*name, value.as_str())?;
+        }
+        Ok(resp)
+    }
+
     /// Writes a complete response (our error or a relayed/finished upstream one).
     async fn write_whole(
         session: &mut Session,
@@ -235,19 +262,7 @@ impl Gateway {
         extra: &[(&'static str, String)],
         body: Bytes,
     ) -> pingora::Result<()> {
-        let mut resp = ResponseHeader::build(status, Some(8 + extra.len()))?;
-        if let Some(up) = upstream {
-            for (name, value) in up.headers.iter() {
-                if forwards_response_header(name.as_str()) {
-                    resp.append_header(name.clone(), value.clone())?;
-                }
-            }
-        } else {
-            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        }
-        for (name, value) in extra {
-            resp.insert_header(*name, value.as_str())?;
-        }
+        let mut resp = Self::response_head(status, upstream, extra)?;
         resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         session.write_response_header(Box::new(resp), false).await?;
         session.write_response_body(Some(body), true).await
@@ -683,49 +698,39 @@ impl Gateway {
 
         // The commit point.
         let status = response.status();
-        let mut resp = match ResponseHeader::build(status, Some(8 + headers.len())) {
-            Ok(r) => r,
-            Err(_) => return LegResult::Done(Finished::sent(500, Outcome::Error)),
-        };
-        if let Some(up) = response.header() {
-            for (name, value) in up.headers.iter() {
-                if forwards_response_header(name.as_str()) {
-                    let _ = resp.append_header(name.clone(), value.clone());
-                }
+        let head = Self::response_head(status, response.header(), &headers).and_then(|mut h| {
+            // Without a length or chunked framing pingora would close-delimit the body and
+            // the connection could not be reused (the HTTP/2 server strips this itself).
+            h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            Ok(h)
+        });
+        let committed = match head {
+            Ok(head) => {
+                session
+                    .write_response_header(Box::new(head), false)
+                    .await
+                    .is_ok()
+                    && session
+                        .write_response_body(Some(held.freeze()), false)
+                        .await
+                        .is_ok()
             }
-        }
-        for (name, value) in &headers {
-            let _ = resp.insert_header(*name, value.as_str());
-        }
-        // Without a length or chunked framing pingora would close-delimit the body and the
-        // connection could not be reused (the HTTP/2 server strips this header itself).
-        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
-        if session
-            .write_response_header(Box::new(resp), false)
-            .await
-            .is_err()
-            || session
-                .write_response_body(Some(held.freeze()), false)
-                .await
-                .is_err()
-        {
-            labels.record_attempt(&self.metrics, "client_closed", sent.elapsed());
-            self.client.finish(response).await;
-            return LegResult::Done(Finished {
-                status,
-                outcome: Outcome::ClientClosed,
-                abort: true,
-            });
+            Err(_) => false,
+        };
+        if !committed {
+            let finished = Finished::client_closed(status);
+            return self
+                .end_attempt(labels, "client_closed", response, finished)
+                .await;
         }
         if upstream_ended {
-            labels.record_attempt(&self.metrics, "ok", sent.elapsed());
-            self.client.finish(response).await;
             let abort = session.write_response_body(None, true).await.is_err();
-            return LegResult::Done(Finished {
+            let finished = Finished {
                 status,
                 outcome: outcome_if_ok,
                 abort,
-            });
+            };
+            return self.end_attempt(labels, "ok", response, finished).await;
         }
 
         // After the commit point: forward as it arrives; a client hang-up tears the upstream
@@ -737,57 +742,61 @@ impl Gateway {
                 _ = session.read_body_or_idle(true) => None,
             };
             exchange.upstream_wait += wait.elapsed();
-            match next {
-                None => {
-                    labels.record_attempt(&self.metrics, "client_closed", sent.elapsed());
-                    self.client.finish(response).await;
-                    return LegResult::Done(Finished {
-                        status,
-                        outcome: Outcome::ClientClosed,
-                        abort: true,
-                    });
-                }
+            let (result, finished) = match next {
                 Some(Ok(Some(chunk))) => {
                     if session
                         .write_response_body(Some(chunk), false)
                         .await
-                        .is_err()
+                        .is_ok()
                     {
-                        labels.record_attempt(&self.metrics, "client_closed", sent.elapsed());
-                        self.client.finish(response).await;
-                        return LegResult::Done(Finished {
-                            status,
-                            outcome: Outcome::ClientClosed,
-                            abort: true,
-                        });
+                        continue;
                     }
+                    ("client_closed", Finished::client_closed(status))
                 }
+                None => ("client_closed", Finished::client_closed(status)),
                 Some(Ok(None)) => {
-                    labels.record_attempt(&self.metrics, "ok", sent.elapsed());
-                    self.client.finish(response).await;
                     let abort = session.write_response_body(None, true).await.is_err();
-                    return LegResult::Done(Finished {
-                        status,
-                        outcome: outcome_if_ok,
-                        abort,
-                    });
+                    (
+                        "ok",
+                        Finished {
+                            status,
+                            outcome: outcome_if_ok,
+                            abort,
+                        },
+                    )
                 }
                 Some(Err(e)) => {
-                    labels.record_attempt(&self.metrics, attempt_result(&e), sent.elapsed());
-                    self.client.finish(response).await;
+                    let result = attempt_result(&e);
                     let event = to_gateway_error(leg, e).to_sse_event();
                     let abort = session
                         .write_response_body(Some(event), true)
                         .await
                         .is_err();
-                    return LegResult::Done(Finished {
-                        status,
-                        outcome: Outcome::StreamAborted,
-                        abort,
-                    });
+                    (
+                        result,
+                        Finished {
+                            status,
+                            outcome: Outcome::StreamAborted,
+                            abort,
+                        },
+                    )
                 }
-            }
+            };
+            return self.end_attempt(labels, result, response, finished).await;
         }
+    }
+
+    /// Records how an attempt that reached the client ended and releases its connection.
+    async fn end_attempt(
+        &self,
+        labels: &AttemptLabels<'_>,
+        result: &str,
+        response: UpstreamResponse,
+        finished: Finished,
+    ) -> LegResult {
+        labels.record_attempt(&self.metrics, result, response.started().elapsed());
+        self.client.finish(response).await;
+        LegResult::Done(finished)
     }
 }
 
