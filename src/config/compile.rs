@@ -306,6 +306,7 @@ impl Compiler<'_> {
                 &root_settings,
                 &virtual_keys,
                 &file,
+                name,
             ) {
                 configs.insert(
                     name.clone(),
@@ -316,6 +317,27 @@ impl Compiler<'_> {
                 );
             }
         }
+
+        let direct_routes = virtual_keys
+            .iter()
+            .map(|(name, key)| {
+                let root = Target {
+                    path: "config".into(),
+                    breaker_key: format!("direct/{name}"),
+                    name: Some(name.clone()),
+                    weight: 1.0,
+                    kind: TargetKind::Leaf {
+                        virtual_key: key.clone(),
+                    },
+                    settings: root_settings.clone(),
+                };
+                let route = RouteConfig {
+                    name: "direct".into(),
+                    root,
+                };
+                (name.clone(), Arc::new(route))
+            })
+            .collect();
 
         let state = file.state.as_ref().map(|s| {
             if !(s.redis_url.starts_with("redis://") || s.redis_url.starts_with("rediss://")) {
@@ -358,6 +380,7 @@ impl Compiler<'_> {
             providers,
             virtual_keys,
             configs,
+            direct_routes,
             default_config: file.default_config.clone(),
             allow_inline_configs: file.allow_inline_configs,
             circuit_breaker,
@@ -725,6 +748,7 @@ impl Compiler<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn node(
         &mut self,
         spec: &NodeSpec,
@@ -733,6 +757,7 @@ impl Compiler<'_> {
         parent: &TargetSettings,
         virtual_keys: &HashMap<String, Arc<VirtualKey>>,
         file: &FileConfig,
+        config_name: &str,
     ) -> Option<Target> {
         let settings = self.settings(spec, yaml_path, parent);
         let weight = spec.weight.unwrap_or(1.0);
@@ -785,6 +810,7 @@ impl Compiler<'_> {
                         &settings,
                         virtual_keys,
                         file,
+                        config_name,
                     ) {
                         targets.push(t);
                     }
@@ -795,7 +821,12 @@ impl Compiler<'_> {
                 TargetKind::Group { strategy, targets }
             }
         };
+        let breaker_key = format!(
+            "{config_name}/{}",
+            spec.name.as_deref().unwrap_or(&option_path)
+        );
         Some(Target {
+            breaker_key,
             path: option_path,
             name: spec.name.clone(),
             weight,

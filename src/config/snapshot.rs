@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub providers: Vec<Arc<Provider>>,
     pub virtual_keys: HashMap<String, Arc<VirtualKey>>,
     pub configs: HashMap<String, Arc<RouteConfig>>,
+    /// For each virtual key, the config a request runs when it names no config: the key alone
+    /// (named `direct`, its target labelled with the key's name).
+    pub direct_routes: HashMap<String, Arc<RouteConfig>>,
     pub default_config: Option<String>,
     pub allow_inline_configs: bool,
     /// Defaults applied where a config/target sets no breaker of its own.
@@ -237,6 +240,8 @@ pub struct Target {
     /// Optional `name` (conditional routing refers to it); the metric `target` label is
     /// `name` if set, else `path`.
     pub name: Option<String>,
+    /// Identifies this target's circuit breaker across reloads: `<config>/<name or path>`.
+    pub breaker_key: String,
     /// Load-balancing weight (> 0), default 1.
     pub weight: f64,
     pub kind: TargetKind,

@@ -13,19 +13,11 @@ const VIRTUAL_KEY_HEADERS: [&str; 2] = ["x-switchyard-virtual-key", "x-portkey-v
 /// Headers that name a config, first match wins.
 const CONFIG_HEADERS: [&str; 2] = ["x-switchyard-config", "x-portkey-config"];
 
-/// What runs a request.
-#[derive(Debug, Clone)]
-pub enum Route {
-    /// A named config's strategy tree.
-    Config(Arc<RouteConfig>),
-    /// No config: a single target, the virtual key itself.
-    Direct(Arc<VirtualKey>),
-}
-
 /// The outcome of ingress for one request.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub route: Route,
+    /// The config that runs: a named one, or the virtual key's own `direct` route.
+    pub route: Arc<RouteConfig>,
     /// The virtual key the client presented, if any.
     pub virtual_key: Option<Arc<VirtualKey>>,
 }
@@ -33,10 +25,7 @@ pub struct Resolved {
 impl Resolved {
     /// The bounded `config` metric label: the config's name, or `direct`.
     pub fn config_label(&self) -> &str {
-        match &self.route {
-            Route::Config(c) => &c.name,
-            Route::Direct(_) => "direct",
-        }
+        &self.route.name
     }
 }
 
@@ -117,10 +106,14 @@ pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, Gat
     };
 
     let route = match (config_name, &virtual_key) {
-        (Some(name), _) => Route::Config(snapshot.configs.get(name).cloned().ok_or_else(|| {
+        (Some(name), _) => snapshot.configs.get(name).cloned().ok_or_else(|| {
             GatewayError::InvalidRequest(format!("unknown config \"{}\"", truncate(name)))
-        })?),
-        (None, Some(key)) => Route::Direct(key.clone()),
+        })?,
+        (None, Some(key)) => snapshot
+            .direct_routes
+            .get(&key.name)
+            .cloned()
+            .ok_or_else(|| GatewayError::Internal("virtual key without a route".into()))?,
         (None, None) => {
             return Err(GatewayError::Unauthorized(
                 "no virtual key: send one as `Authorization: Bearer <virtual key>`, `x-api-key`, or `x-switchyard-virtual-key`".into(),

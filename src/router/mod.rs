@@ -1,6 +1,10 @@
-//! Router: turns a request's route into the ordered targets to attempt, and decides after each
-//! failed attempt whether the next one runs ([`strategy`]).
+//! Router: runs a config's strategy tree ([`strategy`]) with retries ([`retry`]), circuit
+//! breakers ([`breaker`]) and conditional queries ([`condition`]).
 
+pub mod breaker;
+pub mod condition;
+pub mod retry;
 pub mod strategy;
 
-pub use strategy::{attempt_order, falls_back_on_status};
+pub use breaker::Breakers;
+pub use strategy::{Attempts, Failure, FailureKind, Router, Won};

@@ -1,69 +1,441 @@
-//! Strategy execution over the compiled target tree: which leaves run, in which order.
+//! The strategy engine: where a fallback happens. [`Router::run`] walks a config's target tree
+//! — `single`, `fallback` (with hedging), `loadbalance` (weighted or least-latency),
+//! `conditional` — retrying leaves on their `retry` codes, skipping targets whose circuit is
+//! open, and stops at the first leaf whose response reached the commit point.
 //!
-//! This is the backbone's version: `single` runs its first target, `fallback` runs its leaves in
-//! order, `loadbalance` picks one child by weight. Conditional routing, per-group fallback
-//! codes, retries, breakers and hedging build on this in the resilience issue.
+//! It does no I/O itself: the proxy supplies [`Attempts`], which runs one upstream attempt up to
+//! the commit point (nothing is written to the client before it), so any failure here can still
+//! move on. Portkey semantics where Portkey defines them: fallback on any non-2xx unless
+//! `on_status_codes` narrows it; a loadbalance group tries exactly one child; all failed → the
+//! last failure.
 
-use crate::config::{StrategyMode, Target, TargetKind};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
-/// The leaves of `root` in the order they are attempted.
-pub fn attempt_order(root: &Target) -> Vec<&Target> {
-    let mut out = Vec::with_capacity(2);
-    push_leaves(root, &mut out);
-    out
+use async_trait::async_trait;
+
+use super::breaker::{Admission, Breakers};
+use super::condition::{self, Facts};
+use super::retry::{self, RetryDecision};
+use crate::config::{LbAlgorithm, Strategy, StrategyMode, Target, TargetKind};
+use crate::upstream::Phase;
+
+/// Slow-call threshold when neither the breaker nor the target sets one.
+const DEFAULT_SLOW_CALL: Duration = Duration::from_secs(10);
+
+/// Why an attempt failed, as far as routing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The provider answered with this non-2xx status.
+    Status(u16),
+    Timeout(Phase),
+    /// DNS, connect, TLS, or a reset before the response head.
+    Connect,
+    /// A stream that failed before its first content: an error event, no content at all, a
+    /// reset or malformed framing.
+    Stream,
+    /// A conditional group matched no condition and has no default.
+    NoRoute,
 }
 
-fn push_leaves<'a>(node: &'a Target, out: &mut Vec<&'a Target>) {
-    match &node.kind {
-        TargetKind::Leaf { .. } => out.push(node),
-        TargetKind::Group { strategy, targets } => match strategy.mode {
-            StrategyMode::Fallback => targets.iter().for_each(|t| push_leaves(t, out)),
-            StrategyMode::LoadBalance => {
-                if let Some(t) = pick_weighted(targets) {
-                    push_leaves(t, out)
-                }
-            }
-            StrategyMode::Conditional => {
-                let chosen = strategy.default_target.and_then(|i| targets.get(i));
-                if let Some(t) = chosen.or(targets.first()) {
-                    push_leaves(t, out)
-                }
-            }
-            StrategyMode::Single => {
-                if let Some(t) = targets.first() {
-                    push_leaves(t, out)
-                }
-            }
-        },
+impl FailureKind {
+    /// The fixed `result` label of `switchyard_upstream_attempts_total` (and `reason` of
+    /// `switchyard_fallbacks_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Status(429) => "status_429",
+            FailureKind::Status(s) if (400..500).contains(&s) => "status_4xx",
+            FailureKind::Status(_) => "status_5xx",
+            FailureKind::Timeout(Phase::Connect) => "timeout_connect",
+            FailureKind::Timeout(Phase::Headers) => "timeout_headers",
+            FailureKind::Timeout(Phase::FirstChunk) => "timeout_ttft",
+            FailureKind::Timeout(Phase::Idle) => "timeout_idle",
+            FailureKind::Timeout(Phase::Total) => "timeout_total",
+            FailureKind::Connect => "connect_error",
+            FailureKind::Stream => "stream_error",
+            FailureKind::NoRoute => "no_route",
+        }
+    }
+
+    /// Whether it counts against the target's circuit (a client's 400 does not).
+    fn is_target_failure(self) -> bool {
+        match self {
+            FailureKind::Status(s) => s == 429 || s >= 500,
+            FailureKind::NoRoute => false,
+            _ => true,
+        }
     }
 }
 
-fn pick_weighted(targets: &[Target]) -> Option<&Target> {
+/// A failed attempt: its kind, the provider's `Retry-After`, and what the client gets if
+/// nothing else succeeds.
+#[derive(Debug)]
+pub struct Failure<D> {
+    pub kind: FailureKind,
+    pub retry_after: Option<Duration>,
+    pub detail: D,
+    /// Retries made on the failing leaf before giving up.
+    pub retries: u32,
+}
+
+/// One upstream attempt, supplied by the proxy; plus what to count along the way.
+#[async_trait]
+pub trait Attempts: Sync {
+    /// A response that reached the commit point (nothing written to the client yet).
+    type Ready: Send;
+    /// What the client gets if this is the last failure.
+    type Detail: Send;
+
+    async fn attempt(&self, leaf: &Target) -> Result<Self::Ready, Failure<Self::Detail>>;
+    /// The reply for a conditional group that routes nowhere.
+    fn no_route(&self) -> Self::Detail;
+    /// Counted when a target's failure moves the request on to the next one.
+    fn fell_back(&self, from: &Target, kind: FailureKind);
+    /// Counted before each retry.
+    fn retried(&self, leaf: &Target, kind: FailureKind);
+    /// Counted for each leaf skipped because its circuit is open.
+    fn skipped_open(&self, leaf: &Target);
+    /// Counted when a hedged attempt loses the race and is dropped.
+    fn hedge_lost(&self, leaf: &Target);
+}
+
+/// The leaf that answered.
+pub struct Won<'t, R> {
+    pub ready: R,
+    pub leaf: &'t Target,
+    /// Retries on that leaf before it answered.
+    pub retries: u32,
+    /// Whether an earlier target failed first (outcome `fallback_ok`).
+    pub fell_back: bool,
+}
+
+type NodeFuture<'s, 't, A> = Pin<
+    Box<
+        dyn Future<
+                Output = Result<Won<'t, <A as Attempts>::Ready>, Failure<<A as Attempts>::Detail>>,
+            > + Send
+            + 's,
+    >,
+>;
+
+/// Runs one request's strategy tree.
+pub struct Router<'a, A: Attempts> {
+    pub attempts: &'a A,
+    pub breakers: &'a Breakers,
+    pub facts: Facts<'a>,
+}
+
+impl<A: Attempts> Router<'_, A> {
+    pub async fn run<'t>(&self, root: &'t Target) -> Result<Won<'t, A::Ready>, Failure<A::Detail>> {
+        self.node(root, true).await
+    }
+
+    /// Whether any leaf under `node` would be admitted by its breaker now.
+    fn available(&self, node: &Target) -> bool {
+        match &node.kind {
+            TargetKind::Leaf { .. } => self
+                .breakers
+                .get(&node.breaker_key, node.label())
+                .would_admit(&node.settings.circuit_breaker),
+            TargetKind::Group { targets, .. } => targets.iter().any(|t| self.available(t)),
+        }
+    }
+
+    /// When the most recently opened circuit under `node` opened (`None`: never).
+    fn opened_at(&self, node: &Target) -> Option<Instant> {
+        match &node.kind {
+            TargetKind::Leaf { .. } => self
+                .breakers
+                .get(&node.breaker_key, node.label())
+                .last_opened(),
+            TargetKind::Group { targets, .. } => {
+                targets.iter().filter_map(|t| self.opened_at(t)).max()
+            }
+        }
+    }
+
+    /// With every child open: the one whose circuit opened longest ago.
+    fn least_recently_opened<'t>(&self, targets: &'t [Target]) -> Option<&'t Target> {
+        targets.iter().min_by_key(|t| self.opened_at(t))
+    }
+
+    fn node<'s, 't: 's>(&'s self, node: &'t Target, forced: bool) -> NodeFuture<'s, 't, A> {
+        Box::pin(async move {
+            match &node.kind {
+                TargetKind::Leaf { .. } => self.leaf(node, forced).await,
+                TargetKind::Group { strategy, targets } => match strategy.mode {
+                    StrategyMode::Single => match targets.first() {
+                        Some(t) => self.node(t, forced).await,
+                        None => Err(self.no_route()),
+                    },
+                    StrategyMode::Fallback => self.fallback(strategy, targets).await,
+                    StrategyMode::LoadBalance => match self.pick_balanced(strategy, targets) {
+                        Some((t, forced)) => self.node(t, forced).await,
+                        None => Err(self.no_route()),
+                    },
+                    StrategyMode::Conditional => {
+                        let chosen = strategy
+                            .conditions
+                            .iter()
+                            .find(|c| condition::matches(&c.query, &self.facts))
+                            .map(|c| c.then)
+                            .or(strategy.default_target)
+                            .and_then(|i| targets.get(i));
+                        match chosen {
+                            Some(t) => self.node(t, forced).await,
+                            None => Err(self.no_route()),
+                        }
+                    }
+                },
+            }
+        })
+    }
+
+    fn no_route(&self) -> Failure<A::Detail> {
+        Failure {
+            kind: FailureKind::NoRoute,
+            retry_after: None,
+            detail: self.attempts.no_route(),
+            retries: 0,
+        }
+    }
+
+    /// One leaf: breaker admission, then the attempt and its retries.
+    async fn leaf<'t>(
+        &self,
+        leaf: &'t Target,
+        forced: bool,
+    ) -> Result<Won<'t, A::Ready>, Failure<A::Detail>> {
+        let settings = &leaf.settings;
+        let breaker = self.breakers.get(&leaf.breaker_key, leaf.label());
+        let slow_threshold = settings
+            .circuit_breaker
+            .slow_call
+            .or(settings.request_timeout)
+            .unwrap_or(DEFAULT_SLOW_CALL);
+        let mut retries = 0;
+        loop {
+            let admission = match breaker.admit(&settings.circuit_breaker) {
+                // Every target is open and this one opened longest ago: try it anyway.
+                Admission::Rejected if forced => Admission::Allowed,
+                a => a,
+            };
+            let started = Instant::now();
+            let result = self.attempts.attempt(leaf).await;
+            let took = started.elapsed();
+            let failed_kind = result.as_ref().err().map(|f| f.kind);
+            breaker.record(
+                &settings.circuit_breaker,
+                admission,
+                failed_kind.is_some_and(FailureKind::is_target_failure),
+                took,
+                slow_threshold,
+            );
+            self.breakers.publish(&breaker);
+            let mut failure = match result {
+                Ok(ready) => {
+                    return Ok(Won {
+                        ready,
+                        leaf,
+                        retries,
+                        fell_back: false,
+                    })
+                }
+                Err(f) => f,
+            };
+            failure.retries = retries;
+            let retryable = matches!(failure.kind, FailureKind::Status(s) if settings.retry.on_status_codes.contains(&s));
+            if !retryable {
+                return Err(failure);
+            }
+            match retry::decide(
+                retries,
+                settings.retry.attempts,
+                failure.retry_after,
+                settings.retry.use_retry_after,
+            ) {
+                RetryDecision::GiveUp => return Err(failure),
+                RetryDecision::WaitThenRetry(wait) => {
+                    self.attempts.retried(leaf, failure.kind);
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    /// Portkey: move on for any non-2xx unless `on_status_codes` narrows it; (+) always on a
+    /// timeout, connect failure or a stream that failed before its commit point.
+    fn falls_back(strategy: &Strategy, kind: FailureKind) -> bool {
+        match kind {
+            FailureKind::Status(s) => strategy
+                .on_status_codes
+                .as_ref()
+                .is_none_or(|codes| codes.contains(&s)),
+            FailureKind::NoRoute => false,
+            _ => true,
+        }
+    }
+
+    async fn fallback<'t>(
+        &self,
+        strategy: &Strategy,
+        targets: &'t [Target],
+    ) -> Result<Won<'t, A::Ready>, Failure<A::Detail>> {
+        let open: Vec<bool> = targets.iter().map(|t| !self.available(t)).collect();
+        if open.iter().all(|o| *o) {
+            for t in targets {
+                self.count_skipped(t);
+            }
+            return match self.least_recently_opened(targets) {
+                Some(t) => self.node(t, true).await,
+                None => Err(self.no_route()),
+            };
+        }
+        let candidates: Vec<&'t Target> = targets
+            .iter()
+            .zip(&open)
+            .filter_map(|(t, open)| {
+                if *open {
+                    self.count_skipped(t);
+                    None
+                } else {
+                    Some(t)
+                }
+            })
+            .collect();
+        let mut last: Option<Failure<A::Detail>> = None;
+        let mut i = 0;
+        while i < candidates.len() {
+            let current = candidates[i];
+            let next = candidates.get(i + 1).copied();
+            let (result, consumed) = match (strategy.hedge_after, next) {
+                (Some(after), Some(next)) => self.hedged(current, next, after).await,
+                _ => (self.node(current, false).await, 1),
+            };
+            match result {
+                Ok(mut won) => {
+                    // Served by a later target: an earlier one failed, or was skipped as open.
+                    won.fell_back |= last.is_some() || open.first().copied().unwrap_or(false);
+                    return Ok(won);
+                }
+                Err(failure) => {
+                    let more = i + consumed < candidates.len();
+                    if !(more && Self::falls_back(strategy, failure.kind)) {
+                        return Err(failure);
+                    }
+                    self.attempts
+                        .fell_back(candidates[i + consumed - 1], failure.kind);
+                    last = Some(failure);
+                    i += consumed;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| self.no_route()))
+    }
+
+    /// Runs `first`; if it has not reached the commit point after `after`, starts `second` too.
+    /// The first to commit wins and the other is dropped. Returns how many candidates it used.
+    async fn hedged<'t>(
+        &self,
+        first: &'t Target,
+        second: &'t Target,
+        after: Duration,
+    ) -> (Result<Won<'t, A::Ready>, Failure<A::Detail>>, usize) {
+        let mut a = self.node(first, false);
+        let early = tokio::select! {
+            r = &mut a => Some(r),
+            _ = tokio::time::sleep(after) => None,
+        };
+        if let Some(result) = early {
+            return (result, 1);
+        }
+        let mut b = self.node(second, false);
+        tokio::select! {
+            ra = &mut a => match ra {
+                Ok(won) => {
+                    drop(b);
+                    self.attempts.hedge_lost(second);
+                    (Ok(won), 2)
+                }
+                Err(_) => (b.await.map(|mut w| { w.fell_back = true; w }), 2),
+            },
+            rb = &mut b => match rb {
+                Ok(mut won) => {
+                    drop(a);
+                    self.attempts.hedge_lost(first);
+                    won.fell_back = true;
+                    (Ok(won), 2)
+                }
+                Err(_) => (a.await, 2),
+            },
+        }
+    }
+
+    /// The child a loadbalance group tries (exactly one, as Portkey), and whether it is forced
+    /// because every child is open.
+    fn pick_balanced<'t>(
+        &self,
+        strategy: &Strategy,
+        targets: &'t [Target],
+    ) -> Option<(&'t Target, bool)> {
+        let open: Vec<&'t Target> = targets.iter().filter(|t| self.available(t)).collect();
+        if open.is_empty() {
+            for t in targets {
+                self.count_skipped(t);
+            }
+            return self.least_recently_opened(targets).map(|t| (t, true));
+        }
+        let picked = match strategy.algorithm {
+            LbAlgorithm::WeightedRandom => pick_weighted(&open, rand::random::<f64>()),
+            LbAlgorithm::LeastLatency => open
+                .iter()
+                .min_by(|x, y| {
+                    // Unmeasured targets first, so each gets measured.
+                    let lx = self.latency(x).unwrap_or(0.0);
+                    let ly = self.latency(y).unwrap_or(0.0);
+                    lx.total_cmp(&ly)
+                })
+                .copied(),
+        };
+        picked.map(|t| (t, false))
+    }
+
+    fn latency(&self, node: &Target) -> Option<f64> {
+        match &node.kind {
+            TargetKind::Leaf { .. } => self.breakers.get(&node.breaker_key, node.label()).latency(),
+            TargetKind::Group { targets, .. } => targets
+                .iter()
+                .filter_map(|t| self.latency(t))
+                .min_by(f64::total_cmp),
+        }
+    }
+
+    fn count_skipped(&self, node: &Target) {
+        match &node.kind {
+            TargetKind::Leaf { .. } => self.attempts.skipped_open(node),
+            TargetKind::Group { targets, .. } => {
+                for t in targets {
+                    self.count_skipped(t)
+                }
+            }
+        }
+    }
+}
+
+/// Weighted choice: `unit_sample` uniform in `[0, 1)`.
+pub fn pick_weighted<'t>(targets: &[&'t Target], unit_sample: f64) -> Option<&'t Target> {
     let total: f64 = targets.iter().map(|t| t.weight).sum();
     if total.is_nan() || total <= 0.0 {
-        return targets.first();
+        return targets.first().copied();
     }
-    let mut point = rand::random::<f64>() * total;
+    let mut point = unit_sample.clamp(0.0, 1.0) * total;
     for t in targets {
         if point < t.weight {
             return Some(t);
         }
         point -= t.weight;
     }
-    targets.last()
-}
-
-/// Whether an upstream status moves on to the next target, by Portkey's rule: any non-2xx, or
-/// only the listed codes when the root strategy narrows it.
-pub fn falls_back_on_status(root: &Target, status: u16) -> bool {
-    if (200..300).contains(&status) {
-        return false;
-    }
-    match &root.kind {
-        TargetKind::Group { strategy, .. } => match &strategy.on_status_codes {
-            Some(codes) => codes.contains(&status),
-            None => true,
-        },
-        TargetKind::Leaf { .. } => true,
-    }
+    targets.last().copied()
 }

@@ -2,7 +2,9 @@
 //! ([`admin`]) on `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
 
 pub mod admin;
+pub mod attempt;
 pub mod proxy;
+pub mod respond;
 pub mod shutdown;
 
 use std::path::PathBuf;
@@ -62,6 +64,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         client: UpstreamClient::new(),
         metrics: metrics.clone(),
         drain: drain.clone(),
+        breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub config_reloads_total: IntCounterVec,
     pub config_info: IntGaugeVec,
     pub inflight_requests: IntGauge,
+    pub fallbacks_total: IntCounterVec,
+    pub retries_total: IntCounterVec,
+    pub circuit_state: IntGaugeVec,
 }
 
 impl Metrics {
@@ -104,6 +107,30 @@ impl Metrics {
             "switchyard_inflight_requests",
             "Requests (streams included) being served right now.",
         )?;
+        let fallbacks_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_fallbacks_total",
+                "Requests moved on from a target, by config, target and reason.",
+            ),
+            &["config", "from_target", "reason"],
+        )?;
+        let retries_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_retries_total",
+                "Retries on the same target, by config, target and reason.",
+            ),
+            &["config", "target", "reason"],
+        )?;
+        let circuit_state = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_circuit_state",
+                "Circuit breaker state per target: 0 closed, 1 open, 2 half-open.",
+            ),
+            &["target"],
+        )?;
+        registry.register(Box::new(fallbacks_total.clone()))?;
+        registry.register(Box::new(retries_total.clone()))?;
+        registry.register(Box::new(circuit_state.clone()))?;
         registry.register(Box::new(requests_total.clone()))?;
         registry.register(Box::new(request_duration_seconds.clone()))?;
         registry.register(Box::new(upstream_attempts_total.clone()))?;
@@ -128,6 +155,9 @@ impl Metrics {
             config_reloads_total,
             config_info,
             inflight_requests,
+            fallbacks_total,
+            retries_total,
+            circuit_state,
         })
     }
 

@@ -1,0 +1,282 @@
+//! Everything written to the client: our errors, relayed upstream errors, and the commit of a
+//! prepared response — a whole body, or a stream pumped chunk by chunk as it arrives, with a
+//! client hang-up tearing the upstream down and an upstream failure ending the stream with a
+//! terminal SSE error event (never a silent truncated 200).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::Session;
+
+use super::attempt::{failure_kind, gateway_error, Prepared, Reply};
+use crate::error::GatewayError;
+use crate::telemetry::Metrics;
+use crate::upstream::UpstreamClient;
+
+/// How a request ended, for `switchyard_requests_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    FallbackOk,
+    Error,
+    Timeout,
+    Rejected,
+    StreamAborted,
+    ClientClosed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::FallbackOk => "fallback_ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Rejected => "rejected",
+            Outcome::StreamAborted => "stream_aborted",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+}
+
+/// The end of a request: what was sent, and whether the client connection may be reused.
+pub struct Finished {
+    pub status: u16,
+    pub outcome: Outcome,
+    /// The connection is broken (client gone, or a stream cut): drop it.
+    pub abort: bool,
+}
+
+/// Upstream response headers we pass to the client (hop-by-hop and framing are ours).
+fn forwards_response_header(name: &str) -> bool {
+    !matches!(
+        name,
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "set-cookie"
+            | "content-encoding"
+    )
+}
+
+/// The head of a response: the upstream's headers (if any) minus hop-by-hop and framing, then
+/// ours.
+fn response_head(
+    status: u16,
+    upstream: Option<&ResponseHeader>,
+    extra: &[(&'static str, String)],
+) -> pingora::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(8 + extra.len()))?;
+    match upstream {
+        Some(up) => {
+            for (name, value) in up.headers.iter() {
+                if forwards_response_header(name.as_str()) {
+                    resp.append_header(name.clone(), value.clone())?;
+                }
+            }
+        }
+        None => {
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        }
+    }
+    for (name, value) in extra {
+        resp.insert_header(*name, value.as_str())?;
+    }
+    Ok(resp)
+}
+
+/// Writes a complete response (our error, or a relayed or finished upstream one).
+async fn write_whole(
+    session: &mut Session,
+    status: u16,
+    upstream: Option<&ResponseHeader>,
+    extra: &[(&'static str, String)],
+    body: Bytes,
+) -> pingora::Result<()> {
+    let mut resp = response_head(status, upstream, extra)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// Writes one of our errors.
+pub async fn write_error(
+    session: &mut Session,
+    error: &GatewayError,
+    extra: &[(&'static str, String)],
+) -> Finished {
+    let status = error.status();
+    let outcome = match error {
+        GatewayError::Timeout { .. } => Outcome::Timeout,
+        GatewayError::UpstreamUnreachable { .. }
+        | GatewayError::UpstreamInvalid { .. }
+        | GatewayError::Internal(_) => Outcome::Error,
+        _ => Outcome::Rejected,
+    };
+    let abort = write_whole(session, status, None, extra, error.to_json())
+        .await
+        .is_err();
+    Finished {
+        status,
+        outcome,
+        abort,
+    }
+}
+
+/// Writes the reply of the last failure: the provider's own, or ours.
+pub async fn write_failure(
+    session: &mut Session,
+    reply: Reply,
+    extra: &[(&'static str, String)],
+) -> Finished {
+    match reply {
+        Reply::Gateway(e) => write_error(session, &e, extra).await,
+        Reply::Upstream {
+            status,
+            header,
+            body,
+        } => {
+            let abort = write_whole(session, status, Some(&header), extra, body)
+                .await
+                .is_err();
+            Finished {
+                status,
+                outcome: Outcome::Error,
+                abort,
+            }
+        }
+    }
+}
+
+/// Commits a prepared response and, for a stream, pumps it to the end.
+pub struct Commit<'a> {
+    pub client: &'a UpstreamClient,
+    pub metrics: &'a Metrics,
+    pub upstream_wait_ns: &'a AtomicU64,
+    /// Option-index path of the target, for error events.
+    pub target_path: &'a str,
+    pub outcome_if_ok: Outcome,
+}
+
+impl Commit<'_> {
+    pub async fn run(
+        &self,
+        session: &mut Session,
+        prepared: Prepared,
+        extra: &[(&'static str, String)],
+    ) -> Finished {
+        let Prepared {
+            mut response,
+            held,
+            is_stream,
+            upstream_ended,
+            labels,
+        } = prepared;
+        let status = response.status();
+        let started = response.started();
+        if !is_stream {
+            let written = write_whole(session, status, response.header(), extra, held).await;
+            labels.record(self.metrics, "ok", started.elapsed());
+            self.client.finish(response).await;
+            return Finished {
+                status,
+                outcome: self.outcome_if_ok,
+                abort: written.is_err(),
+            };
+        }
+        let head = response_head(status, response.header(), extra).and_then(|mut h| {
+            // Without a length or chunked framing pingora would close-delimit the body and
+            // the connection could not be reused (the HTTP/2 server strips this itself).
+            h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            Ok(h)
+        });
+        let committed = match head {
+            Ok(head) => {
+                session
+                    .write_response_header(Box::new(head), false)
+                    .await
+                    .is_ok()
+                    && session.write_response_body(Some(held), false).await.is_ok()
+            }
+            Err(_) => false,
+        };
+        let (result, finished) = if !committed {
+            ("ok", client_closed(status))
+        } else if upstream_ended {
+            let abort = session.write_response_body(None, true).await.is_err();
+            ("ok", self.finished(status, abort))
+        } else {
+            // After the commit point: forward as it arrives.
+            loop {
+                let wait = Instant::now();
+                let next = tokio::select! {
+                    chunk = response.next_chunk(false) => Some(chunk),
+                    _ = session.read_body_or_idle(true) => None,
+                };
+                self.upstream_wait_ns
+                    .fetch_add(wait.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                match next {
+                    Some(Ok(Some(chunk))) => {
+                        if session
+                            .write_response_body(Some(chunk), false)
+                            .await
+                            .is_ok()
+                        {
+                            continue;
+                        }
+                        break ("ok", client_closed(status));
+                    }
+                    // The client hung up: the upstream is torn down below (no more token spend).
+                    None => break ("ok", client_closed(status)),
+                    Some(Ok(None)) => {
+                        let abort = session.write_response_body(None, true).await.is_err();
+                        break ("ok", self.finished(status, abort));
+                    }
+                    Some(Err(e)) => {
+                        let result = failure_kind(&e).label();
+                        let event = gateway_error(self.target_path, e).to_sse_event();
+                        let abort = session
+                            .write_response_body(Some(event), true)
+                            .await
+                            .is_err();
+                        break (
+                            result,
+                            Finished {
+                                status,
+                                outcome: Outcome::StreamAborted,
+                                abort,
+                            },
+                        );
+                    }
+                }
+            }
+        };
+        labels.record(self.metrics, result, started.elapsed());
+        self.client.finish(response).await;
+        finished
+    }
+
+    fn finished(&self, status: u16, abort: bool) -> Finished {
+        Finished {
+            status,
+            outcome: self.outcome_if_ok,
+            abort,
+        }
+    }
+}
+
+/// The client went away mid-response: drop the connection.
+fn client_closed(status: u16) -> Finished {
+    Finished {
+        status,
+        outcome: Outcome::ClientClosed,
+        abort: true,
+    }
+}
