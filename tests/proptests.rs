@@ -176,3 +176,17 @@ fn config_like() -> impl Strategy<Value = String> {
     });
     proptest::collection::vec(line, 0..6).prop_map(|l| l.join("\n"))
 }
+
+proptest! {
+    #[test]
+    fn backoff_is_jittered_within_a_capped_exponential_ceiling(attempt in 0u32..64, sample in 0.0f64..1.0) {
+        use switchyard::router::retry::{backoff, backoff_ceiling, BACKOFF_BASE, BACKOFF_CAP};
+        let wait = backoff(attempt, sample);
+        let ceiling = backoff_ceiling(attempt);
+        prop_assert!(wait <= ceiling);
+        prop_assert!(ceiling <= BACKOFF_CAP);
+        prop_assert!(ceiling >= BACKOFF_BASE.min(BACKOFF_CAP));
+        // Full jitter: the wait scales with the sample, so two clients rarely collide.
+        prop_assert_eq!(wait, ceiling.mul_f64(sample));
+    }
+}

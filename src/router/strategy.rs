@@ -439,3 +439,154 @@ pub fn pick_weighted<'t>(targets: &[&'t Target], unit_sample: f64) -> Option<&'t
     }
     targets.last().copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use std::sync::Mutex;
+
+    /// A fake upstream: leaves whose label is in `failing` fail with 503; records every call.
+    struct Fake {
+        failing: Vec<&'static str>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Attempts for Fake {
+        type Ready = String;
+        type Detail = ();
+        async fn attempt(&self, leaf: &Target) -> Result<String, Failure<()>> {
+            self.calls.lock().unwrap().push(leaf.label().to_string());
+            if self.failing.contains(&leaf.label()) {
+                Err(Failure {
+                    kind: FailureKind::Status(503),
+                    retry_after: None,
+                    detail: (),
+                    retries: 0,
+                })
+            } else {
+                Ok(leaf.label().to_string())
+            }
+        }
+        fn no_route(&self) {}
+        fn fell_back(&self, _: &Target, _: FailureKind) {}
+        fn retried(&self, _: &Target, _: FailureKind) {}
+        fn skipped_open(&self, _: &Target) {}
+        fn hedge_lost(&self, _: &Target) {}
+    }
+
+    fn snapshot(config: &str) -> crate::config::Snapshot {
+        let text = format!(
+            "providers:\n  p: {{ kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }}\nvirtual_keys:\n  vk: {{ provider: p }}\nconfigs:\n  c:\n{config}"
+        );
+        load_str(&text, None).unwrap()
+    }
+
+    fn router<'a>(fake: &'a Fake, breakers: &'a Breakers) -> Router<'a, Fake> {
+        Router {
+            attempts: fake,
+            breakers,
+            facts: Facts {
+                metadata: None,
+                params: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn loadbalance_shares_follow_the_weights_and_open_targets_get_none() {
+        let s = snapshot(
+            "    strategy: { mode: loadbalance }\n    targets:\n      - { name: a, virtual_key: vk, weight: 7 }\n      - { name: b, virtual_key: vk, weight: 2 }\n      - { name: c, virtual_key: vk, weight: 1 }\n",
+        );
+        let fake = Fake {
+            failing: vec![],
+            calls: Mutex::new(vec![]),
+        };
+        let breakers = Breakers::new(None);
+        let r = router(&fake, &breakers);
+        let root = &s.configs["c"].root;
+        let n = 10_000;
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..n {
+            let won = r.run(root).await.unwrap();
+            *counts.entry(won.ready).or_insert(0u32) += 1;
+        }
+        // Chi-square goodness of fit, 2 degrees of freedom: 13.8 is the 0.1% critical value.
+        let expected = [("a", 0.7), ("b", 0.2), ("c", 0.1)];
+        let chi2: f64 = expected
+            .iter()
+            .map(|(k, p)| {
+                let e = p * n as f64;
+                let o = f64::from(*counts.get(*k).unwrap_or(&0));
+                (o - e).powi(2) / e
+            })
+            .sum();
+        assert!(chi2 < 13.8, "chi2 = {chi2}, counts = {counts:?}");
+
+        // Open b's circuit (fresh breakers, so the window holds only these failures): it gets
+        // no picks at all.
+        let breakers = Breakers::new(None);
+        let r = router(&fake, &breakers);
+        let TargetKind::Group { targets, .. } = &root.kind else {
+            panic!()
+        };
+        let b = &targets[1];
+        let breaker = breakers.get(&b.breaker_key, b.label());
+        for _ in 0..b.settings.circuit_breaker.min_calls {
+            breaker.record(
+                &b.settings.circuit_breaker,
+                Admission::Allowed,
+                true,
+                Duration::ZERO,
+                DEFAULT_SLOW_CALL,
+            );
+        }
+        assert_eq!(breaker.state(), super::super::breaker::CircuitState::Open);
+        fake.calls.lock().unwrap().clear();
+        for _ in 0..2_000 {
+            r.run(root).await.unwrap();
+        }
+        assert!(!fake.calls.lock().unwrap().iter().any(|c| c == "b"));
+    }
+
+    #[tokio::test]
+    async fn a_loadbalance_group_inside_a_fallback_tries_one_child_then_moves_on() {
+        let s = snapshot(
+            "    strategy: { mode: fallback }\n    targets:\n      - strategy: { mode: loadbalance }\n        targets:\n          - { name: a, virtual_key: vk }\n          - { name: b, virtual_key: vk }\n      - { name: c, virtual_key: vk }\n",
+        );
+        let fake = Fake {
+            failing: vec!["a", "b"],
+            calls: Mutex::new(vec![]),
+        };
+        let breakers = Breakers::new(None);
+        let won = router(&fake, &breakers)
+            .run(&s.configs["c"].root)
+            .await
+            .unwrap();
+        assert_eq!(won.ready, "c");
+        assert!(won.fell_back);
+        let calls = fake.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[1], "c");
+    }
+
+    #[tokio::test]
+    async fn on_status_codes_narrow_the_fallback() {
+        let s = snapshot(
+            "    strategy: { mode: fallback, on_status_codes: [429] }\n    targets:\n      - { name: a, virtual_key: vk }\n      - { name: b, virtual_key: vk }\n",
+        );
+        let fake = Fake {
+            failing: vec!["a"],
+            calls: Mutex::new(vec![]),
+        };
+        let breakers = Breakers::new(None);
+        let err = router(&fake, &breakers)
+            .run(&s.configs["c"].root)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, FailureKind::Status(503));
+        assert_eq!(*fake.calls.lock().unwrap(), ["a"]);
+    }
+}

@@ -201,7 +201,12 @@ impl UpstreamClient {
             match within(headers, write_and_read_head(&mut session, &header, &body)).await? {
                 Ok(()) => break session,
                 Err(_) if reused && tries < 2 => continue,
-                Err(e) => return Err(AttemptError::Io(e.to_string())),
+                // Refused, reset or closed before any response byte: a connection failure.
+                Err(e) => {
+                    return Err(AttemptError::Connect(format!(
+                        "connection failed before the response head: {e}"
+                    )))
+                }
             }
         };
         let headers_at = Instant::now();
