@@ -192,12 +192,14 @@ Try:
        -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'
   curl -sN http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
        -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
-  # make the primary fail, and watch the fallback to the secondary:
-  curl -s -X POST http://{m0}/_mock/fault -d 'status=503'
-  curl -si http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
-       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}' | grep -i -e '^HTTP' -e option-index
-  curl -s -X POST http://{m0}/_mock/fault          # clear the fault
-  curl -s http://{admin}/metrics | grep switchyard_requests_total
+  # a gray failure: the primary now answers after 45 s. Each request costs one 1 s timeout,
+  # then the secondary answers; after 5 of them the breaker opens and requests are fast again:
+  curl -s -X POST http://{m0}/_mock/fault -d 'headers_delay_ms=45000'
+  for i in $(seq 10); do curl -s -o /dev/null -w '%{{http_code}} %{{time_total}}s\n' \
+       http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
+       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; done
+  curl -s http://{admin}/metrics | grep -E '^switchyard_(fallbacks_total|circuit_state|requests_total)'
+  curl -s -X POST http://{m0}/_mock/fault          # heal the primary (the breaker probes it after 30 s)
   curl -s http://{admin}/config
 
 Ctrl-C stops it."#,
