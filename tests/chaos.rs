@@ -564,3 +564,47 @@ async fn least_latency_prefers_the_faster_target() {
     );
     assert_eq!(fast.requests().len(), 19);
 }
+
+#[tokio::test]
+async fn a_connect_that_hangs_times_out_and_falls_back() {
+    // A listener that never accepts, with its accept queue filled: Linux then drops new SYNs,
+    // so a connect hangs (loopback only, no outside address needed).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let hangs = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .is_err();
+    if !hangs {
+        eprintln!(
+            "this kernel accepts connects past the backlog; skipping the connect-timeout case"
+        );
+        return;
+    }
+    let good = mock().await;
+    let text = config(
+        &[(&good, ""), (&good, "")],
+        &fallback_targets(2, "", ", timeouts: { connect_ms: 200 }"),
+    )
+    .replacen(&good.addr.to_string(), &addr.to_string(), 1);
+    let gw = Gateway::start(&text).await;
+    let reply = send(&gw, false).await;
+    assert!(reply.took < Duration::from_millis(1500), "{:?}", reply.took);
+    assert_fell_back(&gw, &reply, "timeout_connect").await;
+    drop(listener);
+}
