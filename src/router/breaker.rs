@@ -150,6 +150,23 @@ impl Breaker {
         }
     }
 
+    /// Gives back a probe whose call never finished (its attempt was dropped, e.g. a hedge
+    /// loser), so the half-open circuit can admit another.
+    pub fn abandon(&self, admission: Admission) {
+        if admission != Admission::Probe {
+            return;
+        }
+        if let Ok(mut inner) = self.inner.lock() {
+            if let Phase::HalfOpen {
+                ref mut probes_in_flight,
+                ..
+            } = inner.phase
+            {
+                *probes_in_flight = probes_in_flight.saturating_sub(1);
+            }
+        }
+    }
+
     /// When the circuit last opened (for "all open: try the least recently opened").
     pub fn last_opened(&self) -> Option<Instant> {
         self.inner.lock().ok().and_then(|i| i.last_opened)
@@ -339,6 +356,20 @@ mod tests {
         b.record(&s, Admission::Probe, true, Duration::ZERO, SLOW);
         assert_eq!(b.state(), CircuitState::Open);
         assert!(b.last_opened().is_some());
+    }
+
+    #[test]
+    fn an_abandoned_probe_frees_its_slot() {
+        let s = settings();
+        let b = Breaker::new("t");
+        for _ in 0..4 {
+            b.record(&s, Admission::Allowed, true, Duration::ZERO, SLOW);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(b.admit(&s), Admission::Probe);
+        assert_eq!(b.admit(&s), Admission::Rejected);
+        b.abandon(Admission::Probe);
+        assert_eq!(b.admit(&s), Admission::Probe);
     }
 
     #[test]

@@ -222,7 +222,15 @@ impl<A: Attempts> Router<'_, A> {
                 a => a,
             };
             let started = Instant::now();
+            // If this future is dropped mid-attempt (a hedge loser), the probe slot comes back.
+            let mut probe = ProbeGuard {
+                breaker: &breaker,
+                admission,
+                armed: true,
+            };
             let result = self.attempts.attempt(leaf).await;
+            probe.armed = false;
+            drop(probe);
             let took = started.elapsed();
             let failed_kind = result.as_ref().err().map(|f| f.kind);
             breaker.record(
@@ -420,6 +428,22 @@ impl<A: Attempts> Router<'_, A> {
                     self.count_skipped(t)
                 }
             }
+        }
+    }
+}
+
+/// Releases a half-open probe whose attempt was dropped before it could be recorded.
+struct ProbeGuard<'a> {
+    breaker: &'a super::breaker::Breaker,
+    admission: Admission,
+    /// Cleared once the attempt finished and its result is recorded.
+    armed: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breaker.abandon(self.admission);
         }
     }
 }

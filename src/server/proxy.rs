@@ -243,13 +243,12 @@ impl Gateway {
         request: &ClientRequest,
         upstream_wait_ns: &AtomicU64,
     ) -> Finished {
-        let client_head = session.req_header().clone();
         let runner = AttemptRunner {
             client: &self.client,
             metrics: &self.metrics,
             snapshot,
             request,
-            client_head: &client_head,
+            client_head: session.req_header(),
             config: resolved.config_label(),
             upstream_wait_ns,
         };
