@@ -196,6 +196,21 @@ impl AttemptRunner<'_> {
         }
     }
 
+    /// Counts an attempt that never ran to a result of its own (skipped, or dropped).
+    fn count_attempt(&self, leaf: &Target, result: &str) {
+        let labels = self.labels(leaf, self.request.model_for(&leaf.settings));
+        self.metrics
+            .upstream_attempts_total
+            .with_label_values(&[
+                &labels.config,
+                &labels.target,
+                &labels.provider,
+                &labels.model,
+                result,
+            ])
+            .inc();
+    }
+
     /// Awaits an upstream future, adding its time to the upstream wait.
     async fn waiting<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
         let start = Instant::now();
@@ -417,17 +432,7 @@ impl Attempts for AttemptRunner<'_> {
     }
 
     fn skipped_open(&self, leaf: &Target) {
-        let labels = self.labels(leaf, self.request.model_for(&leaf.settings));
-        self.metrics
-            .upstream_attempts_total
-            .with_label_values(&[
-                &labels.config,
-                &labels.target,
-                &labels.provider,
-                &labels.model,
-                "circuit_open",
-            ])
-            .inc();
+        self.count_attempt(leaf, "circuit_open");
         self.metrics
             .fallbacks_total
             .with_label_values(&[self.config, leaf.label(), "circuit_open"])
@@ -435,16 +440,6 @@ impl Attempts for AttemptRunner<'_> {
     }
 
     fn hedge_lost(&self, leaf: &Target) {
-        let labels = self.labels(leaf, self.request.model_for(&leaf.settings));
-        self.metrics
-            .upstream_attempts_total
-            .with_label_values(&[
-                &labels.config,
-                &labels.target,
-                &labels.provider,
-                &labels.model,
-                "hedge_lost",
-            ])
-            .inc();
+        self.count_attempt(leaf, "hedge_lost");
     }
 }
