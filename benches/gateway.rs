@@ -1,0 +1,46 @@
+//! `cargo bench --bench gateway` — overhead, throughput, streaming and memory of Switchyard
+//! against a bare-pingora floor and the mock provider direct. `SWITCHYARD_BENCH_QUICK=1` for a
+//! few-second run. Builds the release binary and the floor example first.
+
+#[path = "support/driver.rs"]
+mod driver;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "switchyard",
+            "--example",
+            "floor",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    let release = root.join("target").join("release");
+    let bins = driver::Binaries {
+        switchyard: release.join("switchyard"),
+        floor: release.join("examples").join("floor"),
+    };
+    let plan = if std::env::var_os("SWITCHYARD_BENCH_QUICK").is_some() {
+        driver::Plan::quick()
+    } else {
+        driver::Plan::full()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let figures = runtime.block_on(driver::run(&bins, plan));
+    match driver::report(&figures, &root.join("target").join("bench")) {
+        Ok(path) => println!("\nwritten to {}", path.display()),
+        Err(e) => eprintln!("cannot write the JSON report: {e}"),
+    }
+}

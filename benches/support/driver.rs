@@ -1,0 +1,575 @@
+//! The benchmark driver: starts the mock provider, the bare-pingora floor and the gateway as
+//! separate processes (pinned with `taskset` when available: proxies on CPU 1, mock and load on
+//! CPU 0), then measures **direct** (client → mock), **floor** (client → pingora → mock) and
+//! **switchyard** (client → gateway → mock) side by side, in interleaved rounds.
+//!
+//! Used by `cargo bench --bench gateway` (release binaries, full mode) and by the smoke test
+//! `tests/bench_smoke.rs` (debug binaries, quick mode: a few seconds, figures not judged).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub rounds: usize,
+    /// Sequential requests per target per round (concurrency 1).
+    pub sequential: usize,
+    /// Closed-loop throughput: concurrent clients and seconds per target per round.
+    pub load_clients: usize,
+    pub load_seconds: f64,
+    /// Paced streams per target per round, and their shape.
+    pub streams: usize,
+    pub stream_chunks: usize,
+    pub chunk_delay_ms: u64,
+    /// Concurrent open streams for the memory figure.
+    pub open_streams: usize,
+}
+
+impl Plan {
+    pub fn full() -> Plan {
+        Plan {
+            rounds: 5,
+            sequential: 2000,
+            load_clients: 64,
+            load_seconds: 3.0,
+            streams: 8,
+            stream_chunks: 64,
+            chunk_delay_ms: 20,
+            open_streams: 1000,
+        }
+    }
+
+    pub fn quick() -> Plan {
+        Plan {
+            rounds: 2,
+            sequential: 50,
+            load_clients: 4,
+            load_seconds: 0.3,
+            streams: 1,
+            stream_chunks: 8,
+            chunk_delay_ms: 5,
+            open_streams: 20,
+        }
+    }
+}
+
+/// Where the binaries are.
+pub struct Binaries {
+    pub switchyard: PathBuf,
+    pub floor: PathBuf,
+}
+
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn command(bin: &Path, cpu: Option<&str>) -> Command {
+    match cpu {
+        Some(cpu) if has_taskset() => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
+async fn wait_port(addr: SocketAddr) {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{addr} did not come up");
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// User + system CPU seconds a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat; here 0-based after ')' → 11 and 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The three processes under test.
+pub struct Setup {
+    _mock: Proc,
+    floor: Proc,
+    gateway: Proc,
+    _dir: tempfile::TempDir,
+    pub direct: SocketAddr,
+    pub floor_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
+}
+
+impl Setup {
+    pub async fn start(bins: &Binaries) -> Setup {
+        let mut mock = command(&bins.switchyard, Some("0"))
+            .args(["mock-provider", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the mock provider");
+        let mut line = String::new();
+        if let Some(out) = mock.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let direct: SocketAddr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("mock address");
+        let mock = Proc { child: mock };
+
+        let floor_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let floor = Proc {
+            child: command(&bins.floor, Some("1"))
+                .args([
+                    "--listen",
+                    &floor_addr.to_string(),
+                    "--upstream",
+                    &direct.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the floor proxy"),
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("bench.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n"
+            ),
+        )
+        .expect("write config");
+        let gateway = Proc {
+            child: command(&bins.switchyard, Some("1"))
+                .arg("run")
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the gateway"),
+        };
+        wait_port(floor_addr).await;
+        wait_port(gateway_addr).await;
+        Setup {
+            _mock: mock,
+            floor,
+            gateway,
+            _dir: dir,
+            direct,
+            floor_addr,
+            gateway_addr,
+        }
+    }
+
+    fn targets(&self) -> [(&'static str, SocketAddr); 3] {
+        [
+            ("direct", self.direct),
+            ("floor", self.floor_addr),
+            ("switchyard", self.gateway_addr),
+        ]
+    }
+}
+
+/// An OpenAI-sized chat request (a few hundred bytes of conversation).
+fn chat_body(stream: bool) -> String {
+    let history: Vec<serde_json::Value> = (0..6)
+        .map(|i| {
+            serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+                "content": format!("Message {i}: please summarise the quarterly numbers for the checkout service and list the three biggest risks.")})
+        })
+        .collect();
+    serde_json::json!({"model": "gpt-4o-mini", "stream": stream, "temperature": 0.2, "messages": history})
+        .to_string()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client")
+}
+
+async fn one(client: &reqwest::Client, addr: SocketAddr, body: &str) -> bool {
+    client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth("vk-bench")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+        && true
+}
+
+fn micros(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Every figure, by name.
+pub type Figures = BTreeMap<String, f64>;
+
+/// Runs the whole plan and returns the figures.
+pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
+    let setup = Setup::start(bins).await;
+    let client = client();
+    let body = chat_body(false);
+    let mut figures = Figures::new();
+    let mut per_round: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut push = |k: String, v: f64| per_round.entry(k).or_default().push(v);
+
+    figures.insert(
+        "rss_idle_mib.switchyard".into(),
+        rss_mib(setup.gateway.pid()),
+    );
+    figures.insert("rss_idle_mib.floor".into(), rss_mib(setup.floor.pid()));
+
+    // Warm-up: connections pooled on every path.
+    for (_, addr) in setup.targets() {
+        for _ in 0..20 {
+            one(&client, addr, &body).await;
+        }
+    }
+
+    for _round in 0..plan.rounds {
+        // Latency at concurrency 1.
+        for (name, addr) in setup.targets() {
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            for _ in 0..plan.sequential {
+                let t = Instant::now();
+                if one(&client, addr, &body).await {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+            }
+            push(format!("latency_p50_us.{name}"), micros(&h, 0.5));
+            push(format!("latency_p99_us.{name}"), micros(&h, 0.99));
+        }
+        // Closed-loop throughput and CPU per request.
+        for (name, addr) in setup.targets() {
+            let pid = match name {
+                "floor" => Some(setup.floor.pid()),
+                "switchyard" => Some(setup.gateway.pid()),
+                _ => None,
+            };
+            let cpu_before = pid.map(cpu_seconds);
+            let (rps, p99, done) = throughput(&client, addr, &body, plan).await;
+            push(format!("throughput_rps.{name}"), rps);
+            push(format!("throughput_p99_us.{name}"), p99);
+            if let (Some(pid), Some(before)) = (pid, cpu_before) {
+                let used = cpu_seconds(pid) - before;
+                push(
+                    format!("cpu_us_per_request.{name}"),
+                    used * 1e6 / done.max(1) as f64,
+                );
+            }
+        }
+        // Paced streams.
+        for (name, addr) in setup.targets() {
+            let s = streams(&client, addr, plan).await;
+            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
+            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
+            push(
+                format!("stream_lost_or_merged.{name}"),
+                s.lost_or_merged as f64,
+            );
+        }
+    }
+    for (k, v) in per_round {
+        figures.insert(k, median(v));
+    }
+    let rss_streams = open_streams(&setup, plan).await;
+    figures.insert("rss_open_streams_mib.switchyard".into(), rss_streams);
+    figures.insert("open_streams".into(), plan.open_streams as f64);
+
+    // Added latency and ratios.
+    for (metric, base) in [("latency_p50_us", "direct"), ("latency_p99_us", "direct")] {
+        let d = figures
+            .get(&format!("{metric}.{base}"))
+            .copied()
+            .unwrap_or(f64::NAN);
+        for via in ["floor", "switchyard"] {
+            let v = figures
+                .get(&format!("{metric}.{via}"))
+                .copied()
+                .unwrap_or(f64::NAN);
+            figures.insert(format!("added_{metric}.{via}"), v - d);
+        }
+    }
+    for metric in ["stream_ttfc_p99_us", "stream_gap_p99_us"] {
+        let d = figures
+            .get(&format!("{metric}.direct"))
+            .copied()
+            .unwrap_or(f64::NAN);
+        for via in ["floor", "switchyard"] {
+            let v = figures
+                .get(&format!("{metric}.{via}"))
+                .copied()
+                .unwrap_or(f64::NAN);
+            figures.insert(format!("added_{metric}.{via}"), v - d);
+        }
+    }
+    let ratio = |f: &Figures, a: &str, b: &str| {
+        let x = f.get(a).copied().unwrap_or(f64::NAN);
+        let y = f.get(b).copied().unwrap_or(f64::NAN);
+        x / y
+    };
+    let r1 = ratio(
+        &figures,
+        "added_latency_p50_us.switchyard",
+        "added_latency_p50_us.floor",
+    );
+    let r2 = ratio(
+        &figures,
+        "throughput_rps.switchyard",
+        "throughput_rps.floor",
+    );
+    let r3 = ratio(
+        &figures,
+        "throughput_rps.switchyard",
+        "throughput_rps.direct",
+    );
+    figures.insert("ratio.added_p50.switchyard_over_floor".into(), r1);
+    figures.insert("ratio.throughput.switchyard_over_floor".into(), r2);
+    figures.insert("ratio.throughput.switchyard_over_direct".into(), r3);
+    figures
+}
+
+async fn throughput(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    body: &str,
+    plan: Plan,
+) -> (f64, f64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..plan.load_clients {
+        let (client, body, done, stop) =
+            (client.clone(), body.to_string(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if one(&client, addr, &body).await {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            h
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(plan.load_seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        if let Ok(h) = t.await {
+            let _ = all.add(&h);
+        }
+    }
+    let n = done.load(Ordering::Relaxed);
+    (
+        n as f64 / started.elapsed().as_secs_f64(),
+        micros(&all, 0.99),
+        n,
+    )
+}
+
+struct StreamFigures {
+    ttfc_p99: f64,
+    gap_p99: f64,
+    lost_or_merged: u64,
+}
+
+async fn streams(client: &reqwest::Client, addr: SocketAddr, plan: Plan) -> StreamFigures {
+    let fault = format!(
+        "chunks={},chunk_delay_ms={}",
+        plan.stream_chunks, plan.chunk_delay_ms
+    );
+    let body = chat_body(true);
+    let mut ttfc = Histogram::<u64>::new(3).expect("histogram");
+    let mut gaps = Histogram::<u64>::new(3).expect("histogram");
+    let mut lost_or_merged = 0u64;
+    for _ in 0..plan.streams {
+        let t = Instant::now();
+        let Ok(resp) = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth("vk-bench")
+            .header("x-mock-fault", &fault)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+        else {
+            lost_or_merged += plan.stream_chunks as u64;
+            continue;
+        };
+        let mut s = resp.bytes_stream();
+        let mut last: Option<Instant> = None;
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = s.next().await {
+            let n = String::from_utf8_lossy(&chunk)
+                .matches("\"content\":\"tok")
+                .count();
+            if n == 0 {
+                continue;
+            }
+            if n > 1 {
+                lost_or_merged += (n - 1) as u64;
+            }
+            let now = Instant::now();
+            match last {
+                None => {
+                    let _ = ttfc.record(now.duration_since(t).as_micros() as u64);
+                }
+                Some(prev) => {
+                    // The gap beyond the mock's own pacing.
+                    let gap = now.duration_since(prev).as_micros() as i64
+                        - (plan.chunk_delay_ms * 1000) as i64;
+                    let _ = gaps.record(gap.max(0) as u64);
+                }
+            }
+            last = Some(now);
+            seen += n;
+        }
+        lost_or_merged += plan.stream_chunks.saturating_sub(seen) as u64;
+    }
+    StreamFigures {
+        ttfc_p99: micros(&ttfc, 0.99),
+        gap_p99: micros(&gaps, 0.99),
+        lost_or_merged,
+    }
+}
+
+/// Opens `plan.open_streams` slow streams through the gateway and reads its RSS while they
+/// are all open.
+async fn open_streams(setup: &Setup, plan: Plan) -> f64 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let body = chat_body(true);
+    let addr = setup.gateway_addr;
+    let mut held = Vec::new();
+    for _ in 0..plan.open_streams {
+        let req = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth("vk-bench")
+            .header("x-mock-fault", "chunks=4,chunk_delay_ms=10000")
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send();
+        held.push(tokio::spawn(async move {
+            if let Ok(r) = req.await {
+                let mut s = r.bytes_stream();
+                // Hold the stream open until dropped.
+                while let Some(Ok(_)) = s.next().await {}
+            }
+        }));
+    }
+    // Let them all reach the commit point.
+    tokio::time::sleep(Duration::from_millis(500 + plan.open_streams as u64)).await;
+    let rss = rss_mib(setup.gateway.pid());
+    for h in held {
+        h.abort();
+    }
+    rss
+}
+
+/// Prints the table and writes `target/bench/gateway.json`.
+pub fn report(figures: &Figures, out_dir: &Path) -> std::io::Result<PathBuf> {
+    println!("{:<48} {:>14}", "figure", "value");
+    for (k, v) in figures {
+        println!("{k:<48} {v:>14.1}");
+    }
+    std::fs::create_dir_all(out_dir)?;
+    let path = out_dir.join("gateway.json");
+    let json = serde_json::to_string_pretty(figures).map_err(std::io::Error::other)?;
+    std::fs::write(&path, json)?;
+    Ok(path)
+}

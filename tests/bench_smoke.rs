@@ -1,0 +1,51 @@
+//! The benchmark harness still works: a quick run over the debug binaries produces every figure
+//! (their values are not judged here; timing goals live in `benches/`).
+
+#[path = "../benches/support/driver.rs"]
+mod driver;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_produces_every_figure() {
+    let switchyard = std::path::PathBuf::from(env!("CARGO_BIN_EXE_switchyard"));
+    let floor = switchyard
+        .parent()
+        .expect("target dir")
+        .join("examples")
+        .join("floor");
+    assert!(
+        floor.exists(),
+        "cargo test builds examples: {}",
+        floor.display()
+    );
+    let figures = driver::run(
+        &driver::Binaries { switchyard, floor },
+        driver::Plan::quick(),
+    )
+    .await;
+    for name in [
+        "latency_p50_us.direct",
+        "latency_p99_us.switchyard",
+        "added_latency_p50_us.floor",
+        "added_latency_p50_us.switchyard",
+        "throughput_rps.switchyard",
+        "cpu_us_per_request.switchyard",
+        "stream_ttfc_p99_us.switchyard",
+        "stream_gap_p99_us.switchyard",
+        "rss_idle_mib.switchyard",
+        "rss_open_streams_mib.switchyard",
+        "ratio.throughput.switchyard_over_floor",
+    ] {
+        let v = figures.get(name).copied();
+        assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");
+    }
+    assert!(figures["throughput_rps.switchyard"] > 0.0);
+    assert_eq!(
+        figures["stream_lost_or_merged.switchyard"], 0.0,
+        "{figures:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = driver::report(&figures, dir.path()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(json["throughput_rps.direct"].as_f64().unwrap() > 0.0);
+}
