@@ -209,12 +209,10 @@ impl UpstreamClient {
                 }
             }
         };
-        let headers_at = Instant::now();
         Ok(UpstreamResponse {
             session,
             peer,
             started,
-            headers_at,
             total,
             idle: deadlines.idle,
             first_chunk: deadlines.first_chunk.map(|budget| PhaseDeadline {
@@ -257,7 +255,6 @@ pub struct UpstreamResponse {
     session: HttpSession,
     peer: HttpPeer,
     started: Instant,
-    headers_at: Instant,
     total: Option<PhaseDeadline>,
     idle: Option<Duration>,
     first_chunk: Option<PhaseDeadline>,
@@ -275,10 +272,6 @@ impl UpstreamResponse {
     /// When the request was sent (the attempt's start).
     pub fn started(&self) -> Instant {
         self.started
-    }
-
-    pub fn headers_at(&self) -> Instant {
-        self.headers_at
     }
 
     /// Whether the response is an SSE stream.
