@@ -275,7 +275,10 @@ async fn gateway_errors_are_openai_shaped_with_the_right_status() {
     let mock = mock().await;
     let gw = Gateway::start(&format!(
         "limits: {{ max_request_body_bytes: 1024 }}\n{}",
-        config(&mock, "")
+        config(
+            &mock,
+            "  pinned:\n    virtual_key: vk-any\n    override_params: { model: gpt-4o-mini }\n"
+        )
     ))
     .await;
     let c = client();
@@ -301,6 +304,23 @@ async fn gateway_errors_are_openai_shaped_with_the_right_status() {
     let resp = c.get(gw.url("/nope")).send().await.unwrap();
     let (status, err) = error_of(resp).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("unknown_route")));
+    // A JSON array is not a request, with or without a config that reads the body.
+    for config in [None, Some("pinned")] {
+        let mut req = c
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("vk-any")
+            .header("content-type", "application/json")
+            .body("[\"gpt-4o\"]");
+        if let Some(name) = config {
+            req = req.header("x-switchyard-config", name);
+        }
+        let (status, err) = error_of(req.send().await.unwrap()).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{config:?}"
+        );
+    }
     // Binary garbage does not crash anything.
     let resp = c
         .post(gw.url("/v1/chat/completions"))

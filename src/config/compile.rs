@@ -312,6 +312,7 @@ impl Compiler<'_> {
                     name.clone(),
                     Arc::new(RouteConfig {
                         name: name.clone(),
+                        needs_body: root.needs_body(),
                         root,
                     }),
                 );
@@ -333,6 +334,7 @@ impl Compiler<'_> {
                 };
                 let route = RouteConfig {
                     name: "direct".into(),
+                    needs_body: root.needs_body(),
                     root,
                 };
                 (name.clone(), Arc::new(route))

@@ -182,6 +182,10 @@ impl VirtualKey {
 #[derive(Debug)]
 pub struct RouteConfig {
     pub name: String,
+    /// Whether routing needs the parsed request body (some `override_params`, or a conditional
+    /// strategy reading `params.*`); otherwise only `model` is peeked at and the body is
+    /// forwarded as received.
+    pub needs_body: bool,
     /// The root; its `path` is `"config"`.
     pub root: Target,
 }
@@ -249,6 +253,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether this target or any below it merges `override_params` or routes conditionally.
+    pub fn needs_body(&self) -> bool {
+        !self.settings.override_params.is_empty()
+            || match &self.kind {
+                TargetKind::Leaf { .. } => false,
+                TargetKind::Group { strategy, targets } => {
+                    strategy.mode == StrategyMode::Conditional
+                        || targets.iter().any(Target::needs_body)
+                }
+            }
+    }
+
     /// The bounded label this target reports under in metrics.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.path)

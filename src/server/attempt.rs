@@ -27,8 +27,10 @@ pub struct ClientRequest {
     pub method: http::Method,
     pub path_and_query: String,
     pub body: Bytes,
-    /// The parsed body, for JSON routes.
+    /// The parsed body, for JSON routes whose config needs it (`RouteConfig::needs_body`).
     pub json: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The body's `model`, for JSON routes.
+    pub model: Option<String>,
     /// `x-portkey-request-timeout` / `x-switchyard-request-timeout` (ms), if sent.
     pub request_timeout: Option<Duration>,
     /// `x-portkey-metadata`, for conditional routing.
@@ -37,7 +39,7 @@ pub struct ClientRequest {
 
 impl ClientRequest {
     pub fn model(&self) -> Option<&str> {
-        self.json.as_ref()?.get("model")?.as_str()
+        self.model.as_deref()
     }
 
     /// The body for one target: the original bytes unless `override_params` change them.

@@ -50,6 +50,14 @@ pub struct Gateway {
     pub breakers: Breakers,
 }
 
+/// The one field of a JSON body routing needs when the config does not read the body.
+/// Deserializing into it still validates the whole document, without allocating a tree.
+#[derive(serde::Deserialize)]
+struct ModelPeek<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// The response headers that say which target answered and how many retries it took
 /// (Portkey's names and ours). Portkey's retry count is -1 when retries ran out.
 fn route_headers(leaf: Option<&Target>, retries: i64) -> Vec<(&'static str, String)> {
@@ -116,6 +124,7 @@ impl Gateway {
         head: &pingora::http::RequestHeader,
         path_and_query: String,
         body: Bytes,
+        needs_body: bool,
     ) -> Result<ClientRequest, GatewayError> {
         let method = head.method.clone();
         let request_timeout = match ["x-switchyard-request-timeout", "x-portkey-request-timeout"]
@@ -134,19 +143,36 @@ impl Gateway {
             },
         };
         let path = path_and_query.split('?').next().unwrap_or("");
-        let needs_json = method == http::Method::POST && JSON_ROUTES.contains(&path);
-        let json = if needs_json {
-            match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(serde_json::Value::Object(map)) => Some(map),
+        let is_json_route = method == http::Method::POST && JSON_ROUTES.contains(&path);
+        let (json, model) = match (is_json_route, needs_body) {
+            (false, _) => (None, None),
+            // The config reads the body: parse it whole, once.
+            (true, true) => match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(serde_json::Value::Object(map)) => {
+                    let model = map.get("model").and_then(|m| m.as_str()).map(String::from);
+                    (Some(map), model)
+                }
                 Ok(_) => {
                     return Err(GatewayError::InvalidJson(
                         "expected a JSON object".to_string(),
                     ))
                 }
                 Err(e) => return Err(GatewayError::InvalidJson(e.to_string())),
+            },
+            // It does not: validate and take `model` without building a tree; the body is
+            // forwarded as received.
+            (true, false) => {
+                // A derived struct would also accept a JSON array: insist on an object.
+                if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                    return Err(GatewayError::InvalidJson(
+                        "expected a JSON object".to_string(),
+                    ));
+                }
+                match serde_json::from_slice::<ModelPeek<'_>>(&body) {
+                    Ok(peek) => (None, peek.model.map(|m| m.into_owned())),
+                    Err(e) => return Err(GatewayError::InvalidJson(e.to_string())),
+                }
             }
-        } else {
-            None
         };
         let metadata = match ["x-switchyard-metadata", "x-portkey-metadata"]
             .iter()
@@ -172,6 +198,7 @@ impl Gateway {
             path_and_query,
             body,
             json,
+            model,
             request_timeout,
             metadata,
         })
@@ -216,10 +243,12 @@ impl Gateway {
                 return respond::write_error(session, &e, &[]).await;
             }
         };
-        let request = match Self::parse_request(session.req_header(), path_and_query, body) {
-            Ok(r) => r,
-            Err(e) => return respond::write_error(session, &e, &[]).await,
-        };
+        let needs_body = resolved.route.needs_body;
+        let request =
+            match Self::parse_request(session.req_header(), path_and_query, body, needs_body) {
+                Ok(r) => r,
+                Err(e) => return respond::write_error(session, &e, &[]).await,
+            };
         if let (Some(key), Some(model)) = (&resolved.virtual_key, request.model()) {
             if !key.allows_model(model) {
                 let e = GatewayError::ModelNotAllowed {
