@@ -9,6 +9,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: do nothing then
+    // (the quick-mode smoke test in tests/bench_smoke.rs covers the harness).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("gateway bench: run it with `cargo bench --bench gateway`");
+        return;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(env!("CARGO"))
         .args([
