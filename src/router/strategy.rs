@@ -11,11 +11,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::breaker::{Admission, Breakers};
+use super::breaker::{Admission, Breaker, Breakers};
 use super::condition::{self, Facts};
 use super::retry::{self, RetryDecision};
 use crate::config::{LbAlgorithm, Strategy, StrategyMode, Target, TargetKind};
@@ -131,12 +132,16 @@ impl<A: Attempts> Router<'_, A> {
         self.node(root, true).await
     }
 
+    /// The breaker of a leaf.
+    fn breaker(&self, leaf: &Target) -> Arc<Breaker> {
+        self.breakers.get(&leaf.breaker_key, leaf.label())
+    }
+
     /// Whether any leaf under `node` would be admitted by its breaker now.
     fn available(&self, node: &Target) -> bool {
         match &node.kind {
             TargetKind::Leaf { .. } => self
-                .breakers
-                .get(&node.breaker_key, node.label())
+                .breaker(node)
                 .would_admit(&node.settings.circuit_breaker),
             TargetKind::Group { targets, .. } => targets.iter().any(|t| self.available(t)),
         }
@@ -145,10 +150,7 @@ impl<A: Attempts> Router<'_, A> {
     /// When the most recently opened circuit under `node` opened (`None`: never).
     fn opened_at(&self, node: &Target) -> Option<Instant> {
         match &node.kind {
-            TargetKind::Leaf { .. } => self
-                .breakers
-                .get(&node.breaker_key, node.label())
-                .last_opened(),
+            TargetKind::Leaf { .. } => self.breaker(node).last_opened(),
             TargetKind::Group { targets, .. } => {
                 targets.iter().filter_map(|t| self.opened_at(t)).max()
             }
@@ -208,7 +210,7 @@ impl<A: Attempts> Router<'_, A> {
         forced: bool,
     ) -> Result<Won<'t, A::Ready>, Failure<A::Detail>> {
         let settings = &leaf.settings;
-        let breaker = self.breakers.get(&leaf.breaker_key, leaf.label());
+        let breaker = self.breaker(leaf);
         let slow_threshold = settings
             .circuit_breaker
             .slow_call
@@ -412,7 +414,7 @@ impl<A: Attempts> Router<'_, A> {
 
     fn latency(&self, node: &Target) -> Option<f64> {
         match &node.kind {
-            TargetKind::Leaf { .. } => self.breakers.get(&node.breaker_key, node.label()).latency(),
+            TargetKind::Leaf { .. } => self.breaker(node).latency(),
             TargetKind::Group { targets, .. } => targets
                 .iter()
                 .filter_map(|t| self.latency(t))

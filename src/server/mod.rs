@@ -1,5 +1,7 @@
-//! The pingora server: the app-facing proxy service ([`proxy`]) on `listen`, the admin service
-//! ([`admin`]) on `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
+//! The pingora server: the app-facing proxy service on `listen` ([`proxy`] for ingress and
+//! orchestration, [`attempt`] for one upstream attempt up to the commit point, [`respond`] for
+//! everything written to the client), the admin service ([`admin`]) on `admin_listen`, the
+//! config reloader, and draining shutdown ([`shutdown`]).
 
 pub mod admin;
 pub mod attempt;
