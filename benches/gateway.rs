@@ -39,6 +39,7 @@ fn main() {
     } else {
         driver::Plan::full()
     };
+    driver::pin_self_to_cpu0();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

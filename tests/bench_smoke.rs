@@ -31,6 +31,12 @@ async fn the_harness_produces_every_figure() {
         "cpu_us_per_request.switchyard",
         "stream_ttfc_p99_us.switchyard",
         "stream_gap_p99_us.switchyard",
+        "stream_transit_p99_us.switchyard",
+        "added_stream_gap_p99_us.switchyard",
+        "open_loop_max_rps.switchyard",
+        "open_loop_p99_us.switchyard",
+        "soak_rss_end_mib.switchyard",
+        "soak_rss_max_mib.switchyard",
         "rss_idle_mib.switchyard",
         "rss_open_streams_mib.switchyard",
         "ratio.throughput.switchyard_over_floor",
@@ -39,6 +45,8 @@ async fn the_harness_produces_every_figure() {
         assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");
     }
     assert!(figures["throughput_rps.switchyard"] > 0.0);
+    assert!(figures["open_loop_max_rps.switchyard"] > 0.0, "{figures:?}");
+    assert_eq!(figures["soak_errors"], 0.0, "{figures:?}");
     assert_eq!(
         figures["stream_lost_or_merged.switchyard"], 0.0,
         "{figures:?}"

@@ -3,9 +3,17 @@
 //! CPU 0), then measures **direct** (client → mock), **floor** (client → pingora → mock) and
 //! **switchyard** (client → gateway → mock) side by side, in interleaved rounds.
 //!
+//! Streams come from an in-process paced source ([`paced`]) so each chunk's transit time is
+//! measured on one clock; throughput is open-loop with latency correction ([`open_loop`]).
+//!
 //! Used by `cargo bench --bench gateway` (release binaries, full mode) and by the smoke test
 //! `tests/bench_smoke.rs` (debug binaries, quick mode: a few seconds, figures not judged).
 #![allow(dead_code)]
+
+#[path = "open_loop.rs"]
+mod open_loop;
+#[path = "paced.rs"]
+mod paced;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -34,6 +42,18 @@ pub struct Plan {
     pub chunk_delay_ms: u64,
     /// Concurrent open streams for the memory figure.
     pub open_streams: usize,
+    /// Open-loop search: rates tried between `open_lo` and `open_hi` requests/s, in
+    /// `open_steps` bisections of `open_seconds` each; the bound on the corrected p99.
+    pub open_lo: f64,
+    pub open_hi: f64,
+    pub open_steps: usize,
+    pub open_seconds: f64,
+    pub open_p99_limit_us: f64,
+    /// The soak: seconds of steady mixed load on the gateway, its rate, and how often RSS is
+    /// sampled.
+    pub soak_seconds: f64,
+    pub soak_rps: f64,
+    pub soak_sample_seconds: f64,
 }
 
 impl Plan {
@@ -43,10 +63,21 @@ impl Plan {
             sequential: 2000,
             load_clients: 64,
             load_seconds: 3.0,
-            streams: 8,
+            streams: 16,
             stream_chunks: 64,
             chunk_delay_ms: 20,
             open_streams: 1000,
+            open_lo: 2000.0,
+            open_hi: 34000.0,
+            open_steps: 6,
+            open_seconds: 2.0,
+            open_p99_limit_us: 5000.0,
+            soak_seconds: std::env::var("SWITCHYARD_BENCH_SOAK_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(600.0),
+            soak_rps: 2000.0,
+            soak_sample_seconds: 10.0,
         }
     }
 
@@ -56,10 +87,18 @@ impl Plan {
             sequential: 50,
             load_clients: 4,
             load_seconds: 0.3,
-            streams: 1,
+            streams: 2,
             stream_chunks: 8,
             chunk_delay_ms: 5,
             open_streams: 20,
+            open_lo: 100.0,
+            open_hi: 400.0,
+            open_steps: 1,
+            open_seconds: 0.3,
+            open_p99_limit_us: 1e6,
+            soak_seconds: 1.0,
+            soak_rps: 100.0,
+            soak_sample_seconds: 0.25,
         }
     }
 }
@@ -155,19 +194,53 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The three processes under test.
+/// Pins this process (and the threads it starts afterwards) to CPU 0, beside the mock, so the
+/// load driver never competes with the proxy under test on CPU 1.
+pub fn pin_self_to_cpu0() {
+    if has_taskset() {
+        let _ = Command::new("taskset")
+            .args(["-cp", "0", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn spawn_floor(bin: &Path, listen: SocketAddr, upstream: SocketAddr) -> Proc {
+    Proc {
+        child: command(bin, Some("1"))
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--upstream",
+                &upstream.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the floor proxy"),
+    }
+}
+
+fn loopback_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The processes under test, and the paced stream source.
 pub struct Setup {
     _mock: Proc,
     floor: Proc,
+    _floor_paced: Proc,
     gateway: Proc,
     _dir: tempfile::TempDir,
     pub direct: SocketAddr,
     pub floor_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
+    pub paced: paced::PacedServer,
+    pub floor_paced_addr: SocketAddr,
 }
 
 impl Setup {
-    pub async fn start(bins: &Binaries) -> Setup {
+    pub async fn start(bins: &Binaries, plan: Plan) -> Setup {
         let mut mock = command(&bins.switchyard, Some("0"))
             .args(["mock-provider", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -185,30 +258,26 @@ impl Setup {
             .and_then(|a| a.parse().ok())
             .expect("mock address");
         let mock = Proc { child: mock };
+        let paced = paced::start(
+            plan.stream_chunks,
+            Duration::from_millis(plan.chunk_delay_ms),
+        )
+        .await;
 
-        let floor_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let floor = Proc {
-            child: command(&bins.floor, Some("1"))
-                .args([
-                    "--listen",
-                    &floor_addr.to_string(),
-                    "--upstream",
-                    &direct.to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start the floor proxy"),
-        };
+        let floor_addr = loopback_port();
+        let floor = spawn_floor(&bins.floor, floor_addr, direct);
+        let floor_paced_addr = loopback_port();
+        let floor_paced = spawn_floor(&bins.floor, floor_paced_addr, paced.addr);
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin = format!("127.0.0.1:{}", free_port());
+        let gateway_addr = loopback_port();
+        let admin = loopback_port();
         let config = dir.path().join("bench.yaml");
         std::fs::write(
             &config,
             format!(
-                "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n"
+                "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\n  paced: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\n  vk-paced: {{ provider: paced }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n",
+                paced.addr
             ),
         )
         .expect("write config");
@@ -224,15 +293,19 @@ impl Setup {
                 .expect("start the gateway"),
         };
         wait_port(floor_addr).await;
+        wait_port(floor_paced_addr).await;
         wait_port(gateway_addr).await;
         Setup {
             _mock: mock,
             floor,
+            _floor_paced: floor_paced,
             gateway,
             _dir: dir,
             direct,
             floor_addr,
             gateway_addr,
+            paced,
+            floor_paced_addr,
         }
     }
 
@@ -241,6 +314,15 @@ impl Setup {
             ("direct", self.direct),
             ("floor", self.floor_addr),
             ("switchyard", self.gateway_addr),
+        ]
+    }
+
+    /// Where the paced streams go, per path, and the virtual key to send.
+    fn stream_targets(&self) -> [(&'static str, SocketAddr, &'static str); 3] {
+        [
+            ("direct", self.paced.addr, "none"),
+            ("floor", self.floor_paced_addr, "none"),
+            ("switchyard", self.gateway_addr, "vk-paced"),
         ]
     }
 }
@@ -295,7 +377,7 @@ pub type Figures = BTreeMap<String, f64>;
 
 /// Runs the whole plan and returns the figures.
 pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
-    let setup = Setup::start(bins).await;
+    let setup = Setup::start(bins, plan).await;
     let client = client();
     let body = chat_body(false);
     let mut figures = Figures::new();
@@ -316,17 +398,22 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     }
 
     for _round in 0..plan.rounds {
-        // Latency at concurrency 1.
-        for (name, addr) in setup.targets() {
-            let mut h = Histogram::<u64>::new(3).expect("histogram");
-            for _ in 0..plan.sequential {
+        // Latency at concurrency 1, the three paths interleaved request by request so that
+        // whatever else the machine does falls on all of them alike.
+        let mut hists: Vec<Histogram<u64>> = (0..3)
+            .map(|_| Histogram::<u64>::new(3).expect("histogram"))
+            .collect();
+        for _ in 0..plan.sequential {
+            for (i, (_, addr)) in setup.targets().into_iter().enumerate() {
                 let t = Instant::now();
                 if one(&client, addr, &body).await {
-                    let _ = h.record(t.elapsed().as_micros() as u64);
+                    let _ = hists[i].record(t.elapsed().as_micros() as u64);
                 }
             }
-            push(format!("latency_p50_us.{name}"), micros(&h, 0.5));
-            push(format!("latency_p99_us.{name}"), micros(&h, 0.99));
+        }
+        for (h, (name, _)) in hists.iter().zip(setup.targets()) {
+            push(format!("latency_p50_us.{name}"), micros(h, 0.5));
+            push(format!("latency_p99_us.{name}"), micros(h, 0.99));
         }
         // Closed-loop throughput and CPU per request.
         for (name, addr) in setup.targets() {
@@ -347,10 +434,32 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 );
             }
         }
-        // Paced streams.
+        // Open-loop: the highest rate whose latency-corrected p99 stays within the bound.
         for (name, addr) in setup.targets() {
-            let s = streams(&client, addr, plan).await;
+            let (client, body) = (client.clone(), Arc::new(body.clone()));
+            let send = move |_n: u64| {
+                let (client, body) = (client.clone(), body.clone());
+                async move { one(&client, addr, &body).await }
+            };
+            let (rate, at) = open_loop::max_rate(
+                &send,
+                plan.open_lo,
+                plan.open_hi,
+                plan.open_steps,
+                plan.open_seconds,
+                plan.open_p99_limit_us,
+            )
+            .await;
+            push(format!("open_loop_max_rps.{name}"), rate);
+            if let Some(p) = at {
+                push(format!("open_loop_p99_us.{name}"), p.p99_us);
+            }
+        }
+        // Paced streams.
+        for (name, addr, key) in setup.stream_targets() {
+            let s = streams(&client, addr, key, &setup.paced, plan).await;
             push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
+            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
             push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
             push(
                 format!("stream_lost_or_merged.{name}"),
@@ -361,15 +470,28 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     for (k, v) in per_round {
         figures.insert(k, median(v));
     }
-    let rss_streams = open_streams(&setup, plan).await;
-    figures.insert("rss_open_streams_mib.switchyard".into(), rss_streams);
+    for (name, addr, pid) in [
+        ("floor", setup.floor_addr, setup.floor.pid()),
+        ("switchyard", setup.gateway_addr, setup.gateway.pid()),
+    ] {
+        let rss = open_streams(addr, pid, plan).await;
+        figures.insert(format!("rss_open_streams_mib.{name}"), rss);
+    }
     figures.insert("open_streams".into(), plan.open_streams as f64);
+    let soak = soak(&setup, &client, plan).await;
+    figures.insert("soak_seconds".into(), plan.soak_seconds);
+    figures.insert("soak_rss_start_mib.switchyard".into(), soak.start);
+    figures.insert("soak_rss_end_mib.switchyard".into(), soak.end);
+    figures.insert("soak_rss_max_mib.switchyard".into(), soak.max);
+    figures.insert("soak_requests".into(), soak.requests as f64);
+    figures.insert("soak_errors".into(), soak.errors as f64);
 
     // What each proxy adds over going direct.
     for metric in [
         "latency_p50_us",
         "latency_p99_us",
         "stream_ttfc_p99_us",
+        "stream_transit_p99_us",
         "stream_gap_p99_us",
     ] {
         let direct = figures
@@ -453,79 +575,159 @@ async fn throughput(
 
 struct StreamFigures {
     ttfc_p99: f64,
+    /// Chunk sent by the source → received by the client.
+    transit_p99: f64,
+    /// How much longer the gap between two chunks was at the client than at the source.
     gap_p99: f64,
     lost_or_merged: u64,
 }
 
-async fn streams(client: &reqwest::Client, addr: SocketAddr, plan: Plan) -> StreamFigures {
-    let fault = format!(
-        "chunks={},chunk_delay_ms={}",
-        plan.stream_chunks, plan.chunk_delay_ms
-    );
-    let body = chat_body(true);
+/// `plan.streams` concurrent paced streams through one path.
+async fn streams(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    key: &str,
+    source: &paced::PacedServer,
+    plan: Plan,
+) -> StreamFigures {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let body = Arc::new(chat_body(true));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..plan.streams {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (client, body, key) = (client.clone(), body.clone(), key.to_string());
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let resp = client
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(key)
+                .header("x-bench-stream", id.to_string())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            let mut arrivals: Vec<(usize, Instant)> = Vec::new();
+            let mut merged = 0u64;
+            if let Ok(resp) = resp {
+                let mut s = resp.bytes_stream();
+                while let Some(Ok(chunk)) = s.next().await {
+                    let now = Instant::now();
+                    let text = String::from_utf8_lossy(&chunk);
+                    let seqs: Vec<usize> = paced::sequence_numbers(&text).collect();
+                    merged += seqs.len().saturating_sub(1) as u64;
+                    arrivals.extend(seqs.into_iter().map(|q| (q, now)));
+                }
+            }
+            (id, t, arrivals, merged)
+        });
+    }
     let mut ttfc = Histogram::<u64>::new(3).expect("histogram");
+    let mut transit = Histogram::<u64>::new(3).expect("histogram");
     let mut gaps = Histogram::<u64>::new(3).expect("histogram");
     let mut lost_or_merged = 0u64;
-    for _ in 0..plan.streams {
-        let t = Instant::now();
-        let Ok(resp) = client
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth("vk-bench")
-            .header("x-mock-fault", &fault)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-        else {
-            lost_or_merged += plan.stream_chunks as u64;
+    while let Some(Ok((id, started, arrivals, merged))) = tasks.join_next().await {
+        lost_or_merged += merged;
+        let sent = source
+            .sent
+            .lock()
+            .ok()
+            .and_then(|mut log| log.remove(&id))
+            .unwrap_or_default();
+        let in_order = arrivals.iter().enumerate().all(|(i, (q, _))| *q == i);
+        if !in_order || arrivals.len() != plan.stream_chunks || sent.len() != arrivals.len() {
+            lost_or_merged += plan.stream_chunks.abs_diff(arrivals.len()).max(1) as u64;
             continue;
-        };
-        let mut s = resp.bytes_stream();
-        let mut last: Option<Instant> = None;
-        let mut seen = 0usize;
-        while let Some(Ok(chunk)) = s.next().await {
-            let n = String::from_utf8_lossy(&chunk)
-                .matches("\"content\":\"tok")
-                .count();
-            if n == 0 {
-                continue;
-            }
-            if n > 1 {
-                lost_or_merged += (n - 1) as u64;
-            }
-            let now = Instant::now();
-            match last {
-                None => {
-                    let _ = ttfc.record(now.duration_since(t).as_micros() as u64);
-                }
-                Some(prev) => {
-                    // The gap beyond the mock's own pacing.
-                    let gap = now.duration_since(prev).as_micros() as i64
-                        - (plan.chunk_delay_ms * 1000) as i64;
-                    let _ = gaps.record(gap.max(0) as u64);
-                }
-            }
-            last = Some(now);
-            seen += n;
         }
-        lost_or_merged += plan.stream_chunks.saturating_sub(seen) as u64;
+        if let Some((_, first)) = arrivals.first() {
+            let _ = ttfc.record(first.duration_since(started).as_micros() as u64);
+        }
+        for (i, (_, at)) in arrivals.iter().enumerate() {
+            let _ = transit.record(at.saturating_duration_since(sent[i]).as_micros() as u64);
+            if i > 0 {
+                let gap_here = at.duration_since(arrivals[i - 1].1).as_micros() as i64;
+                let gap_there = sent[i].duration_since(sent[i - 1]).as_micros() as i64;
+                let _ = gaps.record((gap_here - gap_there).max(0) as u64);
+            }
+        }
     }
     StreamFigures {
         ttfc_p99: micros(&ttfc, 0.99),
+        transit_p99: micros(&transit, 0.99),
         gap_p99: micros(&gaps, 0.99),
         lost_or_merged,
     }
 }
 
-/// Opens `plan.open_streams` slow streams through the gateway and reads its RSS while they
-/// are all open.
-async fn open_streams(setup: &Setup, plan: Plan) -> f64 {
+struct Soak {
+    start: f64,
+    end: f64,
+    max: f64,
+    requests: u64,
+    errors: u64,
+}
+
+/// Steady open-loop load on the gateway for `plan.soak_seconds` (one request in ten a short
+/// stream), sampling its RSS; `start` is taken after the first sample period (pools warm).
+async fn soak(setup: &Setup, client: &reqwest::Client, plan: Plan) -> Soak {
+    let pid = setup.gateway.pid();
+    let addr = setup.gateway_addr;
+    let (client, body, stream_body) = (
+        client.clone(),
+        Arc::new(chat_body(false)),
+        Arc::new(chat_body(true)),
+    );
+    let send = move |n: u64| {
+        let (client, body, stream_body) = (client.clone(), body.clone(), stream_body.clone());
+        async move {
+            if n % 10 == 9 {
+                let Ok(resp) = client
+                    .post(format!("http://{addr}/v1/chat/completions"))
+                    .bearer_auth("vk-bench")
+                    .header("x-mock-fault", "chunks=8,chunk_delay_ms=5")
+                    .header("content-type", "application/json")
+                    .body(stream_body.to_string())
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                resp.status().is_success() && resp.bytes().await.is_ok()
+            } else {
+                one(&client, addr, &body).await
+            }
+        }
+    };
+    let load =
+        tokio::spawn(
+            async move { open_loop::probe(&send, plan.soak_rps, plan.soak_seconds).await },
+        );
+    let period = Duration::from_secs_f64(plan.soak_sample_seconds);
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed().as_secs_f64() < plan.soak_seconds {
+        tokio::time::sleep(period).await;
+        samples.push(rss_mib(pid));
+    }
+    let probe = load.await.ok();
+    Soak {
+        start: samples.first().copied().unwrap_or(f64::NAN),
+        end: rss_mib(pid),
+        max: samples.iter().copied().fold(f64::NAN, f64::max),
+        requests: probe
+            .map(|p| (p.completed_rps * plan.soak_seconds) as u64)
+            .unwrap_or(0),
+        errors: probe.map(|p| p.errors).unwrap_or(u64::MAX),
+    }
+}
+
+/// Opens `plan.open_streams` slow streams through a proxy and reads its RSS while they are all
+/// open.
+async fn open_streams(addr: SocketAddr, pid: u32, plan: Plan) -> f64 {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
     let body = chat_body(true);
-    let addr = setup.gateway_addr;
     let mut held = Vec::new();
     for _ in 0..plan.open_streams {
         let req = client
@@ -545,7 +747,7 @@ async fn open_streams(setup: &Setup, plan: Plan) -> f64 {
     }
     // Let them all reach the commit point.
     tokio::time::sleep(Duration::from_millis(500 + plan.open_streams as u64)).await;
-    let rss = rss_mib(setup.gateway.pid());
+    let rss = rss_mib(pid);
     for h in held {
         h.abort();
     }

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -70,7 +72,9 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");
-    proxy_service.add_tcp(&listen.to_string());
+    proxy_service.add_listener(
+        ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+    );
 
     let mut admin_service = Service::new(
         "switchyard-admin".to_string(),

@@ -97,12 +97,17 @@ async fn within<T>(
 ) -> Result<T, AttemptError> {
     match deadline {
         None => Ok(fut.await),
-        Some(d) => tokio::time::timeout_at(d.at.into(), fut)
-            .await
-            .map_err(|_| AttemptError::Timeout {
-                phase: d.phase,
-                budget: d.budget,
-            }),
+        // pingora's shared 10 ms timer wheel: arming one costs no syscall, where a tokio timer
+        // earlier than the runtime's next wake-up makes it write its eventfd on every request.
+        Some(d) => pingora_timeout::fast_timeout::fast_timeout(
+            d.at.saturating_duration_since(Instant::now()),
+            fut,
+        )
+        .await
+        .map_err(|_| AttemptError::Timeout {
+            phase: d.phase,
+            budget: d.budget,
+        }),
     }
 }
 
@@ -196,7 +201,14 @@ impl UpstreamClient {
             tries += 1;
             let (mut session, reused) = within(connect, self.connector.get_http_session(&peer))
                 .await?
-                .map_err(|e| AttemptError::Connect(e.to_string()))?;
+                .map_err(|e| match e.etype() {
+                    // pingora's own connect timer (same budget) may fire first.
+                    pingora::ErrorType::ConnectTimedout => AttemptError::Timeout {
+                        phase: Phase::Connect,
+                        budget: deadlines.connect,
+                    },
+                    _ => AttemptError::Connect(e.to_string()),
+                })?;
             session.set_read_timeout(None);
             match within(headers, write_and_read_head(&mut session, &header, &body)).await? {
                 Ok(()) => break session,
