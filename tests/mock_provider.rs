@@ -208,3 +208,643 @@ async fn control_endpoints_and_recording() {
     );
     assert!(m.stats().total_connections >= 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic Messages and Gemini formats, and tool calling in all three.
+
+/// SSE events as `(event name, data)`.
+fn sse(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = None;
+            let mut data = String::new();
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+fn parse(data: &str) -> serde_json::Value {
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"))
+}
+
+fn weather_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object",
+        "properties": {"location": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["location"]})
+}
+
+fn anthropic_body(stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": "claude-test", "max_tokens": 64, "stream": stream,
+                       "messages": [{"role": "user", "content": "a b c"}]})
+}
+
+async fn anthropic(m: &MockHandle, fault: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", m.addr))
+        .header("x-api-key", "sk-ant-test")
+        .header("anthropic-version", "2023-06-01")
+        .header("x-mock-fault", fault)
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn anthropic_messages_json_and_stream() {
+    let m = mock().await;
+    let r = anthropic(&m, "", &anthropic_body(false)).await;
+    assert_eq!(r.status(), 200);
+    let msg: serde_json::Value = r.json().await.unwrap();
+    assert!(msg["id"].as_str().unwrap().starts_with("msg_"), "{msg}");
+    assert_eq!(msg["type"], "message");
+    assert_eq!(msg["role"], "assistant");
+    assert_eq!(msg["model"], "claude-test");
+    assert_eq!(msg["content"][0]["type"], "text");
+    assert_eq!(msg["content"][0]["text"], "Hello from the mock provider.");
+    assert_eq!(msg["stop_reason"], "end_turn");
+    assert!(msg["stop_sequence"].is_null());
+    assert!(msg["usage"]["input_tokens"].as_u64().unwrap() >= 1);
+    assert_eq!(msg["usage"]["output_tokens"], 5);
+    let seen = &m.requests()[0];
+    assert_eq!(seen.header("x-api-key"), Some("sk-ant-test"));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+
+    let r = anthropic(&m, "chunks=3", &anthropic_body(true)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = sse(&r.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let datas: Vec<serde_json::Value> = events.iter().map(|(_, d)| parse(d)).collect();
+    for ((name, _), d) in events.iter().zip(&datas) {
+        assert_eq!(d["type"], name.as_deref().unwrap(), "{d}");
+    }
+    assert_eq!(datas[0]["message"]["model"], "claude-test");
+    assert_eq!(datas[0]["message"]["content"], serde_json::json!([]));
+    assert!(datas[0]["message"]["stop_reason"].is_null());
+    assert_eq!(datas[1]["content_block"]["type"], "text");
+    let text: String = datas[3..6]
+        .iter()
+        .map(|d| {
+            assert_eq!(d["delta"]["type"], "text_delta");
+            d["delta"]["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(text, "tok0 tok1 tok2 ");
+    assert_eq!(datas[7]["delta"]["stop_reason"], "end_turn");
+    assert_eq!(datas[7]["usage"]["output_tokens"], 3);
+    assert_eq!(m.stats().streams_completed, 1);
+}
+
+#[tokio::test]
+async fn anthropic_errors_have_anthropic_shape() {
+    let m = mock().await;
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/v1/messages", m.addr);
+    let no_key = c
+        .post(&url)
+        .header("anthropic-version", "2023-06-01")
+        .json(&anthropic_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    let body: serde_json::Value = no_key.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let no_version = c
+        .post(&url)
+        .header("x-api-key", "k")
+        .json(&anthropic_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_version.status(), 400);
+    let mut no_max = anthropic_body(false);
+    no_max.as_object_mut().unwrap().remove("max_tokens");
+    let r = anthropic(&m, "", &no_max).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_tokens"));
+
+    for (status, kind) in [
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (529, "overloaded_error"),
+    ] {
+        let r = anthropic(
+            &m,
+            &format!("status={status},retry_after=3"),
+            &anthropic_body(true),
+        )
+        .await;
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["retry-after"], "3");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], kind);
+        assert!(body["error"]["message"].is_string());
+    }
+    let bad_spec = anthropic(&m, "nonsense", &anthropic_body(false)).await;
+    assert_eq!(bad_spec.status(), 400);
+    let body: serde_json::Value = bad_spec.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    // The path prefix works under a base path too.
+    let r = c
+        .post(format!(
+            "http://{}/fault/status=503/anthropic/v1/messages",
+            m.addr
+        ))
+        .json(&anthropic_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_and_tool_result() {
+    let m = mock().await;
+    let mut req = anthropic_body(false);
+    req["tools"] = serde_json::json!([
+        {"name": "get_weather", "description": "d", "input_schema": weather_schema()},
+        {"name": "other", "input_schema": {"type": "object"}}
+    ]);
+    let msg: serde_json::Value = anthropic(&m, "", &req).await.json().await.unwrap();
+    assert_eq!(msg["stop_reason"], "tool_use");
+    let block = &msg["content"][0];
+    assert_eq!(block["type"], "tool_use");
+    assert!(block["id"].as_str().unwrap().starts_with("toolu_"));
+    assert_eq!(block["name"], "get_weather");
+    assert_eq!(block["input"], serde_json::json!({"location": "Paris"}));
+
+    req["stream"] = true.into();
+    let events = sse(&anthropic(&m, "", &req).await.text().await.unwrap());
+    let datas: Vec<serde_json::Value> = events.iter().map(|(_, d)| parse(d)).collect();
+    assert_eq!(datas[1]["content_block"]["type"], "tool_use");
+    assert_eq!(datas[1]["content_block"]["name"], "get_weather");
+    assert_eq!(datas[1]["content_block"]["input"], serde_json::json!({}));
+    let pieces: Vec<&str> = datas
+        .iter()
+        .filter(|d| d["type"] == "content_block_delta")
+        .map(|d| {
+            assert_eq!(d["delta"]["type"], "input_json_delta");
+            d["delta"]["partial_json"].as_str().unwrap()
+        })
+        .collect();
+    assert!(pieces.iter().filter(|p| !p.is_empty()).count() >= 2);
+    assert_eq!(
+        parse(&pieces.concat()),
+        serde_json::json!({"location": "Paris"})
+    );
+    let delta = datas.iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+
+    req["stream"] = false.into();
+    req["tool_choice"] = serde_json::json!({"type": "tool", "name": "other"});
+    let forced: serde_json::Value = anthropic(&m, "", &req).await.json().await.unwrap();
+    assert_eq!(forced["content"][0]["name"], "other");
+    assert_eq!(forced["content"][0]["input"], serde_json::json!({}));
+
+    req["messages"] = serde_json::json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [block]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block["id"], "content": "18C and sunny"}]}
+    ]);
+    let answer: serde_json::Value = anthropic(&m, "", &req).await.json().await.unwrap();
+    assert_eq!(answer["stop_reason"], "end_turn");
+    assert!(answer["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("18C and sunny"));
+}
+
+#[tokio::test]
+async fn anthropic_stream_faults() {
+    let m = mock().await;
+    let r = anthropic(&m, "error_event", &anthropic_body(true)).await;
+    assert_eq!(r.status(), 200);
+    let events = sse(&r.text().await.unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0.as_deref(), Some("error"));
+    let err = parse(&events[0].1);
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["error"]["type"], "overloaded_error");
+
+    let bad = sse(&anthropic(&m, "malformed", &anthropic_body(true))
+        .await
+        .text()
+        .await
+        .unwrap());
+    assert!(bad.contains(&(Some("content_block_delta".into()), "{not json".into())));
+
+    let empty = sse(&anthropic(&m, "empty_stream", &anthropic_body(true))
+        .await
+        .text()
+        .await
+        .unwrap());
+    assert!(empty
+        .iter()
+        .all(|(n, _)| n.as_deref() != Some("content_block_delta")));
+    assert_eq!(empty.last().unwrap().0.as_deref(), Some("message_stop"));
+
+    let cut = anthropic(&m, "cut_after=2", &anthropic_body(true)).await;
+    assert!(
+        cut.text().await.is_err(),
+        "a cut stream must not end cleanly"
+    );
+}
+
+fn gemini_body() -> serde_json::Value {
+    serde_json::json!({"contents": [{"role": "user", "parts": [{"text": "a b c"}]}]})
+}
+
+async fn gemini(
+    m: &MockHandle,
+    method: &str,
+    fault: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1beta/models/gemini-test:{method}",
+            m.addr
+        ))
+        .header("x-goog-api-key", "g-test")
+        .header("x-mock-fault", fault)
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gemini_generate_content_json_and_streams() {
+    let m = mock().await;
+    let r = gemini(&m, "generateContent", "", &gemini_body()).await;
+    assert_eq!(r.status(), 200);
+    let resp: serde_json::Value = r.json().await.unwrap();
+    let cand = &resp["candidates"][0];
+    assert_eq!(cand["content"]["role"], "model");
+    assert_eq!(
+        cand["content"]["parts"][0]["text"],
+        "Hello from the mock provider."
+    );
+    assert_eq!(cand["finishReason"], "STOP");
+    assert_eq!(cand["index"], 0);
+    let u = &resp["usageMetadata"];
+    assert_eq!(u["candidatesTokenCount"], 5);
+    assert_eq!(
+        u["totalTokenCount"].as_u64().unwrap(),
+        u["promptTokenCount"].as_u64().unwrap() + 5
+    );
+    assert_eq!(resp["modelVersion"], "gemini-test");
+    assert!(resp["responseId"].is_string());
+    assert_eq!(m.requests()[0].header("x-goog-api-key"), Some("g-test"));
+
+    let r = gemini(
+        &m,
+        "streamGenerateContent?alt=sse",
+        "chunks=3",
+        &gemini_body(),
+    )
+    .await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("[DONE]"));
+    let events = sse(&body);
+    assert_eq!(events.len(), 4, "{body}");
+    let datas: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(n, d)| {
+            assert!(n.is_none());
+            parse(d)
+        })
+        .collect();
+    let text: String = datas
+        .iter()
+        .filter_map(|d| d["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, "tok0 tok1 tok2 ");
+    for d in &datas[..3] {
+        assert!(d["candidates"][0]["finishReason"].is_null());
+        assert!(d["usageMetadata"].is_null());
+    }
+    assert_eq!(datas[3]["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(datas[3]["usageMetadata"]["candidatesTokenCount"], 3);
+
+    // Without alt=sse: one JSON array of the same responses.
+    let r = gemini(&m, "streamGenerateContent", "", &gemini_body()).await;
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let all: serde_json::Value = r.json().await.unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[5]["candidates"][0]["finishReason"], "STOP");
+}
+
+#[tokio::test]
+async fn gemini_errors_have_gemini_shape() {
+    let m = mock().await;
+    let c = reqwest::Client::new();
+    let url = format!(
+        "http://{}/v1beta/models/gemini-test:generateContent",
+        m.addr
+    );
+    let r = c.post(&url).json(&gemini_body()).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 403);
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert!(body["error"]["message"].is_string());
+    let r = c
+        .post(format!("{url}?key=g-query"))
+        .json(&gemini_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the key query parameter is accepted");
+    let r = gemini(&m, "generateContent", "", &serde_json::json!({})).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    for (status, kind) in [
+        (429, "RESOURCE_EXHAUSTED"),
+        (500, "INTERNAL"),
+        (503, "UNAVAILABLE"),
+    ] {
+        let r = gemini(
+            &m,
+            "streamGenerateContent?alt=sse",
+            &format!("status={status}"),
+            &gemini_body(),
+        )
+        .await;
+        assert_eq!(r.status(), status);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], status);
+        assert_eq!(body["error"]["status"], kind);
+    }
+}
+
+#[tokio::test]
+async fn gemini_function_call_and_response() {
+    let m = mock().await;
+    let mut req = gemini_body();
+    req["tools"] = serde_json::json!([{"functionDeclarations": [
+        {"name": "get_weather", "description": "d", "parameters": weather_schema()}
+    ]}]);
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &req)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cand = &resp["candidates"][0];
+    assert_eq!(cand["finishReason"], "STOP");
+    let call = &cand["content"]["parts"][0]["functionCall"];
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["args"], serde_json::json!({"location": "Paris"}));
+
+    let body = gemini(&m, "streamGenerateContent?alt=sse", "", &req)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let datas: Vec<serde_json::Value> = sse(&body).iter().map(|(_, d)| parse(d)).collect();
+    assert_eq!(datas.len(), 2, "{body}");
+    assert_eq!(
+        datas[0]["candidates"][0]["content"]["parts"][0]["functionCall"]["args"]["location"],
+        "Paris"
+    );
+    assert_eq!(datas[1]["candidates"][0]["finishReason"], "STOP");
+
+    req["contents"] = serde_json::json!([
+        {"role": "user", "parts": [{"text": "weather?"}]},
+        {"role": "model", "parts": [{"functionCall": call}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": "18C"}}}]}
+    ]);
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &req)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = resp["candidates"][0]["content"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("18C"), "{text}");
+
+    req["contents"] = gemini_body()["contents"].clone();
+    req["toolConfig"] = serde_json::json!({"functionCallingConfig": {"mode": "NONE"}});
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &req)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(resp["candidates"][0]["content"]["parts"][0]["text"].is_string());
+}
+
+#[tokio::test]
+async fn gemini_stream_faults() {
+    let m = mock().await;
+    let r = gemini(
+        &m,
+        "streamGenerateContent?alt=sse",
+        "error_event",
+        &gemini_body(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let events = sse(&r.text().await.unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    let err = parse(&events[0].1);
+    assert_eq!(err["error"]["code"], 500);
+    assert_eq!(err["error"]["status"], "INTERNAL");
+
+    let empty = sse(&gemini(
+        &m,
+        "streamGenerateContent?alt=sse",
+        "empty_stream",
+        &gemini_body(),
+    )
+    .await
+    .text()
+    .await
+    .unwrap());
+    assert_eq!(empty.len(), 1);
+    assert_eq!(parse(&empty[0].1)["candidates"][0]["finishReason"], "STOP");
+
+    let started = Instant::now();
+    let r = gemini(
+        &m,
+        "streamGenerateContent?alt=sse",
+        "stall_after=1,first_chunk_delay_ms=100",
+        &gemini_body(),
+    )
+    .await;
+    let mut s = r.bytes_stream();
+    let mut body = String::new();
+    let waited = tokio::time::timeout(Duration::from_millis(600), async {
+        while let Some(Ok(c)) = s.next().await {
+            body.push_str(&String::from_utf8_lossy(&c));
+        }
+    })
+    .await;
+    assert!(waited.is_err(), "a stalled stream must not end");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(body.contains("tok0") && !body.contains("tok1"), "{body}");
+}
+
+#[tokio::test]
+async fn openai_tool_calls_and_usage() {
+    let m = mock().await;
+    let c = reqwest::Client::new();
+    let url = format!("http://{}/v1/chat/completions", m.addr);
+    let mut req = chat(false);
+    req["tools"] = serde_json::json!([
+        {"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}},
+        {"type": "function", "function": {"name": "units", "parameters": {"type": "object",
+            "properties": {"unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}, "days": {"type": "integer"}},
+            "required": ["unit", "days"]}}}
+    ]);
+    let resp: serde_json::Value = c
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let choice = &resp["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert!(choice["message"]["content"].is_null());
+    let call = &choice["message"]["tool_calls"][0];
+    assert!(call["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args = parse(call["function"]["arguments"].as_str().unwrap());
+    assert_eq!(args, serde_json::json!({"location": "Paris"}));
+
+    req["tool_choice"] = serde_json::json!({"type": "function", "function": {"name": "units"}});
+    let resp: serde_json::Value = c
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let call = &resp["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "units");
+    assert_eq!(
+        parse(call["arguments"].as_str().unwrap()),
+        serde_json::json!({"unit": "celsius", "days": 1})
+    );
+
+    req["tool_choice"] = serde_json::json!("auto");
+    req["stream"] = true.into();
+    let body = c
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = data_events(&body);
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|d| parse(d))
+        .collect();
+    let first = &chunks[0]["choices"][0]["delta"];
+    assert_eq!(first["role"], "assistant");
+    assert_eq!(first["tool_calls"][0]["index"], 0);
+    assert!(first["tool_calls"][0]["id"].is_string());
+    assert_eq!(first["tool_calls"][0]["function"]["name"], "get_weather");
+    let pieces: Vec<&str> = chunks[1..]
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert!(pieces.iter().filter(|p| !p.is_empty()).count() >= 2);
+    assert_eq!(
+        parse(&pieces.concat()),
+        serde_json::json!({"location": "Paris"})
+    );
+    let finish = chunks
+        .iter()
+        .find(|c| !c["choices"][0]["finish_reason"].is_null())
+        .unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], serde_json::json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 5);
+
+    req["stream"] = false.into();
+    req["messages"] = serde_json::json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": resp["choices"][0]["message"]["tool_calls"]},
+        {"role": "tool", "tool_call_id": "call_x", "content": "18C and sunny"}
+    ]);
+    let resp: serde_json::Value = c
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["choices"][0]["finish_reason"], "stop");
+    assert!(resp["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("18C and sunny"));
+
+    req["messages"] = chat(false)["messages"].clone();
+    req["tool_choice"] = "none".into();
+    let resp: serde_json::Value = c
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["choices"][0]["message"]["content"],
+        "Hello from the mock provider."
+    );
+}
