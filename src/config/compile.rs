@@ -512,6 +512,25 @@ impl Compiler<'_> {
             }
             p
         });
+        let mut deployments = HashMap::new();
+        if let Some(map) = &spec.deployments {
+            if kind != ProviderKind::AzureOpenAi {
+                self.error(
+                    format!("{path}.deployments"),
+                    format!(
+                        "only kind azure-openai has deployments, not {}",
+                        kind.as_str()
+                    ),
+                );
+            }
+            for (model, deployment) in map {
+                if deployment.trim().is_empty() {
+                    self.error(format!("{path}.deployments.{model}"), "is empty");
+                } else {
+                    deployments.insert(model.clone(), deployment.trim().to_string());
+                }
+            }
+        }
         Some(Provider {
             name: name.to_string(),
             kind,
@@ -521,6 +540,7 @@ impl Compiler<'_> {
             ca_file,
             api_version: spec.api_version.clone(),
             headers,
+            deployments,
         })
     }
 
