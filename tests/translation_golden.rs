@@ -8,8 +8,9 @@
 //! - `<case>.response.in.json` → `<case>.response.out.json`;
 //! - `<case>.stream.in.sse` → `<case>.stream.out.sse` and `<case>.stream.classes.txt` (one class
 //!   per upstream event, then `finish: <class>`); optional `<case>.stream.ctx.json`
-//!   (`include_usage`, `requested_model`);
-//! and `tests/golden/errors/<provider>.<status>.json` → `….to-openai.txt` /
+//!   (`include_usage`, `requested_model`).
+//!
+//! Errors: `tests/golden/errors/<provider>.<status>.json` → `….to-openai.txt` and
 //! `….to-anthropic.txt` (first line of each expected file: the status).
 //!
 //! Inputs are modelled on the examples in the OpenAI, Anthropic and Gemini API references.

@@ -309,9 +309,12 @@ fn golden() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
+/// Upstream events as (event name, data).
+type Pool = Vec<(Option<String>, String)>;
+
 /// Realistic upstream events of `format`, from the golden fixtures.
-fn pool(format: Format) -> Vec<(Option<String>, String)> {
-    static POOLS: OnceLock<Vec<Vec<(Option<String>, String)>>> = OnceLock::new();
+fn pool(format: Format) -> Pool {
+    static POOLS: OnceLock<Vec<Pool>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| {
         [Format::OpenAi, Format::Anthropic, Format::Gemini]
             .into_iter()
@@ -325,7 +328,7 @@ fn pool(format: Format) -> Vec<(Option<String>, String)> {
     }
 }
 
-fn read_pool(format: Format) -> Vec<(Option<String>, String)> {
+fn read_pool(format: Format) -> Pool {
     let dir = match format {
         Format::OpenAi => "anthropic-to-openai",
         Format::Anthropic => "openai-to-anthropic",
@@ -465,7 +468,7 @@ fn mutate(v: &mut Value, depth: usize, key: &str, value: Value) {
 }
 
 /// One upstream event, as SSE text.
-fn arb_event(pool: Vec<(Option<String>, String)>) -> impl Strategy<Value = String> {
+fn arb_event(pool: Pool) -> impl Strategy<Value = String> {
     let n = pool.len();
     let pool2 = pool.clone();
     let names = prop::option::of(proptest::sample::select(WORDS));

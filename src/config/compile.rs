@@ -1100,6 +1100,29 @@ virtual_keys:
     }
 
     #[test]
+    fn azure_deployments_compile_and_belong_to_azure_only() {
+        let s = load_str(
+            "providers:\n  az:\n    kind: azure-openai\n    base_url: https://x.openai.azure.com\n    api_key: k\n    deployments: { gpt-4o: prod-4o }\n",
+            None,
+        )
+        .unwrap();
+        let az = &s.providers[0];
+        assert_eq!(
+            az.deployments.get("gpt-4o").map(String::as_str),
+            Some("prod-4o")
+        );
+        let e = errors("providers:\n  p: { kind: openai, api_key: k, deployments: { a: b } }\n");
+        assert!(
+            has(&e, "providers.p.deployments: only kind azure-openai"),
+            "{e:?}"
+        );
+        let e = errors(
+            "providers:\n  az: { kind: azure-openai, base_url: https://x, api_key: k, deployments: { a: \"\" } }\n",
+        );
+        assert!(has(&e, "providers.az.deployments.a: is empty"), "{e:?}");
+    }
+
+    #[test]
     fn unset_env_and_unreadable_key_files_are_errors() {
         let e = errors(
             "providers:\n  p: { kind: openai, api_key: \"${SWITCHYARD_SURELY_UNSET_VAR}\" }\n",

@@ -66,11 +66,14 @@ enum Mode {
         /// A `message_delta` with a `stop_reason` went by.
         stopped: bool,
     },
-    Translate {
-        decoder: Decoder,
-        encoder: Encoder,
-        scratch: Vec<StreamEvent>,
-    },
+    Translate(Box<Translation>),
+}
+
+struct Translation {
+    decoder: Decoder,
+    encoder: Encoder,
+    /// Reused between events.
+    scratch: Vec<StreamEvent>,
 }
 
 /// Translates one upstream stream for one client. See the module doc.
@@ -127,11 +130,11 @@ impl StreamTranslator {
                         Encoder::Anthropic(anthropic::EventEncoder::new(id, model))
                     }
                 };
-                Mode::Translate {
+                Mode::Translate(Box::new(Translation {
                     decoder,
                     encoder,
                     scratch: Vec::new(),
-                }
+                }))
             }
         };
         StreamTranslator {
@@ -145,7 +148,7 @@ impl StreamTranslator {
 
     /// Whether upstream bytes are forwarded as they are.
     pub fn is_passthrough(&self) -> bool {
-        !matches!(self.mode, Mode::Translate { .. })
+        !matches!(self.mode, Mode::Translate(_))
     }
 
     /// The usage so far (the final figures once the stream has ended).
@@ -232,11 +235,12 @@ impl StreamTranslator {
                 out.extend_from_slice(&event.raw);
                 anthropic::classify(event, data.as_ref())
             }
-            Mode::Translate {
-                decoder,
-                encoder,
-                scratch,
-            } => {
+            Mode::Translate(tr) => {
+                let Translation {
+                    decoder,
+                    encoder,
+                    scratch,
+                } = &mut **tr;
                 scratch.clear();
                 match decoder {
                     Decoder::OpenAi(d) => d.decode(event, scratch),
@@ -298,7 +302,7 @@ impl StreamTranslator {
                     EventClass::Error
                 }
             }
-            Mode::Translate { encoder, .. } => encoder.finish(out),
+            Mode::Translate(tr) => tr.encoder.finish(out),
         };
         self.ended = Some(class);
         class
@@ -311,8 +315,8 @@ impl StreamTranslator {
             return;
         }
         match &mut self.mode {
-            Mode::Translate { encoder, .. } => {
-                encoder.encode(StreamEvent::Error(err.clone()), out);
+            Mode::Translate(tr) => {
+                tr.encoder.encode(StreamEvent::Error(err.clone()), out);
             }
             _ => encode_stream_error(self.client, err, out),
         }
