@@ -4,6 +4,9 @@
 //! `inlineData` images), response decoding, the `streamGenerateContent?alt=sse` chunk decoder,
 //! and usage.
 //!
+//! Thought signatures are not carried through other formats: replayed function calls get the
+//! documented `skip_thought_signature_validator` sentinel instead (Gemini 3 requires one).
+//!
 //! Field names use the proto3 JSON (lowerCamelCase) spelling; the API accepts it and the
 //! snake_case one alike. Schemas go in `parametersJsonSchema` / `responseJsonSchema`, which take
 //! JSON Schema as OpenAI and Anthropic clients write it (`additionalProperties`, `$ref`, type
@@ -20,6 +23,10 @@ use crate::upstream::sse::SseEvent;
 
 // ---------------------------------------------------------------------------------------------
 // Requests
+
+/// The documented `thoughtSignature` for function calls Gemini did not itself produce in this
+/// conversation.
+pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// Encodes a request for a Gemini provider. The model goes in the URL path, not the body;
 /// `user` has no Gemini equivalent and is dropped.
@@ -53,14 +60,23 @@ pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, Translate
             }
             Role::Assistant => {
                 let mut parts = encode_parts(&m.content)?;
-                for c in &m.tool_calls {
+                for (i, c) in m.tool_calls.iter().enumerate() {
                     call_names.insert(c.id.as_str(), c.name.as_str());
-                    parts.push(json!({
+                    let mut part = json!({
                         "functionCall": {
                             "name": c.name,
                             "args": super::json::arguments_object(&c.arguments),
                         }
-                    }));
+                    });
+                    // Gemini 3 rejects replayed function calls without the thought signature
+                    // it issued; a translated history has none, and Google documents this
+                    // sentinel for calls it did not produce (on the first call of a turn).
+                    if i == 0 {
+                        if let Some(obj) = part.as_object_mut() {
+                            obj.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
+                        }
+                    }
+                    parts.push(part);
                 }
                 push_content(&mut contents, "model", parts);
             }
