@@ -512,6 +512,25 @@ impl Compiler<'_> {
             }
             p
         });
+        let mut deployments = HashMap::new();
+        if let Some(map) = &spec.deployments {
+            if kind != ProviderKind::AzureOpenAi {
+                self.error(
+                    format!("{path}.deployments"),
+                    format!(
+                        "only kind azure-openai has deployments, not {}",
+                        kind.as_str()
+                    ),
+                );
+            }
+            for (model, deployment) in map {
+                if deployment.trim().is_empty() {
+                    self.error(format!("{path}.deployments.{model}"), "is empty");
+                } else {
+                    deployments.insert(model.clone(), deployment.trim().to_string());
+                }
+            }
+        }
         Some(Provider {
             name: name.to_string(),
             kind,
@@ -521,6 +540,7 @@ impl Compiler<'_> {
             ca_file,
             api_version: spec.api_version.clone(),
             headers,
+            deployments,
         })
     }
 
@@ -1077,6 +1097,29 @@ virtual_keys:
             has(&e, "listen: invalid address") && has(&e, "threads"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn azure_deployments_compile_and_belong_to_azure_only() {
+        let s = load_str(
+            "providers:\n  az:\n    kind: azure-openai\n    base_url: https://x.openai.azure.com\n    api_key: k\n    deployments: { gpt-4o: prod-4o }\n",
+            None,
+        )
+        .unwrap();
+        let az = &s.providers[0];
+        assert_eq!(
+            az.deployments.get("gpt-4o").map(String::as_str),
+            Some("prod-4o")
+        );
+        let e = errors("providers:\n  p: { kind: openai, api_key: k, deployments: { a: b } }\n");
+        assert!(
+            has(&e, "providers.p.deployments: only kind azure-openai"),
+            "{e:?}"
+        );
+        let e = errors(
+            "providers:\n  az: { kind: azure-openai, base_url: https://x, api_key: k, deployments: { a: \"\" } }\n",
+        );
+        assert!(has(&e, "providers.az.deployments.a: is empty"), "{e:?}");
     }
 
     #[test]

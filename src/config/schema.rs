@@ -65,6 +65,9 @@ pub struct ProviderSpec {
     pub ca_file: Option<String>,
     pub api_version: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// `azure-openai` only: model name → deployment name (a model not listed is its own
+    /// deployment name).
+    pub deployments: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]

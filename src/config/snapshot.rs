@@ -146,6 +146,9 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// Extra static headers sent upstream (values are not secrets).
     pub headers: Vec<(String, String)>,
+    /// `azure-openai`: model name → deployment name; a model not listed is used as the
+    /// deployment name. Empty for other kinds.
+    pub deployments: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]

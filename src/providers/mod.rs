@@ -1,9 +1,44 @@
-//! Provider adapters: each owns one wire format, building the upstream request and classifying
-//! what comes back. This issue ships the OpenAI format (`openai`, `openai-compatible`); the
-//! canonical model and the other providers come with their own issue.
+//! Provider adapters and translation: one module per wire format (`openai` — also Azure and
+//! OpenAI-compatible —, `anthropic`, `gemini`), the canonical model they translate through
+//! ([`canonical`]), the upstream request head per provider kind ([`head`]), and the per-request
+//! pieces the gateway drives: [`request`] (decode once, encode per attempt), [`response`],
+//! [`stream`] and [`error`].
+//!
+//! Per request: [`DecodedRequest::decode`] the client body (format from the route,
+//! [`ClientFormat::from_path`]); per attempt [`DecodedRequest::encode`] for the target's kind,
+//! then [`build_request`] with [`EncodedRequest::chat_call`]; on 2xx [`translate_response`] or a
+//! [`StreamTranslator`] fed each upstream [`SseEvent`]; on an error status [`translate_error`].
+//! Same-format traffic is passed through untouched wherever nothing needs to change.
 
+pub mod anthropic;
+pub mod canonical;
+pub mod error;
+pub mod gemini;
+pub mod head;
+mod json;
 pub mod openai;
+pub mod request;
+pub mod response;
+pub mod stream;
 
+pub use canonical::{
+    ChatRequest, ChatResponse, Choice, ClientFormat, ContentPart, FinishReason, Format,
+    ImageSource, MaxTokensField, Message, ResponseFormat, Role, StreamEvent, Tool, ToolCall,
+    ToolChoice, Usage,
+};
+pub use error::{
+    decode_error, encode_error, encode_stream_error, translate_error, ErrorKind, ProviderError,
+    TranslateError,
+};
+pub use head::{build_request, upstream_path, ChatCall, RequestHead, AZURE_DEFAULT_API_VERSION};
+pub use request::{apply_overrides, DecodedRequest, EncodedRequest};
+pub use response::{
+    decode_response, encode_response, translate_response, usage_of_response, TranslateContext,
+    TranslatedResponse,
+};
+pub use stream::StreamTranslator;
+
+use crate::config::ProviderKind;
 use crate::upstream::sse::SseEvent;
 
 /// What a stream event means for the commit point (DESIGN.md §1).
@@ -15,8 +50,21 @@ pub enum EventClass {
     Content,
     /// An error reported inside a 200 stream.
     Error,
-    /// The end marker (`data: [DONE]`).
+    /// The end marker (`data: [DONE]`, `message_stop`, or a complete stream's end).
     Done,
+}
+
+impl Format {
+    /// The wire format a provider kind speaks.
+    pub fn of(kind: ProviderKind) -> Format {
+        match kind {
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+                Format::OpenAi
+            }
+            ProviderKind::Anthropic => Format::Anthropic,
+            ProviderKind::Gemini => Format::Gemini,
+        }
+    }
 }
 
 /// Classifies an event of an OpenAI-format stream.

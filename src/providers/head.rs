@@ -1,0 +1,480 @@
+//! The upstream request head for one attempt, per provider kind: method, path and query,
+//! `Host`, the provider's credential, version headers, and the client headers worth
+//! forwarding (never the client's credentials, our control headers, hop-by-hop headers or
+//! `accept-encoding`).
+//!
+//! | kind | chat request goes to | auth (default) |
+//! |---|---|---|
+//! | `openai`, `openai-compatible` | `{base}/chat/completions` (a `/v1/chat/completions` client path keeps its rest and query) | `authorization: Bearer` (or none) |
+//! | `azure-openai` | `{base}/openai/deployments/{deployment}/chat/completions?api-version=…`; a base ending in `/openai/v1` is the v1 API: like `openai` | `api-key` |
+//! | `anthropic` | `{base}/v1/messages` (a base already ending in `/v1` is not doubled) + `anthropic-version` | `x-api-key` |
+//! | `gemini` | `{base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` | `x-goog-api-key` |
+//!
+//! Anything that is not a chat request is forwarded under the base path as the client sent it.
+
+use http::Method;
+use pingora::http::RequestHeader;
+
+use super::gemini::model_path_segment;
+use super::ClientFormat;
+use crate::config::{Provider, ProviderKind};
+
+/// The Azure OpenAI `api-version` when the provider config sets none (the latest GA
+/// data-plane inference version).
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// What one attempt sends, as far as the head is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a Method,
+    /// The client's path and query, e.g. `/v1/chat/completions` or `/v1/messages?beta=true`.
+    pub client_path_and_query: &'a str,
+    /// `Some` for a chat request encoded for this provider's format: the provider's chat
+    /// endpoint is used. `None`: the client path is forwarded under the base path.
+    pub chat: Option<ChatCall<'a>>,
+    /// Length of the body that will be sent.
+    pub body_len: usize,
+}
+
+/// The facts about a chat request the head depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatCall<'a> {
+    /// The model asked of the provider (after overrides): Gemini's path, Azure's deployment.
+    pub model: &'a str,
+    pub stream: bool,
+}
+
+/// Client headers never forwarded upstream: credentials the app sent (the provider's own is
+/// injected instead), our control headers, hop-by-hop headers, and what we recompute.
+fn is_stripped(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization"
+            | "proxy-authorization"
+            | "x-api-key"
+            | "api-key"
+            | "x-goog-api-key"
+            | "cookie"
+            | "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-connection"
+            | "expect"
+            // We must read JSON and SSE as sent: ask for identity encoding.
+            | "accept-encoding"
+    ) || name.starts_with("x-portkey-")
+        || name.starts_with("x-switchyard-")
+}
+
+/// Headers that belong to another provider's API (an Anthropic SDK's `anthropic-beta` means
+/// nothing to OpenAI, and could be refused).
+fn is_foreign(kind: ProviderKind, name: &str) -> bool {
+    match kind {
+        ProviderKind::Anthropic => name.starts_with("openai-"),
+        ProviderKind::Gemini => name.starts_with("openai-") || name.starts_with("anthropic-"),
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+            name.starts_with("anthropic-")
+        }
+    }
+}
+
+/// `base path + client path without its leading /v1`: `/v1/chat/completions?x=1` under base
+/// `/v1` → `/v1/chat/completions?x=1`.
+pub(crate) fn base_plus_rest(provider: &Provider, client_path_and_query: &str) -> String {
+    join(&provider.base_url.path, strip_v1(client_path_and_query))
+}
+
+fn strip_v1(path: &str) -> &str {
+    match path.strip_prefix("/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => rest,
+        _ => path,
+    }
+}
+
+fn join(base: &str, rest: &str) -> String {
+    let mut path = String::with_capacity(base.len() + rest.len() + 1);
+    path.push_str(base);
+    path.push_str(rest);
+    if path.is_empty() || path.starts_with('?') {
+        path.insert(0, '/');
+    }
+    path
+}
+
+/// The base path with an API version segment: kept when it already ends in one (`/v1`,
+/// `/v1beta`), else `default` appended.
+fn versioned(base: &str, default: &str) -> String {
+    let last = base.rsplit('/').next().unwrap_or("");
+    let is_version = last
+        .strip_prefix('v')
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+    if is_version {
+        base.to_string()
+    } else {
+        format!("{base}{default}")
+    }
+}
+
+fn query_of(path_and_query: &str) -> Option<&str> {
+    path_and_query.split_once('?').map(|(_, q)| q)
+}
+
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The upstream path and query for one attempt.
+pub fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> String {
+    let base = provider.base_url.path.as_str();
+    let client = head.client_path_and_query;
+    let client_format = ClientFormat::from_path(client);
+    let Some(chat) = head.chat else {
+        return match provider.kind {
+            ProviderKind::Anthropic => join(&versioned(base, "/v1"), strip_v1(client)),
+            ProviderKind::Gemini => join(base, client),
+            _ => base_plus_rest(provider, client),
+        };
+    };
+    let openai_style = |provider: &Provider| {
+        if client_format == Some(ClientFormat::OpenAi) {
+            base_plus_rest(provider, client)
+        } else {
+            join(base, "/chat/completions")
+        }
+    };
+    match provider.kind {
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai_style(provider),
+        ProviderKind::AzureOpenAi => {
+            if base.ends_with("/openai/v1") {
+                return openai_style(provider);
+            }
+            let root = base.strip_suffix("/openai").unwrap_or(base);
+            let deployment = provider
+                .deployments
+                .get(chat.model)
+                .map_or(chat.model, String::as_str);
+            let version = provider
+                .api_version
+                .as_deref()
+                .unwrap_or(AZURE_DEFAULT_API_VERSION);
+            format!(
+                "{root}/openai/deployments/{}/chat/completions?api-version={}",
+                encode_segment(deployment),
+                encode_segment(version)
+            )
+        }
+        ProviderKind::Anthropic => {
+            let mut path = format!("{}/messages", versioned(base, "/v1"));
+            if client_format == Some(ClientFormat::Anthropic) {
+                if let Some(q) = query_of(client) {
+                    path.push('?');
+                    path.push_str(q);
+                }
+            }
+            path
+        }
+        ProviderKind::Gemini => {
+            let method = if chat.stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            format!(
+                "{}/models/{}:{method}",
+                versioned(base, "/v1beta"),
+                model_path_segment(chat.model)
+            )
+        }
+    }
+}
+
+/// Builds the upstream request head for one attempt.
+pub fn build_request(
+    provider: &Provider,
+    client: &RequestHeader,
+    head: &RequestHead<'_>,
+) -> pingora::Result<RequestHeader> {
+    let path = upstream_path(provider, head);
+    let mut req = RequestHeader::build(
+        head.method.clone(),
+        path.as_bytes(),
+        Some(client.headers.len() + 4),
+    )?;
+    req.insert_header(http::header::HOST, provider.base_url.host_header())?;
+    for (name, value) in client.headers.iter() {
+        let n = name.as_str();
+        if !is_stripped(n) && !is_foreign(provider.kind, n) {
+            req.append_header(name.clone(), value.clone())?;
+        }
+    }
+    if head.chat.is_some() {
+        req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    }
+    if head.method != Method::GET || head.body_len > 0 {
+        req.insert_header(http::header::CONTENT_LENGTH, head.body_len.to_string())?;
+    }
+    if let Some(key) = &provider.api_key {
+        if provider.auth_header == "authorization" {
+            req.insert_header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", key.expose()),
+            )?;
+        } else {
+            req.insert_header(provider.auth_header.clone(), key.expose())?;
+        }
+    }
+    if provider.kind == ProviderKind::Anthropic {
+        match &provider.api_version {
+            Some(v) => req.insert_header("anthropic-version", v.as_str())?,
+            None if !req.headers.contains_key("anthropic-version") => {
+                req.insert_header("anthropic-version", super::anthropic::DEFAULT_VERSION)?
+            }
+            None => {}
+        }
+    }
+    for (name, value) in &provider.headers {
+        req.insert_header(name.clone(), value.as_str())?;
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BaseUrl, Secret};
+    use std::collections::HashMap;
+
+    fn provider(kind: ProviderKind, path: &str, auth: &str) -> Provider {
+        Provider {
+            name: "p".into(),
+            kind,
+            base_url: BaseUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 9000,
+                path: path.into(),
+            },
+            api_key: Some(Secret::new("sk-real")),
+            auth_header: auth.into(),
+            ca_file: None,
+            api_version: None,
+            headers: vec![],
+            deployments: HashMap::new(),
+        }
+    }
+
+    fn head<'a>(path: &'a str, chat: Option<ChatCall<'a>>) -> RequestHead<'a> {
+        RequestHead {
+            method: &Method::POST,
+            client_path_and_query: path,
+            chat,
+            body_len: 12,
+        }
+    }
+
+    fn chat(model: &str, stream: bool) -> Option<ChatCall<'_>> {
+        Some(ChatCall { model, stream })
+    }
+
+    #[test]
+    fn passthrough_paths_map_under_the_base_path() {
+        let p = |path| provider(ProviderKind::OpenAi, path, "authorization");
+        assert_eq!(
+            base_plus_rest(&p("/v1"), "/v1/chat/completions?a=1"),
+            "/v1/chat/completions?a=1"
+        );
+        assert_eq!(
+            base_plus_rest(&p("/openai/v1"), "/v1/models"),
+            "/openai/v1/models"
+        );
+        assert_eq!(base_plus_rest(&p(""), "/v1/models"), "/models");
+        assert_eq!(base_plus_rest(&p(""), "/v1"), "/");
+        assert_eq!(base_plus_rest(&p("/v1"), "/v1beta/x"), "/v1/v1beta/x");
+    }
+
+    #[test]
+    fn chat_paths_per_kind() {
+        let openai = provider(ProviderKind::OpenAi, "/v1", "authorization");
+        assert_eq!(
+            upstream_path(&openai, &head("/v1/chat/completions?x=1", chat("m", false))),
+            "/v1/chat/completions?x=1"
+        );
+        assert_eq!(
+            upstream_path(&openai, &head("/v1/messages?beta=true", chat("m", false))),
+            "/v1/chat/completions"
+        );
+
+        let mut azure = provider(ProviderKind::AzureOpenAi, "", "api-key");
+        assert_eq!(
+            upstream_path(&azure, &head("/v1/chat/completions", chat("gpt-4o", true))),
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+        azure.api_version = Some("2025-01-01-preview".into());
+        azure.deployments.insert("gpt-4o".into(), "prod-4o".into());
+        assert_eq!(
+            upstream_path(&azure, &head("/v1/messages", chat("gpt-4o", false))),
+            "/openai/deployments/prod-4o/chat/completions?api-version=2025-01-01-preview"
+        );
+        let azure_v1 = provider(ProviderKind::AzureOpenAi, "/openai/v1", "api-key");
+        assert_eq!(
+            upstream_path(&azure_v1, &head("/v1/messages", chat("gpt-4o", false))),
+            "/openai/v1/chat/completions"
+        );
+
+        for base in ["", "/v1"] {
+            let anthropic = provider(ProviderKind::Anthropic, base, "x-api-key");
+            assert_eq!(
+                upstream_path(&anthropic, &head("/v1/chat/completions", chat("c", false))),
+                "/v1/messages"
+            );
+            assert_eq!(
+                upstream_path(&anthropic, &head("/v1/messages?beta=true", chat("c", true))),
+                "/v1/messages?beta=true"
+            );
+            assert_eq!(
+                upstream_path(&anthropic, &head("/v1/messages/count_tokens", None)),
+                "/v1/messages/count_tokens"
+            );
+        }
+
+        let gemini = provider(ProviderKind::Gemini, "", "x-goog-api-key");
+        assert_eq!(
+            upstream_path(
+                &gemini,
+                &head("/v1/chat/completions", chat("gemini-2.5-flash", false))
+            ),
+            "/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        let gemini_v1 = provider(ProviderKind::Gemini, "/v1", "x-goog-api-key");
+        assert_eq!(
+            upstream_path(
+                &gemini_v1,
+                &head("/v1/messages", chat("models/gemini-2.5-pro", true))
+            ),
+            "/v1/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+        );
+    }
+
+    fn client_head() -> RequestHeader {
+        let mut client = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (k, v) in [
+            ("authorization", "Bearer vk-app"),
+            ("x-api-key", "vk-app"),
+            ("x-portkey-config", "chat"),
+            ("x-switchyard-virtual-key", "vk-app"),
+            ("accept-encoding", "gzip"),
+            ("user-agent", "OpenAI/Python"),
+            ("anthropic-beta", "tools-2024"),
+            ("openai-organization", "org-1"),
+        ] {
+            client.insert_header(k, v).unwrap();
+        }
+        client
+    }
+
+    #[test]
+    fn credentials_are_swapped_and_control_headers_stripped() {
+        let client = client_head();
+        let req = build_request(
+            &provider(ProviderKind::OpenAi, "/v1", "authorization"),
+            &client,
+            &head("/v1/chat/completions", None),
+        )
+        .unwrap();
+        let h = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(h("authorization").as_deref(), Some("Bearer sk-real"));
+        assert_eq!(h("host").as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(h("content-length").as_deref(), Some("12"));
+        assert_eq!(h("user-agent").as_deref(), Some("OpenAI/Python"));
+        assert_eq!(h("openai-organization").as_deref(), Some("org-1"));
+        for gone in [
+            "x-api-key",
+            "x-portkey-config",
+            "x-switchyard-virtual-key",
+            "accept-encoding",
+            "anthropic-beta",
+        ] {
+            assert!(h(gone).is_none(), "{gone}");
+        }
+        let azure = build_request(
+            &provider(ProviderKind::AzureOpenAi, "", "api-key"),
+            &client,
+            &head("/v1/x", None),
+        )
+        .unwrap();
+        assert_eq!(azure.headers.get("api-key").unwrap(), "sk-real");
+        assert!(azure.headers.get("authorization").is_none());
+    }
+
+    #[test]
+    fn anthropic_and_gemini_heads() {
+        let client = client_head();
+        let mut anthropic = provider(ProviderKind::Anthropic, "", "x-api-key");
+        let req = build_request(
+            &anthropic,
+            &client,
+            &head("/v1/chat/completions", chat("c", false)),
+        )
+        .unwrap();
+        assert_eq!(req.uri.path(), "/v1/messages");
+        assert_eq!(req.headers.get("x-api-key").unwrap(), "sk-real");
+        assert_eq!(req.headers.get("anthropic-version").unwrap(), "2023-06-01");
+        assert_eq!(req.headers.get("anthropic-beta").unwrap(), "tools-2024");
+        assert_eq!(req.headers.get("content-type").unwrap(), "application/json");
+        assert!(req.headers.get("authorization").is_none());
+        assert!(req.headers.get("openai-organization").is_none());
+
+        // The client's own version is kept unless the provider config pins one.
+        let mut with_version = client_head();
+        with_version
+            .insert_header("anthropic-version", "2024-01-01")
+            .unwrap();
+        let req = build_request(
+            &anthropic,
+            &with_version,
+            &head("/v1/messages", chat("c", false)),
+        )
+        .unwrap();
+        assert_eq!(req.headers.get("anthropic-version").unwrap(), "2024-01-01");
+        anthropic.api_version = Some("2023-06-01".into());
+        let req = build_request(
+            &anthropic,
+            &with_version,
+            &head("/v1/messages", chat("c", false)),
+        )
+        .unwrap();
+        assert_eq!(req.headers.get("anthropic-version").unwrap(), "2023-06-01");
+
+        let gemini = provider(ProviderKind::Gemini, "", "x-goog-api-key");
+        let req = build_request(
+            &gemini,
+            &client,
+            &head("/v1/messages", chat("gemini-2.5-flash", true)),
+        )
+        .unwrap();
+        assert_eq!(
+            req.uri.to_string(),
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(req.headers.get("x-goog-api-key").unwrap(), "sk-real");
+        assert!(req.headers.get("anthropic-beta").is_none());
+
+        let mut keyless = provider(ProviderKind::OpenAiCompatible, "/v1", "authorization");
+        keyless.api_key = None;
+        let req = build_request(&keyless, &client, &head("/v1/chat/completions", None)).unwrap();
+        assert!(req.headers.get("authorization").is_none());
+    }
+}

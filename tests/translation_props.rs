@@ -1,0 +1,800 @@
+//! Property tests for translation: stream translation never panics on arbitrary or garbled
+//! upstream input and never emits an event sequence the client's format forbids (checked by a
+//! small validator per client format); passthrough streams only ever forward whole upstream
+//! events; request, response and error decoding never panic on arbitrary JSON or bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use switchyard::config::ProviderKind;
+use switchyard::providers::{
+    decode_error, decode_response, translate_response, ClientFormat, DecodedRequest, ErrorKind,
+    Format, ProviderError, StreamTranslator, TranslateContext,
+};
+use switchyard::upstream::sse::{SseEvent, SseParser};
+
+// ---------------------------------------------------------------------------------------------
+// Validators
+
+fn parse_sse(bytes: &[u8]) -> Vec<SseEvent> {
+    let mut p = SseParser::new(1 << 24);
+    p.push(bytes).expect("our own events are small");
+    let mut out = Vec::new();
+    while let Some(e) = p.next_event() {
+        out.push(e);
+    }
+    assert!(
+        p.finish().is_none(),
+        "output does not end on an event boundary: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    out
+}
+
+#[derive(Default)]
+struct OaChoice {
+    role: bool,
+    finished: bool,
+    tools: BTreeSet<u64>,
+}
+
+/// Checks an OpenAI `chat.completion.chunk` stream as a client sees it.
+fn validate_openai(bytes: &[u8], include_usage: bool) -> Result<(), String> {
+    let mut id: Option<String> = None;
+    let mut choices: BTreeMap<u64, OaChoice> = BTreeMap::new();
+    let mut usage_chunks = 0;
+    let mut ended = false;
+    let mut done = false;
+    for e in parse_sse(bytes) {
+        if e.event.is_none() && e.data.is_empty() {
+            continue; // a comment
+        }
+        if ended {
+            return Err(format!("event after the end: {:?}", e.data));
+        }
+        if e.event.is_some() {
+            return Err(format!("OpenAI streams have no event names: {:?}", e.event));
+        }
+        if e.is_done() {
+            ended = true;
+            done = true;
+            continue;
+        }
+        let v: Value = serde_json::from_str(&e.data).map_err(|x| format!("not JSON: {x}"))?;
+        if let Some(err) = v.get("error") {
+            if !err.get("message").is_some_and(Value::is_string) {
+                return Err(format!("error without a message: {v}"));
+            }
+            ended = true;
+            continue;
+        }
+        if v["object"] != "chat.completion.chunk" {
+            return Err(format!("not a chunk: {v}"));
+        }
+        let this_id = v["id"].as_str().ok_or("chunk without id")?.to_string();
+        match &id {
+            None => id = Some(this_id),
+            Some(first) if *first != this_id => {
+                return Err(format!("id changed: {first} → {this_id}"))
+            }
+            _ => {}
+        }
+        let cs = v["choices"].as_array().ok_or("chunk without choices")?;
+        if cs.is_empty() {
+            if !v["usage"].is_object() {
+                return Err("empty choices without usage".into());
+            }
+            if !include_usage {
+                return Err("usage chunk the client did not ask for".into());
+            }
+            if choices.values().any(|c| !c.finished) {
+                return Err("usage chunk before every choice finished".into());
+            }
+            usage_chunks += 1;
+            continue;
+        }
+        if usage_chunks > 0 {
+            return Err("choice chunk after the usage chunk".into());
+        }
+        for c in cs {
+            let index = c["index"].as_u64().ok_or("choice without index")?;
+            let state = choices.entry(index).or_default();
+            if state.finished {
+                return Err(format!("choice {index} continued after its finish"));
+            }
+            let delta = c["delta"].as_object().ok_or("choice without delta")?;
+            if delta.contains_key("role") {
+                if state.role {
+                    return Err(format!("choice {index}: role sent twice"));
+                }
+                if delta["role"] != "assistant" {
+                    return Err("role is not assistant".into());
+                }
+                state.role = true;
+            } else if !state.role {
+                return Err(format!("choice {index}: content before role"));
+            }
+            if let Some(calls) = delta.get("tool_calls") {
+                for call in calls.as_array().ok_or("tool_calls not an array")? {
+                    let ti = call["index"].as_u64().ok_or("tool call without index")?;
+                    let first = state.tools.insert(ti);
+                    let has_id = call.get("id").is_some_and(Value::is_string);
+                    let has_name = call["function"]["name"].is_string();
+                    if first && !(has_id && has_name && call["type"] == "function") {
+                        return Err(format!("first delta of tool {ti} lacks id/name/type"));
+                    }
+                    if !first && (has_id || has_name) {
+                        return Err(format!("tool {ti} announced twice"));
+                    }
+                }
+            }
+            match &c["finish_reason"] {
+                Value::Null => {}
+                Value::String(r) => {
+                    if !["stop", "length", "tool_calls", "content_filter"].contains(&r.as_str()) {
+                        return Err(format!("unknown finish_reason {r}"));
+                    }
+                    state.finished = true;
+                }
+                other => return Err(format!("finish_reason {other}")),
+            }
+        }
+    }
+    if !ended {
+        return Err("stream ends without [DONE] or an error".into());
+    }
+    if done {
+        if choices.is_empty() {
+            return Err("[DONE] without any choice".into());
+        }
+        if choices.values().any(|c| !c.finished) {
+            return Err("[DONE] before every choice finished".into());
+        }
+        if usage_chunks != usize::from(include_usage) {
+            return Err(format!("{usage_chunks} usage chunks"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an Anthropic Messages stream as a client sees it.
+fn validate_anthropic(bytes: &[u8]) -> Result<(), String> {
+    let mut started = false;
+    let mut next_block = 0u64;
+    let mut open: Option<(u64, String)> = None;
+    let mut delta_seen = false;
+    let mut ended = false;
+    for e in parse_sse(bytes) {
+        if e.event.is_none() && e.data.is_empty() {
+            continue;
+        }
+        if ended {
+            return Err(format!("event after the end: {:?}", e.data));
+        }
+        let v: Value = serde_json::from_str(&e.data).map_err(|x| format!("not JSON: {x}"))?;
+        let kind = v["type"].as_str().ok_or("event without type")?;
+        if e.event.as_deref() != Some(kind) {
+            return Err(format!("event name {:?} ≠ type {kind}", e.event));
+        }
+        if kind == "error" {
+            if !v["error"]["type"].is_string() || !v["error"]["message"].is_string() {
+                return Err(format!("malformed error: {v}"));
+            }
+            ended = true;
+            continue;
+        }
+        if kind != "message_start" && kind != "ping" && !started {
+            return Err(format!("{kind} before message_start"));
+        }
+        match kind {
+            "message_start" => {
+                if started {
+                    return Err("message_start twice".into());
+                }
+                let m = &v["message"];
+                if m["role"] != "assistant" || !m["id"].is_string() || !m["usage"].is_object() {
+                    return Err(format!("malformed message_start: {v}"));
+                }
+                started = true;
+            }
+            "ping" => {}
+            "content_block_start" => {
+                if delta_seen {
+                    return Err("block after message_delta".into());
+                }
+                if let Some((i, _)) = &open {
+                    return Err(format!("block started while block {i} is open"));
+                }
+                let index = v["index"].as_u64().ok_or("start without index")?;
+                if index != next_block {
+                    return Err(format!("block index {index}, expected {next_block}"));
+                }
+                let bt = v["content_block"]["type"]
+                    .as_str()
+                    .ok_or("block without type")?;
+                match bt {
+                    "text" => {}
+                    "tool_use" => {
+                        let b = &v["content_block"];
+                        if !b["id"].is_string() || !b["name"].is_string() || !b["input"].is_object()
+                        {
+                            return Err(format!("malformed tool_use start: {v}"));
+                        }
+                    }
+                    other => return Err(format!("unexpected block type {other}")),
+                }
+                open = Some((index, bt.to_string()));
+                next_block += 1;
+            }
+            "content_block_delta" => {
+                let index = v["index"].as_u64().ok_or("delta without index")?;
+                let Some((oi, bt)) = &open else {
+                    return Err("delta with no open block".into());
+                };
+                if *oi != index {
+                    return Err(format!("delta for block {index}, open is {oi}"));
+                }
+                let dt = v["delta"]["type"].as_str().ok_or("delta without type")?;
+                let ok = match (bt.as_str(), dt) {
+                    ("text", "text_delta") => v["delta"]["text"].is_string(),
+                    ("tool_use", "input_json_delta") => v["delta"]["partial_json"].is_string(),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!("{dt} in a {bt} block"));
+                }
+            }
+            "content_block_stop" => {
+                let index = v["index"].as_u64().ok_or("stop without index")?;
+                match &open {
+                    Some((oi, _)) if *oi == index => open = None,
+                    _ => return Err(format!("stop for block {index} that is not open")),
+                }
+            }
+            "message_delta" => {
+                if open.is_some() {
+                    return Err("message_delta with a block open".into());
+                }
+                if delta_seen {
+                    return Err("message_delta twice".into());
+                }
+                let r = v["delta"]["stop_reason"].as_str().ok_or("no stop_reason")?;
+                if ![
+                    "end_turn",
+                    "max_tokens",
+                    "stop_sequence",
+                    "tool_use",
+                    "refusal",
+                    "pause_turn",
+                ]
+                .contains(&r)
+                {
+                    return Err(format!("unknown stop_reason {r}"));
+                }
+                if !v["usage"]["output_tokens"].is_u64() {
+                    return Err("message_delta without output_tokens".into());
+                }
+                delta_seen = true;
+            }
+            "message_stop" => {
+                if !delta_seen {
+                    return Err("message_stop before message_delta".into());
+                }
+                ended = true;
+            }
+            other => return Err(format!("unknown event {other}")),
+        }
+    }
+    if !ended {
+        return Err("stream ends without message_stop or an error".into());
+    }
+    Ok(())
+}
+
+fn validate(client: ClientFormat, bytes: &[u8], include_usage: bool) -> Result<(), String> {
+    match client {
+        ClientFormat::OpenAi => validate_openai(bytes, include_usage),
+        ClientFormat::Anthropic => validate_anthropic(bytes),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+fn golden() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Upstream events as (event name, data).
+type Pool = Vec<(Option<String>, String)>;
+
+/// Realistic upstream events of `format`, from the golden fixtures.
+fn pool(format: Format) -> Pool {
+    static POOLS: OnceLock<Vec<Pool>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| {
+        [Format::OpenAi, Format::Anthropic, Format::Gemini]
+            .into_iter()
+            .map(read_pool)
+            .collect()
+    });
+    match format {
+        Format::OpenAi => pools[0].clone(),
+        Format::Anthropic => pools[1].clone(),
+        Format::Gemini => pools[2].clone(),
+    }
+}
+
+fn read_pool(format: Format) -> Pool {
+    let dir = match format {
+        Format::OpenAi => "anthropic-to-openai",
+        Format::Anthropic => "openai-to-anthropic",
+        Format::Gemini => "openai-to-gemini",
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(golden().join(dir)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".stream.in.sse") {
+            for e in parse_sse(&std::fs::read(&path).unwrap()) {
+                out.push((e.event, e.data));
+            }
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+const KEYS: &[&str] = &[
+    "type",
+    "index",
+    "delta",
+    "choices",
+    "content",
+    "content_block",
+    "text",
+    "partial_json",
+    "tool_calls",
+    "id",
+    "name",
+    "function",
+    "arguments",
+    "finish_reason",
+    "stop_reason",
+    "usage",
+    "error",
+    "message",
+    "candidates",
+    "parts",
+    "functionCall",
+    "args",
+    "finishReason",
+    "usageMetadata",
+    "role",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "prompt_tokens",
+    "promptTokenCount",
+    "thought",
+    "promptFeedback",
+    "blockReason",
+    "responseId",
+];
+
+const WORDS: &[&str] = &[
+    "text",
+    "tool_use",
+    "text_delta",
+    "input_json_delta",
+    "message_start",
+    "message_delta",
+    "message_stop",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "ping",
+    "error",
+    "stop",
+    "length",
+    "tool_calls",
+    "end_turn",
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "assistant",
+    "[DONE]",
+    "",
+    "{\"a\":",
+    "x",
+];
+
+fn arb_leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-3i64..5).prop_map(|n| json!(n)),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1e3f64..1e3).prop_map(|f| json!(f)),
+        proptest::sample::select(WORDS).prop_map(|w| json!(w)),
+        ".{0,8}".prop_map(Value::String),
+    ]
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    arb_leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(|kvs| {
+                Value::Object(
+                    kvs.into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect::<Map<_, _>>(),
+                )
+            }),
+        ]
+    })
+}
+
+/// Sets `key = value` in the object reached by following the first object-valued child
+/// `depth` times (or the deepest object on the way).
+fn mutate(v: &mut Value, depth: usize, key: &str, value: Value) {
+    let has_child = |c: &Value| c.is_object() || c.is_array();
+    if depth > 0 {
+        match v {
+            Value::Object(m) => {
+                if let Some(child) = m.values_mut().find(|c| has_child(c)) {
+                    return mutate(child, depth - 1, key, value);
+                }
+            }
+            Value::Array(a) => {
+                if let Some(child) = a.iter_mut().find(|c| has_child(c)) {
+                    return mutate(child, depth - 1, key, value);
+                }
+            }
+            _ => {}
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            m.insert(key.to_string(), value);
+        }
+        Value::Array(a) => a.push(value),
+        other => *other = value,
+    }
+}
+
+/// One upstream event, as SSE text.
+fn arb_event(pool: Pool) -> impl Strategy<Value = String> {
+    let n = pool.len();
+    let pool2 = pool.clone();
+    let names = prop::option::of(proptest::sample::select(WORDS));
+    prop_oneof![
+        // A realistic event.
+        4 => (0..n).prop_map(move |i| sse(&pool[i].0, &pool[i].1)),
+        // A realistic event with one field changed.
+        4 => (0..n, 0usize..4, proptest::sample::select(KEYS), arb_json()).prop_map(
+            move |(i, depth, key, value)| {
+                let (name, data) = &pool2[i];
+                match serde_json::from_str::<Value>(data) {
+                    Ok(mut v) => {
+                        mutate(&mut v, depth, key, value);
+                        sse(name, &v.to_string())
+                    }
+                    Err(_) => sse(name, data),
+                }
+            }
+        ),
+        // Random JSON, with or without an event name.
+        2 => (names, arb_json()).prop_map(|(name, v)| sse(&name.map(str::to_string), &v.to_string())),
+        // Random text.
+        1 => ".{0,40}".prop_map(|s| format!("data: {s}\n\n")),
+        1 => Just("data: [DONE]\n\n".to_string()),
+        1 => Just(": keep-alive\n\n".to_string()),
+    ]
+}
+
+fn sse(name: &Option<String>, data: &str) -> String {
+    let mut s = String::new();
+    if let Some(n) = name {
+        s.push_str("event: ");
+        s.push_str(&n.replace(['\n', '\r'], ""));
+        s.push('\n');
+    }
+    for line in data.split('\n') {
+        s.push_str("data: ");
+        s.push_str(line.trim_end_matches('\r'));
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}
+
+struct Run {
+    out: Vec<u8>,
+    usage_ok: bool,
+}
+
+/// Feeds `input` in `chunk`-byte reads; aborts before event `abort_at` if given.
+fn run(
+    upstream: Format,
+    client: ClientFormat,
+    include_usage: bool,
+    input: &[u8],
+    chunk: usize,
+    abort_at: Option<usize>,
+) -> Run {
+    let ctx = TranslateContext {
+        include_usage,
+        requested_model: "m".into(),
+        created: 1,
+        nonce: "n".into(),
+    };
+    let mut t = StreamTranslator::new(upstream, client, &ctx);
+    let mut parser = SseParser::new(1 << 20);
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let passthrough = t.is_passthrough();
+    let mut push = |e: SseEvent, t: &mut StreamTranslator, out: &mut Vec<u8>| {
+        if abort_at == Some(seen) {
+            t.abort(&ProviderError::new(ErrorKind::Timeout, "idle timeout"), out);
+        }
+        seen += 1;
+        let ended_before = t.is_ended();
+        let before = out.len();
+        t.push(&e, out);
+        let written = &out[before..];
+        if passthrough {
+            // Whole upstream events or nothing.
+            assert!(
+                written.is_empty() || written == e.raw.as_ref(),
+                "passthrough wrote something else than the event"
+            );
+            if include_usage && !ended_before {
+                assert_eq!(written, e.raw.as_ref(), "passthrough dropped an event");
+            }
+        }
+    };
+    for piece in input.chunks(chunk.max(1)) {
+        if parser.push(piece).is_err() {
+            break;
+        }
+        while let Some(e) = parser.next_event() {
+            push(e, &mut t, &mut out);
+        }
+    }
+    if let Some(e) = parser.finish() {
+        push(e, &mut t, &mut out);
+    }
+    t.finish(&mut out);
+    // Finishing twice writes nothing more.
+    let len = out.len();
+    t.finish(&mut out);
+    assert_eq!(out.len(), len);
+    let u = t.usage();
+    Run {
+        out,
+        usage_ok: u.cached_tokens <= u.input_tokens.max(u.cached_tokens)
+            && u.total_tokens() >= u.output_tokens,
+    }
+}
+
+const TRANSLATED: &[(Format, ClientFormat)] = &[
+    (Format::Anthropic, ClientFormat::OpenAi),
+    (Format::Gemini, ClientFormat::OpenAi),
+    (Format::OpenAi, ClientFormat::Anthropic),
+    (Format::Gemini, ClientFormat::Anthropic),
+];
+
+fn arb_stream(upstream: Format) -> impl Strategy<Value = String> {
+    prop::collection::vec(arb_event(pool(upstream)), 0..24).prop_map(|evs| evs.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    #[test]
+    fn translated_streams_are_always_valid(
+        (pair, input) in (0..TRANSLATED.len())
+            .prop_flat_map(|p| (Just(p), arb_stream(TRANSLATED[p].0))),
+        include_usage in any::<bool>(),
+        chunk in 1usize..64,
+        abort in prop::option::of(0usize..24),
+    ) {
+        let (upstream, client) = TRANSLATED[pair];
+        let r = run(upstream, client, include_usage, input.as_bytes(), chunk, abort);
+        prop_assert!(r.usage_ok);
+        if let Err(e) = validate(client, &r.out, include_usage) {
+            return Err(TestCaseError::fail(format!(
+                "{e}\n--- input ---\n{input}\n--- output ---\n{}",
+                String::from_utf8_lossy(&r.out)
+            )));
+        }
+    }
+
+    #[test]
+    fn garbage_bytes_never_panic(
+        pair in 0..6usize,
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+        include_usage in any::<bool>(),
+        chunk in 1usize..32,
+    ) {
+        let pairs = [
+            (Format::OpenAi, ClientFormat::OpenAi),
+            (Format::Anthropic, ClientFormat::Anthropic),
+            TRANSLATED[0], TRANSLATED[1], TRANSLATED[2], TRANSLATED[3],
+        ];
+        let (upstream, client) = pairs[pair];
+        let r = run(upstream, client, include_usage, &bytes, chunk, None);
+        if upstream != client.format() {
+            prop_assert!(validate(client, &r.out, include_usage).is_ok());
+        }
+    }
+
+    #[test]
+    fn passthrough_streams_forward_whole_events(
+        (anthropic, input) in any::<bool>().prop_flat_map(|a| {
+            (Just(a), arb_stream(if a { Format::Anthropic } else { Format::OpenAi }))
+        }),
+        include_usage in any::<bool>(),
+        chunk in 1usize..64,
+    ) {
+        let (upstream, client) = if anthropic {
+            (Format::Anthropic, ClientFormat::Anthropic)
+        } else {
+            (Format::OpenAi, ClientFormat::OpenAi)
+        };
+        // The assertions are inside `run`.
+        run(upstream, client, include_usage, input.as_bytes(), chunk, None);
+    }
+
+    #[test]
+    fn request_decoding_never_panics(body in arb_json(), messages in arb_json(), anthropic in any::<bool>()) {
+        let mut obj = match body {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("x".into(), other);
+                m
+            }
+        };
+        obj.insert("messages".into(), match messages {
+            Value::Array(a) => Value::Array(a),
+            other => json!([other]),
+        });
+        let client = if anthropic { ClientFormat::Anthropic } else { ClientFormat::OpenAi };
+        if let Ok(d) = DecodedRequest::decode(client, Bytes::from(Value::Object(obj).to_string())) {
+            for kind in [
+                ProviderKind::OpenAi,
+                ProviderKind::AzureOpenAi,
+                ProviderKind::OpenAiCompatible,
+                ProviderKind::Anthropic,
+                ProviderKind::Gemini,
+            ] {
+                let _ = d.encode(kind, &Map::new(), Some("m"));
+            }
+        }
+    }
+
+    #[test]
+    fn response_and_error_decoding_never_panic(v in arb_json(), bytes in prop::collection::vec(any::<u8>(), 0..128), status in any::<u16>()) {
+        let text = v.to_string();
+        for format in [Format::OpenAi, Format::Anthropic, Format::Gemini] {
+            let _ = decode_response(format, text.as_bytes(), "id");
+            let err = decode_error(format, status, text.as_bytes());
+            prop_assert!((400..=599).contains(&err.status));
+            let _ = decode_error(format, status, &bytes);
+            for client in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+                let ctx = TranslateContext {
+                    include_usage: false,
+                    requested_model: "m".into(),
+                    created: 1,
+                    nonce: "n".into(),
+                };
+                if let Ok(t) = translate_response(format, client, Bytes::from(text.clone()), &ctx) {
+                    prop_assert!(serde_json::from_slice::<Value>(&t.body).is_ok() || format == client.format());
+                }
+                let (s, _) = switchyard::providers::encode_error(client, &err);
+                prop_assert!((400..=599).contains(&s));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validators themselves, and every golden output against them.
+
+#[test]
+fn golden_outputs_pass_the_validators() {
+    let mut n = 0;
+    for pair in [
+        "openai-to-openai",
+        "openai-to-anthropic",
+        "openai-to-gemini",
+        "anthropic-to-anthropic",
+        "anthropic-to-openai",
+        "anthropic-to-gemini",
+    ] {
+        let client = if pair.starts_with("openai") {
+            ClientFormat::OpenAi
+        } else {
+            ClientFormat::Anthropic
+        };
+        for entry in std::fs::read_dir(golden().join(pair)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().to_string();
+            let Some(case) = name.strip_suffix(".stream.out.sse") else {
+                continue;
+            };
+            let ctx_path = PathBuf::from(format!("{case}.stream.ctx.json"));
+            let include_usage = ctx_path.exists()
+                && serde_json::from_str::<Value>(&std::fs::read_to_string(&ctx_path).unwrap())
+                    .unwrap()["include_usage"]
+                    == true;
+            let out = std::fs::read(&path).unwrap();
+            validate(client, &out, include_usage).unwrap_or_else(|e| panic!("{name}: {e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 12);
+}
+
+#[test]
+fn the_validators_reject_forbidden_sequences() {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let role = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    let text = chunk(json!({"content": "hi"}), Value::Null);
+    let stop = chunk(json!({}), json!("stop"));
+    let ok = format!("{role}{text}{stop}data: [DONE]\n\n");
+    assert!(validate_openai(ok.as_bytes(), false).is_ok());
+    for bad in [
+        format!("{text}{stop}data: [DONE]\n\n"), // content before role
+        format!("{role}{text}data: [DONE]\n\n"), // no finish
+        format!("{role}{stop}{stop}data: [DONE]\n\n"), // two finishes
+        format!("{role}{text}{stop}data: [DONE]\n\ndata: [DONE]\n\n"), // DONE twice
+        format!("{role}{text}{stop}"),           // no DONE
+    ] {
+        assert!(validate_openai(bad.as_bytes(), false).is_err(), "{bad}");
+    }
+    let usage = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{}}\n\n";
+    let with_usage = format!("{role}{text}{stop}{usage}data: [DONE]\n\n");
+    assert!(validate_openai(with_usage.as_bytes(), true).is_ok());
+    assert!(validate_openai(with_usage.as_bytes(), false).is_err());
+
+    let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let start = ev(
+        json!({"type": "message_start", "message": {"id": "m", "role": "assistant", "usage": {}}}),
+    );
+    let bstart = ev(
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    );
+    let bdelta = ev(
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}),
+    );
+    let bstop = ev(json!({"type": "content_block_stop", "index": 0}));
+    let mdelta = ev(
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}),
+    );
+    let mstop = ev(json!({"type": "message_stop"}));
+    let ok = format!("{start}{bstart}{bdelta}{bstop}{mdelta}{mstop}");
+    assert!(validate_anthropic(ok.as_bytes()).is_ok());
+    for bad in [
+        format!("{bstart}{bdelta}{bstop}{mdelta}{mstop}"), // no message_start
+        format!("{start}{bdelta}{bstop}{mdelta}{mstop}"),  // delta outside a block
+        format!("{start}{bstart}{bdelta}{mdelta}{mstop}"), // block never stopped
+        format!("{start}{bstart}{bstart}{bdelta}{bstop}{mdelta}{mstop}"), // nested start
+        format!("{start}{bstart}{bdelta}{bstop}{mstop}"),  // no message_delta
+        format!("{start}{bstart}{bdelta}{bstop}{mdelta}{mstop}{mstop}"), // stop twice
+    ] {
+        assert!(validate_anthropic(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
