@@ -1,10 +1,14 @@
 //! Errors the gateway itself answers with, and their OpenAI-style wire form
 //! (`{"error":{"message","type","code","param"}}`) and status code.
 //!
-//! Upstream errors are not here: when a provider answers with an error and nothing is left to
-//! try, the client gets the provider's own status and body.
+//! An Anthropic-format client gets the same errors in Anthropic's shape
+//! ([`GatewayError::to_client_json`]). Upstream errors are not here: when a provider answers
+//! with an error and nothing is left to try, the client gets the provider's own status and body
+//! (translated to the client's format when the provider speaks another).
 
 use bytes::Bytes;
+
+use crate::providers::{encode_error, ClientFormat, ErrorKind, ProviderError};
 
 /// An error produced by Switchyard itself (not relayed from a provider).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +102,23 @@ impl GatewayError {
             }
         });
         Bytes::from(body.to_string())
+    }
+
+    /// The error in canonical form, to be written in any client's format.
+    pub fn to_provider_error(&self) -> ProviderError {
+        let mut e = ProviderError::new(ErrorKind::from_status(self.status()), self.to_string());
+        e.status = self.status();
+        e.code = Some(self.code().to_string());
+        e
+    }
+
+    /// The JSON body in the client's format (OpenAI's shape above, or Anthropic's
+    /// `{"type":"error","error":{"type","message"}}`).
+    pub fn to_client_json(&self, client: ClientFormat) -> Bytes {
+        match client {
+            ClientFormat::OpenAi => self.to_json(),
+            ClientFormat::Anthropic => encode_error(client, &self.to_provider_error()).1,
+        }
     }
 
     /// The same error as one SSE event, to end a stream that already committed.

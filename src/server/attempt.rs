@@ -10,13 +10,19 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use crate::config::{Snapshot, Target, TargetKind, TargetSettings};
+use std::sync::OnceLock;
+
+use crate::config::{ProviderKind, Snapshot, Target, TargetKind, TargetSettings};
 use crate::error::GatewayError;
-use crate::providers::{self, openai, EventClass};
+use crate::providers::{
+    self, build_request, translate_error, translate_response, ChatCall, ClientFormat,
+    DecodedRequest, EventClass, Format, RequestHead, StreamTranslator, TranslateContext,
+    TranslateError,
+};
 use crate::router::{Attempts, Failure, FailureKind};
 use crate::telemetry::Metrics;
 use crate::upstream::client::DEFAULT_CONNECT_TIMEOUT;
-use crate::upstream::sse::SseParser;
+use crate::upstream::sse::{SseEvent, SseParser};
 use crate::upstream::{AttemptError, Deadlines, UpstreamClient, UpstreamResponse};
 
 /// Largest single SSE event held before the commit point.
@@ -35,11 +41,63 @@ pub struct ClientRequest {
     pub request_timeout: Option<Duration>,
     /// `x-portkey-metadata`, for conditional routing.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The chat format of the route (`/v1/chat/completions`, `/v1/messages`); `None` for the
+    /// other routes, which are forwarded as they are to OpenAI-format providers.
+    pub format: Option<ClientFormat>,
+    /// The body's `stream` flag, for chat routes.
+    pub stream: bool,
+    /// The chat body decoded into the canonical model, the first time a target needs it
+    /// (another format, `override_params`, or a stream whose usage we must ask for).
+    decoded: OnceLock<Result<(DecodedRequest, TranslateContext), TranslateError>>,
 }
 
 impl ClientRequest {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        method: http::Method,
+        path_and_query: String,
+        body: Bytes,
+        json: Option<serde_json::Map<String, serde_json::Value>>,
+        model: Option<String>,
+        request_timeout: Option<Duration>,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        format: Option<ClientFormat>,
+        stream: bool,
+    ) -> ClientRequest {
+        ClientRequest {
+            method,
+            path_and_query,
+            body,
+            json,
+            model,
+            request_timeout,
+            metadata,
+            format,
+            stream,
+            decoded: OnceLock::new(),
+        }
+    }
+
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The canonical request and its translation context, decoded once.
+    fn decoded(
+        &self,
+        format: ClientFormat,
+    ) -> Result<&(DecodedRequest, TranslateContext), TranslateError> {
+        self.decoded
+            .get_or_init(|| {
+                let decoded = match &self.json {
+                    Some(map) => DecodedRequest::from_parts(format, self.body.clone(), map.clone()),
+                    None => DecodedRequest::decode(format, self.body.clone()),
+                }?;
+                let ctx = TranslateContext::new(decoded.request());
+                Ok((decoded, ctx))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The body for one target: the original bytes unless `override_params` change them.
@@ -89,6 +147,57 @@ pub struct Prepared {
     /// The stream already ended (everything is in `held`).
     pub upstream_ended: bool,
     pub labels: AttemptLabels,
+    /// For a chat stream: the translator the rest of the stream goes through (and the parser
+    /// holding any partial event). `None`: the rest is forwarded byte for byte.
+    pub pump: Option<Box<StreamPump>>,
+}
+
+/// A chat stream after the commit point: upstream events in, client-format events out.
+pub struct StreamPump {
+    pub parser: SseParser,
+    pub translator: StreamTranslator,
+    pub client: ClientFormat,
+}
+
+/// The formats one chat attempt translates between, and the request's context when it was
+/// decoded (a same-format, non-streaming request with nothing to change is not).
+#[derive(Clone, Copy)]
+struct Translation<'a> {
+    client: ClientFormat,
+    upstream: Format,
+    ctx: Option<&'a TranslateContext>,
+}
+
+impl Translation<'_> {
+    fn crosses(&self) -> bool {
+        self.client.format() != self.upstream
+    }
+}
+
+/// The failure of an attempt whose request or response could not be translated.
+fn translate_failure(leaf: &Target, e: TranslateError) -> Failure<Reply> {
+    match e {
+        // The client's own mistake: no other target would do better.
+        TranslateError::InvalidRequest(m) => failure(
+            FailureKind::NoRoute,
+            Reply::Gateway(GatewayError::InvalidRequest(m)),
+        ),
+        // This target's format cannot carry the request; one of another format may.
+        TranslateError::Unsupported { .. } => failure(
+            FailureKind::Status(400),
+            Reply::Gateway(GatewayError::InvalidRequest(format!(
+                "target {} cannot serve this request: {e}",
+                leaf.path
+            ))),
+        ),
+        TranslateError::InvalidResponse { .. } => failure(
+            FailureKind::Stream,
+            Reply::Gateway(GatewayError::UpstreamInvalid {
+                target: leaf.path.clone(),
+                reason: e.to_string(),
+            }),
+        ),
+    }
 }
 
 /// Metric labels of one attempt, all bounded by the config.
@@ -241,19 +350,74 @@ impl AttemptRunner<'_> {
             }
         }
         let labels = self.labels(leaf, model);
-        let body = self
-            .request
-            .body_for(settings)
-            .map_err(|e| failure(FailureKind::NoRoute, Reply::Gateway(e)))?;
         let provider = &virtual_key.provider;
-        let header = openai::build_request(
-            provider,
-            &self.request.method,
-            &self.request.path_and_query,
-            self.client_head,
-            body.len(),
-        )
-        .map_err(|e| {
+        let upstream = Format::of(provider.kind);
+        // The body for this target, and how its answer is translated back.
+        let (body, encoded, translation) = match self.request.format {
+            None if upstream != Format::OpenAi => {
+                return Err(translate_failure(
+                    leaf,
+                    TranslateError::Unsupported {
+                        target: upstream.as_str(),
+                        what: format!(
+                            "{} is only served by OpenAI-format providers",
+                            self.request.path_and_query.split('?').next().unwrap_or("")
+                        ),
+                    },
+                ))
+            }
+            None => {
+                let body = self
+                    .request
+                    .body_for(settings)
+                    .map_err(|e| failure(FailureKind::NoRoute, Reply::Gateway(e)))?;
+                (body, None, None)
+            }
+            // Same format, nothing to change, no stream usage to ask for: the bytes as sent.
+            Some(client)
+                if client.format() == upstream
+                    && settings.override_params.is_empty()
+                    && !self.request.stream
+                    && provider.kind != ProviderKind::AzureOpenAi =>
+            {
+                let t = Translation {
+                    client,
+                    upstream,
+                    ctx: None,
+                };
+                (self.request.body.clone(), None, Some(t))
+            }
+            Some(client) => {
+                let (decoded, ctx) = self
+                    .request
+                    .decoded(client)
+                    .map_err(|e| translate_failure(leaf, e))?;
+                let enc = decoded
+                    .encode(provider.kind, &settings.override_params, None)
+                    .map_err(|e| translate_failure(leaf, e))?;
+                let t = Translation {
+                    client,
+                    upstream,
+                    ctx: Some(ctx),
+                };
+                (enc.body.clone(), Some(enc), Some(t))
+            }
+        };
+        let chat = match (&encoded, translation) {
+            (Some(enc), _) => Some(enc.chat_call()),
+            (None, Some(_)) => Some(ChatCall {
+                model: model.unwrap_or(""),
+                stream: false,
+            }),
+            (None, None) => None,
+        };
+        let head = RequestHead {
+            method: &self.request.method,
+            client_path_and_query: &self.request.path_and_query,
+            chat,
+            body_len: body.len(),
+        };
+        let header = build_request(provider, self.client_head, &head).map_err(|e| {
             failure(
                 FailureKind::NoRoute,
                 Reply::Gateway(GatewayError::InvalidRequest(format!(
@@ -282,11 +446,19 @@ impl AttemptRunner<'_> {
                 .and_then(|h| crate::router::retry::parse_retry_after(&h.headers));
             self.client.finish(response).await;
             let reply = match (body, header) {
-                (Ok(body), Some(header)) => Reply::Upstream {
-                    status,
-                    header: Box::new(header),
-                    body,
-                },
+                (Ok(body), Some(header)) => {
+                    let (status, body) = match translation {
+                        Some(t) if t.crosses() => {
+                            translate_error(t.upstream, t.client, status, body)
+                        }
+                        _ => (status, body),
+                    };
+                    Reply::Upstream {
+                        status,
+                        header: Box::new(header),
+                        body,
+                    }
+                }
                 (Err(e), _) => Reply::Gateway(gateway_error(&leaf.path, e)),
                 (Ok(_), None) => Reply::Gateway(GatewayError::UpstreamInvalid {
                     target: leaf.path.clone(),
@@ -301,17 +473,48 @@ impl AttemptRunner<'_> {
             });
         }
         if response.is_event_stream() {
-            return self.hold_stream(leaf, labels, response, sent).await;
+            let pump = translation.and_then(|t| {
+                Some(Box::new(StreamPump {
+                    parser: SseParser::new(MAX_SSE_EVENT_BYTES),
+                    translator: StreamTranslator::new(t.upstream, t.client, t.ctx?),
+                    client: t.client,
+                }))
+            });
+            return self.hold_stream(leaf, labels, response, sent, pump).await;
         }
         let limit = self.snapshot.limits.max_response_body_bytes;
         match self.waiting(response.read_to_end(limit)).await {
-            Ok(held) => Ok(Prepared {
-                response,
-                held,
-                is_stream: false,
-                upstream_ended: true,
-                labels,
-            }),
+            Ok(held) => {
+                let held = match translation {
+                    Some(Translation {
+                        client,
+                        upstream,
+                        ctx: Some(ctx),
+                    }) if client.format() != upstream => {
+                        match translate_response(upstream, client, held, ctx) {
+                            Ok(t) => t.body,
+                            Err(e) => {
+                                self.client.finish(response).await;
+                                labels.record(
+                                    self.metrics,
+                                    FailureKind::Stream.label(),
+                                    sent.elapsed(),
+                                );
+                                return Err(translate_failure(leaf, e));
+                            }
+                        }
+                    }
+                    _ => held,
+                };
+                Ok(Prepared {
+                    response,
+                    held,
+                    is_stream: false,
+                    upstream_ended: true,
+                    labels,
+                    pump: None,
+                })
+            }
             Err(e) => {
                 self.client.finish(response).await;
                 Err(self.transport_failure(leaf, &labels, sent, e))
@@ -333,15 +536,19 @@ impl AttemptRunner<'_> {
 
     /// Reads a stream until its first content event. An error event, a stream that ends with
     /// no content, or any read failure before that is a failure the router may fall back from.
+    /// With a `pump` the events are translated as they are held (and the pump goes on to the
+    /// commit); without one the raw bytes are held.
     async fn hold_stream(
         &self,
         leaf: &Target,
         labels: AttemptLabels,
         mut response: UpstreamResponse,
         sent: Instant,
+        mut pump: Option<Box<StreamPump>>,
     ) -> Result<Prepared, Failure<Reply>> {
-        let mut parser = SseParser::new(MAX_SSE_EVENT_BYTES);
+        let mut raw_parser = SseParser::new(MAX_SSE_EVENT_BYTES);
         let mut held = BytesMut::new();
+        let mut out = Vec::new();
         let stream_failure = |reason: String| {
             labels.record(self.metrics, FailureKind::Stream.label(), sent.elapsed());
             failure(
@@ -364,29 +571,32 @@ impl AttemptRunner<'_> {
                     return Err(self.transport_failure(leaf, &labels, sent, e));
                 }
             };
-            held.extend_from_slice(&chunk);
+            let parser = match pump.as_mut() {
+                Some(p) => &mut p.parser,
+                None => {
+                    held.extend_from_slice(&chunk);
+                    &mut raw_parser
+                }
+            };
             if parser.push(&chunk).is_err() {
                 self.client.finish(response).await;
                 return Err(stream_failure(format!(
                     "an SSE event exceeds {MAX_SSE_EVENT_BYTES} bytes"
                 )));
             }
-            while let Some(event) = parser.next_event() {
-                match providers::classify_event(&event) {
+            let mut committed = false;
+            while let Some(event) = next_event(&mut pump, &mut raw_parser) {
+                let class = match pump.as_mut() {
+                    Some(p) => p.translator.push(&event, &mut out),
+                    None => providers::classify_event(&event),
+                };
+                if committed {
+                    // Past the commit point already: translate the rest of this chunk.
+                    continue;
+                }
+                match class {
                     EventClass::Preamble => {}
-                    EventClass::Content => {
-                        self.metrics
-                            .time_to_first_token_seconds
-                            .with_label_values(&[&labels.target, &labels.provider, &labels.model])
-                            .observe(sent.elapsed().as_secs_f64());
-                        return Ok(Prepared {
-                            response,
-                            held: held.freeze(),
-                            is_stream: true,
-                            upstream_ended: false,
-                            labels,
-                        });
-                    }
+                    EventClass::Content => committed = true,
                     EventClass::Error => {
                         self.client.finish(response).await;
                         let shown: String = event.data.chars().take(300).collect();
@@ -400,7 +610,33 @@ impl AttemptRunner<'_> {
                     }
                 }
             }
+            if committed {
+                self.metrics
+                    .time_to_first_token_seconds
+                    .with_label_values(&[&labels.target, &labels.provider, &labels.model])
+                    .observe(sent.elapsed().as_secs_f64());
+                let held = match pump {
+                    Some(_) => Bytes::from(out),
+                    None => held.freeze(),
+                };
+                return Ok(Prepared {
+                    response,
+                    held,
+                    is_stream: true,
+                    upstream_ended: false,
+                    labels,
+                    pump,
+                });
+            }
         }
+    }
+}
+
+/// The next complete event, from the pump's parser when there is one.
+fn next_event(pump: &mut Option<Box<StreamPump>>, raw: &mut SseParser) -> Option<SseEvent> {
+    match pump {
+        Some(p) => p.parser.next_event(),
+        None => raw.next_event(),
     }
 }
 

@@ -23,6 +23,7 @@ use super::shutdown::Drain;
 use crate::config::{Snapshot, Target, TargetKind};
 use crate::error::GatewayError;
 use crate::ingress::{self, Resolved};
+use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
 use crate::telemetry::Metrics;
@@ -33,8 +34,9 @@ const DOWNSTREAM_KEEPALIVE_SECS: u64 = 75;
 /// Largest `x-portkey-metadata` header accepted.
 const MAX_METADATA_BYTES: usize = 4096;
 /// Routes whose body must be a JSON object.
-const JSON_ROUTES: [&str; 4] = [
+const JSON_ROUTES: [&str; 5] = [
     "/v1/chat/completions",
+    "/v1/messages",
     "/v1/completions",
     "/v1/embeddings",
     "/v1/responses",
@@ -56,6 +58,8 @@ pub struct Gateway {
 struct ModelPeek<'a> {
     #[serde(borrow, default)]
     model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
 }
 
 /// The response headers that say which target answered and how many retries it took
@@ -144,13 +148,14 @@ impl Gateway {
         };
         let path = path_and_query.split('?').next().unwrap_or("");
         let is_json_route = method == http::Method::POST && JSON_ROUTES.contains(&path);
-        let (json, model) = match (is_json_route, needs_body) {
-            (false, _) => (None, None),
+        let (json, model, stream) = match (is_json_route, needs_body) {
+            (false, _) => (None, None, false),
             // The config reads the body: parse it whole, once.
             (true, true) => match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(serde_json::Value::Object(map)) => {
                     let model = map.get("model").and_then(|m| m.as_str()).map(String::from);
-                    (Some(map), model)
+                    let stream = map.get("stream").and_then(|s| s.as_bool()) == Some(true);
+                    (Some(map), model, stream)
                 }
                 Ok(_) => {
                     return Err(GatewayError::InvalidJson(
@@ -169,7 +174,11 @@ impl Gateway {
                     ));
                 }
                 match serde_json::from_slice::<ModelPeek<'_>>(&body) {
-                    Ok(peek) => (None, peek.model.map(|m| m.into_owned())),
+                    Ok(peek) => (
+                        None,
+                        peek.model.map(|m| m.into_owned()),
+                        peek.stream == Some(true),
+                    ),
                     Err(e) => return Err(GatewayError::InvalidJson(e.to_string())),
                 }
             }
@@ -193,7 +202,12 @@ impl Gateway {
                 }
             },
         };
-        Ok(ClientRequest {
+        let format = if is_json_route {
+            ClientFormat::from_path(path)
+        } else {
+            None
+        };
+        Ok(ClientRequest::new(
             method,
             path_and_query,
             body,
@@ -201,7 +215,9 @@ impl Gateway {
             model,
             request_timeout,
             metadata,
-        })
+            format,
+            stream,
+        ))
     }
 
     /// Serves one request end to end.
@@ -218,19 +234,21 @@ impl Gateway {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| head.uri.path().to_string());
+        // Our own errors are written in the format of the client's API.
+        let client = ClientFormat::from_path(head.uri.path()).unwrap_or(ClientFormat::OpenAi);
         if !head.uri.path().starts_with("/v1/") {
             let error = GatewayError::UnknownRoute {
                 method: head.method.to_string(),
                 path: head.uri.path().chars().take(128).collect(),
             };
             session.set_keepalive(None);
-            return respond::write_error(session, &error, &[]).await;
+            return respond::write_error(session, client, &error, &[]).await;
         }
         let resolved = match ingress::resolve(snapshot, &session.req_header().headers) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
-                return respond::write_error(session, &e, &[]).await;
+                return respond::write_error(session, client, &e, &[]).await;
             }
         };
         config_label.clear();
@@ -240,14 +258,14 @@ impl Gateway {
             Err(e) => {
                 // The rest of the body is unread: the connection cannot be reused.
                 session.set_keepalive(None);
-                return respond::write_error(session, &e, &[]).await;
+                return respond::write_error(session, client, &e, &[]).await;
             }
         };
         let needs_body = resolved.route.needs_body;
         let request =
             match Self::parse_request(session.req_header(), path_and_query, body, needs_body) {
                 Ok(r) => r,
-                Err(e) => return respond::write_error(session, &e, &[]).await,
+                Err(e) => return respond::write_error(session, client, &e, &[]).await,
             };
         if let (Some(key), Some(model)) = (&resolved.virtual_key, request.model()) {
             if !key.allows_model(model) {
@@ -255,7 +273,7 @@ impl Gateway {
                     model: model.chars().take(128).collect(),
                     virtual_key: key.name.clone(),
                 };
-                return respond::write_error(session, &e, &[]).await;
+                return respond::write_error(session, client, &e, &[]).await;
             }
         }
         self.route(session, snapshot, &resolved, &request, upstream_wait_ns)
@@ -308,7 +326,13 @@ impl Gateway {
             Err(failure) => {
                 let retries = if failure.retries > 0 { -1 } else { 0 };
                 let headers = route_headers(None, retries);
-                respond::write_failure(session, failure.detail, &headers).await
+                respond::write_failure(
+                    session,
+                    request.format.unwrap_or(ClientFormat::OpenAi),
+                    failure.detail,
+                    &headers,
+                )
+                .await
             }
         }
     }

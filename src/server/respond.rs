@@ -10,9 +10,12 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 
-use super::attempt::{failure_kind, gateway_error, Prepared, Reply};
+use super::attempt::{failure_kind, gateway_error, Prepared, Reply, StreamPump};
 use crate::error::GatewayError;
+use crate::providers::ClientFormat;
+use crate::router::FailureKind;
 use crate::telemetry::Metrics;
+use crate::upstream::AttemptError;
 use crate::upstream::UpstreamClient;
 
 /// How a request ended, for `switchyard_requests_total{outcome}`.
@@ -109,6 +112,7 @@ async fn write_whole(
 /// Writes one of our errors.
 pub async fn write_error(
     session: &mut Session,
+    client: ClientFormat,
     error: &GatewayError,
     extra: &[(&'static str, String)],
 ) -> Finished {
@@ -120,7 +124,7 @@ pub async fn write_error(
         | GatewayError::Internal(_) => Outcome::Error,
         _ => Outcome::Rejected,
     };
-    let abort = write_whole(session, status, None, extra, error.to_json())
+    let abort = write_whole(session, status, None, extra, error.to_client_json(client))
         .await
         .is_err();
     Finished {
@@ -133,11 +137,12 @@ pub async fn write_error(
 /// Writes the reply of the last failure: the provider's own, or ours.
 pub async fn write_failure(
     session: &mut Session,
+    client: ClientFormat,
     reply: Reply,
     extra: &[(&'static str, String)],
 ) -> Finished {
     match reply {
-        Reply::Gateway(e) => write_error(session, &e, extra).await,
+        Reply::Gateway(e) => write_error(session, client, &e, extra).await,
         Reply::Upstream {
             status,
             header,
@@ -178,6 +183,7 @@ impl Commit<'_> {
             is_stream,
             upstream_ended,
             labels,
+            mut pump,
         } = prepared;
         let status = response.status();
         let started = response.started();
@@ -213,7 +219,7 @@ impl Commit<'_> {
             let abort = session.write_response_body(None, true).await.is_err();
             ("ok", self.finished(status, abort))
         } else {
-            // After the commit point: forward as it arrives.
+            // After the commit point: forward (or translate) as it arrives.
             loop {
                 let wait = Instant::now();
                 let next = tokio::select! {
@@ -222,8 +228,36 @@ impl Commit<'_> {
                 };
                 self.upstream_wait_ns
                     .fetch_add(wait.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                match next {
-                    Some(Ok(Some(chunk))) => {
+                let step = match (next, pump.as_deref_mut()) {
+                    // The client hung up: the upstream is torn down below (no more token spend).
+                    (None, _) => Step::ClientGone,
+                    (Some(Ok(Some(chunk))), None) => Step::Write(chunk),
+                    (Some(Ok(Some(chunk))), Some(pump)) => match translate_chunk(pump, &chunk) {
+                        Ok(out) => Step::Write(out),
+                        Err(e) => Step::Fail(
+                            FailureKind::Stream.label(),
+                            pump_abort(pump, &gateway_error(self.target_path, e)),
+                        ),
+                    },
+                    (Some(Ok(None)), None) => Step::End(None),
+                    (Some(Ok(None)), Some(pump)) => {
+                        let mut out = Vec::new();
+                        pump.translator.finish(&mut out);
+                        Step::End(Some(Bytes::from(out)))
+                    }
+                    (Some(Err(e)), pump) => {
+                        let result = failure_kind(&e).label();
+                        let error = gateway_error(self.target_path, e);
+                        let event = match pump {
+                            Some(pump) => pump_abort(pump, &error),
+                            None => error.to_sse_event(),
+                        };
+                        Step::Fail(result, event)
+                    }
+                };
+                match step {
+                    Step::Write(chunk) if chunk.is_empty() => continue,
+                    Step::Write(chunk) => {
                         if session
                             .write_response_body(Some(chunk), false)
                             .await
@@ -233,15 +267,13 @@ impl Commit<'_> {
                         }
                         break ("ok", client_closed(status));
                     }
-                    // The client hung up: the upstream is torn down below (no more token spend).
-                    None => break ("ok", client_closed(status)),
-                    Some(Ok(None)) => {
-                        let abort = session.write_response_body(None, true).await.is_err();
+                    Step::ClientGone => break ("ok", client_closed(status)),
+                    Step::End(last) => {
+                        let last = last.filter(|b| !b.is_empty());
+                        let abort = session.write_response_body(last, true).await.is_err();
                         break ("ok", self.finished(status, abort));
                     }
-                    Some(Err(e)) => {
-                        let result = failure_kind(&e).label();
-                        let event = gateway_error(self.target_path, e).to_sse_event();
+                    Step::Fail(result, event) => {
                         let abort = session
                             .write_response_body(Some(event), true)
                             .await
@@ -270,6 +302,39 @@ impl Commit<'_> {
             abort,
         }
     }
+}
+
+/// What the pump does with one turn of the stream.
+enum Step {
+    Write(Bytes),
+    ClientGone,
+    /// The upstream ended; the translator's closing events, if any.
+    End(Option<Bytes>),
+    /// The stream failed after the commit point: the result label and the terminal event.
+    Fail(&'static str, Bytes),
+}
+
+/// One upstream chunk through the pump: the client-format bytes of the events it completed.
+fn translate_chunk(pump: &mut StreamPump, chunk: &[u8]) -> Result<Bytes, AttemptError> {
+    pump.parser
+        .push(chunk)
+        .map_err(|e| AttemptError::Io(format!("the stream is not valid SSE: {e}")))?;
+    let mut out = Vec::new();
+    while let Some(event) = pump.parser.next_event() {
+        pump.translator.push(&event, &mut out);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The terminal error event in the client's format.
+fn pump_abort(pump: &mut StreamPump, error: &GatewayError) -> Bytes {
+    if pump.client == ClientFormat::OpenAi {
+        // The same event as an untranslated stream's (our error type and code).
+        return error.to_sse_event();
+    }
+    let mut out = Vec::new();
+    pump.translator.abort(&error.to_provider_error(), &mut out);
+    Bytes::from(out)
 }
 
 /// The client went away mid-response: drop the connection.

@@ -67,10 +67,37 @@ providers:
     kind: openai-compatible
     base_url: http://{mock_provider}/v1
     api_key: {PROVIDER_KEY}
+  # The same mock speaks every wire format; these providers reach it in theirs.
+  mock-anthropic:
+    kind: anthropic
+    base_url: http://{mock_provider}
+    api_key: {PROVIDER_KEY}
+  mock-gemini:
+    kind: gemini
+    base_url: http://{mock_provider}
+    api_key: {PROVIDER_KEY}
+  # An OpenAI provider that answers 503 to everything (the mock's fault prefix).
+  failing-openai:
+    kind: openai
+    base_url: http://{mock_provider}/fault/status=503/v1
+    api_key: {PROVIDER_KEY}
 virtual_keys:
   vk-python:
     provider: mock
     models: [gpt-4o-mini]
+  vk-anthropic:
+    provider: mock-anthropic
+  vk-gemini:
+    provider: mock-gemini
+  vk-failing:
+    provider: failing-openai
+configs:
+  openai-then-anthropic:
+    strategy: {{ mode: fallback }}
+    targets:
+      - virtual_key: vk-failing
+      - virtual_key: vk-anthropic
+        override_params: {{ model: claude-haiku-4-5 }}
 """
         )
         proc = subprocess.Popen([str(BINARY), "run", "--config", str(config)], stderr=subprocess.DEVNULL)

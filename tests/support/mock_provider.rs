@@ -79,6 +79,9 @@ use tokio::sync::{mpsc, watch};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// Requests kept for `/_mock/requests`; beyond this the oldest half is dropped.
+const MAX_RECORDED_REQUESTS: usize = 10_000;
+
 // ---------------------------------------------------------------------------------------------
 // Fault specs
 
@@ -475,6 +478,10 @@ async fn handle(
         .requests
         .lock()
         .map(|mut r| {
+            // Bounded, so a long benchmark soak does not grow the mock without end.
+            if r.len() >= MAX_RECORDED_REQUESTS {
+                r.drain(..MAX_RECORDED_REQUESTS / 2);
+            }
             r.push(RecordedRequest {
                 method: parts.method.to_string(),
                 path: path.clone(),
