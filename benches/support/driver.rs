@@ -454,6 +454,19 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
             if let Some(p) = at {
                 push(format!("open_loop_p99_us.{name}"), p.p99_us);
             }
+            // How busy the proxy's one thread was at that rate: what is left says whether the
+            // load driver (sharing CPU 0 with the mock) or the proxy set the limit.
+            let pid = match name {
+                "floor" => Some(setup.floor.pid()),
+                "switchyard" => Some(setup.gateway.pid()),
+                _ => None,
+            };
+            if let (Some(pid), true) = (pid, rate > 0.0) {
+                let (before, t) = (cpu_seconds(pid), Instant::now());
+                open_loop::probe(&send, rate, plan.open_seconds).await;
+                let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
+                push(format!("open_loop_proxy_cpu_busy_pct.{name}"), busy * 100.0);
+            }
         }
         // Paced streams.
         for (name, addr, key) in setup.stream_targets() {
