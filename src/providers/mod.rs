@@ -33,8 +33,8 @@ pub use error::{
 pub use head::{build_request, upstream_path, ChatCall, RequestHead, AZURE_DEFAULT_API_VERSION};
 pub use request::{apply_overrides, DecodedRequest, EncodedRequest};
 pub use response::{
-    decode_response, encode_response, translate_response, usage_of_response, TranslateContext,
-    TranslatedResponse,
+    decode_response, encode_response, facts_of_response, translate_response, usage_of_response,
+    TranslateContext, TranslatedResponse,
 };
 pub use stream::StreamTranslator;
 

@@ -125,6 +125,20 @@ pub fn translate_response(
     })
 }
 
+/// Usage and the answering model of a same-format response, read without translating it.
+pub fn facts_of_response(format: Format, body: &[u8]) -> (Option<Usage>, Option<String>) {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return (None, None);
+    };
+    let model = match format {
+        Format::Gemini => v.get("modelVersion"),
+        Format::OpenAi | Format::Anthropic => v.get("model"),
+    }
+    .and_then(Value::as_str)
+    .map(str::to_string);
+    (usage_of_value(format, &v), model)
+}
+
 fn usage_of_value(format: Format, v: &Value) -> Option<Usage> {
     let (key, decode): (&str, fn(&Value) -> Usage) = match format {
         Format::OpenAi => ("usage", openai::decode_usage),

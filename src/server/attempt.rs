@@ -4,7 +4,7 @@
 //! fall back from, or race (hedging).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -12,6 +12,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 
 use std::sync::OnceLock;
 
+use super::journal::Journal;
 use crate::config::{ProviderKind, Snapshot, Target, TargetKind, TargetSettings};
 use crate::error::GatewayError;
 use crate::providers::{
@@ -20,7 +21,7 @@ use crate::providers::{
     TranslateError,
 };
 use crate::router::{Attempts, Failure, FailureKind};
-use crate::telemetry::Metrics;
+use crate::telemetry::{trace, AttemptRecord, Metrics};
 use crate::upstream::client::DEFAULT_CONNECT_TIMEOUT;
 use crate::upstream::sse::{SseEvent, SseParser};
 use crate::upstream::{AttemptError, Deadlines, UpstreamClient, UpstreamResponse};
@@ -82,6 +83,11 @@ impl ClientRequest {
         self.model.as_deref()
     }
 
+    /// The GenAI operation name of the route (`gen_ai.operation.name`).
+    pub fn operation(&self) -> &'static str {
+        operation_of(self.path_and_query.split('?').next().unwrap_or(""))
+    }
+
     /// The canonical request and its translation context, decoded once.
     fn decoded(
         &self,
@@ -125,6 +131,18 @@ impl ClientRequest {
     }
 }
 
+/// The GenAI operation name of a path (`gen_ai.operation.name`; ours for the rest).
+pub fn operation_of(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" | "/v1/messages" => "chat",
+        "/v1/completions" => "text_completion",
+        "/v1/embeddings" => "embeddings",
+        "/v1/responses" => "generate_content",
+        "/v1/feedback" => "feedback",
+        _ => "other",
+    }
+}
+
 /// What the client gets if a failure is the last one.
 #[derive(Debug)]
 pub enum Reply {
@@ -150,6 +168,8 @@ pub struct Prepared {
     /// For a chat stream: the translator the rest of the stream goes through (and the parser
     /// holding any partial event). `None`: the rest is forwarded byte for byte.
     pub pump: Option<Box<StreamPump>>,
+    /// This attempt's record so far; the commit completes it.
+    pub record: Box<AttemptRecord>,
 }
 
 /// A chat stream after the commit point: upstream events in, client-format events out.
@@ -238,6 +258,8 @@ pub struct AttemptRunner<'a> {
     pub config: &'a str,
     /// Nanoseconds spent waiting on upstreams (for the overhead metric).
     pub upstream_wait_ns: &'a AtomicU64,
+    /// Where each attempt's record goes.
+    pub journal: &'a Journal,
 }
 
 fn deadlines(settings: &TargetSettings, request_timeout: Option<Duration>) -> Deadlines {
@@ -307,6 +329,33 @@ impl AttemptRunner<'_> {
         }
     }
 
+    /// A record for an attempt on `leaf` starting now, with nothing measured yet.
+    fn new_record(&self, leaf: &Target, span_id: [u8; 8]) -> AttemptRecord {
+        let (provider, provider_kind) = match &leaf.kind {
+            TargetKind::Leaf { virtual_key } => (
+                virtual_key.provider.name.clone(),
+                virtual_key.provider.kind.as_str(),
+            ),
+            TargetKind::Group { .. } => ("other".to_string(), "other"),
+        };
+        AttemptRecord {
+            span_id,
+            target: leaf.label().to_string(),
+            provider,
+            provider_kind,
+            request_model: self.request.model_for(&leaf.settings).map(str::to_string),
+            response_model: None,
+            status: None,
+            result: "ok",
+            start: SystemTime::now(),
+            connect: None,
+            headers: None,
+            first_token: None,
+            total: Duration::ZERO,
+            usage: None,
+        }
+    }
+
     /// Counts an attempt that never ran to a result of its own (skipped, or dropped).
     fn count_attempt(&self, leaf: &Target, result: &str) {
         let labels = self.labels(leaf, self.request.model_for(&leaf.settings));
@@ -331,7 +380,11 @@ impl AttemptRunner<'_> {
         out
     }
 
-    async fn prepare(&self, leaf: &Target) -> Result<Prepared, Failure<Reply>> {
+    async fn prepare(
+        &self,
+        leaf: &Target,
+        mut record: Box<AttemptRecord>,
+    ) -> Result<Prepared, Failure<Reply>> {
         let TargetKind::Leaf { virtual_key } = &leaf.kind else {
             return Err(failure(
                 FailureKind::NoRoute,
@@ -417,14 +470,22 @@ impl AttemptRunner<'_> {
             chat,
             body_len: body.len(),
         };
-        let header = build_request(provider, self.client_head, &head).map_err(|e| {
-            failure(
-                FailureKind::NoRoute,
-                Reply::Gateway(GatewayError::InvalidRequest(format!(
-                    "cannot build the upstream request: {e}"
-                ))),
-            )
-        })?;
+        let header = build_request(provider, self.client_head, &head)
+            .and_then(|mut h| {
+                h.insert_header(
+                    "traceparent",
+                    trace::traceparent(&self.journal.trace, &record.span_id),
+                )?;
+                Ok(h)
+            })
+            .map_err(|e| {
+                failure(
+                    FailureKind::NoRoute,
+                    Reply::Gateway(GatewayError::InvalidRequest(format!(
+                        "cannot build the upstream request: {e}"
+                    ))),
+                )
+            })?;
         let sent = Instant::now();
         let deadlines = deadlines(settings, self.request.request_timeout);
         let mut response = match self
@@ -435,6 +496,9 @@ impl AttemptRunner<'_> {
             Err(e) => return Err(self.transport_failure(leaf, &labels, sent, e)),
         };
         let status = response.status();
+        record.status = Some(status);
+        record.connect = Some(response.connect_time());
+        record.headers = Some(response.headers_time());
         if !(200..300).contains(&status) {
             let limit = self.snapshot.limits.max_response_body_bytes;
             let body = self.waiting(response.read_to_end(limit)).await;
@@ -480,7 +544,9 @@ impl AttemptRunner<'_> {
                     client: t.client,
                 }))
             });
-            return self.hold_stream(leaf, labels, response, sent, pump).await;
+            return self
+                .hold_stream(leaf, labels, response, sent, pump, record)
+                .await;
         }
         let limit = self.snapshot.limits.max_response_body_bytes;
         match self.waiting(response.read_to_end(limit)).await {
@@ -492,7 +558,11 @@ impl AttemptRunner<'_> {
                         ctx: Some(ctx),
                     }) if client.format() != upstream => {
                         match translate_response(upstream, client, held, ctx) {
-                            Ok(t) => t.body,
+                            Ok(t) => {
+                                record.usage = t.usage;
+                                record.response_model = t.model;
+                                t.body
+                            }
                             Err(e) => {
                                 self.client.finish(response).await;
                                 labels.record(
@@ -504,7 +574,12 @@ impl AttemptRunner<'_> {
                             }
                         }
                     }
-                    _ => held,
+                    Some(t) => {
+                        (record.usage, record.response_model) =
+                            providers::facts_of_response(t.upstream, &held);
+                        held
+                    }
+                    None => held,
                 };
                 Ok(Prepared {
                     response,
@@ -513,6 +588,7 @@ impl AttemptRunner<'_> {
                     upstream_ended: true,
                     labels,
                     pump: None,
+                    record,
                 })
             }
             Err(e) => {
@@ -545,6 +621,7 @@ impl AttemptRunner<'_> {
         mut response: UpstreamResponse,
         sent: Instant,
         mut pump: Option<Box<StreamPump>>,
+        mut record: Box<AttemptRecord>,
     ) -> Result<Prepared, Failure<Reply>> {
         let mut raw_parser = SseParser::new(MAX_SSE_EVENT_BYTES);
         let mut held = BytesMut::new();
@@ -611,10 +688,21 @@ impl AttemptRunner<'_> {
                 }
             }
             if committed {
+                let first = sent.elapsed();
+                record.first_token = Some(first);
                 self.metrics
                     .time_to_first_token_seconds
                     .with_label_values(&[&labels.target, &labels.provider, &labels.model])
-                    .observe(sent.elapsed().as_secs_f64());
+                    .observe(first.as_secs_f64());
+                self.metrics
+                    .genai
+                    .time_to_first_chunk
+                    .with_label_values(&[
+                        self.request.operation(),
+                        record.provider_kind,
+                        &labels.model,
+                    ])
+                    .observe(first.as_secs_f64());
                 let held = match pump {
                     Some(_) => Bytes::from(out),
                     None => held.freeze(),
@@ -626,6 +714,7 @@ impl AttemptRunner<'_> {
                     upstream_ended: false,
                     labels,
                     pump,
+                    record,
                 });
             }
         }
@@ -646,7 +735,22 @@ impl Attempts for AttemptRunner<'_> {
     type Detail = Reply;
 
     async fn attempt(&self, leaf: &Target) -> Result<Prepared, Failure<Reply>> {
-        self.prepare(leaf).await
+        let started = Instant::now();
+        let span_id = trace::new_span_id();
+        let record = Box::new(self.new_record(leaf, span_id));
+        let result = self.prepare(leaf, record).await;
+        if let Err(f) = &result {
+            let mut record = self.new_record(leaf, span_id);
+            record.start = SystemTime::now() - started.elapsed();
+            record.result = f.kind.label();
+            record.status = match f.kind {
+                FailureKind::Status(s) => Some(s),
+                _ => None,
+            };
+            record.total = started.elapsed();
+            self.journal.push(record);
+        }
+        result
     }
 
     fn no_route(&self) -> Reply {
@@ -671,6 +775,9 @@ impl Attempts for AttemptRunner<'_> {
 
     fn skipped_open(&self, leaf: &Target) {
         self.count_attempt(leaf, "circuit_open");
+        let mut record = self.new_record(leaf, trace::new_span_id());
+        record.result = "circuit_open";
+        self.journal.push(record);
         self.metrics
             .fallbacks_total
             .with_label_values(&[self.config, leaf.label(), "circuit_open"])
@@ -679,5 +786,8 @@ impl Attempts for AttemptRunner<'_> {
 
     fn hedge_lost(&self, leaf: &Target) {
         self.count_attempt(leaf, "hedge_lost");
+        let mut record = self.new_record(leaf, trace::new_span_id());
+        record.result = "hedge_lost";
+        self.journal.push(record);
     }
 }

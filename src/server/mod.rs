@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod attempt;
+pub mod journal;
 pub mod proxy;
 pub mod respond;
 pub mod shutdown;
@@ -12,6 +13,7 @@ pub mod shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::telemetry::access_log::{AccessLog, LogTarget};
 use arc_swap::ArcSwap;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -34,6 +36,9 @@ pub enum ServeError {
 
 /// Builds and runs the server until shutdown. `config_path` enables hot reload (the embedded
 /// default config has no file to watch).
+/// Access-log lines queued before new ones are dropped.
+const ACCESS_LOG_BUFFER_LINES: usize = 4096;
+
 pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new()?);
     metrics.set_config_hash(&snapshot.hash);
@@ -69,6 +74,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         metrics: metrics.clone(),
         drain: drain.clone(),
         breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
+        access_log: AccessLog::start(LogTarget::Stdout, ACCESS_LOG_BUFFER_LINES),
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

@@ -17,7 +17,8 @@ use bytes::{Bytes, BytesMut};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
-use super::attempt::{AttemptRunner, ClientRequest};
+use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::config::{Snapshot, Target, TargetKind};
@@ -26,7 +27,8 @@ use crate::ingress::{self, Resolved};
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
-use crate::telemetry::Metrics;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::{trace, Metrics, RequestRecord, TraceContext};
 use crate::upstream::UpstreamClient;
 
 /// Idle keep-alive for client connections (pingora's default is unbounded).
@@ -50,6 +52,24 @@ pub struct Gateway {
     pub drain: Arc<Drain>,
     /// Circuit breakers by target; outlive config reloads.
     pub breakers: Breakers,
+    pub access_log: AccessLog,
+}
+
+/// What the rest of the request path learns about a request, for its record.
+struct RequestFacts {
+    config: String,
+    virtual_key: Option<String>,
+    model: Option<String>,
+    stream: bool,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `x-portkey-trace-id` and `x-switchyard-trace-id` on every response.
+fn trace_headers(trace: &TraceContext) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-portkey-trace-id", trace.display_id.clone()),
+        ("x-switchyard-trace-id", trace.display_id.clone()),
+    ]
 }
 
 /// The one field of a JSON body routing needs when the config does not read the body.
@@ -93,6 +113,75 @@ fn status_class(status: u16) -> &'static str {
 }
 
 impl Gateway {
+    /// The request's record, its token, cost and GenAI metrics recorded.
+    fn record(
+        &self,
+        session: &Session,
+        snapshot: &Snapshot,
+        facts: RequestFacts,
+        journal: Journal,
+        finished: &mut Finished,
+        duration: Duration,
+    ) -> Box<RequestRecord> {
+        let head = session.req_header();
+        let path = head.uri.path();
+        let operation = operation_of(path);
+        let mut attempts = journal.take_attempts();
+        let winner = finished.attempt.take();
+        let usage = winner.as_ref().and_then(|w| w.usage);
+        let response_model = winner.as_ref().and_then(|w| w.response_model.clone());
+        if let Some(w) = winner {
+            attempts.push(*w);
+            attempts.sort_by_key(|a| a.start);
+        }
+        let bounded = |m: Option<&str>| match m {
+            Some(m) if snapshot.known_models.contains(m) => m.to_string(),
+            _ => "other".to_string(),
+        };
+        let g = &self.metrics.genai;
+        for a in &attempts {
+            if matches!(a.result, "circuit_open" | "hedge_lost") {
+                continue;
+            }
+            let model = bounded(a.request_model.as_deref());
+            let error_type = if a.result == "ok" { "" } else { a.result };
+            g.operation_duration
+                .with_label_values(&[operation, a.provider_kind, &model, error_type])
+                .observe(a.total.as_secs_f64());
+            if let Some(u) = &a.usage {
+                g.record_usage(
+                    operation,
+                    a.provider_kind,
+                    &facts.config,
+                    &a.provider,
+                    &model,
+                    u,
+                );
+            }
+        }
+        Box::new(RequestRecord {
+            trace: journal.trace,
+            start: journal.start,
+            duration,
+            method: head.method.to_string(),
+            path: path.chars().take(256).collect(),
+            operation,
+            config: facts.config,
+            virtual_key: facts.virtual_key,
+            request_model: facts.model,
+            response_model,
+            stream: facts.stream,
+            status: finished.status,
+            outcome: finished.outcome.as_str(),
+            attempts,
+            usage,
+            cost_usd: None,
+            cache: "DISABLED",
+            metadata: facts.metadata,
+            bodies: None,
+        })
+    }
+
     /// Reads the client body within the limit.
     async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
         let declared = session
@@ -225,9 +314,11 @@ impl Gateway {
         &self,
         session: &mut Session,
         snapshot: &Snapshot,
-        config_label: &mut String,
+        facts: &mut RequestFacts,
+        journal: &Journal,
         upstream_wait_ns: &AtomicU64,
     ) -> Finished {
+        let traced = trace_headers(&journal.trace);
         let head = session.req_header();
         let path_and_query = head
             .uri
@@ -242,30 +333,31 @@ impl Gateway {
                 path: head.uri.path().chars().take(128).collect(),
             };
             session.set_keepalive(None);
-            return respond::write_error(session, client, &error, &[]).await;
+            return respond::write_error(session, client, &error, &traced).await;
         }
         let resolved = match ingress::resolve(snapshot, &session.req_header().headers) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
-                return respond::write_error(session, client, &e, &[]).await;
+                return respond::write_error(session, client, &e, &traced).await;
             }
         };
-        config_label.clear();
-        config_label.push_str(resolved.config_label());
+        facts.config.clear();
+        facts.config.push_str(resolved.config_label());
+        facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.name.clone());
         let body = match Self::read_body(session, snapshot.limits.max_request_body_bytes).await {
             Ok(b) => b,
             Err(e) => {
                 // The rest of the body is unread: the connection cannot be reused.
                 session.set_keepalive(None);
-                return respond::write_error(session, client, &e, &[]).await;
+                return respond::write_error(session, client, &e, &traced).await;
             }
         };
         let needs_body = resolved.route.needs_body;
         let request =
             match Self::parse_request(session.req_header(), path_and_query, body, needs_body) {
                 Ok(r) => r,
-                Err(e) => return respond::write_error(session, client, &e, &[]).await,
+                Err(e) => return respond::write_error(session, client, &e, &traced).await,
             };
         if let (Some(key), Some(model)) = (&resolved.virtual_key, request.model()) {
             if !key.allows_model(model) {
@@ -273,11 +365,21 @@ impl Gateway {
                     model: model.chars().take(128).collect(),
                     virtual_key: key.name.clone(),
                 };
-                return respond::write_error(session, client, &e, &[]).await;
+                return respond::write_error(session, client, &e, &traced).await;
             }
         }
-        self.route(session, snapshot, &resolved, &request, upstream_wait_ns)
-            .await
+        facts.model = request.model.clone();
+        facts.stream = request.stream;
+        facts.metadata = request.metadata.clone();
+        self.route(
+            session,
+            snapshot,
+            &resolved,
+            &request,
+            journal,
+            upstream_wait_ns,
+        )
+        .await
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
@@ -288,9 +390,11 @@ impl Gateway {
         snapshot: &Snapshot,
         resolved: &Resolved,
         request: &ClientRequest,
+        journal: &Journal,
         upstream_wait_ns: &AtomicU64,
     ) -> Finished {
         let runner = AttemptRunner {
+            journal,
             client: &self.client,
             metrics: &self.metrics,
             snapshot,
@@ -309,7 +413,8 @@ impl Gateway {
         };
         match router.run(&resolved.route.root).await {
             Ok(won) => {
-                let headers = route_headers(Some(won.leaf), i64::from(won.retries));
+                let mut headers = route_headers(Some(won.leaf), i64::from(won.retries));
+                headers.extend(trace_headers(&journal.trace));
                 let commit = Commit {
                     client: &self.client,
                     metrics: &self.metrics,
@@ -325,7 +430,8 @@ impl Gateway {
             }
             Err(failure) => {
                 let retries = if failure.retries > 0 { -1 } else { 0 };
-                let headers = route_headers(None, retries);
+                let mut headers = route_headers(None, retries);
+                headers.extend(trace_headers(&journal.trace));
                 respond::write_failure(
                     session,
                     request.format.unwrap_or(ClientFormat::OpenAi),
@@ -364,7 +470,14 @@ impl ProxyHttp for Gateway {
         let _inflight = self.drain.enter();
         self.metrics.inflight_requests.inc();
         let started = Instant::now();
-        let mut config_label = String::from("none");
+        let mut facts = RequestFacts {
+            config: String::from("none"),
+            virtual_key: None,
+            model: None,
+            stream: false,
+            metadata: None,
+        };
+        let journal = Journal::new(trace::from_headers(&session.req_header().headers));
         let upstream_wait_ns = AtomicU64::new(0);
         session.set_keepalive(if self.drain.is_draining() {
             None
@@ -372,8 +485,8 @@ impl ProxyHttp for Gateway {
             Some(DOWNSTREAM_KEEPALIVE_SECS)
         });
         let snapshot = self.live.load_full();
-        let finished = self
-            .serve(session, &snapshot, &mut config_label, &upstream_wait_ns)
+        let mut finished = self
+            .serve(session, &snapshot, &mut facts, &journal, &upstream_wait_ns)
             .await;
         let total = started.elapsed();
         let upstream = Duration::from_nanos(upstream_wait_ns.load(Ordering::Relaxed));
@@ -381,17 +494,21 @@ impl ProxyHttp for Gateway {
         m.inflight_requests.dec();
         m.requests_total
             .with_label_values(&[
-                &config_label,
+                &facts.config,
                 status_class(finished.status),
                 finished.outcome.as_str(),
             ])
             .inc();
         m.request_duration_seconds
-            .with_label_values(&[&config_label])
+            .with_label_values(&[&facts.config])
             .observe(total.as_secs_f64());
         m.overhead_seconds
-            .with_label_values(&[&config_label])
+            .with_label_values(&[&facts.config])
             .observe(total.saturating_sub(upstream).as_secs_f64());
+        let record = self.record(session, &snapshot, facts, journal, &mut finished, total);
+        if !self.access_log.log(record) {
+            m.genai.access_log_dropped_total.inc();
+        }
         if finished.abort {
             // The response is incomplete: make pingora drop the connection.
             return Error::e_explain(ErrorType::ConnectionClosed, "response aborted");

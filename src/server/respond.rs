@@ -12,8 +12,9 @@ use pingora::prelude::Session;
 
 use super::attempt::{failure_kind, gateway_error, Prepared, Reply, StreamPump};
 use crate::error::GatewayError;
-use crate::providers::ClientFormat;
+use crate::providers::{ClientFormat, Usage};
 use crate::router::FailureKind;
+use crate::telemetry::AttemptRecord;
 use crate::telemetry::Metrics;
 use crate::upstream::AttemptError;
 use crate::upstream::UpstreamClient;
@@ -50,6 +51,8 @@ pub struct Finished {
     pub outcome: Outcome,
     /// The connection is broken (client gone, or a stream cut): drop it.
     pub abort: bool,
+    /// The attempt that answered, completed (`None` when no attempt answered).
+    pub attempt: Option<Box<AttemptRecord>>,
 }
 
 /// Upstream response headers we pass to the client (hop-by-hop and framing are ours).
@@ -128,6 +131,7 @@ pub async fn write_error(
         .await
         .is_err();
     Finished {
+        attempt: None,
         status,
         outcome,
         abort,
@@ -152,6 +156,7 @@ pub async fn write_failure(
                 .await
                 .is_err();
             Finished {
+                attempt: None,
                 status,
                 outcome: Outcome::Error,
                 abort,
@@ -184,6 +189,7 @@ impl Commit<'_> {
             upstream_ended,
             labels,
             mut pump,
+            mut record,
         } = prepared;
         let status = response.status();
         let started = response.started();
@@ -191,7 +197,9 @@ impl Commit<'_> {
             let written = write_whole(session, status, response.header(), extra, held).await;
             labels.record(self.metrics, "ok", started.elapsed());
             self.client.finish(response).await;
+            record.total = started.elapsed();
             return Finished {
+                attempt: Some(record),
                 status,
                 outcome: self.outcome_if_ok,
                 abort: written.is_err(),
@@ -281,6 +289,7 @@ impl Commit<'_> {
                         break (
                             result,
                             Finished {
+                                attempt: None,
                                 status,
                                 outcome: Outcome::StreamAborted,
                                 abort,
@@ -292,11 +301,22 @@ impl Commit<'_> {
         };
         labels.record(self.metrics, result, started.elapsed());
         self.client.finish(response).await;
-        finished
+        record.total = started.elapsed();
+        record.result = result;
+        if let Some(pump) = &pump {
+            let usage = pump.translator.usage();
+            record.usage = (usage != Usage::default()).then_some(usage);
+            record.response_model = pump.translator.model().map(str::to_string);
+        }
+        Finished {
+            attempt: Some(record),
+            ..finished
+        }
     }
 
     fn finished(&self, status: u16, abort: bool) -> Finished {
         Finished {
+            attempt: None,
             status,
             outcome: self.outcome_if_ok,
             abort,
@@ -340,6 +360,7 @@ fn pump_abort(pump: &mut StreamPump, error: &GatewayError) -> Bytes {
 /// The client went away mid-response: drop the connection.
 fn client_closed(status: u16) -> Finished {
     Finished {
+        attempt: None,
         status,
         outcome: Outcome::ClientClosed,
         abort: true,

@@ -2,6 +2,7 @@
 //! interface. Label values come only from the config (config, target, provider and configured
 //! model names) or from small fixed sets; anything else is reported as `other`.
 
+use super::genai::GenAiMetrics;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -37,6 +38,8 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// Tokens, cost, feedback and the GenAI semantic-convention families.
+    pub genai: GenAiMetrics,
 }
 
 impl Metrics {
@@ -144,7 +147,9 @@ impl Metrics {
         for result in ["success", "error"] {
             config_reloads_total.with_label_values(&[result]);
         }
+        let genai = GenAiMetrics::new(&registry)?;
         Ok(Metrics {
+            genai,
             registry,
             requests_total,
             request_duration_seconds,

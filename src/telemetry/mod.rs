@@ -1,8 +1,12 @@
 //! What Switchyard reports about itself: Prometheus metrics ([`metrics`]) and the record of
-//! each request ([`record`]) that the access log and trace export are written from.
+//! each request ([`record`]) that the access log ([`access_log`]) and trace export are written
+//! from, with its W3C trace context ([`trace`]); token, cost and GenAI metrics in [`genai`].
 
+pub mod access_log;
+pub mod genai;
 pub mod metrics;
 pub mod record;
+pub mod trace;
 
 pub use metrics::Metrics;
 pub use record::{AttemptRecord, Bodies, RequestRecord, TraceContext};

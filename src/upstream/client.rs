@@ -197,7 +197,7 @@ impl UpstreamClient {
         // A pooled connection may have been closed by the provider while idle; that shows up as
         // an error before any response byte. Try once more on a fresh connection then.
         let mut tries = 0;
-        let session = loop {
+        let (session, connected) = loop {
             tries += 1;
             let (mut session, reused) = within(connect, self.connector.get_http_session(&peer))
                 .await?
@@ -210,8 +210,9 @@ impl UpstreamClient {
                     _ => AttemptError::Connect(e.to_string()),
                 })?;
             session.set_read_timeout(None);
+            let connected = started.elapsed();
             match within(headers, write_and_read_head(&mut session, &header, &body)).await? {
-                Ok(()) => break session,
+                Ok(()) => break (session, connected),
                 Err(_) if reused && tries < 2 => continue,
                 // Refused, reset or closed before any response byte: a connection failure.
                 Err(e) => {
@@ -225,6 +226,8 @@ impl UpstreamClient {
             session,
             peer,
             started,
+            connected,
+            headers_after: started.elapsed(),
             total,
             idle: deadlines.idle,
             first_chunk: deadlines.first_chunk.map(|budget| PhaseDeadline {
@@ -267,6 +270,9 @@ pub struct UpstreamResponse {
     session: HttpSession,
     peer: HttpPeer,
     started: Instant,
+    /// Time to a connection (pooled or new), and to the response headers.
+    connected: Duration,
+    headers_after: Duration,
     total: Option<PhaseDeadline>,
     idle: Option<Duration>,
     first_chunk: Option<PhaseDeadline>,
@@ -284,6 +290,16 @@ impl UpstreamResponse {
     /// When the request was sent (the attempt's start).
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Time from the start to a connection.
+    pub fn connect_time(&self) -> Duration {
+        self.connected
+    }
+
+    /// Time from the start to the response headers.
+    pub fn headers_time(&self) -> Duration {
+        self.headers_after
     }
 
     /// Whether the response is an SSE stream.

@@ -57,12 +57,13 @@ impl Gateway {
         std::fs::write(&config_path, text).expect("write config");
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).expect("log file");
+        let access = std::fs::File::create(dir.path().join("access.log")).expect("access log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .env("RUST_LOG", "info");
         for (k, v) in env {
@@ -121,6 +122,27 @@ impl Gateway {
             let _ = f.read_to_string(&mut s);
         }
         s
+    }
+
+    /// The access-log lines written to stdout so far, parsed.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits (bounded) until the access log has at least `n` lines.
+    pub async fn access_log_lines(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.access_log();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn metrics(&self) -> String {

@@ -1,0 +1,283 @@
+//! The access log: one JSON line per request, written by a thread of its own from a bounded
+//! queue. The request path only hands over its finished [`RequestRecord`]; when the queue is
+//! full the line is dropped and counted — logging never waits.
+//!
+//! A line carries ids, names, timings, tokens, cost, cache status and metadata; prompt and
+//! completion text only when the record has them (`log_bodies`, and not `x-switchyard-log:
+//! off`). Records never hold a credential, so there is nothing here to redact.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::record::{AttemptRecord, RequestRecord};
+use crate::providers::Usage;
+
+/// Where lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+    Off,
+}
+
+/// The sending side, shared by every request.
+pub struct AccessLog {
+    tx: Option<SyncSender<Box<RequestRecord>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    /// Starts the writer thread (none for `Off`). A file that cannot be opened falls back to
+    /// stderr with a warning: losing the log is worse than writing it elsewhere.
+    pub fn start(target: LogTarget, buffer_lines: usize) -> AccessLog {
+        let dropped = Arc::new(AtomicU64::new(0));
+        if target == LogTarget::Off {
+            return AccessLog { tx: None, dropped };
+        }
+        let (tx, rx) = sync_channel::<Box<RequestRecord>>(buffer_lines.max(1));
+        let out: Box<dyn Write + Send> = match &target {
+            LogTarget::Stdout => Box::new(std::io::stdout()),
+            LogTarget::Stderr | LogTarget::Off => Box::new(std::io::stderr()),
+            LogTarget::File(path) => {
+                match OpenOptions::new().create(true).append(true).open(path) {
+                    Ok(f) => Box::new(f),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot open the access log; writing it to stderr");
+                        Box::new(std::io::stderr())
+                    }
+                }
+            }
+        };
+        Self::with_writer(out, tx, rx, dropped)
+    }
+
+    fn with_writer(
+        out: Box<dyn Write + Send>,
+        tx: SyncSender<Box<RequestRecord>>,
+        rx: Receiver<Box<RequestRecord>>,
+        dropped: Arc<AtomicU64>,
+    ) -> AccessLog {
+        let spawned = std::thread::Builder::new()
+            .name("switchyard-access-log".into())
+            .spawn(move || write_lines(rx, out));
+        match spawned {
+            Ok(_) => AccessLog {
+                tx: Some(tx),
+                dropped,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the access log writer; access log off");
+                AccessLog { tx: None, dropped }
+            }
+        }
+    }
+
+    /// Queues the record's line; never blocks. Returns `false` if it was dropped.
+    pub fn log(&self, record: Box<RequestRecord>) -> bool {
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        match tx.try_send(record) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Lines dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn write_lines(rx: Receiver<Box<RequestRecord>>, out: Box<dyn Write + Send>) {
+    let mut out = BufWriter::new(out);
+    while let Ok(record) = rx.recv() {
+        let mut line = to_line(&record);
+        line.push(b'\n');
+        let _ = out.write_all(&line);
+        // Flush whenever the queue is empty: lines appear at once under light load and are
+        // batched under heavy load.
+        while let Ok(next) = rx.try_recv() {
+            let mut line = to_line(&next);
+            line.push(b'\n');
+            let _ = out.write_all(&line);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "input": u.input_tokens,
+        "output": u.output_tokens,
+        "cached": u.cached_tokens,
+        "reasoning": u.reasoning_tokens,
+    })
+}
+
+fn attempt_json(a: &AttemptRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("target".into(), a.target.clone().into());
+    m.insert("provider".into(), a.provider.clone().into());
+    m.insert("model".into(), a.request_model.clone().into());
+    if let Some(model) = &a.response_model {
+        m.insert("response_model".into(), model.clone().into());
+    }
+    m.insert("status".into(), a.status.into());
+    m.insert("result".into(), a.result.into());
+    m.insert("span_id".into(), hex::encode(a.span_id).into());
+    let ms = |d: Option<Duration>| d.map(millis);
+    m.insert("connect_ms".into(), ms(a.connect).into());
+    m.insert("headers_ms".into(), ms(a.headers).into());
+    m.insert("first_token_ms".into(), ms(a.first_token).into());
+    m.insert("total_ms".into(), millis(a.total).into());
+    if let Some(u) = &a.usage {
+        m.insert("tokens".into(), usage_json(u));
+    }
+    Value::Object(m)
+}
+
+/// The JSON line of a record (without the newline).
+pub fn to_line(r: &RequestRecord) -> Vec<u8> {
+    let ts = r
+        .start
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut m = Map::new();
+    m.insert("ts".into(), json!((ts * 1e3).round() / 1e3));
+    m.insert("trace_id".into(), r.trace.display_id.clone().into());
+    m.insert("span_id".into(), hex::encode(r.trace.span_id).into());
+    m.insert("method".into(), r.method.clone().into());
+    m.insert("path".into(), r.path.clone().into());
+    m.insert("operation".into(), r.operation.into());
+    m.insert("config".into(), r.config.clone().into());
+    m.insert("virtual_key".into(), r.virtual_key.clone().into());
+    m.insert("model".into(), r.request_model.clone().into());
+    m.insert("response_model".into(), r.response_model.clone().into());
+    m.insert("stream".into(), r.stream.into());
+    m.insert("status".into(), r.status.into());
+    m.insert("outcome".into(), r.outcome.into());
+    m.insert("duration_ms".into(), millis(r.duration).into());
+    m.insert(
+        "attempts".into(),
+        Value::Array(r.attempts.iter().map(attempt_json).collect()),
+    );
+    m.insert(
+        "tokens".into(),
+        r.usage.as_ref().map_or(Value::Null, usage_json),
+    );
+    m.insert("cost_usd".into(), r.cost_usd.into());
+    m.insert("cache".into(), r.cache.into());
+    m.insert(
+        "metadata".into(),
+        r.metadata.clone().map_or(Value::Null, Value::Object),
+    );
+    if let Some(b) = &r.bodies {
+        m.insert("request_body".into(), b.request.clone().into());
+        m.insert("response_body".into(), b.response.clone().into());
+    }
+    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::TraceContext;
+    use std::sync::mpsc::Receiver as StdReceiver;
+    use std::time::{Instant, SystemTime};
+
+    /// A writer stuck until the test lets it go, like a full pipe nobody reads.
+    struct Stuck(std::sync::Mutex<StdReceiver<()>>);
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(rx) = self.0.lock() {
+                let _ = rx.recv();
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn record() -> Box<RequestRecord> {
+        Box::new(RequestRecord {
+            trace: TraceContext {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                parent_span_id: None,
+                sampled: true,
+                display_id: "t".into(),
+            },
+            start: SystemTime::now(),
+            duration: Duration::from_millis(3),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            operation: "chat",
+            config: "c".into(),
+            virtual_key: Some("vk".into()),
+            request_model: None,
+            response_model: None,
+            stream: false,
+            status: 200,
+            outcome: "ok",
+            attempts: vec![],
+            usage: None,
+            cost_usd: None,
+            cache: "DISABLED",
+            metadata: None,
+            bodies: None,
+        })
+    }
+
+    #[test]
+    fn a_full_buffer_drops_lines_without_waiting() {
+        let (release, stuck) = std::sync::mpsc::channel();
+        let (tx, rx) = sync_channel(4);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let log = AccessLog::with_writer(
+            Box::new(BufWriter::with_capacity(
+                0,
+                Stuck(std::sync::Mutex::new(stuck)),
+            )),
+            tx,
+            rx,
+            dropped,
+        );
+        let started = Instant::now();
+        let accepted = (0..100).filter(|_| log.log(record())).count();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // The writer holds one line, the queue four more; the rest are dropped and counted.
+        assert!((4..=6).contains(&accepted), "{accepted}");
+        assert_eq!(log.dropped(), 100 - accepted as u64);
+        drop(release);
+    }
+
+    #[test]
+    fn the_line_is_json_with_ids_and_no_bodies_by_default() {
+        let v: serde_json::Value = serde_json::from_slice(&to_line(&record())).unwrap();
+        assert_eq!(v["trace_id"], "t");
+        assert_eq!(v["span_id"], "0202020202020202");
+        assert_eq!(v["virtual_key"], "vk");
+        assert!(v.get("request_body").is_none());
+        assert!(v["cost_usd"].is_null());
+    }
+}

@@ -1,0 +1,170 @@
+//! Observability through the real binary: trace context in and out, the access-log line of a
+//! fallback request, token and GenAI metrics, and that no key leaks into any output.
+
+#[path = "support/gateway.rs"]
+mod harness;
+
+use harness::{chat, Gateway};
+use switchyard::mock_provider::{self, MockHandle};
+
+const PROVIDER_KEY: &str = "sk-observability-provider-key";
+
+async fn mock() -> MockHandle {
+    mock_provider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start mock")
+}
+
+fn config(m: &MockHandle) -> String {
+    format!(
+        "providers:
+  bad: {{ kind: openai, base_url: \"http://{addr}/fault/status=503/v1\", api_key: {PROVIDER_KEY} }}
+  good: {{ kind: openai, base_url: \"http://{addr}/v1\", api_key: {PROVIDER_KEY} }}
+virtual_keys:
+  vk-bad: {{ provider: bad }}
+  vk-good: {{ provider: good, models: [gpt-4o-mini] }}
+configs:
+  chat:
+    strategy: {{ mode: fallback }}
+    targets:
+      - {{ name: primary, virtual_key: vk-bad }}
+      - {{ name: backup, virtual_key: vk-good }}
+",
+        addr = m.addr
+    )
+}
+
+#[tokio::test]
+async fn a_fallback_request_is_traced_logged_and_counted() {
+    let m = mock().await;
+    let gw = Gateway::start(&config(&m)).await;
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-good")
+        .header("x-portkey-config", "chat")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .header("x-portkey-metadata", r#"{"feature":"checkout"}"#)
+        .json(&chat("gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-portkey-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(
+        resp.headers()["x-switchyard-trace-id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let _ = resp.text().await;
+
+    // Each attempt continued the caller's trace with a span of its own.
+    let reqs = m.requests();
+    assert_eq!(reqs.len(), 2);
+    let parents: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.header("traceparent").expect("traceparent sent upstream"))
+        .collect();
+    for p in &parents {
+        assert!(
+            p.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && p.ends_with("-01"),
+            "{p}"
+        );
+        assert!(
+            !p.contains("00f067aa0ba902b7"),
+            "a new span, not the caller's"
+        );
+    }
+    assert_ne!(parents[0], parents[1]);
+
+    let lines = gw.access_log_lines(1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(line["config"], "chat");
+    assert_eq!(line["virtual_key"], "vk-good");
+    assert_eq!(line["operation"], "chat");
+    assert_eq!(line["model"], "gpt-4o-mini");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["outcome"], "fallback_ok");
+    assert_eq!(line["metadata"]["feature"], "checkout");
+    assert_eq!(line["tokens"]["input"].as_u64().map(|n| n > 0), Some(true));
+    assert!(line["tokens"]["output"].as_u64().unwrap() > 0);
+    let attempts = line["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{line}");
+    assert_eq!(attempts[0]["target"], "primary");
+    assert_eq!(attempts[0]["provider"], "bad");
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[0]["result"], "status_5xx");
+    assert_eq!(attempts[1]["target"], "backup");
+    assert_eq!(attempts[1]["result"], "ok");
+    assert_eq!(attempts[1]["status"], 200);
+    for key in ["connect_ms", "headers_ms", "total_ms"] {
+        assert!(attempts[1][key].as_f64().is_some(), "{key}: {line}");
+    }
+    // The attempt spans in the log are the ones sent upstream.
+    assert!(parents[1].contains(attempts[1]["span_id"].as_str().unwrap()));
+    // No prompt or completion text by default, no key anywhere.
+    let text = line.to_string();
+    assert!(!text.contains("Say hello") && !text.contains("Hello from the mock"));
+    assert!(!text.contains(PROVIDER_KEY));
+
+    let metrics = gw.metrics().await;
+    assert!(!metrics.contains(PROVIDER_KEY));
+    for needle in [
+        r#"switchyard_tokens_total{config="chat",model="gpt-4o-mini",provider="good",type="input"}"#,
+        r#"gen_ai_client_operation_duration_seconds_count{error_type="status_5xx",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini"} 1"#,
+        r#"gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_token_type="output",le="1"}"#,
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    assert!(!gw.log().contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn requests_without_trace_headers_get_a_new_trace_and_errors_carry_it() {
+    let m = mock().await;
+    let gw = Gateway::start(&config(&m)).await;
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-nope")
+        .json(&chat("gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let id = resp.headers()["x-portkey-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains(PROVIDER_KEY));
+    let lines = gw.access_log_lines(1).await;
+    assert_eq!(lines[0]["trace_id"], id.as_str());
+    assert_eq!(lines[0]["outcome"], "rejected");
+    assert_eq!(lines[0]["attempts"].as_array().map(Vec::len), Some(0));
+
+    // A Portkey trace id is kept as given.
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-good")
+        .header("x-portkey-trace-id", "checkout-42")
+        .json(&chat("gpt-4o-mini", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-portkey-trace-id"], "checkout-42");
+    let _ = resp.text().await;
+    let lines = gw.access_log_lines(2).await;
+    assert_eq!(lines[1]["trace_id"], "checkout-42");
+    assert_eq!(lines[1]["stream"], true);
+    assert!(lines[1]["attempts"][0]["first_token_ms"].as_f64().is_some());
+    // Streams report tokens too (usage asked of the provider, not shown to this client).
+    assert!(lines[1]["tokens"]["output"].as_u64().unwrap() > 0);
+}
