@@ -19,6 +19,8 @@ use super::{ConfigErrors, Snapshot};
 use crate::telemetry::Metrics;
 
 /// Quiet time that ends a burst of events (kubelet's swap is ~7 events).
+/// Longest burst of watcher events swallowed before reloading anyway.
+const MAX_BURST: Duration = Duration::from_secs(2);
 const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Safety-net poll while the watcher works.
 const POLL: Duration = Duration::from_secs(30);
@@ -167,6 +169,25 @@ impl Reloader {
     }
 
     /// The directories to watch: those of the config file and of every secret file.
+    /// Whether a watcher event can change what the config is built from: it names one of the
+    /// files read (or the config file), a kubelet `..data`-style swap entry, or no path at all.
+    /// Other files in the same directories (a log written next to the config, an editor's swap
+    /// file) must not trigger — or, by their steady writes, starve — a reload.
+    fn relevant(&self, event: &notify::Event) -> bool {
+        if event.paths.is_empty() {
+            return true;
+        }
+        let snapshot = self.live.load();
+        let names: BTreeSet<&std::ffi::OsStr> = std::iter::once(self.path.as_path())
+            .chain(snapshot.source_files.iter().map(PathBuf::as_path))
+            .filter_map(|p| p.file_name())
+            .collect();
+        event.paths.iter().any(|p| match p.file_name() {
+            Some(name) => names.contains(name) || name.to_string_lossy().starts_with(".."),
+            None => true,
+        })
+    }
+
     fn directories(&self) -> BTreeSet<PathBuf> {
         let snapshot = self.live.load();
         std::iter::once(self.path.as_path())
@@ -230,7 +251,7 @@ impl Reloader {
             let from_event = tokio::select! {
                 _ = &mut stop => return,
                 event = events.recv() => match event {
-                    Some(Ok(e)) if matches!(e.kind, EventKind::Access(_)) => continue,
+                    Some(Ok(e)) if matches!(e.kind, EventKind::Access(_)) || !self.relevant(&e) => continue,
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "config watcher error; reloading to be safe");
                         true
@@ -245,8 +266,18 @@ impl Reloader {
                 _ = poll.tick() => false,
             };
             if from_event {
-                // Swallow the rest of the burst.
-                while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
+                // Wait for DEBOUNCE without a relevant event, at most MAX_BURST in all: a
+                // directory written to without pause still reloads.
+                let until = tokio::time::Instant::now() + MAX_BURST;
+                let mut quiet_at = tokio::time::Instant::now() + DEBOUNCE;
+                loop {
+                    let deadline = quiet_at.min(until);
+                    match tokio::time::timeout_at(deadline, events.recv()).await {
+                        Ok(Some(Ok(e))) if !self.relevant(&e) => {}
+                        Ok(Some(_)) => quiet_at = tokio::time::Instant::now() + DEBOUNCE,
+                        _ => break,
+                    }
+                }
             }
             let mut outcome = self.reload_now();
             if from_event && matches!(outcome, ReloadOutcome::Failed(_)) {
