@@ -205,6 +205,17 @@ pub fn pin_self_to_cpu0() {
     }
 }
 
+/// Moves every thread of a running process to `cpu`.
+fn pin(pid: u32, cpu: &str) {
+    if has_taskset() {
+        let _ = Command::new("taskset")
+            .args(["-a", "-cp", cpu, &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn spawn_floor(bin: &Path, listen: SocketAddr, upstream: SocketAddr) -> Proc {
     Proc {
         child: command(bin, Some("1"))
@@ -399,7 +410,12 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
 
     for _round in 0..plan.rounds {
         // Latency at concurrency 1, the three paths interleaved request by request so that
-        // whatever else the machine does falls on all of them alike.
+        // whatever else the machine does falls on all of them alike. Everything runs on CPU 0
+        // for this phase: with one request in flight nothing competes, and a proxy on another
+        // CPU would be charged two cross-CPU wake-ups per hop (~40 µs each on this VM) that the
+        // direct path does not pay.
+        pin(setup.floor.pid(), "0");
+        pin(setup.gateway.pid(), "0");
         let mut hists: Vec<Histogram<u64>> = (0..3)
             .map(|_| Histogram::<u64>::new(3).expect("histogram"))
             .collect();
@@ -415,6 +431,8 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
             push(format!("latency_p50_us.{name}"), micros(h, 0.5));
             push(format!("latency_p99_us.{name}"), micros(h, 0.99));
         }
+        pin(setup.floor.pid(), "1");
+        pin(setup.gateway.pid(), "1");
         // Closed-loop throughput and CPU per request.
         for (name, addr) in setup.targets() {
             let pid = match name {
@@ -722,8 +740,13 @@ async fn soak(setup: &Setup, client: &reqwest::Client, plan: Plan) -> Soak {
         samples.push(rss_mib(pid));
     }
     let probe = load.await.ok();
+    // After a minute of load: pools and buffers at their working size.
+    let warm = (60.0 / plan.soak_sample_seconds) as usize;
     Soak {
-        start: samples.first().copied().unwrap_or(f64::NAN),
+        start: samples
+            .get(warm.min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN),
         end: rss_mib(pid),
         max: samples.iter().copied().fold(f64::NAN, f64::max),
         requests: probe
