@@ -2,6 +2,7 @@
 //! each request ([`record`]) that the access log and trace export are written from.
 
 pub mod metrics;
+pub mod otlp;
 pub mod record;
 
 pub use metrics::Metrics;
