@@ -20,9 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue,
-};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
@@ -245,11 +243,7 @@ fn redact_userinfo(endpoint: &str) -> String {
     let rest = &endpoint[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***@{}",
-            &endpoint[..scheme_end + 3],
-            &rest[at + 1..]
-        ),
+        Some(at) => format!("{}***@{}", &endpoint[..scheme_end + 3], &rest[at + 1..]),
         None => endpoint.to_string(),
     }
 }
@@ -380,7 +374,10 @@ fn push_usage(attrs: &mut Vec<KeyValue>, usage: &Usage) {
     attrs.push(kv("gen_ai.usage.input_tokens", usage.input_tokens));
     attrs.push(kv("gen_ai.usage.output_tokens", usage.output_tokens));
     if usage.cached_tokens > 0 {
-        attrs.push(kv("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens));
+        attrs.push(kv(
+            "gen_ai.usage.cache_read.input_tokens",
+            usage.cached_tokens,
+        ));
     }
     if usage.cache_creation_tokens > 0 {
         attrs.push(kv(
@@ -389,7 +386,10 @@ fn push_usage(attrs: &mut Vec<KeyValue>, usage: &Usage) {
         ));
     }
     if usage.reasoning_tokens > 0 {
-        attrs.push(kv("switchyard.usage.reasoning_tokens", usage.reasoning_tokens));
+        attrs.push(kv(
+            "switchyard.usage.reasoning_tokens",
+            usage.reasoning_tokens,
+        ));
     }
 }
 
@@ -749,7 +749,10 @@ struct Target {
     port: u16,
     path: String,
     headers: HeaderMap,
-    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Target {
@@ -769,7 +772,10 @@ impl Target {
             _ => return Err(bad("the scheme must be http or https")),
         };
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let bare_host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority = match uri.port_u16() {
             Some(port) => format!("{host}:{port}"),
@@ -784,7 +790,10 @@ impl Target {
         let mut headers = HeaderMap::new();
         let host_value = HeaderValue::from_str(&authority).map_err(|_| bad("bad host"))?;
         headers.insert(HOST, host_value);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("switchyard/", env!("CARGO_PKG_VERSION"))),
@@ -810,7 +819,9 @@ impl Target {
                 reason,
             };
             let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+            roots.add_parsable_certificates(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
+            );
             let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
@@ -917,7 +928,10 @@ impl Client {
             .body(Full::new(body))
             .map_err(SendError::Request)?;
         *request.headers_mut() = self.target.headers.clone();
-        let response = sender.send_request(request).await.map_err(SendError::Http)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(SendError::Http)?;
         let status = response.status();
         Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
@@ -1159,7 +1173,10 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("Bearer%20abc").as_deref(), Some("Bearer abc"));
+        assert_eq!(
+            percent_decode("Bearer%20abc").as_deref(),
+            Some("Bearer abc")
+        );
         assert_eq!(percent_decode("a%2Cb%3d").as_deref(), Some("a,b="));
         assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
         assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
@@ -1188,7 +1205,8 @@ mod tests {
     #[test]
     fn debug_hides_header_values() {
         let mut s = OtlpSettings::new("http://u:secret@h/v1/traces");
-        s.headers.push(("authorization".into(), "Bearer sk-123".into()));
+        s.headers
+            .push(("authorization".into(), "Bearer sk-123".into()));
         let shown = format!("{s:?}");
         assert!(shown.contains("authorization"));
         assert!(!shown.contains("sk-123"));
@@ -1201,7 +1219,10 @@ mod tests {
         assert_eq!(gen_ai_provider_name("anthropic"), "anthropic");
         assert_eq!(gen_ai_provider_name("gemini"), "gcp.gemini");
         assert_eq!(gen_ai_provider_name("azure-openai"), "azure.ai.openai");
-        assert_eq!(gen_ai_provider_name("openai-compatible"), "openai-compatible");
+        assert_eq!(
+            gen_ai_provider_name("openai-compatible"),
+            "openai-compatible"
+        );
     }
 
     #[test]
@@ -1234,7 +1255,10 @@ mod tests {
             attr(span, "error.type"),
             Some(&any_value::Value::StringValue("timeout".into()))
         );
-        assert_eq!(span.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+        assert_eq!(
+            span.status.as_ref().map(|s| s.code),
+            Some(StatusCode::Error as i32)
+        );
 
         let mut r = record();
         r.status = 502;
@@ -1255,7 +1279,10 @@ mod tests {
         let mut r = record();
         let mut map = serde_json::Map::new();
         for i in 0..40 {
-            map.insert(format!("k{i:02}"), serde_json::Value::String("x".repeat(1000)));
+            map.insert(
+                format!("k{i:02}"),
+                serde_json::Value::String("x".repeat(1000)),
+            );
         }
         map.insert("a_number".into(), serde_json::json!(5));
         r.metadata = Some(map);
@@ -1342,7 +1369,9 @@ mod tests {
 
     #[test]
     fn https_endpoints_start() {
-        let exporter = OtlpExporter::start(OtlpSettings::new("https://collector.example:4318/v1/traces"));
+        let exporter = OtlpExporter::start(OtlpSettings::new(
+            "https://collector.example:4318/v1/traces",
+        ));
         assert!(exporter.is_ok());
     }
 }
