@@ -743,7 +743,7 @@ impl OtlpExporter {
 
 /// The parsed endpoint and the fixed request headers.
 struct Target {
-    /// Scheme, host, port and path, without credentials (for messages).
+    /// Scheme, host, port and path, without credentials or query (for messages).
     display: String,
     host: String,
     port: u16,
@@ -838,9 +838,11 @@ impl Target {
         };
 
         Ok(Target {
+            // Without the query, which could carry a key.
             display: format!(
-                "{}://{authority}{path}",
-                if https { "https" } else { "http" }
+                "{}://{authority}{}",
+                if https { "https" } else { "http" },
+                uri.path()
             ),
             host: bare_host,
             port,
