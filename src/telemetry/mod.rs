@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod genai;
 pub mod metrics;
+pub mod otlp;
 pub mod record;
 pub mod trace;
 
