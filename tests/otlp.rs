@@ -653,3 +653,112 @@ fn settings_from_the_standard_variables() {
     );
     assert!(with_endpoint(("OTEL_EXPORTER_OTLP_ENDPOINT", "")).is_none());
 }
+
+#[path = "support/gateway.rs"]
+mod harness;
+
+/// The real binary, configured only by the standard variables, exports a fallback request as a
+/// server span with one client span per attempt, continuing the caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_exports_its_requests_when_the_otel_variables_say_so() {
+    let receiver = Receiver::start();
+    let mock = switchyard::mock_provider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let endpoint = format!("http://{}", receiver.addr);
+    let gw = harness::Gateway::start_with(
+        &format!(
+            "providers:
+  bad: {{ kind: openai, base_url: \"http://{a}/fault/status=503/v1\", api_key: sk-x }}
+  good: {{ kind: anthropic, base_url: \"http://{a}\", api_key: sk-y }}
+virtual_keys:
+  vk-bad: {{ provider: bad }}
+  vk-good: {{ provider: good }}
+configs:
+  chat:
+    strategy: {{ mode: fallback }}
+    targets:
+      - {{ virtual_key: vk-bad }}
+      - {{ virtual_key: vk-good, override_params: {{ model: claude-haiku-4-5 }} }}
+",
+            a = mock.addr
+        ),
+        |_| {},
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20collector-key",
+            ),
+            ("OTEL_SERVICE_NAME", "checkout-sidecar"),
+        ],
+    )
+    .await;
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-bad")
+        .header("x-portkey-config", "chat")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .json(&harness::chat("gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await;
+    // Exported within the 1 s batch interval (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.spans().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spans = receiver.spans();
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    assert!(spans.iter().all(|s| s.trace_id == TRACE_ID));
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("request span");
+    assert_eq!(server.parent_span_id, CALLER_SPAN);
+    let clients: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client as i32)
+        .collect();
+    assert_eq!(clients.len(), 2);
+    for c in &clients {
+        assert_eq!(c.parent_span_id, server.span_id);
+    }
+    let a = attrs(server);
+    assert_eq!(a["gen_ai.operation.name"], s("chat"));
+    assert_eq!(a["gen_ai.request.model"], s("gpt-4o-mini"));
+    assert_eq!(a["gen_ai.response.model"], s("claude-haiku-4-5"));
+    let providers: Vec<Value> = clients
+        .iter()
+        .map(|c| attrs(c)["gen_ai.provider.name"].clone())
+        .collect();
+    assert!(providers.contains(&s("openai")) && providers.contains(&s("anthropic")));
+    let failed = clients
+        .iter()
+        .find(|c| attrs(c)["gen_ai.provider.name"] == s("openai"))
+        .unwrap();
+    assert!(attrs(failed).contains_key("error.type"));
+    // The attempt span ids are the ones the gateway sent upstream in traceparent.
+    let sent: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("traceparent").map(str::to_string))
+        .collect();
+    for c in &clients {
+        let id = c
+            .span_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        assert!(sent.iter().any(|t| t.contains(&id)), "{sent:?} / {id}");
+    }
+    let got = receiver.got.lock().unwrap();
+    assert_eq!(got[0].headers["authorization"], "Bearer collector-key");
+    let resource = got[0].request.resource_spans[0].resource.as_ref().unwrap();
+    assert!(format!("{resource:?}").contains("checkout-sidecar"));
+}

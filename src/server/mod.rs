@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::telemetry::access_log::{AccessLog, LogTarget};
+use crate::telemetry::otlp::{OtlpExporter, OtlpSettings};
 use arc_swap::ArcSwap;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -36,6 +37,18 @@ pub enum ServeError {
 
 /// Builds and runs the server until shutdown. `config_path` enables hot reload (the embedded
 /// default config has no file to watch).
+/// The OTLP exporter when the standard `OTEL_EXPORTER_OTLP_*` variables ask for one.
+fn start_otlp() -> Option<OtlpExporter> {
+    let settings = OtlpSettings::from_env()?;
+    match OtlpExporter::start(settings) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "OTLP export is off: cannot start the exporter");
+            None
+        }
+    }
+}
+
 /// Access-log lines queued before new ones are dropped.
 const ACCESS_LOG_BUFFER_LINES: usize = 4096;
 
@@ -75,6 +88,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         drain: drain.clone(),
         breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
         access_log: AccessLog::start(LogTarget::Stdout, ACCESS_LOG_BUFFER_LINES),
+        otlp: start_otlp(),
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

@@ -28,6 +28,7 @@ use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
 use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::otlp::OtlpExporter;
 use crate::telemetry::{trace, Metrics, RequestRecord, TraceContext};
 use crate::upstream::UpstreamClient;
 
@@ -53,6 +54,8 @@ pub struct Gateway {
     /// Circuit breakers by target; outlive config reloads.
     pub breakers: Breakers,
     pub access_log: AccessLog,
+    /// OTLP trace export, when configured (`OTEL_EXPORTER_OTLP_*`).
+    pub otlp: Option<OtlpExporter>,
 }
 
 /// What the rest of the request path learns about a request, for its record.
@@ -506,6 +509,9 @@ impl ProxyHttp for Gateway {
             .with_label_values(&[&facts.config])
             .observe(total.saturating_sub(upstream).as_secs_f64());
         let record = self.record(session, &snapshot, facts, journal, &mut finished, total);
+        if let Some(otlp) = &self.otlp {
+            otlp.export(&record);
+        }
         if !self.access_log.log(record) {
             m.genai.access_log_dropped_total.inc();
         }
