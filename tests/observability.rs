@@ -167,4 +167,16 @@ async fn requests_without_trace_headers_get_a_new_trace_and_errors_carry_it() {
     assert!(lines[1]["attempts"][0]["first_token_ms"].as_f64().is_some());
     // Streams report tokens too (usage asked of the provider, not shown to this client).
     assert!(lines[1]["tokens"]["output"].as_u64().unwrap() > 0);
+    let metrics = gw.metrics().await;
+    for family in [
+        "gen_ai_client_operation_time_to_first_chunk_seconds_count",
+        "gen_ai_client_operation_time_per_output_chunk_seconds_count",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(family)
+                && l.contains(r#"gen_ai_request_model="gpt-4o-mini""#)
+                && l.ends_with(" 1")),
+            "{family} in\n{metrics}"
+        );
+    }
 }

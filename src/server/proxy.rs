@@ -423,6 +423,7 @@ impl Gateway {
                     metrics: &self.metrics,
                     upstream_wait_ns,
                     target_path: &won.leaf.path,
+                    operation: request.operation(),
                     outcome_if_ok: if won.fell_back {
                         Outcome::FallbackOk
                     } else {

@@ -173,6 +173,8 @@ pub struct Commit<'a> {
     /// Option-index path of the target, for error events.
     pub target_path: &'a str,
     pub outcome_if_ok: Outcome,
+    /// `gen_ai.operation.name` of the request.
+    pub operation: &'static str,
 }
 
 impl Commit<'_> {
@@ -228,6 +230,8 @@ impl Commit<'_> {
             ("ok", self.finished(status, abort))
         } else {
             // After the commit point: forward (or translate) as it arrives.
+            let (mut chunks, first_at) = (0u32, Instant::now());
+            let mut last_at = first_at;
             loop {
                 let wait = Instant::now();
                 let next = tokio::select! {
@@ -266,6 +270,8 @@ impl Commit<'_> {
                 match step {
                     Step::Write(chunk) if chunk.is_empty() => continue,
                     Step::Write(chunk) => {
+                        chunks += 1;
+                        last_at = Instant::now();
                         if session
                             .write_response_body(Some(chunk), false)
                             .await
@@ -277,6 +283,20 @@ impl Commit<'_> {
                     }
                     Step::ClientGone => break ("ok", client_closed(status)),
                     Step::End(last) => {
+                        if chunks > 0 {
+                            self.metrics
+                                .genai
+                                .time_per_output_chunk
+                                .with_label_values(&[
+                                    self.operation,
+                                    record.provider_kind,
+                                    &labels.model,
+                                ])
+                                .observe(
+                                    last_at.duration_since(first_at).as_secs_f64()
+                                        / f64::from(chunks),
+                                );
+                        }
                         let last = last.filter(|b| !b.is_empty());
                         let abort = session.write_response_body(last, true).await.is_err();
                         break ("ok", self.finished(status, abort));
