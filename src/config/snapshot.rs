@@ -39,10 +39,10 @@ impl fmt::Display for Secret {
 /// The whole compiled configuration.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Hex digest (16 chars) of the config file bytes plus every secret file it read.
+    /// Hex digest (16 chars) of the config file bytes plus every secret and price file it read.
     pub hash: String,
-    /// Every file this snapshot was built from (the config file, then each secret file read):
-    /// the reloader watches their directories and re-hashes them.
+    /// Every file this snapshot was built from (the config file, then each secret file and
+    /// price file read): the reloader watches their directories and re-hashes them.
     pub source_files: Vec<std::path::PathBuf>,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,

@@ -4,7 +4,8 @@
 //!
 //! Prices are held as integers, in pico-dollars per token (which is also micro-dollars per
 //! million tokens), and a request's cost is summed in integers before the one conversion to
-//! `f64`: a million input tokens at $2.50/M is exactly `2.5`, not `2.4999999999999996`.
+//! `f64`: a million input and half a million output tokens of gpt-4o-mini ($0.15/M in, $0.60/M
+//! out) cost exactly `0.45`, where summing `f64` terms gives `0.44999999999999996`.
 //!
 //! An unknown model has no cost (`None`), never a cost of zero: dashboards must be able to tell
 //! "free" from "not priced".
@@ -103,7 +104,7 @@ fn per_million_to_pico(usd_per_million: f64) -> Option<u64> {
 }
 
 fn per_token_to_pico(usd_per_token: f64) -> Option<u64> {
-    per_million_to_pico(usd_per_token * 1e6).map(|_| (usd_per_token * PICO_PER_USD).round() as u64)
+    per_million_to_pico(usd_per_token * 1e6)
 }
 
 /// One model's prices, in pico-dollars per token (= micro-dollars per million tokens).
