@@ -208,3 +208,46 @@ fn a_config_layers_litellm_under_the_embedded_table_under_inline_prices() {
     assert_eq!(prices.cost("openai", "gpt-4o-mini", &u), Some(0.1));
     assert_eq!(s.source_files, vec![Path::new(".").join(LITELLM_FIXTURE)]);
 }
+
+#[test]
+fn editing_a_price_file_reloads_the_config() {
+    use std::sync::Arc;
+    use switchyard::config::watch::{ReloadOutcome, Reloader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.yaml");
+    let prices = dir.path().join("prices.yaml");
+    std::fs::write(&config, "telemetry:\n  prices_file: prices.yaml\n").unwrap();
+    std::fs::write(&prices, "openai:\n  gpt-4o: { input: 2.5, output: 10 }\n").unwrap();
+    let first = switchyard::config::load_file(&config).unwrap();
+    assert_eq!(first.source_files, vec![config.clone(), prices.clone()]);
+    let live = Arc::new(arc_swap::ArcSwap::from_pointee(first));
+    let metrics = Arc::new(switchyard::telemetry::Metrics::new().unwrap());
+    let reloader = Reloader::new(config, live.clone(), metrics);
+    let u = usage(1_000_000, 0, 0, 0);
+    assert_eq!(reloader.reload_now(), ReloadOutcome::Unchanged);
+
+    std::fs::write(&prices, "openai:\n  gpt-4o: { input: 3, output: 10 }\n").unwrap();
+    assert!(matches!(
+        reloader.reload_now(),
+        ReloadOutcome::Reloaded { .. }
+    ));
+    assert_eq!(
+        live.load().telemetry.prices.cost("openai", "gpt-4o", &u),
+        Some(3.0)
+    );
+
+    // A broken price file is refused with its path; the last good prices keep serving.
+    std::fs::write(&prices, "openai:\n  gpt-4o: { input: cheap, output: 10 }\n").unwrap();
+    let ReloadOutcome::Failed(error) = reloader.reload_now() else {
+        panic!("a bad price file must not load")
+    };
+    assert!(
+        error.contains("telemetry.prices_file: prices.yaml: "),
+        "{error}"
+    );
+    assert_eq!(
+        live.load().telemetry.prices.cost("openai", "gpt-4o", &u),
+        Some(3.0)
+    );
+}
