@@ -1,6 +1,7 @@
 //! The shipped configs load, and the production example exercises every field.
 
-use switchyard::config::{load_file, StrategyMode, TargetKind};
+use switchyard::config::{load_file, LogTarget, StrategyMode, TargetKind};
+use switchyard::providers::Usage;
 
 #[test]
 fn shipped_configs_load() {
@@ -18,17 +19,52 @@ fn the_production_example_loads_with_its_secrets_present() {
         .replace(
             "/var/run/secrets/switchyard",
             &dir.path().display().to_string(),
-        );
+        )
+        .replace("/etc/switchyard/prices", &dir.path().display().to_string());
     for name in ["anthropic", "azure", "gemini"] {
         std::fs::write(dir.path().join(name), format!("sk-{name}-from-file\n")).unwrap();
     }
+    std::fs::copy("conf/prices.yaml", dir.path().join("prices.yaml")).unwrap();
+    std::fs::copy(
+        "tests/fixtures/litellm_model_prices.json",
+        dir.path().join("model_prices_and_context_window.json"),
+    )
+    .unwrap();
     std::env::set_var("OPENAI_API_KEY", "sk-openai-from-env");
+    std::env::set_var("OTEL_TOKEN", "otel-token-from-env");
     let s = switchyard::config::load_str(&text, None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.providers.len(), 5);
     assert!(s.virtual_keys["vk-retired"].disabled);
     assert_eq!(s.virtual_keys["vk-checkout"].limits.rpm, Some(600));
     assert!(s.state.is_some() && s.forward.is_some());
-    assert_eq!(s.source_files.len(), 3);
+    // Three key files and two price files.
+    assert_eq!(s.source_files.len(), 5);
+    let t = &s.telemetry;
+    assert_eq!(t.access_log.target, LogTarget::Stdout);
+    assert_eq!(t.access_log.buffer_lines, 4096);
+    assert!(!t.log_bodies);
+    let otlp = t.otlp.as_ref().expect("otlp configured");
+    assert_eq!(otlp.service_name, "switchyard");
+    assert_eq!(otlp.timeout, std::time::Duration::from_secs(10));
+    assert_eq!(otlp.headers[0].1.expose(), "Bearer otel-token-from-env");
+    let million_in = Usage {
+        input_tokens: 1_000_000,
+        ..Default::default()
+    };
+    assert_eq!(t.prices.cost("openai", "gpt-4o", &million_in), Some(2.5));
+    assert_eq!(
+        t.prices.cost(
+            "openai-compatible",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            &million_in
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        t.prices
+            .cost("anthropic", "claude-3-5-haiku-latest", &million_in),
+        Some(0.8)
+    );
     let TargetKind::Group { strategy, targets } = &s.configs["by-plan"].root.kind else {
         panic!("by-plan is a group")
     };
@@ -48,6 +84,7 @@ fn the_production_example_loads_with_its_secrets_present() {
         "sk-openai-from-env",
         "sk-anthropic-from-file",
         "redis.llm-infra",
+        "otel-token-from-env",
     ] {
         assert!(!dump.contains(secret), "{secret} leaked");
     }

@@ -180,3 +180,173 @@ async fn requests_without_trace_headers_get_a_new_trace_and_errors_carry_it() {
         );
     }
 }
+
+fn priced_config(m: &MockHandle, extra: &str) -> String {
+    format!(
+        "providers:
+  good: {{ kind: openai, base_url: \"http://{addr}/v1\", api_key: {PROVIDER_KEY} }}
+virtual_keys:
+  vk-good: {{ provider: good }}
+telemetry:
+  prices: {{ \"openai/gpt-4o-mini\": {{ input: 0.15, output: 0.6 }} }}
+{extra}",
+        addr = m.addr
+    )
+}
+
+#[tokio::test]
+async fn cost_is_exact_and_unknown_models_are_counted_as_unknown() {
+    let m = mock().await;
+    let gw = Gateway::start(&priced_config(&m, "")).await;
+    let client = reqwest::Client::new();
+    for model in ["gpt-4o-mini", "some-unpriced-model"] {
+        let r = client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("vk-good")
+            .json(&chat(model, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await;
+    }
+    let lines = gw.access_log_lines(2).await;
+    let priced = &lines[0];
+    let (input, output) = (
+        priced["tokens"]["input"].as_u64().unwrap() as f64,
+        priced["tokens"]["output"].as_u64().unwrap() as f64,
+    );
+    let expected = input * 0.15 / 1e6 + output * 0.6 / 1e6;
+    let cost = priced["cost_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+    assert!(lines[1]["cost_usd"].is_null(), "unknown, not zero");
+    gw.expect_metric(
+        "switchyard_cost_unknown_total",
+        &[r#"config="direct""#, r#"virtual_key="vk-good""#],
+        1.0,
+    )
+    .await;
+    let metrics = gw.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("switchyard_cost_usd_total{"))
+        .expect("cost metric");
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() < 1e-9, "{line}");
+}
+
+#[tokio::test]
+async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
+    let m = mock().await;
+    let gw = Gateway::start(&priced_config(&m, "  log_bodies: true\n")).await;
+    let client = reqwest::Client::new();
+    for off in [false, true] {
+        let mut req = client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("vk-good")
+            .json(&chat("gpt-4o-mini", false));
+        if off {
+            req = req.header("x-switchyard-log", "off");
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.text().await;
+    }
+    let lines = gw.access_log_lines(2).await;
+    assert!(lines[0]["request_body"]
+        .as_str()
+        .unwrap()
+        .contains("Say hello"));
+    assert!(lines[0]["response_body"]
+        .as_str()
+        .unwrap()
+        .contains("Hello from the mock provider."));
+    assert!(lines[1].get("request_body").is_none(), "{}", lines[1]);
+    assert!(lines[1].get("response_body").is_none());
+    assert!(!lines[0].to_string().contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn feedback_is_validated_counted_and_logged() {
+    let m = mock().await;
+    let gw = Gateway::start(&priced_config(&m, "")).await;
+    let client = reqwest::Client::new();
+    let ok = client
+        .post(gw.url("/v1/feedback"))
+        .bearer_auth("vk-good")
+        .json(&serde_json::json!({"trace_id": "checkout-42", "value": 5, "weight": 0.5, "metadata": {"user": "u1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().contains_key("x-portkey-trace-id"));
+    let body: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(body["status"], "success");
+    for (bad, field) in [
+        (serde_json::json!({"value": 5}), "trace_id"),
+        (serde_json::json!({"trace_id": "t", "value": 11}), "value"),
+        (
+            serde_json::json!({"trace_id": "t", "value": 1, "weight": 2}),
+            "weight",
+        ),
+        (serde_json::json!([1]), "body"),
+    ] {
+        let r = client
+            .post(gw.url("/v1/feedback"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{message}");
+    }
+    gw.expect_metric(
+        "switchyard_feedback_total",
+        &[r#"config="direct""#, r#"value="5""#],
+        1.0,
+    )
+    .await;
+    let lines = gw.access_log_lines(5).await;
+    assert_eq!(lines[0]["operation"], "feedback");
+    assert_eq!(lines[0]["metadata"]["feedback"]["trace_id"], "checkout-42");
+    assert_eq!(lines[0]["metadata"]["feedback"]["value"], 5);
+    assert_eq!(lines[1]["status"], 400);
+}
+
+#[tokio::test]
+async fn collector_credentials_never_reach_config_metrics_or_logs() {
+    let m = mock().await;
+    let gw = Gateway::start(&priced_config(
+        &m,
+        "  otlp: { endpoint: \"http://127.0.0.1:9/v1/traces\", headers: { authorization: \"Bearer otlp-secret-token\" } }\n",
+    ))
+    .await;
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-good")
+        .json(&chat("gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await;
+    let config = reqwest::get(gw.admin_url("/config"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(config.contains("otlp"), "{config}");
+    let lines = gw.access_log_lines(1).await;
+    for text in [
+        config,
+        gw.metrics().await,
+        gw.log(),
+        serde_json::to_string(&lines).unwrap(),
+    ] {
+        assert!(!text.contains("otlp-secret-token"));
+        assert!(!text.contains(PROVIDER_KEY));
+    }
+}

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::schema::*;
 use super::secrets;
 use super::snapshot::*;
+use crate::telemetry::cost::{PriceError, PriceTable};
 
 /// One problem in a config file, with the YAML path it is about
 /// (`configs.chat.targets[1].virtual_key`).
@@ -64,6 +65,9 @@ const DEFAULT_THREADS: usize = 2;
 const DEFAULT_BODY_LIMIT: usize = 16 << 20;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const REDACTED: &str = "[redacted]";
+const MAX_ACCESS_LOG_BUFFER_LINES: usize = 1 << 20;
+const DEFAULT_SERVICE_NAME: &str = "switchyard";
+const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
 const QUERY_OPERATORS: [&str; 11] = [
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$and", "$or",
 ];
@@ -366,6 +370,8 @@ impl Compiler<'_> {
             allow_hosts: f.allow_hosts.clone().unwrap_or_default(),
         });
 
+        let telemetry = self.telemetry(&file.telemetry);
+
         let digest = std::mem::take(&mut self.hasher).finalize();
         let hash = hex::encode(&digest[..8]);
         Some(Snapshot {
@@ -389,8 +395,173 @@ impl Compiler<'_> {
             state,
             forward,
             known_models: std::mem::take(&mut self.known_models),
+            telemetry,
             redacted,
         })
+    }
+
+    fn telemetry(&mut self, spec: &TelemetrySpec) -> TelemetrySettings {
+        let access_log = spec
+            .access_log
+            .as_ref()
+            .map(|a| self.access_log(a))
+            .unwrap_or_default();
+        let otlp = spec.otlp.as_ref().and_then(|o| self.otlp(o));
+        TelemetrySettings {
+            access_log,
+            log_bodies: spec.log_bodies,
+            otlp,
+            prices: Arc::new(self.prices(spec)),
+        }
+    }
+
+    fn access_log(&mut self, spec: &AccessLogSpec) -> AccessLogSettings {
+        let defaults = AccessLogSettings::default();
+        let target = match spec.path.as_deref().map(str::trim) {
+            None | Some("stdout") => LogTarget::Stdout,
+            Some("stderr") => LogTarget::Stderr,
+            Some("off") => LogTarget::Off,
+            Some("") => {
+                self.error(
+                    "telemetry.access_log.path",
+                    "is empty: use stdout, stderr, off or a file path",
+                );
+                LogTarget::Off
+            }
+            Some(file) => {
+                let path = secrets::resolve_path(file, self.base_dir);
+                if path.is_dir() {
+                    self.error(
+                        "telemetry.access_log.path",
+                        format!("{} is a directory, not a file", path.display()),
+                    );
+                }
+                LogTarget::File(path)
+            }
+        };
+        let buffer_lines = match spec.buffer_lines {
+            None => defaults.buffer_lines,
+            Some(n) if (1..=MAX_ACCESS_LOG_BUFFER_LINES).contains(&n) => n,
+            Some(_) => {
+                self.error(
+                    "telemetry.access_log.buffer_lines",
+                    format!("must be between 1 and {MAX_ACCESS_LOG_BUFFER_LINES}"),
+                );
+                defaults.buffer_lines
+            }
+        };
+        AccessLogSettings {
+            target,
+            buffer_lines,
+        }
+    }
+
+    fn otlp(&mut self, spec: &OtlpSpec) -> Option<OtlpConfig> {
+        let path = "telemetry.otlp";
+        let endpoint = spec.endpoint.trim();
+        let mut ok = true;
+        if let Err(e) = parse_base_url(endpoint) {
+            self.error(format!("{path}.endpoint"), e);
+            ok = false;
+        }
+        let mut headers = Vec::new();
+        for (name, value) in spec.headers.iter().flatten() {
+            let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && http::HeaderValue::from_str(value).is_ok();
+            if valid {
+                headers.push((name.to_ascii_lowercase(), Secret::new(value.clone())));
+            } else {
+                // Never echo the value: it is a credential.
+                self.error(
+                    format!("{path}.headers.{name}"),
+                    "not a valid header name or value",
+                );
+                ok = false;
+            }
+        }
+        let service_name = spec
+            .service_name
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(DEFAULT_SERVICE_NAME);
+        if service_name.is_empty() {
+            self.error(format!("{path}.service_name"), "is empty");
+            ok = false;
+        }
+        ok.then(|| OtlpConfig {
+            endpoint: endpoint.to_string(),
+            headers,
+            service_name: service_name.to_string(),
+            timeout: spec.timeout_ms.map(|t| t.0).unwrap_or(DEFAULT_OTLP_TIMEOUT),
+        })
+    }
+
+    /// Reads a price file named by the config: its bytes feed the hash and the reloader
+    /// watches it.
+    fn read_price_file(&mut self, path: &str, file: &str) -> Option<String> {
+        let resolved = secrets::resolve_path(file, self.base_dir);
+        let bytes = match std::fs::read(&resolved) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error(path, format!("cannot read {}: {e}", resolved.display()));
+                return None;
+            }
+        };
+        self.hasher.update(&bytes);
+        self.source_files.push(resolved.clone());
+        match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                self.error(path, format!("{} is not UTF-8", resolved.display()));
+                None
+            }
+        }
+    }
+
+    fn prices(&mut self, spec: &TelemetrySpec) -> PriceTable {
+        let mut table = match &spec.prices_file {
+            Some(file) => {
+                let path = "telemetry.prices_file";
+                self.read_price_file(path, file).and_then(|text| {
+                    match PriceTable::from_yaml(&text) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            self.error(path, format!("{file}: {e}"));
+                            None
+                        }
+                    }
+                })
+            }
+            None => match PriceTable::embedded() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.error(
+                        "telemetry.prices_file",
+                        format!("the built-in price table is invalid: {e}"),
+                    );
+                    None
+                }
+            },
+        }
+        .unwrap_or_default();
+        if let Some(file) = &spec.litellm_prices_file {
+            let path = "telemetry.litellm_prices_file";
+            if let Some(text) = self.read_price_file(path, file) {
+                match PriceTable::from_litellm_json(&text) {
+                    Ok(litellm) => table = litellm.merged_with(table),
+                    Err(e) => self.error(path, format!("{file}: {e}")),
+                }
+            }
+        }
+        if let Some(prices) = &spec.prices {
+            let entries = prices.iter().map(|(k, v)| (k.as_str(), v));
+            match PriceTable::from_overrides(entries, "telemetry.prices") {
+                Ok(overrides) => table = table.merged_with(overrides),
+                Err(PriceError::Invalid { path, message }) => self.error(path, message),
+                Err(e) => self.error("telemetry.prices", e.to_string()),
+            }
+        }
+        table
     }
 
     fn positive_size(&mut self, path: &str, value: Option<usize>) -> usize {
@@ -1239,6 +1410,200 @@ virtual_keys:
             "{e:?}"
         );
         assert!(has(&e, "targets[1].name: duplicate target name"), "{e:?}");
+    }
+
+    fn million_input() -> crate::providers::Usage {
+        crate::providers::Usage {
+            input_tokens: 1_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn telemetry_has_defaults_when_absent() {
+        let s = load_str(BASE, None).unwrap();
+        let t = &s.telemetry;
+        assert_eq!(
+            t.access_log,
+            AccessLogSettings {
+                target: LogTarget::Stdout,
+                buffer_lines: 4096
+            }
+        );
+        assert!(!t.log_bodies);
+        assert!(t.otlp.is_none());
+        // The embedded price table.
+        assert_eq!(
+            t.prices.cost("openai", "gpt-4o", &million_input()),
+            Some(2.5)
+        );
+        assert!(s.source_files.is_empty());
+        let s = load_str("telemetry: {}\n", None).unwrap();
+        assert_eq!(s.telemetry.access_log.target, LogTarget::Stdout);
+        let s = load_str("telemetry: { access_log: { path: \"off\" } }\n", None).unwrap();
+        assert_eq!(s.telemetry.access_log.target, LogTarget::Off);
+    }
+
+    #[test]
+    fn the_telemetry_block_compiles_with_price_files_overrides_and_secret_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("prices.yaml"),
+            "openai:\n  gpt-4o: { input: 3, output: 12 }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("litellm.json"),
+            r#"{"gpt-4o": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "litellm_provider": "openai"},
+                "gemini/gemini-2.5-pro": {"input_cost_per_token": 1.25e-6, "output_cost_per_token": 1e-5, "litellm_provider": "gemini"}}"#,
+        )
+        .unwrap();
+        std::env::set_var("SWITCHYARD_TEST_OTEL_TOKEN", "otel-s3cret");
+        let text = r#"
+telemetry:
+  access_log: { path: logs/access.log, buffer_lines: 100 }
+  log_bodies: true
+  otlp:
+    endpoint: http://collector:4318/v1/traces
+    headers: { Authorization: "Bearer ${SWITCHYARD_TEST_OTEL_TOKEN}" }
+    service_name: edge-gw
+    timeout_ms: 2s
+  prices_file: prices.yaml
+  litellm_prices_file: litellm.json
+  prices:
+    "anthropic/claude-house": { input: 1, output: 2, cached_input: 0.1, cache_write: 1.25 }
+    "meta-llama/Llama-3.1-8B": { input: 0.5, output: 0.5 }
+"#;
+        let s = load_str(text, Some(dir.path())).unwrap();
+        let t = &s.telemetry;
+        assert_eq!(
+            t.access_log.target,
+            LogTarget::File(dir.path().join("logs/access.log"))
+        );
+        assert_eq!(t.access_log.buffer_lines, 100);
+        assert!(t.log_bodies);
+        let otlp = t.otlp.as_ref().unwrap();
+        assert_eq!(otlp.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(otlp.service_name, "edge-gw");
+        assert_eq!(otlp.timeout, Duration::from_secs(2));
+        assert_eq!(otlp.headers.len(), 1);
+        assert_eq!(otlp.headers[0].0, "authorization");
+        assert_eq!(otlp.headers[0].1.expose(), "Bearer otel-s3cret");
+
+        let u = million_input();
+        // prices_file replaces the embedded table and wins over the LiteLLM file …
+        assert_eq!(t.prices.cost("openai", "gpt-4o", &u), Some(3.0));
+        assert_eq!(t.prices.cost("anthropic", "claude-sonnet-4-5", &u), None);
+        // … which fills in what prices_file does not list.
+        assert_eq!(
+            t.prices.cost("gemini", "models/gemini-2.5-pro", &u),
+            Some(1.25)
+        );
+        assert_eq!(t.prices.cost("anthropic", "claude-house", &u), Some(1.0));
+        assert_eq!(
+            t.prices
+                .cost("openai-compatible", "meta-llama/Llama-3.1-8B", &u),
+            Some(0.5)
+        );
+        assert_eq!(
+            s.source_files,
+            vec![
+                dir.path().join("prices.yaml"),
+                dir.path().join("litellm.json")
+            ]
+        );
+
+        let dump = format!("{s:?} {}", s.redacted);
+        assert!(!dump.contains("otel-s3cret"), "{dump}");
+        assert_eq!(
+            s.redacted["telemetry"]["otlp"]["headers"]["Authorization"],
+            REDACTED
+        );
+
+        // Editing a price file changes the snapshot's hash.
+        let before = s.hash.clone();
+        std::fs::write(
+            dir.path().join("prices.yaml"),
+            "openai:\n  gpt-4o: { input: 4, output: 12 }\n",
+        )
+        .unwrap();
+        let s = load_str(text, Some(dir.path())).unwrap();
+        assert_ne!(s.hash, before);
+        assert_eq!(s.telemetry.prices.cost("openai", "gpt-4o", &u), Some(4.0));
+    }
+
+    #[test]
+    fn telemetry_errors_name_their_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            "openai:\n  gpt-4o: { input: -1, output: 10 }\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("bad.json"), "{\"gpt-4o\": ").unwrap();
+        let errors_in = |text: &str| match load_str(text, Some(dir.path())) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        };
+        for (text, needle) in [
+            (
+                "telemetry: { access_log: { buffer_lines: 0 } }",
+                "telemetry.access_log.buffer_lines: must be between 1 and",
+            ),
+            (
+                "telemetry: { access_log: { path: \"\" } }",
+                "telemetry.access_log.path: is empty",
+            ),
+            (
+                "telemetry: { otlp: { endpoint: \"collector:4318\" } }",
+                "telemetry.otlp.endpoint: \"collector:4318\" must start with http:// or https://",
+            ),
+            (
+                "telemetry: { otlp: { endpoint: \"http://c:4318\", headers: { \"bad name\": x } } }",
+                "telemetry.otlp.headers.bad name: not a valid header name or value",
+            ),
+            (
+                "telemetry: { otlp: { endpoint: \"http://c:4318\", service_name: \" \" } }",
+                "telemetry.otlp.service_name: is empty",
+            ),
+            ("telemetry: { otlp: {} }", "telemetry.otlp: missing field `endpoint`"),
+            (
+                "telemetry: { prices_file: missing.yaml }",
+                "telemetry.prices_file: cannot read",
+            ),
+            (
+                "telemetry: { prices_file: bad.yaml }",
+                "telemetry.prices_file: bad.yaml: openai.gpt-4o.input: must be a number",
+            ),
+            (
+                "telemetry: { litellm_prices_file: bad.json }",
+                "telemetry.litellm_prices_file: bad.json: invalid JSON",
+            ),
+            (
+                "telemetry: { prices: { \"openai/gpt-4o\": { input: 1, output: -2 } } }",
+                "telemetry.prices.openai/gpt-4o.output: must be a number",
+            ),
+            (
+                "telemetry: { prices: { gpt-4o: { input: 1 } } }",
+                "telemetry.prices.gpt-4o: missing field `output`",
+            ),
+            (
+                "telemetry: { prices: { gpt-4o: { input: 1, output: 1, cached: 1 } } }",
+                "telemetry.prices.gpt-4o.cached: unknown field `cached`",
+            ),
+            ("telemetry: { acess_log: {} }", "unknown field `acess_log`"),
+            ("telemetry: { log_bodies: maybe }", "telemetry.log_bodies"),
+        ] {
+            let e = errors_in(text);
+            assert!(has(&e, needle), "{text}: {e:?}");
+        }
+        // A header value is never echoed in an error.
+        std::env::set_var("SWITCHYARD_TEST_BAD_HEADER", "tok\nen");
+        let e = errors_in(
+            "telemetry: { otlp: { endpoint: \"http://c:4318\", headers: { authorization: \"${SWITCHYARD_TEST_BAD_HEADER}\" } } }",
+        );
+        assert!(has(&e, "telemetry.otlp.headers.authorization"), "{e:?}");
+        assert!(!e.iter().any(|e| e.contains("tok")), "{e:?}");
     }
 
     #[test]

@@ -35,6 +35,43 @@ pub struct FileConfig {
     pub circuit_breaker: Option<BreakerSpec>,
     #[serde(default)]
     pub configs: BTreeMap<String, NodeSpec>,
+    #[serde(default)]
+    pub telemetry: TelemetrySpec,
+}
+
+/// `telemetry:`: the access log, body capture, trace export and the price table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySpec {
+    pub access_log: Option<AccessLogSpec>,
+    #[serde(default)]
+    pub log_bodies: bool,
+    pub otlp: Option<OtlpSpec>,
+    /// Our price format; default: the embedded `conf/prices.yaml`.
+    pub prices_file: Option<String>,
+    /// LiteLLM's `model_prices_and_context_window.json`, under `prices_file`.
+    pub litellm_prices_file: Option<String>,
+    /// `kind/model` or `model` → price; wins over both files.
+    pub prices: Option<BTreeMap<String, crate::telemetry::cost::PriceSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSpec {
+    /// `stdout` (default), `stderr`, `off`, or a file path.
+    pub path: Option<String>,
+    pub buffer_lines: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSpec {
+    /// OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`.
+    pub endpoint: String,
+    /// Sent with every export; values are secrets (`${ENV}` allowed).
+    pub headers: Option<BTreeMap<String, String>>,
+    pub service_name: Option<String>,
+    pub timeout_ms: Option<Millis>,
 }
 
 #[derive(Debug, Default, Deserialize)]

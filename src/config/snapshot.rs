@@ -39,10 +39,10 @@ impl fmt::Display for Secret {
 /// The whole compiled configuration.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Hex digest (16 chars) of the config file bytes plus every secret file it read.
+    /// Hex digest (16 chars) of the config file bytes plus every secret and price file it read.
     pub hash: String,
-    /// Every file this snapshot was built from (the config file, then each secret file read):
-    /// the reloader watches their directories and re-hashes them.
+    /// Every file this snapshot was built from (the config file, then each secret file and
+    /// price file read): the reloader watches their directories and re-hashes them.
     pub source_files: Vec<std::path::PathBuf>,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
@@ -66,6 +66,8 @@ pub struct Snapshot {
     /// Every model name the config mentions (allowlists, `override_params.model`): the only
     /// values the `model` metric label may take; anything else is reported as `other`.
     pub known_models: std::collections::HashSet<String>,
+    /// Access log, body capture, trace export and prices (`telemetry:`; defaults when absent).
+    pub telemetry: TelemetrySettings,
     /// The config as loaded with every secret replaced by `"[redacted]"`, served on `/config`.
     pub redacted: serde_json::Value,
 }
@@ -375,4 +377,56 @@ pub struct ForwardSettings {
     pub ca_key: std::path::PathBuf,
     pub intercept: Vec<String>,
     pub allow_hosts: Vec<String>,
+}
+
+/// `telemetry:` compiled.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub access_log: AccessLogSettings,
+    /// Capture prompt and completion text in the request record (off by default).
+    pub log_bodies: bool,
+    /// `None`: no OTLP export configured here (the `OTEL_EXPORTER_OTLP_*` variables are read
+    /// by the exporter itself).
+    pub otlp: Option<OtlpConfig>,
+    /// Embedded or `prices_file` prices, over `litellm_prices_file`, under `prices`.
+    pub prices: Arc<crate::telemetry::cost::PriceTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    pub target: LogTarget,
+    /// Lines buffered between the request path and the writer; beyond that lines are dropped
+    /// (and counted), never waited for. Default 4096.
+    pub buffer_lines: usize,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings {
+            target: LogTarget::Stdout,
+            buffer_lines: 4096,
+        }
+    }
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    Off,
+    /// Appended to; a relative path is relative to the config file's directory.
+    File(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP traces URL (`http(s)://host:port/v1/traces`), validated at load.
+    pub endpoint: String,
+    /// Header names lower-cased; values are secrets (never printed, redacted on `/config`).
+    pub headers: Vec<(String, Secret)>,
+    /// `service.name` resource attribute; default `switchyard`.
+    pub service_name: String,
+    /// Per export request; default 10 s.
+    pub timeout: Duration,
 }

@@ -13,7 +13,8 @@ pub mod shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::telemetry::access_log::{AccessLog, LogTarget};
+use crate::config::OtlpConfig;
+use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::otlp::{OtlpExporter, OtlpSettings};
 use arc_swap::ArcSwap;
 use pingora::listeners::ListenerConfig;
@@ -35,11 +36,24 @@ pub enum ServeError {
     Watch(#[from] std::io::Error),
 }
 
-/// Builds and runs the server until shutdown. `config_path` enables hot reload (the embedded
-/// default config has no file to watch).
-/// The OTLP exporter when the standard `OTEL_EXPORTER_OTLP_*` variables ask for one.
-fn start_otlp() -> Option<OtlpExporter> {
-    let settings = OtlpSettings::from_env()?;
+/// The OTLP exporter: the config file's `telemetry.otlp`, else the standard
+/// `OTEL_EXPORTER_OTLP_*` variables; none when neither asks for one. Read at start (a change
+/// needs a restart).
+fn start_otlp(config: Option<&OtlpConfig>) -> Option<OtlpExporter> {
+    let settings = match config {
+        Some(c) => {
+            let mut s = OtlpSettings::new(c.endpoint.clone());
+            s.headers = c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                .collect();
+            s.service_name = c.service_name.clone();
+            s.timeout = c.timeout;
+            s
+        }
+        None => OtlpSettings::from_env()?,
+    };
     match OtlpExporter::start(settings) {
         Ok(e) => Some(e),
         Err(e) => {
@@ -49,9 +63,8 @@ fn start_otlp() -> Option<OtlpExporter> {
     }
 }
 
-/// Access-log lines queued before new ones are dropped.
-const ACCESS_LOG_BUFFER_LINES: usize = 4096;
-
+/// Builds and runs the server until shutdown. `config_path` enables hot reload (the embedded
+/// default config has no file to watch).
 pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new()?);
     metrics.set_config_hash(&snapshot.hash);
@@ -59,6 +72,12 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     let admin_listen = snapshot.admin_listen;
     let threads = snapshot.threads;
     let grace = snapshot.shutdown_grace;
+    // Where telemetry goes is fixed at start; prices and log_bodies follow reloads.
+    let access_log = AccessLog::start(
+        snapshot.telemetry.access_log.target.clone(),
+        snapshot.telemetry.access_log.buffer_lines,
+    );
+    let otlp = start_otlp(snapshot.telemetry.otlp.as_ref());
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -87,8 +106,8 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         metrics: metrics.clone(),
         drain: drain.clone(),
         breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
-        access_log: AccessLog::start(LogTarget::Stdout, ACCESS_LOG_BUFFER_LINES),
-        otlp: start_otlp(),
+        access_log,
+        otlp,
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

@@ -28,8 +28,10 @@ use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
 use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::feedback::Feedback;
+use crate::telemetry::otlp::AttrValue;
 use crate::telemetry::otlp::OtlpExporter;
-use crate::telemetry::{trace, Metrics, RequestRecord, TraceContext};
+use crate::telemetry::{trace, Bodies, Metrics, RequestRecord, TraceContext};
 use crate::upstream::UpstreamClient;
 
 /// Idle keep-alive for client connections (pingora's default is unbounded).
@@ -58,6 +60,9 @@ pub struct Gateway {
     pub otlp: Option<OtlpExporter>,
 }
 
+/// Largest feedback body accepted.
+const MAX_FEEDBACK_BYTES: usize = 16 * 1024;
+
 /// What the rest of the request path learns about a request, for its record.
 struct RequestFacts {
     config: String,
@@ -65,6 +70,26 @@ struct RequestFacts {
     model: Option<String>,
     stream: bool,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The request body, kept for the access log (`log_bodies`, not `x-switchyard-log: off`).
+    request_body: Option<Bytes>,
+}
+
+/// What a request's routing reports into besides the client: its journal, the time spent
+/// waiting on upstreams, and whether to keep the body sent for the access log.
+#[derive(Clone, Copy)]
+struct Tracking<'a> {
+    journal: &'a Journal,
+    upstream_wait_ns: &'a AtomicU64,
+    keep_body: bool,
+}
+
+/// Whether this request's bodies go to the access log.
+fn keeps_bodies(snapshot: &Snapshot, head: &pingora::http::RequestHeader) -> bool {
+    snapshot.telemetry.log_bodies
+        && !head
+            .headers
+            .get("x-switchyard-log")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"off"))
 }
 
 /// `x-portkey-trace-id` and `x-switchyard-trace-id` on every response.
@@ -133,6 +158,38 @@ impl Gateway {
         let winner = finished.attempt.take();
         let usage = winner.as_ref().and_then(|w| w.usage);
         let response_model = winner.as_ref().and_then(|w| w.response_model.clone());
+        let vk_label = facts.virtual_key.as_deref().unwrap_or("none");
+        let cost_usd = match (&winner, &usage) {
+            (Some(w), Some(u)) => {
+                let model = response_model
+                    .as_deref()
+                    .or(w.request_model.as_deref())
+                    .unwrap_or("");
+                let cost = snapshot.telemetry.prices.cost(w.provider_kind, model, u);
+                let g = &self.metrics.genai;
+                match cost {
+                    Some(c) => g
+                        .cost_usd_total
+                        .with_label_values(&[&facts.config, vk_label])
+                        .inc_by(c),
+                    // Unknown, not zero.
+                    None => g
+                        .cost_unknown_total
+                        .with_label_values(&[&facts.config, vk_label])
+                        .inc(),
+                }
+                cost
+            }
+            _ => None,
+        };
+        let bodies = facts.request_body.as_ref().map(|req| Bodies {
+            request: String::from_utf8_lossy(req).into_owned(),
+            response: finished
+                .response_body
+                .take()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        });
         if let Some(w) = winner {
             attempts.push(*w);
             attempts.sort_by_key(|a| a.start);
@@ -178,11 +235,85 @@ impl Gateway {
             outcome: finished.outcome.as_str(),
             attempts,
             usage,
-            cost_usd: None,
+            cost_usd,
             cache: "DISABLED",
             metadata: facts.metadata,
-            bodies: None,
+            bodies,
         })
+    }
+
+    /// `POST /v1/feedback` (Portkey's shape): validated, counted, logged with the trace it
+    /// rates, and exported as an OTLP event in that trace.
+    async fn feedback(
+        &self,
+        session: &mut Session,
+        snapshot: &Snapshot,
+        facts: &mut RequestFacts,
+        traced: &[(&'static str, String)],
+    ) -> Finished {
+        let client = ClientFormat::OpenAi;
+        // A config or virtual key, when sent, names the config the feedback is counted under.
+        if let Ok(resolved) = ingress::resolve(snapshot, &session.req_header().headers) {
+            facts.config.clear();
+            facts.config.push_str(resolved.config_label());
+            facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.name.clone());
+        }
+        let body = match Self::read_body(session, MAX_FEEDBACK_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                session.set_keepalive(None);
+                return respond::write_error(session, client, &e, traced).await;
+            }
+        };
+        let feedback = match Feedback::parse(&body) {
+            Ok(f) => f,
+            Err(e) => {
+                let e = GatewayError::InvalidRequest(e.to_string());
+                return respond::write_error(session, client, &e, traced).await;
+            }
+        };
+        self.metrics
+            .genai
+            .feedback_total
+            .with_label_values(&[&facts.config, &feedback.value.to_string()])
+            .inc();
+        if let Some(otlp) = &self.otlp {
+            let mut trace_id = [0u8; 16];
+            if hex::decode_to_slice(&feedback.trace_id, &mut trace_id).is_ok() {
+                let rated = TraceContext {
+                    trace_id,
+                    span_id: trace::new_span_id(),
+                    parent_span_id: None,
+                    sampled: true,
+                    display_id: feedback.trace_id.clone(),
+                };
+                otlp.event(
+                    &rated,
+                    "gen_ai.feedback",
+                    vec![
+                        (
+                            "switchyard.feedback.value".into(),
+                            AttrValue::Int(i64::from(feedback.value)),
+                        ),
+                        (
+                            "switchyard.feedback.weight".into(),
+                            AttrValue::Double(feedback.weight),
+                        ),
+                    ],
+                );
+            }
+        }
+        let answer = serde_json::json!({
+            "status": "success",
+            "message": "feedback recorded",
+            "trace_id": feedback.trace_id,
+        });
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&feedback) {
+            let mut m = serde_json::Map::new();
+            m.insert("feedback".into(), serde_json::Value::Object(map));
+            facts.metadata = Some(m);
+        }
+        respond::write_json(session, Bytes::from(answer.to_string()), traced).await
     }
 
     /// Reads the client body within the limit.
@@ -338,6 +469,9 @@ impl Gateway {
             session.set_keepalive(None);
             return respond::write_error(session, client, &error, &traced).await;
         }
+        if head.method == http::Method::POST && head.uri.path() == "/v1/feedback" {
+            return self.feedback(session, snapshot, facts, &traced).await;
+        }
         let resolved = match ingress::resolve(snapshot, &session.req_header().headers) {
             Ok(r) => r,
             Err(e) => {
@@ -374,15 +508,18 @@ impl Gateway {
         facts.model = request.model.clone();
         facts.stream = request.stream;
         facts.metadata = request.metadata.clone();
-        self.route(
-            session,
-            snapshot,
-            &resolved,
-            &request,
+        let keep_body = keeps_bodies(snapshot, session.req_header());
+        if keep_body {
+            let b = &request.body;
+            facts.request_body = Some(b.slice(..b.len().min(respond::MAX_LOGGED_BODY)));
+        }
+        let track = Tracking {
             journal,
             upstream_wait_ns,
-        )
-        .await
+            keep_body,
+        };
+        self.route(session, snapshot, &resolved, &request, track)
+            .await
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
@@ -393,9 +530,13 @@ impl Gateway {
         snapshot: &Snapshot,
         resolved: &Resolved,
         request: &ClientRequest,
-        journal: &Journal,
-        upstream_wait_ns: &AtomicU64,
+        track: Tracking<'_>,
     ) -> Finished {
+        let Tracking {
+            journal,
+            upstream_wait_ns,
+            keep_body,
+        } = track;
         let runner = AttemptRunner {
             journal,
             client: &self.client,
@@ -424,6 +565,7 @@ impl Gateway {
                     upstream_wait_ns,
                     target_path: &won.leaf.path,
                     operation: request.operation(),
+                    keep_body,
                     outcome_if_ok: if won.fell_back {
                         Outcome::FallbackOk
                     } else {
@@ -480,6 +622,7 @@ impl ProxyHttp for Gateway {
             model: None,
             stream: false,
             metadata: None,
+            request_body: None,
         };
         let journal = Journal::new(trace::from_headers(&session.req_header().headers));
         let upstream_wait_ns = AtomicU64::new(0);

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 
@@ -53,7 +53,12 @@ pub struct Finished {
     pub abort: bool,
     /// The attempt that answered, completed (`None` when no attempt answered).
     pub attempt: Option<Box<AttemptRecord>>,
+    /// What the client was sent (bounded), when the commit was asked to keep it (`log_bodies`).
+    pub response_body: Option<Bytes>,
 }
+
+/// Most of a response body kept for the access log.
+pub const MAX_LOGGED_BODY: usize = 64 * 1024;
 
 /// Upstream response headers we pass to the client (hop-by-hop and framing are ours).
 fn forwards_response_header(name: &str) -> bool {
@@ -112,6 +117,22 @@ async fn write_whole(
     session.write_response_body(Some(body), true).await
 }
 
+/// Writes a successful JSON answer of our own (the feedback API's).
+pub async fn write_json(
+    session: &mut Session,
+    body: Bytes,
+    extra: &[(&'static str, String)],
+) -> Finished {
+    let abort = write_whole(session, 200, None, extra, body).await.is_err();
+    Finished {
+        status: 200,
+        outcome: Outcome::Ok,
+        abort,
+        attempt: None,
+        response_body: None,
+    }
+}
+
 /// Writes one of our errors.
 pub async fn write_error(
     session: &mut Session,
@@ -132,6 +153,7 @@ pub async fn write_error(
         .is_err();
     Finished {
         attempt: None,
+        response_body: None,
         status,
         outcome,
         abort,
@@ -157,6 +179,7 @@ pub async fn write_failure(
                 .is_err();
             Finished {
                 attempt: None,
+                response_body: None,
                 status,
                 outcome: Outcome::Error,
                 abort,
@@ -175,6 +198,8 @@ pub struct Commit<'a> {
     pub outcome_if_ok: Outcome,
     /// `gen_ai.operation.name` of the request.
     pub operation: &'static str,
+    /// Keep (up to [`MAX_LOGGED_BODY`] of) what is sent, for the access log.
+    pub keep_body: bool,
 }
 
 impl Commit<'_> {
@@ -195,13 +220,18 @@ impl Commit<'_> {
         } = prepared;
         let status = response.status();
         let started = response.started();
+        let mut kept = self.keep_body.then(BytesMut::new);
         if !is_stream {
+            if let Some(k) = kept.as_mut() {
+                k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
+            }
             let written = write_whole(session, status, response.header(), extra, held).await;
             labels.record(self.metrics, "ok", started.elapsed());
             self.client.finish(response).await;
             record.total = started.elapsed();
             return Finished {
                 attempt: Some(record),
+                response_body: kept.map(BytesMut::freeze),
                 status,
                 outcome: self.outcome_if_ok,
                 abort: written.is_err(),
@@ -213,6 +243,9 @@ impl Commit<'_> {
             h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
             Ok(h)
         });
+        if let Some(k) = kept.as_mut() {
+            k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
+        }
         let committed = match head {
             Ok(head) => {
                 session
@@ -271,6 +304,10 @@ impl Commit<'_> {
                     Step::Write(chunk) if chunk.is_empty() => continue,
                     Step::Write(chunk) => {
                         chunks += 1;
+                        if let Some(k) = kept.as_mut() {
+                            let room = MAX_LOGGED_BODY.saturating_sub(k.len());
+                            k.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        }
                         last_at = Instant::now();
                         if session
                             .write_response_body(Some(chunk), false)
@@ -310,6 +347,7 @@ impl Commit<'_> {
                             result,
                             Finished {
                                 attempt: None,
+                                response_body: None,
                                 status,
                                 outcome: Outcome::StreamAborted,
                                 abort,
@@ -330,6 +368,7 @@ impl Commit<'_> {
         }
         Finished {
             attempt: Some(record),
+            response_body: kept.map(BytesMut::freeze),
             ..finished
         }
     }
@@ -337,6 +376,7 @@ impl Commit<'_> {
     fn finished(&self, status: u16, abort: bool) -> Finished {
         Finished {
             attempt: None,
+            response_body: None,
             status,
             outcome: self.outcome_if_ok,
             abort,
@@ -381,6 +421,7 @@ fn pump_abort(pump: &mut StreamPump, error: &GatewayError) -> Bytes {
 fn client_closed(status: u16) -> Finished {
     Finished {
         attempt: None,
+        response_body: None,
         status,
         outcome: Outcome::ClientClosed,
         abort: true,

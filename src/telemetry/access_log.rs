@@ -8,7 +8,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -17,16 +16,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use super::record::{AttemptRecord, RequestRecord};
+pub use crate::config::LogTarget;
 use crate::providers::Usage;
-
-/// Where lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogTarget {
-    Stdout,
-    Stderr,
-    File(PathBuf),
-    Off,
-}
 
 /// The sending side, shared by every request.
 pub struct AccessLog {

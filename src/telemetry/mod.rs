@@ -1,8 +1,11 @@
 //! What Switchyard reports about itself: Prometheus metrics ([`metrics`]) and the record of
-//! each request ([`record`]) that the access log ([`access_log`]) and trace export are written
-//! from, with its W3C trace context ([`trace`]); token, cost and GenAI metrics in [`genai`].
+//! each request ([`record`]) that the access log ([`access_log`]) and the OTLP trace export
+//! ([`otlp`]) are written from, with its W3C trace context ([`trace`]); token, cost and GenAI
+//! metrics in [`genai`], prices in [`cost`], the feedback API's shape in [`feedback`].
 
 pub mod access_log;
+pub mod cost;
+pub mod feedback;
 pub mod genai;
 pub mod metrics;
 pub mod otlp;

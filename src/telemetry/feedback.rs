@@ -1,0 +1,279 @@
+//! The body of `POST /v1/feedback`, in Portkey's shape: a score a caller gives a past request,
+//! named by its trace id.
+//!
+//! ```json
+//! {"trace_id": "checkout-42", "value": 5, "weight": 0.8, "metadata": {"user": "u-1"}}
+//! ```
+//!
+//! `trace_id` (1 to 256 printable ASCII characters, as in the `x-portkey-trace-id` header) and
+//! `value` (an integer from -10 to 10) are required; `weight` (0 to 1) defaults to 1;
+//! `metadata` is an optional object of at most 4 KiB once serialized. Other fields are ignored,
+//! as Portkey ignores them. This module only validates; where feedback goes is the caller's
+//! business.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Longest accepted `trace_id`, in characters.
+pub const MAX_TRACE_ID_CHARS: usize = 256;
+/// Largest accepted `metadata`, serialized as compact JSON.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Bounds of `value`.
+pub const MIN_VALUE: i64 = -10;
+pub const MAX_VALUE: i64 = 10;
+
+/// One piece of feedback, validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Feedback {
+    pub trace_id: String,
+    /// From -10 (worst) to 10 (best).
+    pub value: i8,
+    /// From 0 to 1; 1 when not sent.
+    pub weight: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Why a feedback body was refused; `field` is the JSON field (or `body`) it is about, and the
+/// message reads `field: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FeedbackError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn error(field: &'static str, message: impl Into<String>) -> FeedbackError {
+    FeedbackError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Feedback {
+    /// Parses and validates a request body.
+    pub fn parse(body: &[u8]) -> Result<Feedback, FeedbackError> {
+        let json: Value = serde_json::from_slice(body)
+            .map_err(|e| error("body", format!("not valid JSON: {e}")))?;
+        let Value::Object(mut fields) = json else {
+            return Err(error("body", "not a JSON object"));
+        };
+        Ok(Feedback {
+            trace_id: trace_id(fields.get("trace_id"))?,
+            value: value(fields.get("value"))?,
+            weight: weight(fields.get("weight"))?,
+            metadata: metadata(fields.remove("metadata"))?,
+        })
+    }
+}
+
+fn trace_id(v: Option<&Value>) -> Result<String, FeedbackError> {
+    const FIELD: &str = "trace_id";
+    let id = match v {
+        None | Some(Value::Null) => return Err(error(FIELD, "required")),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(error(FIELD, "must be a string")),
+    };
+    if id.is_empty() {
+        return Err(error(FIELD, "must not be empty"));
+    }
+    if id.len() > MAX_TRACE_ID_CHARS {
+        return Err(error(
+            FIELD,
+            format!("must be at most {MAX_TRACE_ID_CHARS} characters"),
+        ));
+    }
+    if !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(error(
+            FIELD,
+            "must be printable ASCII (no control characters)",
+        ));
+    }
+    Ok(id.clone())
+}
+
+fn value(v: Option<&Value>) -> Result<i8, FeedbackError> {
+    const FIELD: &str = "value";
+    let n = match v {
+        None | Some(Value::Null) => return Err(error(FIELD, "required")),
+        Some(n) => n.as_i64(),
+    };
+    n.filter(|n| (MIN_VALUE..=MAX_VALUE).contains(n))
+        .and_then(|n| i8::try_from(n).ok())
+        .ok_or_else(|| {
+            error(
+                FIELD,
+                format!("must be an integer between {MIN_VALUE} and {MAX_VALUE}"),
+            )
+        })
+}
+
+fn weight(v: Option<&Value>) -> Result<f64, FeedbackError> {
+    match v {
+        None | Some(Value::Null) => Ok(1.0),
+        Some(n) => n
+            .as_f64()
+            .filter(|w| (0.0..=1.0).contains(w))
+            .ok_or_else(|| error("weight", "must be a number between 0 and 1")),
+    }
+}
+
+fn metadata(v: Option<Value>) -> Result<Option<Map<String, Value>>, FeedbackError> {
+    const FIELD: &str = "metadata";
+    let map = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(error(FIELD, "must be a JSON object")),
+    };
+    let size = serde_json::to_vec(&map)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(error(
+            FIELD,
+            format!("must be at most {MAX_METADATA_BYTES} bytes as JSON, got {size}"),
+        ));
+    }
+    Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        Feedback::parse(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_full_body_parses_and_unknown_fields_are_ignored() {
+        let f = Feedback::parse(
+            br#"{"trace_id": "checkout-42", "value": -3, "weight": 0.25, "metadata": {"user": "u-1"}, "extra": [1]}"#,
+        )
+        .unwrap();
+        assert_eq!(f.trace_id, "checkout-42");
+        assert_eq!(f.value, -3);
+        assert_eq!(f.weight, 0.25);
+        assert_eq!(f.metadata.unwrap()["user"], "u-1");
+    }
+
+    #[test]
+    fn weight_defaults_to_one_and_metadata_is_optional() {
+        let f = Feedback::parse(br#"{"trace_id": "t", "value": 10}"#).unwrap();
+        assert_eq!((f.value, f.weight, f.metadata), (10, 1.0, None));
+        let f = Feedback::parse(br#"{"trace_id":"t","value":-10,"weight":null,"metadata":null}"#)
+            .unwrap();
+        assert_eq!((f.value, f.weight, f.metadata), (-10, 1.0, None));
+        let f = Feedback::parse(br#"{"trace_id":"t","value":0,"weight":0}"#).unwrap();
+        assert_eq!(f.weight, 0.0);
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            serde_json::json!({"trace_id": "t", "value": 0, "weight": 0.0})
+        );
+    }
+
+    #[test]
+    fn the_body_must_be_a_json_object() {
+        assert!(err("").starts_with("body: not valid JSON"));
+        assert!(err("{\"trace_id\":").starts_with("body: not valid JSON"));
+        assert!(err(&"[".repeat(10_000)).starts_with("body: not valid JSON"));
+        for body in ["[]", "\"x\"", "1", "null"] {
+            assert_eq!(err(body), "body: not a JSON object", "{body}");
+        }
+        assert!(Feedback::parse(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn trace_id_is_a_required_bounded_printable_string() {
+        assert_eq!(err(r#"{"value": 1}"#), "trace_id: required");
+        assert_eq!(
+            err(r#"{"trace_id": null, "value": 1}"#),
+            "trace_id: required"
+        );
+        assert_eq!(
+            err(r#"{"trace_id": 7, "value": 1}"#),
+            "trace_id: must be a string"
+        );
+        assert_eq!(
+            err(r#"{"trace_id": "", "value": 1}"#),
+            "trace_id: must not be empty"
+        );
+        let long = "a".repeat(MAX_TRACE_ID_CHARS + 1);
+        assert_eq!(
+            err(&format!(r#"{{"trace_id": "{long}", "value": 1}}"#)),
+            "trace_id: must be at most 256 characters"
+        );
+        let max = "a".repeat(MAX_TRACE_ID_CHARS);
+        assert!(
+            Feedback::parse(format!(r#"{{"trace_id": "{max}", "value": 1}}"#).as_bytes()).is_ok()
+        );
+        for bad in [r"a\nb", r"a\u0000", "caf\u{e9}", r"\u007f"] {
+            assert!(
+                err(&format!(r#"{{"trace_id": "{bad}", "value": 1}}"#))
+                    .starts_with("trace_id: must be printable ASCII"),
+                "{bad}"
+            );
+        }
+        assert!(Feedback::parse(br#"{"trace_id": "a b~!", "value": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn value_is_a_required_integer_in_range() {
+        let msg = "value: must be an integer between -10 and 10";
+        assert_eq!(err(r#"{"trace_id": "t"}"#), "value: required");
+        assert_eq!(
+            err(r#"{"trace_id": "t", "value": null}"#),
+            "value: required"
+        );
+        for bad in [
+            "11",
+            "-11",
+            "1.5",
+            "5.0",
+            "\"5\"",
+            "true",
+            "1e300",
+            "18446744073709551615",
+            "[]",
+        ] {
+            assert_eq!(
+                err(&format!(r#"{{"trace_id": "t", "value": {bad}}}"#)),
+                msg,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_is_a_number_between_zero_and_one() {
+        for bad in ["1.01", "-0.1", "\"1\"", "true", "{}"] {
+            assert_eq!(
+                err(&format!(
+                    r#"{{"trace_id": "t", "value": 1, "weight": {bad}}}"#
+                )),
+                "weight: must be a number between 0 and 1",
+                "{bad}"
+            );
+        }
+        assert!(Feedback::parse(br#"{"trace_id": "t", "value": 1, "weight": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn metadata_is_a_small_object() {
+        for bad in ["[]", "\"x\"", "3"] {
+            assert_eq!(
+                err(&format!(
+                    r#"{{"trace_id": "t", "value": 1, "metadata": {bad}}}"#
+                )),
+                "metadata: must be a JSON object",
+                "{bad}"
+            );
+        }
+        // {"k":"…"} is 8 bytes of framing.
+        let fits = "x".repeat(MAX_METADATA_BYTES - 8);
+        let body = format!(r#"{{"trace_id": "t", "value": 1, "metadata": {{"k": "{fits}"}}}}"#);
+        assert!(Feedback::parse(body.as_bytes()).is_ok());
+        let body = format!(r#"{{"trace_id": "t", "value": 1, "metadata": {{"k": "{fits}x"}}}}"#);
+        assert!(err(&body).starts_with("metadata: must be at most 4096 bytes as JSON"));
+    }
+}
