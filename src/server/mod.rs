@@ -77,7 +77,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         snapshot.telemetry.access_log.target.clone(),
         snapshot.telemetry.access_log.buffer_lines,
     );
-    let otlp = start_otlp(snapshot.telemetry.otlp.as_ref());
+    let otlp = start_otlp(snapshot.telemetry.otlp.as_ref()).map(Arc::new);
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -107,7 +107,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         drain: drain.clone(),
         breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
         access_log,
-        otlp,
+        otlp: otlp.clone(),
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");
@@ -131,7 +131,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     server.add_service(admin_service);
     tracing::info!(%listen, %admin_listen, threads, "switchyard serving");
     server.run(RunArgs {
-        shutdown_signal: Box::new(shutdown::DrainingShutdown { drain, grace }),
+        shutdown_signal: Box::new(shutdown::DrainingShutdown { drain, grace, otlp }),
     });
     Ok(())
 }

@@ -57,7 +57,7 @@ pub struct Gateway {
     pub breakers: Breakers,
     pub access_log: AccessLog,
     /// OTLP trace export, when configured (`OTEL_EXPORTER_OTLP_*`).
-    pub otlp: Option<OtlpExporter>,
+    pub otlp: Option<Arc<OtlpExporter>>,
 }
 
 /// Largest feedback body accepted.

@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::Notify;
 
+use crate::telemetry::otlp::OtlpExporter;
+
 /// Counts in-flight requests and remembers whether we are draining.
 #[derive(Default)]
 pub struct Drain {
@@ -72,10 +74,15 @@ impl Drain {
     }
 }
 
+/// Longest wait for the last spans to reach the collector at shutdown.
+const OTLP_FLUSH: Duration = Duration::from_secs(2);
+
 /// The shutdown watch handed to pingora's `Server::run`.
 pub struct DrainingShutdown {
     pub drain: Arc<Drain>,
     pub grace: Duration,
+    /// Flushed after draining, so the last requests' spans are not lost.
+    pub otlp: Option<Arc<OtlpExporter>>,
 }
 
 #[async_trait]
@@ -102,6 +109,10 @@ impl ShutdownSignalWatch for DrainingShutdown {
                     tracing::info!("drained; exiting");
                 } else {
                     tracing::warn!(inflight = self.drain.inflight(), "grace period over; exiting with requests in flight");
+                }
+                if let Some(otlp) = self.otlp.clone() {
+                    // The last batch of spans, bounded: flush blocks, so off the runtime.
+                    let _ = tokio::task::spawn_blocking(move || otlp.flush(OTLP_FLUSH)).await;
                 }
                 ShutdownSignal::GracefulTerminate
             }
