@@ -91,16 +91,16 @@ impl AccessLog {
     }
 }
 
+/// How long the writer lets lines gather after waking: under load a send finds the writer
+/// asleep here, not blocked in `recv`, so it wakes no one — one wake-up per batch, not per line.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
 fn write_lines(rx: Receiver<Box<RequestRecord>>, out: Box<dyn Write + Send>) {
     let mut out = BufWriter::new(out);
-    while let Ok(record) = rx.recv() {
-        let mut line = to_line(&record);
-        line.push(b'\n');
-        let _ = out.write_all(&line);
-        // Flush whenever the queue is empty: lines appear at once under light load and are
-        // batched under heavy load.
-        while let Ok(next) = rx.try_recv() {
-            let mut line = to_line(&next);
+    while let Ok(first) = rx.recv() {
+        std::thread::sleep(BATCH_WINDOW);
+        for record in std::iter::once(first).chain(rx.try_iter()) {
+            let mut line = to_line(&record);
             line.push(b'\n');
             let _ = out.write_all(&line);
         }
