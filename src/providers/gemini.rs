@@ -248,16 +248,7 @@ fn guess_image_type(url: &str) -> &'static str {
 /// The `{model}` path segment: a leading `models/` is dropped, and anything outside the
 /// URL-safe set percent-encoded.
 pub fn model_path_segment(model: &str) -> String {
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    let mut out = String::with_capacity(model.len());
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    super::head::encode_segment(model.strip_prefix("models/").unwrap_or(model))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ fn query_of(path_and_query: &str) -> Option<&str> {
     path_and_query.split_once('?').map(|(_, q)| q)
 }
 
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
