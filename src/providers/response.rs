@@ -125,18 +125,35 @@ pub fn translate_response(
     })
 }
 
+/// The fields of a response body that say who answered and what it used; the rest of the
+/// document is skipped without building a tree.
+#[derive(serde::Deserialize)]
+struct ResponseFacts<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, rename = "modelVersion")]
+    model_version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default, rename = "usageMetadata")]
+    usage_metadata: Option<Value>,
+}
+
 /// Usage and the answering model of a same-format response, read without translating it.
 pub fn facts_of_response(format: Format, body: &[u8]) -> (Option<Usage>, Option<String>) {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+    let Ok(facts) = serde_json::from_slice::<ResponseFacts<'_>>(body) else {
         return (None, None);
     };
-    let model = match format {
-        Format::Gemini => v.get("modelVersion"),
-        Format::OpenAi | Format::Anthropic => v.get("model"),
-    }
-    .and_then(Value::as_str)
-    .map(str::to_string);
-    (usage_of_value(format, &v), model)
+    let (model, usage) = match format {
+        Format::Gemini => (facts.model_version, facts.usage_metadata),
+        Format::OpenAi | Format::Anthropic => (facts.model, facts.usage),
+    };
+    let usage = usage.filter(Value::is_object).map(|u| match format {
+        Format::OpenAi => openai::decode_usage(&u),
+        Format::Anthropic => anthropic::decode_usage(&u),
+        Format::Gemini => gemini::decode_usage(&u),
+    });
+    (usage, model.map(|m| m.into_owned()))
 }
 
 fn usage_of_value(format: Format, v: &Value) -> Option<Usage> {
@@ -206,5 +223,35 @@ mod tests {
             &ctx()
         )
         .is_err());
+    }
+
+    #[test]
+    fn facts_are_read_from_every_format_without_translating() {
+        let (u, m) = facts_of_response(
+            Format::OpenAi,
+            br#"{"id":"x","model":"gpt-4o","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+        );
+        assert_eq!(m.as_deref(), Some("gpt-4o"));
+        let u = u.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (12, 3));
+        let (u, m) = facts_of_response(
+            Format::Gemini,
+            br#"{"candidates":[],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":2},"modelVersion":"gemini-2.5-flash"}"#,
+        );
+        assert_eq!(m.as_deref(), Some("gemini-2.5-flash"));
+        assert_eq!(u.unwrap().input_tokens, 7);
+        let (u, m) = facts_of_response(
+            Format::Anthropic,
+            br#"{"model":"claude-haiku-4-5","usage":{"input_tokens":5,"output_tokens":4}}"#,
+        );
+        assert_eq!(
+            (u.unwrap().output_tokens, m.as_deref()),
+            (4, Some("claude-haiku-4-5"))
+        );
+        assert_eq!(facts_of_response(Format::OpenAi, b"not json"), (None, None));
+        assert_eq!(
+            facts_of_response(Format::OpenAi, br#"{"usage":"odd"}"#),
+            (None, None)
+        );
     }
 }

@@ -13,7 +13,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::record::{AttemptRecord, RequestRecord};
 pub use crate::config::LogTarget;
@@ -113,35 +114,89 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input": u.input_tokens,
-        "output": u.output_tokens,
-        "cached": u.cached_tokens,
-        "reasoning": u.reasoning_tokens,
-    })
+#[derive(Serialize)]
+struct Tokens {
+    input: u64,
+    output: u64,
+    cached: u64,
+    reasoning: u64,
 }
 
-fn attempt_json(a: &AttemptRecord) -> Value {
-    let mut m = Map::new();
-    m.insert("target".into(), a.target.clone().into());
-    m.insert("provider".into(), a.provider.clone().into());
-    m.insert("model".into(), a.request_model.clone().into());
-    if let Some(model) = &a.response_model {
-        m.insert("response_model".into(), model.clone().into());
+impl From<&Usage> for Tokens {
+    fn from(u: &Usage) -> Tokens {
+        Tokens {
+            input: u.input_tokens,
+            output: u.output_tokens,
+            cached: u.cached_tokens,
+            reasoning: u.reasoning_tokens,
+        }
     }
-    m.insert("status".into(), a.status.into());
-    m.insert("result".into(), a.result.into());
-    m.insert("span_id".into(), hex::encode(a.span_id).into());
-    let ms = |d: Option<Duration>| d.map(millis);
-    m.insert("connect_ms".into(), ms(a.connect).into());
-    m.insert("headers_ms".into(), ms(a.headers).into());
-    m.insert("first_token_ms".into(), ms(a.first_token).into());
-    m.insert("total_ms".into(), millis(a.total).into());
-    if let Some(u) = &a.usage {
-        m.insert("tokens".into(), usage_json(u));
+}
+
+/// One attempt as logged (borrowed from the record: no tree is built).
+#[derive(Serialize)]
+struct AttemptLine<'a> {
+    target: &'a str,
+    provider: &'a str,
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_model: Option<&'a str>,
+    status: Option<u16>,
+    result: &'a str,
+    span_id: String,
+    connect_ms: Option<f64>,
+    headers_ms: Option<f64>,
+    first_token_ms: Option<f64>,
+    total_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<Tokens>,
+}
+
+impl<'a> From<&'a AttemptRecord> for AttemptLine<'a> {
+    fn from(a: &'a AttemptRecord) -> AttemptLine<'a> {
+        AttemptLine {
+            target: &a.target,
+            provider: &a.provider,
+            model: a.request_model.as_deref(),
+            response_model: a.response_model.as_deref(),
+            status: a.status,
+            result: a.result,
+            span_id: hex::encode(a.span_id),
+            connect_ms: a.connect.map(millis),
+            headers_ms: a.headers.map(millis),
+            first_token_ms: a.first_token.map(millis),
+            total_ms: millis(a.total),
+            tokens: a.usage.as_ref().map(Tokens::from),
+        }
     }
-    Value::Object(m)
+}
+
+/// A request as logged.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: f64,
+    trace_id: &'a str,
+    span_id: String,
+    method: &'a str,
+    path: &'a str,
+    operation: &'a str,
+    config: &'a str,
+    virtual_key: Option<&'a str>,
+    model: Option<&'a str>,
+    response_model: Option<&'a str>,
+    stream: bool,
+    status: u16,
+    outcome: &'a str,
+    duration_ms: f64,
+    attempts: Vec<AttemptLine<'a>>,
+    tokens: Option<Tokens>,
+    cost_usd: Option<f64>,
+    cache: &'a str,
+    metadata: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body: Option<&'a str>,
 }
 
 /// The JSON line of a record (without the newline).
@@ -149,42 +204,32 @@ pub fn to_line(r: &RequestRecord) -> Vec<u8> {
     let ts = r
         .start
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
+        .map(|d| (d.as_secs_f64() * 1e3).round() / 1e3)
         .unwrap_or(0.0);
-    let mut m = Map::new();
-    m.insert("ts".into(), json!((ts * 1e3).round() / 1e3));
-    m.insert("trace_id".into(), r.trace.display_id.clone().into());
-    m.insert("span_id".into(), hex::encode(r.trace.span_id).into());
-    m.insert("method".into(), r.method.clone().into());
-    m.insert("path".into(), r.path.clone().into());
-    m.insert("operation".into(), r.operation.into());
-    m.insert("config".into(), r.config.clone().into());
-    m.insert("virtual_key".into(), r.virtual_key.clone().into());
-    m.insert("model".into(), r.request_model.clone().into());
-    m.insert("response_model".into(), r.response_model.clone().into());
-    m.insert("stream".into(), r.stream.into());
-    m.insert("status".into(), r.status.into());
-    m.insert("outcome".into(), r.outcome.into());
-    m.insert("duration_ms".into(), millis(r.duration).into());
-    m.insert(
-        "attempts".into(),
-        Value::Array(r.attempts.iter().map(attempt_json).collect()),
-    );
-    m.insert(
-        "tokens".into(),
-        r.usage.as_ref().map_or(Value::Null, usage_json),
-    );
-    m.insert("cost_usd".into(), r.cost_usd.into());
-    m.insert("cache".into(), r.cache.into());
-    m.insert(
-        "metadata".into(),
-        r.metadata.clone().map_or(Value::Null, Value::Object),
-    );
-    if let Some(b) = &r.bodies {
-        m.insert("request_body".into(), b.request.clone().into());
-        m.insert("response_body".into(), b.response.clone().into());
-    }
-    serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+    let line = Line {
+        ts,
+        trace_id: &r.trace.display_id,
+        span_id: hex::encode(r.trace.span_id),
+        method: &r.method,
+        path: &r.path,
+        operation: r.operation,
+        config: &r.config,
+        virtual_key: r.virtual_key.as_deref(),
+        model: r.request_model.as_deref(),
+        response_model: r.response_model.as_deref(),
+        stream: r.stream,
+        status: r.status,
+        outcome: r.outcome,
+        duration_ms: millis(r.duration),
+        attempts: r.attempts.iter().map(AttemptLine::from).collect(),
+        tokens: r.usage.as_ref().map(Tokens::from),
+        cost_usd: r.cost_usd,
+        cache: r.cache,
+        metadata: r.metadata.as_ref(),
+        request_body: r.bodies.as_ref().map(|b| b.request.as_str()),
+        response_body: r.bodies.as_ref().map(|b| b.response.as_str()),
+    };
+    serde_json::to_vec(&line).unwrap_or_default()
 }
 
 #[cfg(test)]
