@@ -85,7 +85,7 @@ fn is_foreign(kind: ProviderKind, name: &str) -> bool {
 
 /// `base path + client path without its leading /v1`: `/v1/chat/completions?x=1` under base
 /// `/v1` → `/v1/chat/completions?x=1`.
-pub(crate) fn base_plus_rest(provider: &Provider, client_path_and_query: &str) -> String {
+fn base_plus_rest(provider: &Provider, client_path_and_query: &str) -> String {
     join(&provider.base_url.path, strip_v1(client_path_and_query))
 }
 

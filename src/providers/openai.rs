@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use http::Method;
-use pingora::http::RequestHeader;
 use serde_json::{json, Map, Value};
 
 use super::canonical::*;
@@ -15,36 +13,8 @@ use super::json::{
     req_object, req_str, str_at, string_list, u64_at, write_keep_alive, write_sse,
 };
 use super::{EventClass, ProviderError, TranslateError};
-use crate::config::{Provider, ProviderKind};
+use crate::config::ProviderKind;
 use crate::upstream::sse::SseEvent;
-
-/// The upstream path for a client path under `/v1`: the provider's base path + the rest.
-/// `/v1/chat/completions?x=1` with base `/v1` → `/v1/chat/completions?x=1`.
-pub fn upstream_path(provider: &Provider, client_path_and_query: &str) -> String {
-    super::head::base_plus_rest(provider, client_path_and_query)
-}
-
-/// Builds the upstream request head for one attempt, forwarding the client's path under the
-/// provider's base path (kept for callers that do not translate; see
-/// [`super::build_request`] for the per-kind version).
-pub fn build_request(
-    provider: &Provider,
-    method: &Method,
-    client_path_and_query: &str,
-    client: &RequestHeader,
-    body_len: usize,
-) -> pingora::Result<RequestHeader> {
-    super::head::build_request(
-        provider,
-        client,
-        &super::RequestHead {
-            method,
-            client_path_and_query,
-            chat: None,
-            body_len,
-        },
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // Requests
