@@ -4,14 +4,15 @@
 //! **switchyard** (client → gateway → mock) side by side, in interleaved rounds.
 //!
 //! Streams come from an in-process paced source ([`paced`]) so each chunk's transit time is
-//! measured on one clock; throughput is open-loop with latency correction ([`open_loop`]).
+//! measured on one clock; load comes from lanes of raw HTTP/1.1 connections ([`load`]),
+//! closed-loop or open-loop with latency correction.
 //!
 //! Used by `cargo bench --bench gateway` (release binaries, full mode) and by the smoke test
 //! `tests/bench_smoke.rs` (debug binaries, quick mode: a few seconds, figures not judged).
 #![allow(dead_code)]
 
-#[path = "open_loop.rs"]
-mod open_loop;
+#[path = "load.rs"]
+mod load;
 #[path = "paced.rs"]
 mod paced;
 
@@ -20,10 +21,11 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 
@@ -320,6 +322,15 @@ impl Setup {
         }
     }
 
+    /// The proxy process behind a path (none for direct).
+    fn pid_of(&self, name: &str) -> Option<u32> {
+        match name {
+            "floor" => Some(self.floor.pid()),
+            "switchyard" => Some(self.gateway.pid()),
+            _ => None,
+        }
+    }
+
     fn targets(&self) -> [(&'static str, SocketAddr); 3] {
         [
             ("direct", self.direct),
@@ -350,24 +361,18 @@ fn chat_body(stream: bool) -> String {
         .to_string()
 }
 
+/// Lane requests: the non-streaming chat body to `addr`.
+fn chat_requests(addr: SocketAddr) -> load::RequestFn {
+    let (host, body) = (addr.to_string(), Bytes::from(chat_body(false)));
+    Arc::new(move |_| load::post(&host, "/v1/chat/completions", &body, &[]))
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()
         .expect("client")
-}
-
-async fn one(client: &reqwest::Client, addr: SocketAddr, body: &str) -> bool {
-    client
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .bearer_auth("vk-bench")
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
 }
 
 fn micros(h: &Histogram<u64>, q: f64) -> f64 {
@@ -390,7 +395,6 @@ pub type Figures = BTreeMap<String, f64>;
 pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     let setup = Setup::start(bins, plan).await;
     let client = client();
-    let body = chat_body(false);
     let mut figures = Figures::new();
     let mut per_round: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut push = |k: String, v: f64| per_round.entry(k).or_default().push(v);
@@ -401,11 +405,20 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     );
     figures.insert("rss_idle_mib.floor".into(), rss_mib(setup.floor.pid()));
 
-    // Warm-up: connections pooled on every path.
-    for (_, addr) in setup.targets() {
-        for _ in 0..20 {
-            one(&client, addr, &body).await;
-        }
+    // One lane per path for concurrency 1, `load_clients` lanes per path for load; warm-up
+    // opens every connection on every path.
+    let mut single: Vec<Vec<load::Lane>> = setup
+        .targets()
+        .iter()
+        .map(|(_, addr)| load::Lane::many(1, *addr, &chat_requests(*addr)))
+        .collect();
+    let mut loaders: Vec<Vec<load::Lane>> = setup
+        .targets()
+        .iter()
+        .map(|(_, addr)| load::Lane::many(plan.load_clients, *addr, &chat_requests(*addr)))
+        .collect();
+    for lanes in loaders.iter_mut() {
+        *lanes = load::closed_loop(std::mem::take(lanes), 0.2).await.3;
     }
 
     for _round in 0..plan.rounds {
@@ -419,10 +432,10 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
         let mut hists: Vec<Histogram<u64>> = (0..3)
             .map(|_| Histogram::<u64>::new(3).expect("histogram"))
             .collect();
-        for _ in 0..plan.sequential {
-            for (i, (_, addr)) in setup.targets().into_iter().enumerate() {
+        for n in 0..plan.sequential as u64 {
+            for (i, lanes) in single.iter_mut().enumerate() {
                 let t = Instant::now();
-                if one(&client, addr, &body).await {
+                if lanes[0].send(n).await {
                     let _ = hists[i].record(t.elapsed().as_micros() as u64);
                 }
             }
@@ -434,14 +447,12 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
         pin(setup.floor.pid(), "1");
         pin(setup.gateway.pid(), "1");
         // Closed-loop throughput and CPU per request.
-        for (name, addr) in setup.targets() {
-            let pid = match name {
-                "floor" => Some(setup.floor.pid()),
-                "switchyard" => Some(setup.gateway.pid()),
-                _ => None,
-            };
+        for (lanes, (name, _)) in loaders.iter_mut().zip(setup.targets()) {
+            let pid = setup.pid_of(name);
             let cpu_before = pid.map(cpu_seconds);
-            let (rps, p99, done) = throughput(&client, addr, &body, plan).await;
+            let (done, rps, p99, back) =
+                load::closed_loop(std::mem::take(lanes), plan.load_seconds).await;
+            *lanes = back;
             push(format!("throughput_rps.{name}"), rps);
             push(format!("throughput_p99_us.{name}"), p99);
             if let (Some(pid), Some(before)) = (pid, cpu_before) {
@@ -453,14 +464,9 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
             }
         }
         // Open-loop: the highest rate whose latency-corrected p99 stays within the bound.
-        for (name, addr) in setup.targets() {
-            let (client, body) = (client.clone(), Arc::new(body.clone()));
-            let send = move |_n: u64| {
-                let (client, body) = (client.clone(), body.clone());
-                async move { one(&client, addr, &body).await }
-            };
-            let (rate, at) = open_loop::max_rate(
-                &send,
+        for (lanes, (name, _)) in loaders.iter_mut().zip(setup.targets()) {
+            let (rate, at, back) = load::max_rate(
+                std::mem::take(lanes),
                 plan.open_lo,
                 plan.open_hi,
                 plan.open_steps,
@@ -468,20 +474,18 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 plan.open_p99_limit_us,
             )
             .await;
+            *lanes = back;
             push(format!("open_loop_max_rps.{name}"), rate);
             if let Some(p) = at {
                 push(format!("open_loop_p99_us.{name}"), p.p99_us);
             }
             // How busy the proxy's one thread was at that rate: what is left says whether the
             // load driver (sharing CPU 0 with the mock) or the proxy set the limit.
-            let pid = match name {
-                "floor" => Some(setup.floor.pid()),
-                "switchyard" => Some(setup.gateway.pid()),
-                _ => None,
-            };
-            if let (Some(pid), true) = (pid, rate > 0.0) {
+            if let (Some(pid), true) = (setup.pid_of(name), rate > 0.0) {
                 let (before, t) = (cpu_seconds(pid), Instant::now());
-                open_loop::probe(&send, rate, plan.open_seconds).await;
+                *lanes = load::probe(std::mem::take(lanes), rate, plan.open_seconds)
+                    .await
+                    .1;
                 let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
                 push(format!("open_loop_proxy_cpu_busy_pct.{name}"), busy * 100.0);
             }
@@ -509,7 +513,7 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
         figures.insert(format!("rss_open_streams_mib.{name}"), rss);
     }
     figures.insert("open_streams".into(), plan.open_streams as f64);
-    let soak = soak(&setup, &client, plan).await;
+    let soak = soak(&setup, plan).await;
     figures.insert("soak_seconds".into(), plan.soak_seconds);
     figures.insert("soak_rss_start_mib.switchyard".into(), soak.start);
     figures.insert("soak_rss_end_mib.switchyard".into(), soak.end);
@@ -563,47 +567,6 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     figures
 }
 
-async fn throughput(
-    client: &reqwest::Client,
-    addr: SocketAddr,
-    body: &str,
-    plan: Plan,
-) -> (f64, f64, u64) {
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..plan.load_clients {
-        let (client, body, done, stop) =
-            (client.clone(), body.to_string(), done.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new(3).expect("histogram");
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                if one(&client, addr, &body).await {
-                    let _ = h.record(t.elapsed().as_micros() as u64);
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            h
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(plan.load_seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Histogram::<u64>::new(3).expect("histogram");
-    for t in tasks {
-        if let Ok(h) = t.await {
-            let _ = all.add(&h);
-        }
-    }
-    let n = done.load(Ordering::Relaxed);
-    (
-        n as f64 / started.elapsed().as_secs_f64(),
-        micros(&all, 0.99),
-        n,
-    )
-}
-
 struct StreamFigures {
     ttfc_p99: f64,
     /// Chunk sent by the source → received by the client.
@@ -613,7 +576,11 @@ struct StreamFigures {
     lost_or_merged: u64,
 }
 
-/// `plan.streams` concurrent paced streams through one path.
+/// `plan.streams` concurrent paced streams through one path, their starts spread evenly over
+/// one chunk interval: they overlap for the whole stream, but their first requests do not all
+/// arrive in the same instant (a burst of 16 at once measures how long the 16th waits behind
+/// the other 15 on one proxy thread, which is the CPU-per-request figure again, not the time
+/// a proxy adds before a stream's first chunk).
 async fn streams(
     client: &reqwest::Client,
     addr: SocketAddr,
@@ -624,10 +591,14 @@ async fn streams(
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let body = Arc::new(chat_body(true));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..plan.streams {
+    let spread = Duration::from_millis(plan.chunk_delay_ms) / plan.streams.max(1) as u32;
+    let first = tokio::time::Instant::now();
+    for i in 0..plan.streams {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (client, body, key) = (client.clone(), body.clone(), key.to_string());
+        let at = first + spread * i as u32;
         tasks.spawn(async move {
+            tokio::time::sleep_until(at).await;
             let t = Instant::now();
             let resp = client
                 .post(format!("http://{addr}/v1/chat/completions"))
@@ -699,39 +670,22 @@ struct Soak {
 
 /// Steady open-loop load on the gateway for `plan.soak_seconds` (one request in ten a short
 /// stream), sampling its RSS; `start` is taken after the first sample period (pools warm).
-async fn soak(setup: &Setup, client: &reqwest::Client, plan: Plan) -> Soak {
+async fn soak(setup: &Setup, plan: Plan) -> Soak {
     let pid = setup.gateway.pid();
-    let addr = setup.gateway_addr;
-    let (client, body, stream_body) = (
-        client.clone(),
-        Arc::new(chat_body(false)),
-        Arc::new(chat_body(true)),
-    );
-    let send = move |n: u64| {
-        let (client, body, stream_body) = (client.clone(), body.clone(), stream_body.clone());
-        async move {
-            if n % 10 == 9 {
-                let Ok(resp) = client
-                    .post(format!("http://{addr}/v1/chat/completions"))
-                    .bearer_auth("vk-bench")
-                    .header("x-mock-fault", "chunks=8,chunk_delay_ms=5")
-                    .header("content-type", "application/json")
-                    .body(stream_body.to_string())
-                    .send()
-                    .await
-                else {
-                    return false;
-                };
-                resp.status().is_success() && resp.bytes().await.is_ok()
-            } else {
-                one(&client, addr, &body).await
-            }
+    let host = setup.gateway_addr.to_string();
+    let (body, stream_body) = (Bytes::from(chat_body(false)), Bytes::from(chat_body(true)));
+    let requests: load::RequestFn = Arc::new(move |n| {
+        if n % 10 == 9 {
+            let fault = [("x-mock-fault", "chunks=8,chunk_delay_ms=5")];
+            load::post(&host, "/v1/chat/completions", &stream_body, &fault)
+        } else {
+            load::post(&host, "/v1/chat/completions", &body, &[])
         }
-    };
+    });
+    // Enough lanes that a 40 ms stream on one never holds up the schedule.
+    let lanes = load::Lane::many(plan.load_clients, setup.gateway_addr, &requests);
     let load =
-        tokio::spawn(
-            async move { open_loop::probe(&send, plan.soak_rps, plan.soak_seconds).await },
-        );
+        tokio::spawn(async move { load::probe(lanes, plan.soak_rps, plan.soak_seconds).await.0 });
     let period = Duration::from_secs_f64(plan.soak_sample_seconds);
     let started = Instant::now();
     let mut samples = Vec::new();
