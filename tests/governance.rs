@@ -568,3 +568,44 @@ async fn local_budget_and_a_reload_that_keeps_counters() {
         "stale series:\n{text}"
     );
 }
+
+#[test]
+fn the_limits_example_compiles_and_state_urls_are_checked() {
+    let text = std::fs::read_to_string("conf/examples/limits.yaml")
+        .unwrap()
+        .replace("${OPENAI_API_KEY}", "sk-a")
+        .replace("${ANTHROPIC_API_KEY}", "sk-b")
+        .replace("${REDIS_URL}", "redis://:secret@redis.example:6379/2");
+    let s = switchyard::config::load_str(&text, None).unwrap_or_else(|e| panic!("{e}"));
+    let key = &s.virtual_keys["vk-checkout"];
+    assert_eq!(key.limits.rpm, Some(600));
+    assert_eq!(key.limits.usd_per_month, Some(1000.0));
+    let state = s.state.as_ref().unwrap();
+    assert!(!state.on_state_error_allow);
+    assert_eq!(state.timeout, Duration::from_millis(200));
+    // A request naming only `chat` is governed by both limited keys it can use.
+    let governed: Vec<&str> = s.configs["chat"]
+        .governed_keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(governed, ["vk-checkout", "vk-claude"]);
+    // The password never reaches /config.
+    assert!(!s.redacted.to_string().contains("secret"));
+
+    for (url, message) in [
+        ("rediss://cache:6380", "rediss:// (TLS) is not supported"),
+        ("http://cache:6379", "must start with redis://"),
+        ("redis://:pw@[bad", "not a valid Redis URL"),
+    ] {
+        let text = text.replace("redis://:secret@redis.example:6379/2", url);
+        let err = switchyard::config::load_str(&text, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("state.redis_url: ") && err.contains(message),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}
