@@ -235,7 +235,8 @@ impl Governance {
         let mut reports = Vec::with_capacity(charges.len());
         let outcome = match &self.inner.engine {
             Engine::Local(l) => l.admit(&charges, &periods, &mut reports).map(|()| None),
-            Engine::Shared(s) => s.admit(&charges, &periods, &mut reports).await,
+            // Boxed: the Redis call's future is large, and only governed requests pay for it.
+            Engine::Shared(s) => Box::pin(s.admit(&charges, &periods, &mut reports)).await,
         };
         let m = &self.inner.metrics;
         match outcome {
