@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::governance::LimitKind;
 use crate::providers::{encode_error, ClientFormat, ErrorKind, ProviderError};
 
 /// An error produced by Switchyard itself (not relayed from a provider).
@@ -41,6 +42,25 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     Internal(String),
+    /// A virtual key's `rpm`, `tpm` or `concurrent` limit (429).
+    #[error("Rate limit reached for {} on virtual key \"{virtual_key}\": limit {limit_value}. Please try again in {retry_in}.", limit.describe())]
+    RateLimited {
+        virtual_key: String,
+        limit: LimitKind,
+        limit_value: String,
+        retry_in: String,
+    },
+    /// A virtual key's `usd_per_day` or `usd_per_month` cap (429 until the period rolls over).
+    #[error("Budget exceeded on virtual key \"{virtual_key}\": {} is {limit_value}, spent or reserved by requests in flight. It resets in {resets_in}.", limit.describe())]
+    BudgetExceeded {
+        virtual_key: String,
+        limit: LimitKind,
+        limit_value: String,
+        resets_in: String,
+    },
+    /// Limits could not be checked (shared state unreachable, `on_state_error: deny`).
+    #[error("{0}")]
+    StateUnavailable(String),
 }
 
 impl GatewayError {
@@ -54,6 +74,8 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => 502,
             GatewayError::Timeout { .. } => 408,
             GatewayError::Internal(_) => 500,
+            GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. } => 429,
+            GatewayError::StateUnavailable(_) => 503,
         }
     }
 
@@ -71,6 +93,9 @@ impl GatewayError {
             }
             GatewayError::Timeout { .. } => "timeout_error",
             GatewayError::Internal(_) => "api_error",
+            GatewayError::RateLimited { .. } => "rate_limit_exceeded",
+            GatewayError::BudgetExceeded { .. } => "budget_exceeded",
+            GatewayError::StateUnavailable(_) => "service_unavailable",
         }
     }
 
@@ -88,6 +113,15 @@ impl GatewayError {
             GatewayError::UpstreamInvalid { .. } => "upstream_invalid_response",
             GatewayError::Timeout { .. } => "timeout",
             GatewayError::Internal(_) => "internal_error",
+            GatewayError::RateLimited { limit, .. }
+            | GatewayError::BudgetExceeded { limit, .. } => match limit {
+                LimitKind::Rpm => "rpm_limit_exceeded",
+                LimitKind::Tpm => "tpm_limit_exceeded",
+                LimitKind::Concurrent => "concurrency_limit_exceeded",
+                LimitKind::UsdPerDay => "usd_per_day_exceeded",
+                LimitKind::UsdPerMonth => "usd_per_month_exceeded",
+            },
+            GatewayError::StateUnavailable(_) => "state_unavailable",
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod governance;
 pub mod ingress;
 pub mod providers;
 pub mod router;

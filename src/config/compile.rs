@@ -68,6 +68,7 @@ const REDACTED: &str = "[redacted]";
 const MAX_ACCESS_LOG_BUFFER_LINES: usize = 1 << 20;
 const DEFAULT_SERVICE_NAME: &str = "switchyard";
 const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_STATE_TIMEOUT: Duration = Duration::from_millis(200);
 const QUERY_OPERATORS: [&str; 11] = [
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$and", "$or",
 ];
@@ -317,6 +318,7 @@ impl Compiler<'_> {
                     Arc::new(RouteConfig {
                         name: name.clone(),
                         needs_body: root.needs_body(),
+                        governed_keys: root.limited_keys(),
                         root,
                     }),
                 );
@@ -339,6 +341,7 @@ impl Compiler<'_> {
                 let route = RouteConfig {
                     name: "direct".into(),
                     needs_body: root.needs_body(),
+                    governed_keys: root.limited_keys(),
                     root,
                 };
                 (name.clone(), Arc::new(route))
@@ -346,12 +349,24 @@ impl Compiler<'_> {
             .collect();
 
         let state = file.state.as_ref().map(|s| {
-            if !(s.redis_url.starts_with("redis://") || s.redis_url.starts_with("rediss://")) {
-                self.error("state.redis_url", "must start with redis:// or rediss://");
+            if s.redis_url.starts_with("rediss://") {
+                self.error(
+                    "state.redis_url",
+                    "rediss:// (TLS) is not supported yet: use redis:// (in-cluster, or through a TLS sidecar)",
+                );
+            } else if !s.redis_url.starts_with("redis://") {
+                self.error("state.redis_url", "must start with redis://");
+            } else if redis::Client::open(s.redis_url.as_str()).is_err() {
+                // The URL is not echoed: it may carry a password.
+                self.error(
+                    "state.redis_url",
+                    "not a valid Redis URL (redis://[user:password@]host[:port][/db])",
+                );
             }
             StateSettings {
                 redis_url: Secret::new(s.redis_url.clone()),
                 on_state_error_allow: matches!(s.on_state_error, Some(OnStateError::Allow)),
+                timeout: s.timeout_ms.map_or(DEFAULT_STATE_TIMEOUT, |t| t.0),
             }
         });
         let forward = file.forward.as_ref().map(|f| ForwardSettings {

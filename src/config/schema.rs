@@ -140,6 +140,8 @@ pub enum OnStateError {
 pub struct StateSpec {
     pub redis_url: String,
     pub on_state_error: Option<OnStateError>,
+    /// Deadline of each Redis call (default 200 ms).
+    pub timeout_ms: Option<Millis>,
 }
 
 #[derive(Debug, Deserialize)]

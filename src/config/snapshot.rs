@@ -162,6 +162,17 @@ pub struct KeyLimits {
     pub usd_per_month: Option<f64>,
 }
 
+impl KeyLimits {
+    /// No limit set: governance skips the key entirely.
+    pub fn is_empty(&self) -> bool {
+        self.rpm.is_none()
+            && self.tpm.is_none()
+            && self.concurrent.is_none()
+            && self.usd_per_day.is_none()
+            && self.usd_per_month.is_none()
+    }
+}
+
 #[derive(Debug)]
 pub struct VirtualKey {
     pub name: String,
@@ -193,6 +204,9 @@ pub struct RouteConfig {
     pub needs_body: bool,
     /// The root; its `path` is `"config"`.
     pub root: Target,
+    /// The virtual keys with limits this config can route to, sorted by name: they govern a
+    /// request that presents no virtual key of its own (`governance`).
+    pub governed_keys: Vec<Arc<VirtualKey>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +282,25 @@ impl Target {
                         || targets.iter().any(Target::needs_body)
                 }
             }
+    }
+
+    /// The virtual keys with limits this target or any below it uses, sorted by name, once each.
+    pub fn limited_keys(&self) -> Vec<Arc<VirtualKey>> {
+        fn walk(t: &Target, out: &mut Vec<Arc<VirtualKey>>) {
+            match &t.kind {
+                TargetKind::Leaf { virtual_key } => {
+                    if !virtual_key.limits.is_empty() {
+                        out.push(virtual_key.clone());
+                    }
+                }
+                TargetKind::Group { targets, .. } => targets.iter().for_each(|c| walk(c, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        out
     }
 
     /// The bounded label this target reports under in metrics.
@@ -369,6 +402,8 @@ pub struct StateSettings {
     /// Contains a password possibly; never printed.
     pub redis_url: Secret,
     pub on_state_error_allow: bool,
+    /// Deadline of each Redis call.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

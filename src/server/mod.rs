@@ -78,6 +78,11 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         snapshot.telemetry.access_log.buffer_lines,
     );
     let otlp = start_otlp(snapshot.telemetry.otlp.as_ref()).map(Arc::new);
+    // Where limit state lives is fixed at start (like telemetry); limits follow reloads.
+    let governance = Arc::new(crate::governance::Governance::new(
+        snapshot.state.as_ref(),
+        metrics.governance.clone(),
+    ));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -108,6 +113,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
         access_log,
         otlp: otlp.clone(),
+        governance,
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

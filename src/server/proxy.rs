@@ -23,6 +23,7 @@ use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::config::{Snapshot, Target, TargetKind};
 use crate::error::GatewayError;
+use crate::governance::{Governance, RequestView, Ticket};
 use crate::ingress::{self, Resolved};
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub access_log: AccessLog,
     /// OTLP trace export, when configured (`OTEL_EXPORTER_OTLP_*`).
     pub otlp: Option<Arc<OtlpExporter>>,
+    /// Per-virtual-key limits; counters outlive config reloads.
+    pub governance: Arc<Governance>,
 }
 
 /// Largest feedback body accepted.
@@ -72,6 +75,8 @@ struct RequestFacts {
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The request body, kept for the access log (`log_bodies`, not `x-switchyard-log: off`).
     request_body: Option<Bytes>,
+    /// The request's limit reservations, settled with its record when it ends.
+    governed: Option<Ticket>,
 }
 
 /// What a request's routing reports into besides the client: its journal, the time spent
@@ -81,6 +86,8 @@ struct Tracking<'a> {
     journal: &'a Journal,
     upstream_wait_ns: &'a AtomicU64,
     keep_body: bool,
+    /// `x-ratelimit-*` of the presented virtual key.
+    limit_headers: &'a [(&'static str, String)],
 }
 
 /// Whether this request's bodies go to the access log.
@@ -505,6 +512,20 @@ impl Gateway {
                 return respond::write_error(session, client, &e, &traced).await;
             }
         }
+        let view = RequestView {
+            body: &request.body,
+            json: request.json.as_ref(),
+            model: request.model(),
+            operation: request.operation(),
+        };
+        match self.governance.admit(snapshot, &resolved, view).await {
+            Ok(ticket) => facts.governed = ticket,
+            Err(rejected) => {
+                let mut headers = rejected.headers;
+                headers.extend(traced);
+                return respond::write_error(session, client, &rejected.error, &headers).await;
+            }
+        }
         facts.model = request.model.clone();
         facts.stream = request.stream;
         facts.metadata = request.metadata.clone();
@@ -517,6 +538,7 @@ impl Gateway {
             journal,
             upstream_wait_ns,
             keep_body,
+            limit_headers: facts.governed.as_ref().map_or(&[], |t| t.headers()),
         };
         self.route(session, snapshot, &resolved, &request, track)
             .await
@@ -536,6 +558,7 @@ impl Gateway {
             journal,
             upstream_wait_ns,
             keep_body,
+            limit_headers,
         } = track;
         let runner = AttemptRunner {
             journal,
@@ -559,6 +582,7 @@ impl Gateway {
             Ok(won) => {
                 let mut headers = route_headers(Some(won.leaf), i64::from(won.retries));
                 headers.extend(trace_headers(&journal.trace));
+                headers.extend_from_slice(limit_headers);
                 let commit = Commit {
                     client: &self.client,
                     metrics: &self.metrics,
@@ -578,6 +602,7 @@ impl Gateway {
                 let retries = if failure.retries > 0 { -1 } else { 0 };
                 let mut headers = route_headers(None, retries);
                 headers.extend(trace_headers(&journal.trace));
+                headers.extend_from_slice(limit_headers);
                 respond::write_failure(
                     session,
                     request.format.unwrap_or(ClientFormat::OpenAi),
@@ -623,6 +648,7 @@ impl ProxyHttp for Gateway {
             stream: false,
             metadata: None,
             request_body: None,
+            governed: None,
         };
         let journal = Journal::new(trace::from_headers(&session.req_header().headers));
         let upstream_wait_ns = AtomicU64::new(0);
@@ -652,7 +678,11 @@ impl ProxyHttp for Gateway {
         m.overhead_seconds
             .with_label_values(&[&facts.config])
             .observe(total.saturating_sub(upstream).as_secs_f64());
+        let governed = facts.governed.take();
         let record = self.record(session, &snapshot, facts, journal, &mut finished, total);
+        if let Some(ticket) = governed {
+            ticket.settle(&record);
+        }
         if let Some(otlp) = &self.otlp {
             otlp.export(&record);
         }

@@ -4,8 +4,8 @@
 
 use super::genai::GenAiMetrics;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// End-to-end and per-attempt durations: LLM calls are slow, a 45 s gray failure must land in a
@@ -40,6 +40,56 @@ pub struct Metrics {
     pub circuit_state: IntGaugeVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
+    /// Per-virtual-key limits (`governance`).
+    pub governance: GovernanceMetrics,
+}
+
+/// Per-virtual-key limits. The `virtual_key` label is bounded by the config (only keys with
+/// `limits` get series) and its values are key names, never credentials.
+#[derive(Clone)]
+pub struct GovernanceMetrics {
+    /// `{virtual_key, limit}`: `rpm`, `tpm`, `concurrent`, `usd_per_day`, `usd_per_month`, or
+    /// `state_unavailable` (shared state down, counted per governed key whatever the policy).
+    pub limit_rejections_total: IntCounterVec,
+    /// `{virtual_key, limit}`: what is left, in the limit's unit (requests, tokens, slots, USD),
+    /// as this process last saw it.
+    pub limit_remaining: GaugeVec,
+    /// `{op}`: `admit`, `settle`, `renew`, `settle_dropped` — shared-state calls that failed.
+    pub state_errors_total: IntCounterVec,
+}
+
+impl GovernanceMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let limit_rejections_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_limit_rejections_total",
+                "Requests refused by a virtual key's limit, by virtual key and limit.",
+            ),
+            &["virtual_key", "limit"],
+        )?;
+        let limit_remaining = GaugeVec::new(
+            Opts::new(
+                "switchyard_limit_remaining",
+                "What is left of a virtual key's limit (requests, tokens, slots or USD).",
+            ),
+            &["virtual_key", "limit"],
+        )?;
+        let state_errors_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_state_errors_total",
+                "Shared-state (Redis) calls that failed or were skipped while it was down, by operation.",
+            ),
+            &["op"],
+        )?;
+        registry.register(Box::new(limit_rejections_total.clone()))?;
+        registry.register(Box::new(limit_remaining.clone()))?;
+        registry.register(Box::new(state_errors_total.clone()))?;
+        Ok(GovernanceMetrics {
+            limit_rejections_total,
+            limit_remaining,
+            state_errors_total,
+        })
+    }
 }
 
 impl Metrics {
@@ -148,8 +198,10 @@ impl Metrics {
             config_reloads_total.with_label_values(&[result]);
         }
         let genai = GenAiMetrics::new(&registry)?;
+        let governance = GovernanceMetrics::new(&registry)?;
         Ok(Metrics {
             genai,
+            governance,
             registry,
             requests_total,
             request_duration_seconds,

@@ -1,0 +1,738 @@
+//! Governance: per-virtual-key limits (`virtual_keys.*.limits`: `rpm`, `tpm`, `concurrent`,
+//! `usd_per_day`, `usd_per_month`), checked when a request is admitted and settled with its real
+//! usage and cost when it ends. Model allowlists and `disabled` keys are refused earlier, in
+//! ingress and the proxy.
+//!
+//! - **Which key**: the virtual key the client presented. A request that presents none (a config
+//!   chosen by header or `default_config`) is governed by every limited key its config can route
+//!   to, so naming a config never escapes a key's limits; it is charged to the key that answered.
+//! - **Admission** ([`Governance::admit`]) reserves before the call: one request (`rpm`), an
+//!   estimate of its tokens (`tpm`: prompt bytes / 4 plus `max_tokens`, or a default), a slot
+//!   (`concurrent`) and the estimate's price (`usd_per_*`). All checks pass or none is charged.
+//! - **Settlement** ([`Ticket::settle`]) frees the slot and replaces the reservations by the
+//!   request's real tokens and cost; a request that used more than it reserved is charged all of
+//!   it (the bucket goes into debt and later requests wait).
+//! - **State**: in this process ([`local`]) by default; with `state: { redis_url }` in Redis
+//!   ([`shared`]), one script round trip per admission, settlements sent off the request path.
+//!
+//! Requests whose key has no limits never reach this module's engines: the cost is one branch.
+
+pub mod gcra;
+pub mod local;
+pub mod period;
+pub mod shared;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::config::{RouteConfig, Snapshot, StateSettings, Target, TargetKind, VirtualKey};
+use crate::error::GatewayError;
+use crate::ingress::Resolved;
+use crate::providers::Usage;
+use crate::telemetry::metrics::GovernanceMetrics;
+use crate::telemetry::RequestRecord;
+
+use gcra::Standing;
+use local::LocalEngine;
+use period::Periods;
+use shared::SharedEngine;
+
+/// Output tokens reserved for a generation that names no `max_tokens`.
+pub const DEFAULT_OUTPUT_TOKENS: u64 = 1024;
+
+/// One pico-dollar per 1e-12 USD.
+const PICO_PER_USD: f64 = 1e12;
+
+/// The limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Rpm,
+    Tpm,
+    Concurrent,
+    UsdPerDay,
+    UsdPerMonth,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 5] = [
+        LimitKind::Rpm,
+        LimitKind::Tpm,
+        LimitKind::Concurrent,
+        LimitKind::UsdPerDay,
+        LimitKind::UsdPerMonth,
+    ];
+
+    /// The config field, also the `limit` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Rpm => "rpm",
+            LimitKind::Tpm => "tpm",
+            LimitKind::Concurrent => "concurrent",
+            LimitKind::UsdPerDay => "usd_per_day",
+            LimitKind::UsdPerMonth => "usd_per_month",
+        }
+    }
+
+    /// What the limit counts, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitKind::Rpm => "requests per minute (rpm)",
+            LimitKind::Tpm => "tokens per minute (tpm)",
+            LimitKind::Concurrent => "concurrent requests",
+            LimitKind::UsdPerDay => "USD per day (usd_per_day)",
+            LimitKind::UsdPerMonth => "USD per month (usd_per_month)",
+        }
+    }
+
+    pub fn is_budget(self) -> bool {
+        matches!(self, LimitKind::UsdPerDay | LimitKind::UsdPerMonth)
+    }
+
+    /// The code the Redis script reports (1-based, in [`LimitKind::ALL`] order).
+    fn from_code(code: i64) -> Option<LimitKind> {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|i| LimitKind::ALL.get(i).copied())
+    }
+}
+
+/// What governance needs to know about a request body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub body: &'a [u8],
+    /// The parsed body, when routing already parsed it.
+    pub json: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub model: Option<&'a str>,
+    /// `gen_ai.operation.name` of the route (`chat`, `embeddings`, …).
+    pub operation: &'static str,
+}
+
+/// What one request reserves against one virtual key.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub key: Arc<VirtualKey>,
+    /// Tokens reserved (the estimate, at most the key's `tpm`).
+    pub tokens: u64,
+    /// Pico-USD reserved (the estimate's price; 0 when the model has no price).
+    pub pico: u64,
+    pub day_cap: Option<u64>,
+    pub month_cap: Option<u64>,
+}
+
+/// Where one key stands after an admission or a settlement (for headers and gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyReport {
+    pub requests: Option<Standing>,
+    pub tokens: Option<Standing>,
+    pub inflight: u64,
+    pub day_spent_pico: u64,
+    pub month_spent_pico: u64,
+}
+
+/// A limit that refused a request: which charge, which limit, how long until it would fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub key_index: usize,
+    pub limit: LimitKind,
+    pub retry_after_us: u64,
+}
+
+/// A refused request: the error to answer with and its headers (`Retry-After`,
+/// `x-ratelimit-*`).
+#[derive(Debug)]
+pub struct Rejection {
+    pub error: GatewayError,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Per-virtual-key limits for the whole process; state local or in Redis.
+pub struct Governance {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    metrics: GovernanceMetrics,
+    /// The config hash last seen, and the keys that have gauges: a reload that drops a key
+    /// drops its counters and series.
+    seen: Mutex<(String, HashSet<String>)>,
+}
+
+enum Engine {
+    Local(LocalEngine),
+    Shared(Arc<SharedEngine>),
+}
+
+impl Governance {
+    /// Local state, or Redis when `state` is configured (connected in the background: the
+    /// gateway starts while Redis is down, and `on_state_error` applies until it answers).
+    pub fn new(state: Option<&StateSettings>, metrics: GovernanceMetrics) -> Governance {
+        let engine = match state {
+            Some(s) => match SharedEngine::start(s, metrics.clone()) {
+                Ok(e) => Engine::Shared(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the Redis state client; limits fall back to this process");
+                    Engine::Local(LocalEngine::new())
+                }
+            },
+            None => Engine::Local(LocalEngine::new()),
+        };
+        Governance {
+            inner: Arc::new(Inner {
+                engine,
+                metrics,
+                seen: Mutex::new((String::new(), HashSet::new())),
+            }),
+        }
+    }
+
+    /// Admits a request or refuses it. `Ok(None)`: nothing governs it (no limits), or the
+    /// shared state is down and `on_state_error: allow` let it through unreserved.
+    pub async fn admit(
+        &self,
+        snapshot: &Snapshot,
+        resolved: &Resolved,
+        request: RequestView<'_>,
+    ) -> Result<Option<Ticket>, Rejection> {
+        let (keys, presented): (&[Arc<VirtualKey>], bool) = match &resolved.virtual_key {
+            Some(k) if k.limits.is_empty() => return Ok(None),
+            Some(k) => (std::slice::from_ref(k), true),
+            None if resolved.route.governed_keys.is_empty() => return Ok(None),
+            None => (&resolved.route.governed_keys, false),
+        };
+        self.inner.observe(snapshot);
+        let estimate = estimate_tokens(request);
+        let charges: Vec<Charge> = keys
+            .iter()
+            .map(|key| {
+                let l = &key.limits;
+                let pico = if l.usd_per_day.is_some() || l.usd_per_month.is_some() {
+                    request
+                        .model
+                        .and_then(|m| {
+                            snapshot.telemetry.prices.cost_pico_usd(
+                                key.provider.kind.as_str(),
+                                m,
+                                &estimate,
+                            )
+                        })
+                        .map(|p| u64::try_from(p).unwrap_or(u64::MAX))
+                        .unwrap_or(0)
+                } else {
+                    0
+                };
+                Charge {
+                    key: key.clone(),
+                    tokens: l.tpm.map_or(0, |t| estimate.total_tokens().min(t)),
+                    pico,
+                    day_cap: l.usd_per_day.map(usd_to_pico),
+                    month_cap: l.usd_per_month.map(usd_to_pico),
+                }
+            })
+            .collect();
+        let periods = Periods::now();
+        let mut reports = Vec::with_capacity(charges.len());
+        let outcome = match &self.inner.engine {
+            Engine::Local(l) => l.admit(&charges, &periods, &mut reports).map(|()| None),
+            // Boxed: the Redis call's future is large, and only governed requests pay for it.
+            Engine::Shared(s) => Box::pin(s.admit(&charges, &periods, &mut reports)).await,
+        };
+        let m = &self.inner.metrics;
+        match outcome {
+            Ok(lease) => {
+                for (c, r) in charges.iter().zip(&reports) {
+                    m.report(&c.key, r);
+                }
+                let headers = match (presented, reports.first()) {
+                    (true, Some(r)) => rate_headers(r),
+                    _ => Vec::new(),
+                };
+                Ok(Some(Ticket {
+                    inner: self.inner.clone(),
+                    route: (!presented).then(|| resolved.route.clone()),
+                    charges,
+                    presented,
+                    periods,
+                    lease,
+                    reserved: true,
+                    headers,
+                    settled: false,
+                }))
+            }
+            Err(AdmitError::Refused(refusal, report)) => {
+                let charge = &charges[refusal.key_index.min(charges.len() - 1)];
+                m.limit_rejections_total
+                    .with_label_values(&[&charge.key.name, refusal.limit.as_str()])
+                    .inc();
+                if let Some(r) = &report {
+                    m.report(&charge.key, r);
+                }
+                Err(rejection(charge, refusal, report.as_ref(), presented))
+            }
+            Err(AdmitError::StateDown { deny }) => {
+                for c in &charges {
+                    m.limit_rejections_total
+                        .with_label_values(&[&c.key.name, "state_unavailable"])
+                        .inc();
+                }
+                if deny {
+                    let error = GatewayError::StateUnavailable(
+                        "limits cannot be checked: the shared state (Redis) is unreachable and state.on_state_error is deny".into(),
+                    );
+                    return Err(Rejection {
+                        error,
+                        headers: vec![("retry-after", "1".into())],
+                    });
+                }
+                // Allowed without a reservation; its real usage is still charged if the state
+                // answers by the time it ends.
+                let unreserved = charges
+                    .into_iter()
+                    .map(|c| Charge {
+                        tokens: 0,
+                        pico: 0,
+                        ..c
+                    })
+                    .collect();
+                Ok(Some(Ticket {
+                    inner: self.inner.clone(),
+                    route: (!presented).then(|| resolved.route.clone()),
+                    charges: unreserved,
+                    presented,
+                    periods,
+                    lease: None,
+                    reserved: false,
+                    headers: Vec::new(),
+                    settled: false,
+                }))
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// On a new config: forget the counters and series of keys it no longer has.
+    fn observe(&self, snapshot: &Snapshot) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.0 == snapshot.hash {
+            return;
+        }
+        seen.0.clone_from(&snapshot.hash);
+        let gone: Vec<String> = seen
+            .1
+            .iter()
+            .filter(|k| {
+                snapshot
+                    .virtual_keys
+                    .get(k.as_str())
+                    .is_none_or(|v| v.limits.is_empty())
+            })
+            .cloned()
+            .collect();
+        for key in gone {
+            seen.1.remove(&key);
+            self.metrics.forget(&key);
+        }
+        seen.1.extend(
+            snapshot
+                .virtual_keys
+                .values()
+                .filter(|k| !k.limits.is_empty())
+                .map(|k| k.name.clone()),
+        );
+        if let Engine::Local(l) = &self.engine {
+            l.retain(|k| snapshot.virtual_keys.contains_key(k));
+        }
+    }
+}
+
+/// Why an engine did not admit.
+#[derive(Debug)]
+pub enum AdmitError {
+    /// A limit refused; the refused key's standing when the engine knows it.
+    Refused(Refusal, Option<KeyReport>),
+    /// The shared state could not be asked; `deny` is `on_state_error: deny`.
+    StateDown { deny: bool },
+}
+
+impl From<Refusal> for AdmitError {
+    fn from(r: Refusal) -> Self {
+        AdmitError::Refused(r, None)
+    }
+}
+
+/// An admitted request's reservations. Settle it with the request's record when it ends; one
+/// dropped unsettled (a panic) frees its slot and keeps its reservations as charged.
+pub struct Ticket {
+    inner: Arc<Inner>,
+    charges: Vec<Charge>,
+    /// `charges[0]` is the key the client presented (else: the keys the config can use).
+    presented: bool,
+    /// The config, to find which key answered when none was presented.
+    route: Option<Arc<RouteConfig>>,
+    periods: Periods,
+    /// The Redis concurrency lease.
+    lease: Option<String>,
+    /// `false`: admitted without reservations (state down, `on_state_error: allow`).
+    reserved: bool,
+    headers: Vec<(&'static str, String)>,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field(
+                "keys",
+                &self.charges.iter().map(|c| &c.key.name).collect::<Vec<_>>(),
+            )
+            .field("reserved", &self.reserved)
+            .finish()
+    }
+}
+
+/// What a request turned out to use, as settlement sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    /// Input plus output tokens, when the provider reported usage.
+    pub tokens: Option<u64>,
+    /// Its price, when the model has one.
+    pub pico: Option<u64>,
+    /// A response was sent (2xx): without usage, the reservation stands as the charge.
+    pub answered: bool,
+}
+
+impl Used {
+    pub fn from_record(record: &RequestRecord) -> Used {
+        Used {
+            tokens: record.usage.as_ref().map(Usage::total_tokens),
+            pico: record.cost_usd.map(usd_to_pico),
+            answered: (200..300).contains(&record.status),
+        }
+    }
+}
+
+impl Ticket {
+    /// `x-ratelimit-*` headers of the presented key, for the response.
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
+    /// Frees the slot and replaces the reservations by the request's real tokens and cost.
+    pub fn settle(mut self, record: &RequestRecord) {
+        let answering = match (&self.route, self.presented) {
+            (Some(route), false) => answering_key(route, record),
+            _ => None,
+        };
+        self.finish(Used::from_record(record), answering.as_deref());
+    }
+
+    fn finish(&mut self, used: Used, answering: Option<&str>) {
+        self.settled = true;
+        let deltas: Vec<(i64, i64)> = self
+            .charges
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let charged = if self.presented {
+                    i == 0
+                } else {
+                    answering == Some(c.key.name.as_str())
+                };
+                let reserved = (signed(c.tokens), signed(c.pico));
+                match (charged, used.tokens) {
+                    (true, Some(tokens)) => (
+                        signed(tokens) - reserved.0,
+                        used.pico.map_or(0, |p| signed(p) - reserved.1),
+                    ),
+                    // Answered without usage (a stream cut short): the estimate is the charge.
+                    (true, None) if used.answered => (0, 0),
+                    // No answer, or another key answered: give the reservation back.
+                    _ => (-reserved.0, -reserved.1),
+                }
+            })
+            .collect();
+        let mut reports = Vec::with_capacity(self.charges.len());
+        match &self.inner.engine {
+            Engine::Local(l) => {
+                l.settle(&self.charges, &deltas, &self.periods, &mut reports);
+                for (c, r) in self.charges.iter().zip(&reports) {
+                    self.inner.metrics.report(&c.key, r);
+                }
+            }
+            Engine::Shared(s) => s.settle(
+                std::mem::take(&mut self.charges),
+                deltas,
+                self.periods,
+                self.lease.take(),
+            ),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.finish(
+                Used {
+                    answered: true,
+                    ..Used::default()
+                },
+                None,
+            );
+        }
+    }
+}
+
+/// The virtual key of the target that answered (its attempt `ok`, else the last with a 2xx).
+fn answering_key(route: &RouteConfig, record: &RequestRecord) -> Option<String> {
+    let attempt = record
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.result == "ok")
+        .or_else(|| {
+            record
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| a.status.is_some_and(|s| (200..300).contains(&s)))
+        })?;
+    leaf_key(&route.root, &attempt.target).map(|k| k.name.clone())
+}
+
+fn leaf_key<'a>(target: &'a Target, path: &str) -> Option<&'a Arc<VirtualKey>> {
+    match &target.kind {
+        TargetKind::Leaf { virtual_key } => (target.path == path).then_some(virtual_key),
+        TargetKind::Group { targets, .. } => targets.iter().find_map(|t| leaf_key(t, path)),
+    }
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub fn usd_to_pico(usd: f64) -> u64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * PICO_PER_USD).round() as u64
+    } else {
+        0
+    }
+}
+
+fn pico_to_usd(pico: u64) -> f64 {
+    pico as f64 / PICO_PER_USD
+}
+
+/// The tokens a request is expected to use: its body's bytes / 4 (JSON overhead makes this
+/// generous for text) plus the output it may generate (`max_tokens`, `max_completion_tokens` or
+/// `max_output_tokens`, times `n`; [`DEFAULT_OUTPUT_TOKENS`] when a generation names none).
+pub fn estimate_tokens(request: RequestView<'_>) -> Usage {
+    #[derive(serde::Deserialize, Default)]
+    struct Peek {
+        max_tokens: Option<u64>,
+        max_completion_tokens: Option<u64>,
+        max_output_tokens: Option<u64>,
+        n: Option<u64>,
+    }
+    let input = (request.body.len() as u64).div_ceil(4);
+    let generates = matches!(
+        request.operation,
+        "chat" | "text_completion" | "generate_content"
+    );
+    let output = if !generates {
+        0
+    } else {
+        let peek = match request.json {
+            Some(map) => {
+                let num = |k: &str| map.get(k).and_then(serde_json::Value::as_u64);
+                Peek {
+                    max_tokens: num("max_tokens"),
+                    max_completion_tokens: num("max_completion_tokens"),
+                    max_output_tokens: num("max_output_tokens"),
+                    n: num("n"),
+                }
+            }
+            None => serde_json::from_slice(request.body).unwrap_or_default(),
+        };
+        let per_choice = peek
+            .max_completion_tokens
+            .or(peek.max_tokens)
+            .or(peek.max_output_tokens)
+            .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+        per_choice.saturating_mul(peek.n.unwrap_or(1).clamp(1, 128))
+    };
+    Usage {
+        input_tokens: input,
+        output_tokens: output,
+        ..Usage::default()
+    }
+}
+
+/// `x-ratelimit-*` headers like OpenAI's, for the limits the key has.
+fn rate_headers(report: &KeyReport) -> Vec<(&'static str, String)> {
+    let mut h = Vec::with_capacity(6);
+    if let Some(s) = report.requests {
+        h.push(("x-ratelimit-limit-requests", s.limit.to_string()));
+        h.push(("x-ratelimit-remaining-requests", s.remaining.to_string()));
+        h.push(("x-ratelimit-reset-requests", openai_duration(s.reset_us)));
+    }
+    if let Some(s) = report.tokens {
+        h.push(("x-ratelimit-limit-tokens", s.limit.to_string()));
+        h.push(("x-ratelimit-remaining-tokens", s.remaining.to_string()));
+        h.push(("x-ratelimit-reset-tokens", openai_duration(s.reset_us)));
+    }
+    h
+}
+
+fn rejection(
+    charge: &Charge,
+    refusal: Refusal,
+    report: Option<&KeyReport>,
+    presented: bool,
+) -> Rejection {
+    let retry_after = Duration::from_micros(refusal.retry_after_us);
+    let l = &charge.key.limits;
+    let limit_value = match refusal.limit {
+        LimitKind::Rpm => l.rpm.unwrap_or(0).to_string(),
+        LimitKind::Tpm => l.tpm.unwrap_or(0).to_string(),
+        LimitKind::Concurrent => l.concurrent.unwrap_or(0).to_string(),
+        LimitKind::UsdPerDay => format!("${:.2}", l.usd_per_day.unwrap_or(0.0)),
+        LimitKind::UsdPerMonth => format!("${:.2}", l.usd_per_month.unwrap_or(0.0)),
+    };
+    let mut headers = vec![
+        (
+            "retry-after",
+            retry_after.as_secs_f64().ceil().max(1.0).to_string(),
+        ),
+        (
+            "retry-after-ms",
+            (refusal.retry_after_us.div_ceil(1000)).to_string(),
+        ),
+    ];
+    if presented {
+        if let Some(r) = report {
+            headers.extend(rate_headers(r));
+        }
+    }
+    let error = if refusal.limit.is_budget() {
+        GatewayError::BudgetExceeded {
+            virtual_key: charge.key.name.clone(),
+            limit: refusal.limit,
+            limit_value,
+            resets_in: openai_duration(refusal.retry_after_us),
+        }
+    } else {
+        GatewayError::RateLimited {
+            virtual_key: charge.key.name.clone(),
+            limit: refusal.limit,
+            limit_value,
+            retry_in: openai_duration(refusal.retry_after_us),
+        }
+    };
+    Rejection { error, headers }
+}
+
+/// A duration as OpenAI writes `x-ratelimit-reset-*`: `20ms`, `1.5s`, `6m0s`, `1h2m3s`.
+pub fn openai_duration(us: u64) -> String {
+    let ms = us.div_ceil(1000);
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let secs = rest as f64 / 1000.0;
+    let s = format!("{secs:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m{s}s"),
+        (h, m) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+impl GovernanceMetrics {
+    /// Sets the remaining-budget gauges of one key.
+    fn report(&self, key: &VirtualKey, r: &KeyReport) {
+        let l = &key.limits;
+        let set = |limit: LimitKind, v: f64| {
+            self.limit_remaining
+                .with_label_values(&[&key.name, limit.as_str()])
+                .set(v)
+        };
+        if let Some(s) = r.requests {
+            set(LimitKind::Rpm, s.remaining as f64);
+        }
+        if let Some(s) = r.tokens {
+            set(LimitKind::Tpm, s.remaining as f64);
+        }
+        if let Some(c) = l.concurrent {
+            set(LimitKind::Concurrent, c.saturating_sub(r.inflight) as f64);
+        }
+        if let Some(cap) = l.usd_per_day {
+            set(
+                LimitKind::UsdPerDay,
+                (cap - pico_to_usd(r.day_spent_pico)).max(0.0),
+            );
+        }
+        if let Some(cap) = l.usd_per_month {
+            set(
+                LimitKind::UsdPerMonth,
+                (cap - pico_to_usd(r.month_spent_pico)).max(0.0),
+            );
+        }
+    }
+
+    /// Drops every series of a key the config no longer limits.
+    fn forget(&self, key: &str) {
+        for limit in LimitKind::ALL {
+            let _ = self
+                .limit_remaining
+                .remove_label_values(&[key, limit.as_str()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_openai_headers() {
+        assert_eq!(openai_duration(0), "0ms");
+        assert_eq!(openai_duration(19_500), "20ms");
+        assert_eq!(openai_duration(1_000_000), "1s");
+        assert_eq!(openai_duration(1_500_000), "1.5s");
+        assert_eq!(openai_duration(360_000_000), "6m0s");
+        assert_eq!(openai_duration(3_723_000_000), "1h2m3s");
+    }
+
+    #[test]
+    fn estimates_use_body_size_and_max_tokens() {
+        let body = br#"{"model":"m","max_tokens":50,"n":2,"messages":[]}"#;
+        let view = |body: &'static [u8], operation| RequestView {
+            body,
+            json: None,
+            model: Some("m"),
+            operation,
+        };
+        let u = estimate_tokens(view(body, "chat"));
+        assert_eq!(u.input_tokens, (body.len() as u64).div_ceil(4));
+        assert_eq!(u.output_tokens, 100);
+        let u = estimate_tokens(view(br#"{"model":"m"}"#, "chat"));
+        assert_eq!(u.output_tokens, DEFAULT_OUTPUT_TOKENS);
+        let u = estimate_tokens(view(br#"{"input":"x"}"#, "embeddings"));
+        assert_eq!(u.output_tokens, 0);
+        assert_eq!(estimate_tokens(view(b"", "other")).total_tokens(), 0);
+    }
+
+    #[test]
+    fn limit_codes_round_trip() {
+        for (i, l) in LimitKind::ALL.iter().enumerate() {
+            assert_eq!(LimitKind::from_code(i as i64 + 1), Some(*l));
+        }
+        assert_eq!(LimitKind::from_code(0), None);
+        assert_eq!(LimitKind::from_code(6), None);
+    }
+}

@@ -1,0 +1,436 @@
+//! Limits shared by every replica through Redis (`state: { redis_url, on_state_error }`).
+//!
+//! - One round trip per admission: `scripts/admit.lua` checks every limit of every governed key
+//!   and charges them atomically, on the Redis server's clock. Keys
+//!   `switchyard:gov:<virtual key>:{rpm,tpm,conc,usd:d:<YYYYMMDD>,usd:m:<YYYYMM>}` expire on
+//!   their own.
+//! - Settlement (`scripts/settle.lua`) is sent from a task on the state thread, never awaited by
+//!   a request; at most [`MAX_PENDING_SETTLES`] are in flight, beyond that they are dropped and
+//!   counted (the reservation then stands as the charge).
+//! - Concurrency slots are leases in a sorted set scored by expiry; this process renews its own
+//!   every [`LEASE_RENEW`], so a crashed replica's slots free themselves after [`LEASE_TTL`].
+//! - The connection is `redis`'s `ConnectionManager` (multiplexed, reconnects by itself).
+//!   Every call has a deadline (`state.timeout_ms`); after a failure the state counts as down
+//!   for [`DOWN_FOR`] (requests follow `on_state_error` at once instead of each waiting out a
+//!   deadline), then the next request tries again. Failures are counted in
+//!   `switchyard_state_errors_total{op}` and logged at most every [`LOG_EVERY`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::gcra::Standing;
+use super::period::Periods;
+use super::{AdmitError, Charge, KeyReport, LimitKind, Refusal};
+use crate::config::StateSettings;
+use crate::telemetry::metrics::GovernanceMetrics;
+
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/renew.lua")));
+
+/// How long a concurrency lease lives without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+/// How often this process renews its leases.
+pub const LEASE_RENEW: Duration = Duration::from_secs(20);
+/// After a failed call, how long requests skip Redis and follow `on_state_error`.
+pub const DOWN_FOR: Duration = Duration::from_millis(500);
+/// Settlements in flight at most.
+pub const MAX_PENDING_SETTLES: usize = 4096;
+/// At most one log line per this interval about an unreachable state.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid state.redis_url: {0}")]
+    Url(String),
+    #[error("cannot start the state thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the state thread did not start")]
+    NoRuntime,
+}
+
+pub struct SharedEngine {
+    conn: ConnectionManager,
+    /// The state thread's runtime: settlements and lease renewal run there.
+    handle: tokio::runtime::Handle,
+    timeout: Duration,
+    deny: bool,
+    metrics: GovernanceMetrics,
+    epoch: Instant,
+    /// `epoch`-relative microseconds until which the state counts as down.
+    down_until: AtomicU64,
+    was_down: AtomicBool,
+    /// `epoch`-relative microseconds of the last log line about the state (0: none yet).
+    last_log: AtomicU64,
+    pending_settles: AtomicUsize,
+    lease_prefix: String,
+    lease_seq: AtomicU64,
+    /// Leases held by requests in flight here: member → the lease sets it is in.
+    leases: Mutex<HashMap<String, Vec<String>>>,
+}
+
+fn key(name: &str, what: &str) -> String {
+    format!("switchyard:gov:{name}:{what}")
+}
+
+/// The five Redis keys of one virtual key for these periods (see `scripts/admit.lua`).
+fn keys_of(name: &str, periods: &Periods) -> [String; 5] {
+    [
+        key(name, "rpm"),
+        key(name, "tpm"),
+        key(name, "conc"),
+        key(name, &format!("usd:d:{}", periods.day_label())),
+        key(name, &format!("usd:m:{}", periods.month_label())),
+    ]
+}
+
+fn limit_arg(v: Option<u64>) -> i64 {
+    v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// A day key lives to the end of its day and one more; a month key to its end and two more.
+fn ttls(periods: &Periods) -> (u64, u64) {
+    (
+        periods.day_ends_in.as_secs() + 86_400,
+        periods.month_ends_in.as_secs() + 2 * 86_400,
+    )
+}
+
+/// Seven stats per key (see `scripts/admit.lua`) as a report.
+fn report_of(charge: &Charge, s: &[i64]) -> KeyReport {
+    let l = &charge.key.limits;
+    let standing = |limit: Option<u64>, remaining: i64, reset: i64| {
+        limit.filter(|_| remaining >= 0).map(|limit| Standing {
+            limit,
+            remaining: remaining as u64,
+            reset_us: reset.max(0) as u64,
+        })
+    };
+    KeyReport {
+        requests: standing(l.rpm, s[0], s[1]),
+        tokens: standing(l.tpm, s[2], s[3]),
+        inflight: s[4].max(0) as u64,
+        day_spent_pico: s[5].max(0) as u64,
+        month_spent_pico: s[6].max(0) as u64,
+    }
+}
+
+impl SharedEngine {
+    /// Starts the state thread and a lazily connecting client: nothing here waits for Redis.
+    pub fn start(
+        settings: &StateSettings,
+        metrics: GovernanceMetrics,
+    ) -> Result<Arc<SharedEngine>, StateError> {
+        // Never echo the URL: it may carry a password.
+        let client = redis::Client::open(settings.redis_url.expose())
+            .map_err(|e| StateError::Url(format!("{:?}", e.kind())))?;
+        let timeout = settings.timeout;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("switchyard-state".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build the state runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let conn = ConnectionManager::new_lazy_with_config(client, config);
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Arc<SharedEngine>>();
+                    if tx
+                        .send((conn, tokio::runtime::Handle::current(), done_tx))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    // The engine comes back once built; then this thread renews its leases.
+                    if let Ok(engine) = done_rx.await {
+                        let weak = Arc::downgrade(&engine);
+                        drop(engine);
+                        let mut tick = tokio::time::interval(LEASE_RENEW);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        loop {
+                            tick.tick().await;
+                            let Some(engine) = weak.upgrade() else { return };
+                            engine.renew().await;
+                        }
+                    }
+                });
+            })?;
+        let (conn, handle, done) = rx.recv().map_err(|_| StateError::NoRuntime)?;
+        let conn = conn.map_err(|e| StateError::Url(format!("{:?}", e.kind())))?;
+        let engine = Arc::new(SharedEngine {
+            conn,
+            handle,
+            timeout,
+            deny: !settings.on_state_error_allow,
+            metrics,
+            epoch: Instant::now(),
+            down_until: AtomicU64::new(0),
+            was_down: AtomicBool::new(false),
+            last_log: AtomicU64::new(0),
+            pending_settles: AtomicUsize::new(0),
+            lease_prefix: format!("{:016x}", rand::random::<u64>()),
+            lease_seq: AtomicU64::new(0),
+            leases: Mutex::new(HashMap::new()),
+        });
+        let _ = done.send(engine.clone());
+        Ok(engine)
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
+    }
+
+    /// One script call with the deadline; failures mark the state down.
+    async fn call(
+        &self,
+        op: &'static str,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Option<Vec<i64>> {
+        let mut conn = self.conn.clone();
+        let result = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
+        let error = match result {
+            Ok(Ok(v)) => {
+                if self.was_down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("governance state (Redis) reachable again");
+                }
+                return Some(v);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+        };
+        self.failed(op, &error);
+        None
+    }
+
+    fn failed(&self, op: &'static str, error: &str) {
+        let now = self.now_us();
+        self.down_until
+            .store(now + DOWN_FOR.as_micros() as u64, Ordering::Relaxed);
+        self.was_down.store(true, Ordering::Relaxed);
+        self.metrics
+            .state_errors_total
+            .with_label_values(&[op])
+            .inc();
+        let last = self.last_log.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_micros() as u64)
+            && self
+                .last_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                op,
+                error,
+                on_state_error = if self.deny { "deny" } else { "allow" },
+                "governance state (Redis) unreachable; requests follow on_state_error until it answers"
+            );
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.now_us() < self.down_until.load(Ordering::Relaxed)
+    }
+
+    /// Admits against Redis: `Ok(lease)` when admitted (the lease to free at settlement).
+    pub async fn admit(
+        &self,
+        charges: &[Charge],
+        periods: &Periods,
+        reports: &mut Vec<KeyReport>,
+    ) -> Result<Option<String>, AdmitError> {
+        if self.is_down() {
+            self.metrics
+                .state_errors_total
+                .with_label_values(&["admit"])
+                .inc();
+            return Err(AdmitError::StateDown { deny: self.deny });
+        }
+        let needs_lease = charges.iter().any(|c| c.key.limits.concurrent.is_some());
+        let lease = needs_lease.then(|| {
+            format!(
+                "{}:{}",
+                self.lease_prefix,
+                self.lease_seq.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        let (day_ttl, month_ttl) = ttls(periods);
+        let mut inv = ADMIT.prepare_invoke();
+        inv.arg(charges.len())
+            .arg(lease.as_deref().unwrap_or(""))
+            .arg(LEASE_TTL.as_micros() as u64)
+            .arg(day_ttl)
+            .arg(month_ttl)
+            .arg(periods.day_ends_in.as_micros() as u64)
+            .arg(periods.month_ends_in.as_micros() as u64);
+        for c in charges {
+            for k in keys_of(&c.key.name, periods) {
+                inv.key(k);
+            }
+            let l = &c.key.limits;
+            inv.arg(limit_arg(l.rpm))
+                .arg(limit_arg(l.tpm))
+                .arg(c.tokens)
+                .arg(limit_arg(l.concurrent))
+                .arg(limit_arg(c.day_cap))
+                .arg(limit_arg(c.month_cap))
+                .arg(c.pico);
+        }
+        let Some(out) = self.call("admit", inv).await else {
+            return Err(AdmitError::StateDown { deny: self.deny });
+        };
+        match out.first() {
+            Some(0) if out.len() == 1 + 7 * charges.len() => {
+                for (c, s) in charges.iter().zip(out[1..].chunks(7)) {
+                    reports.push(report_of(c, s));
+                }
+                if let Some(lease) = &lease {
+                    let sets = charges
+                        .iter()
+                        .filter(|c| c.key.limits.concurrent.is_some())
+                        .map(|c| key(&c.key.name, "conc"))
+                        .collect();
+                    self.leases
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(lease.clone(), sets);
+                }
+                Ok(lease)
+            }
+            Some(1) if out.len() == 11 => {
+                let index = usize::try_from(out[1]).unwrap_or(0).min(charges.len() - 1);
+                let Some(limit) = LimitKind::from_code(out[2]) else {
+                    self.failed("admit", "unexpected limit code from the admit script");
+                    return Err(AdmitError::StateDown { deny: self.deny });
+                };
+                let refusal = Refusal {
+                    key_index: index,
+                    limit,
+                    retry_after_us: out[3].max(1) as u64,
+                };
+                Err(AdmitError::Refused(
+                    refusal,
+                    Some(report_of(&charges[index], &out[4..])),
+                ))
+            }
+            _ => {
+                self.failed("admit", "unexpected answer from the admit script");
+                Err(AdmitError::StateDown { deny: self.deny })
+            }
+        }
+    }
+
+    /// Sends the settlement from the state thread; never waits.
+    pub fn settle(
+        self: &Arc<Self>,
+        charges: Vec<Charge>,
+        deltas: Vec<(i64, i64)>,
+        periods: Periods,
+        lease: Option<String>,
+    ) {
+        if let Some(lease) = &lease {
+            self.leases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(lease);
+        }
+        let nothing_to_do = lease.is_none() && deltas.iter().all(|&(t, p)| t == 0 && p == 0);
+        if nothing_to_do {
+            return;
+        }
+        if self.pending_settles.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_SETTLES {
+            self.pending_settles.fetch_sub(1, Ordering::Relaxed);
+            self.metrics
+                .state_errors_total
+                .with_label_values(&["settle_dropped"])
+                .inc();
+            return;
+        }
+        let engine = self.clone();
+        self.handle.spawn(async move {
+            engine
+                .settle_now(&charges, &deltas, &periods, lease.as_deref())
+                .await;
+            engine.pending_settles.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    async fn settle_now(
+        &self,
+        charges: &[Charge],
+        deltas: &[(i64, i64)],
+        periods: &Periods,
+        lease: Option<&str>,
+    ) {
+        let (day_ttl, month_ttl) = ttls(periods);
+        let mut inv = SETTLE.prepare_invoke();
+        inv.arg(charges.len())
+            .arg(lease.unwrap_or(""))
+            .arg(day_ttl)
+            .arg(month_ttl);
+        for (c, &(tokens, pico)) in charges.iter().zip(deltas) {
+            for k in keys_of(&c.key.name, periods) {
+                inv.key(k);
+            }
+            let l = &c.key.limits;
+            let capped = c.day_cap.is_some() || c.month_cap.is_some();
+            inv.arg(limit_arg(l.rpm))
+                .arg(limit_arg(l.tpm))
+                .arg(limit_arg(l.concurrent))
+                .arg(tokens)
+                .arg(if capped { pico } else { 0 });
+        }
+        if let Some(out) = self.call("settle", inv).await {
+            if out.len() == 7 * charges.len() {
+                for (c, s) in charges.iter().zip(out.chunks(7)) {
+                    let mut r = report_of(c, s);
+                    // Settlement does not read the request bucket.
+                    r.requests = None;
+                    self.metrics.report(&c.key, &r);
+                }
+            }
+        }
+    }
+
+    /// Renews the leases of requests still in flight here.
+    async fn renew(&self) {
+        let held: Vec<(String, String)> = self
+            .leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flat_map(|(member, sets)| sets.iter().map(|s| (s.clone(), member.clone())))
+            .collect();
+        for batch in held.chunks(256) {
+            let mut inv = RENEW.prepare_invoke();
+            inv.arg(LEASE_TTL.as_micros() as u64);
+            for (set, member) in batch {
+                inv.key(set).arg(member);
+            }
+            let mut conn = self.conn.clone();
+            let result: Result<Result<i64, _>, _> =
+                tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await;
+            if !matches!(result, Ok(Ok(_))) {
+                self.failed("renew", "lease renewal failed");
+                return;
+            }
+        }
+    }
+}
