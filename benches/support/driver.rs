@@ -291,7 +291,7 @@ impl Setup {
             format!(
                 "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\n  paced: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\n  vk-paced: {{ provider: paced }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n",
                 paced.addr
-            ),
+            ) + &std::env::var("SWITCHYARD_BENCH_EXTRA_CONFIG").unwrap_or_default(),
         )
         .expect("write config");
         let gateway = Proc {
@@ -492,6 +492,21 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 );
             }
         }
+        // Paced streams.
+        for (name, addr, key) in setup.stream_targets() {
+            let s = streams(&client, addr, key, &setup.paced, plan).await;
+            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
+            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
+            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
+            eprintln!(
+                "round {round} {name}: stream ttfc p99 {:.0} µs, transit p99 {:.0} µs, gap p99 {:.0} µs",
+                s.ttfc_p99, s.transit_p99, s.gap_p99
+            );
+            push(
+                format!("stream_lost_or_merged.{name}"),
+                s.lost_or_merged as f64,
+            );
+        }
         // Open-loop: the highest rate whose latency-corrected p99 stays within the bound,
         // against the in-process instant upstream (see `paced`), so CPU 0 runs one process.
         for (lanes, (name, _, _)) in instant.iter_mut().zip(setup.stream_targets()) {
@@ -520,21 +535,6 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
                 push(format!("open_loop_proxy_cpu_busy_pct.{name}"), busy * 100.0);
             }
-        }
-        // Paced streams.
-        for (name, addr, key) in setup.stream_targets() {
-            let s = streams(&client, addr, key, &setup.paced, plan).await;
-            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
-            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
-            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
-            eprintln!(
-                "round {round} {name}: stream ttfc p99 {:.0} µs, transit p99 {:.0} µs, gap p99 {:.0} µs",
-                s.ttfc_p99, s.transit_p99, s.gap_p99
-            );
-            push(
-                format!("stream_lost_or_merged.{name}"),
-                s.lost_or_merged as f64,
-            );
         }
     }
     for (k, v) in per_round {
