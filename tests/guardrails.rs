@@ -83,7 +83,10 @@ async fn contains_and_regex_deny_before_the_provider_and_pass_clean_text() {
     assert_eq!(body["error"]["type"], "hooks_failed");
     assert_eq!(body["error"]["code"], "input_guardrails_failed");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("input guardrails") && message.contains("no_secrets"), "{message}");
+    assert!(
+        message.contains("input guardrails") && message.contains("no_secrets"),
+        "{message}"
+    );
     let hook = &body["hook_results"]["before_request_hooks"][0];
     assert_eq!(hook["verdict"], false);
     assert_eq!(hook["checks"][0]["id"], "no_secrets");
@@ -93,7 +96,10 @@ async fn contains_and_regex_deny_before_the_provider_and_pass_clean_text() {
     let resp = post(&gw, "screened", &chat_with("ssn 123-45-6789 please", false)).await;
     assert_eq!(resp.status().as_u16(), 446);
     assert_eq!(failed_header(&resp).as_deref(), Some("input:no_ssn"));
-    assert!(mock.requests().is_empty(), "a denied request reached the provider");
+    assert!(
+        mock.requests().is_empty(),
+        "a denied request reached the provider"
+    );
     // Pass: clean text goes through untouched, with a plain 200 and no header.
     let resp = post(&gw, "screened", &chat_with("Say hello", false)).await;
     assert_eq!(resp.status().as_u16(), 200);
@@ -115,13 +121,21 @@ async fn contains_and_regex_deny_before_the_provider_and_pass_clean_text() {
     assert_eq!(body["error"]["type"], "hooks_failed");
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="screened""#, r#"check="no_secrets""#, r#"verdict="deny""#],
+        &[
+            r#"config="screened""#,
+            r#"check="no_secrets""#,
+            r#"verdict="deny""#,
+        ],
         2.0,
     )
     .await;
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="screened""#, r#"check="no_ssn""#, r#"verdict="pass""#],
+        &[
+            r#"config="screened""#,
+            r#"check="no_ssn""#,
+            r#"verdict="pass""#,
+        ],
         3.0,
     )
     .await;
@@ -142,13 +156,21 @@ async fn word_count_warns_with_246_and_the_header() {
     let check = &body["hook_results"]["before_request_hooks"][0]["checks"][2];
     assert_eq!(check["id"], "word_count");
     assert_eq!(check["verdict"], false);
-    assert_eq!(mock.requests().len(), 1, "a warning still reaches the provider");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "a warning still reaches the provider"
+    );
     // Pass: a short prompt is a plain 200.
     let resp = post(&gw, "screened", &chat_with("two words", false)).await;
     assert_eq!(resp.status().as_u16(), 200);
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="screened""#, r#"check="word_count""#, r#"verdict="warn""#],
+        &[
+            r#"config="screened""#,
+            r#"check="word_count""#,
+            r#"verdict="warn""#,
+        ],
         1.0,
     )
     .await;
@@ -165,7 +187,9 @@ async fn pii_is_redacted_before_the_provider_sees_it() {
     assert_eq!(seen.len(), 1);
     let seen = &seen[0];
     assert!(
-        seen.contains("I am [REDACTED_EMAIL], card [REDACTED_CREDIT_CARD], phone [REDACTED_PHONE]."),
+        seen.contains(
+            "I am [REDACTED_EMAIL], card [REDACTED_CREDIT_CARD], phone [REDACTED_PHONE]."
+        ),
         "{seen}"
     );
     assert!(!seen.contains("jane@") && !seen.contains("4111"), "{seen}");
@@ -178,7 +202,11 @@ async fn pii_is_redacted_before_the_provider_sees_it() {
     assert!(seen_texts(&mock)[0].contains("order 4111111111111112"));
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="screened""#, r#"check="pii""#, r#"verdict="redact""#],
+        &[
+            r#"config="screened""#,
+            r#"check="pii""#,
+            r#"verdict="redact""#,
+        ],
         1.0,
     )
     .await;
@@ -209,12 +237,18 @@ async fn an_output_failure_with_on_fail_fallback_moves_to_the_next_target() {
     assert_eq!(option_index(&resp), "config.targets[1]");
     assert_eq!(failed_header(&resp), None);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], r#"{"answer": 42}"#);
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        r#"{"answer": 42}"#
+    );
     // The mock saw both: the primary (whose prose failed the schema) and the backup.
     let requests = mock.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].header("x-mock-answer"), None);
-    assert_eq!(requests[1].header("x-mock-answer"), Some(r#"{"answer": 42}"#));
+    assert_eq!(
+        requests[1].header("x-mock-answer"),
+        Some(r#"{"answer": 42}"#)
+    );
     gw.expect_metric(
         "switchyard_fallbacks_total",
         &[r#"config="json_answers""#, r#"reason="guardrail_failed""#],
@@ -223,13 +257,21 @@ async fn an_output_failure_with_on_fail_fallback_moves_to_the_next_target() {
     .await;
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="json_answers""#, r#"check="json_schema""#, r#"verdict="fallback""#],
+        &[
+            r#"config="json_answers""#,
+            r#"check="json_schema""#,
+            r#"verdict="fallback""#,
+        ],
         1.0,
     )
     .await;
     gw.expect_metric(
         "switchyard_guardrail_verdicts_total",
-        &[r#"config="json_answers""#, r#"check="json_schema""#, r#"verdict="pass""#],
+        &[
+            r#"config="json_answers""#,
+            r#"check="json_schema""#,
+            r#"verdict="pass""#,
+        ],
         1.0,
     )
     .await;
@@ -321,12 +363,16 @@ async fn an_anthropic_stream_gets_its_final_event_last() {
     let text = resp.text().await.unwrap();
     let last = text
         .split("\n\n")
-        .rfind(|e| !e.trim().is_empty())
+        .filter(|e| !e.trim().is_empty())
+        .last()
         .unwrap();
     assert!(last.starts_with("event: hook_results\ndata: "), "{text}");
     let v: Value = serde_json::from_str(&last["event: hook_results\ndata: ".len()..]).unwrap();
     assert_eq!(v["type"], "hook_results");
-    assert_eq!(v["hook_results"]["after_request_hooks"][0]["checks"][1]["verdict"], false);
+    assert_eq!(
+        v["hook_results"]["after_request_hooks"][0]["checks"][1]["verdict"],
+        false
+    );
     assert!(text.contains("message_stop"), "{text}");
 }
 
@@ -338,7 +384,10 @@ async fn a_targets_own_input_list_refuses_that_target_only() {
     assert_eq!(option_index(&resp), "config.targets[1]");
     let requests = mock.requests();
     assert_eq!(requests.len(), 1, "the refusing target was not called");
-    assert_eq!(requests[0].header("x-mock-answer"), Some(r#"{"answer": 42}"#));
+    assert_eq!(
+        requests[0].header("x-mock-answer"),
+        Some(r#"{"answer": 42}"#)
+    );
     mock.clear();
     let resp = post(&gw, "per_target", &chat_with("a fine topic", false)).await;
     assert_eq!(option_index(&resp), "config.targets[0]");

@@ -22,7 +22,9 @@ pub enum Check {
     /// Inclusive bounds on whitespace-separated words.
     WordCount { min: u64, max: Option<u64> },
     /// The text (or the body of a ```json fenced block in it) parses as JSON and validates.
-    JsonSchema { validator: Box<jsonschema::Validator> },
+    JsonSchema {
+        validator: Box<jsonschema::Validator>,
+    },
     /// No e-mail, phone or card number (of the configured entities) occurs.
     Pii { detector: PiiDetector },
 }
@@ -68,12 +70,10 @@ impl Check {
                         Some(_) => Ok(()),
                         None => Err("none of the words occurs".into()),
                     },
-                    OperatorSpec::All => {
-                        match words.iter().find(|w| !hay.contains(w.as_str())) {
-                            None => Ok(()),
-                            Some(w) => Err(format!("the word {w:?} does not occur")),
-                        }
-                    }
+                    OperatorSpec::All => match words.iter().find(|w| !hay.contains(w.as_str())) {
+                        None => Ok(()),
+                        Some(w) => Err(format!("the word {w:?} does not occur")),
+                    },
                     OperatorSpec::None => match found.next() {
                         None => Ok(()),
                         Some(w) => Err(format!("the word {w:?} occurs")),
@@ -96,8 +96,8 @@ impl Check {
                 }
             }
             Check::JsonSchema { validator } => {
-                let value = parse_json_text(text)
-                    .ok_or_else(|| "the text is not JSON".to_string())?;
+                let value =
+                    parse_json_text(text).ok_or_else(|| "the text is not JSON".to_string())?;
                 match validator.validate(&value) {
                     Ok(()) => Ok(()),
                     Err(e) => {

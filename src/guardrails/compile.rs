@@ -35,14 +35,23 @@ pub fn compile(
     Ok((!guards.is_empty()).then(|| Arc::new(Guardrails { stage, guards })))
 }
 
-fn guard(stage: Stage, spec: &GuardrailSpec, p: &str, errors: &mut Vec<PathError>) -> Option<Guard> {
+fn guard(
+    stage: Stage,
+    spec: &GuardrailSpec,
+    p: &str,
+    errors: &mut Vec<PathError>,
+) -> Option<Guard> {
     let kind = spec.check;
     let mut err = |field: &str, msg: String| errors.push((format!("{p}.{field}"), msg));
     // Fields that belong to other checks.
     let fields: [(&str, bool, &[CheckKind]); 9] = [
         ("words", spec.words.is_some(), &[CheckKind::Contains]),
         ("operator", spec.operator.is_some(), &[CheckKind::Contains]),
-        ("case_sensitive", spec.case_sensitive.is_some(), &[CheckKind::Contains]),
+        (
+            "case_sensitive",
+            spec.case_sensitive.is_some(),
+            &[CheckKind::Contains],
+        ),
         ("pattern", spec.pattern.is_some(), &[CheckKind::Regex]),
         ("must_match", spec.must_match.is_some(), &[CheckKind::Regex]),
         ("min", spec.min.is_some(), &[CheckKind::WordCount]),
@@ -150,7 +159,10 @@ fn guard(stage: Stage, spec: &GuardrailSpec, p: &str, errors: &mut Vec<PathError
         },
         CheckKind::JsonSchema => {
             if stage == Stage::Input {
-                err("check", "json_schema applies to output_guardrails only".into());
+                err(
+                    "check",
+                    "json_schema applies to output_guardrails only".into(),
+                );
             }
             match &spec.schema {
                 None => {
@@ -171,7 +183,10 @@ fn guard(stage: Stage, spec: &GuardrailSpec, p: &str, errors: &mut Vec<PathError
         CheckKind::Pii => {
             let entities = spec.entities.clone().unwrap_or_default();
             if spec.entities.as_ref().is_some_and(Vec::is_empty) {
-                err("entities", "must list at least one of email, phone, credit_card".into());
+                err(
+                    "entities",
+                    "must list at least one of email, phone, credit_card".into(),
+                );
             }
             match PiiDetector::new(&entities) {
                 Ok(detector) => Some(Check::Pii { detector }),
@@ -183,7 +198,10 @@ fn guard(stage: Stage, spec: &GuardrailSpec, p: &str, errors: &mut Vec<PathError
         }
     }?;
     Some(Guard {
-        id: spec.name.clone().unwrap_or_else(|| kind.as_str().to_string()),
+        id: spec
+            .name
+            .clone()
+            .unwrap_or_else(|| kind.as_str().to_string()),
         check,
         action,
         fallback,

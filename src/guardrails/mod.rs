@@ -265,7 +265,10 @@ pub struct CommitReport {
 
 impl CommitReport {
     /// `None` when no guardrail ran for this answer.
-    pub fn new(screened: Option<&Screened>, checks: Option<&AttemptChecks>) -> Option<CommitReport> {
+    pub fn new(
+        screened: Option<&Screened>,
+        checks: Option<&AttemptChecks>,
+    ) -> Option<CommitReport> {
         if screened.is_none() && checks.is_none_or(|c| c.input.is_none() && c.output.is_none()) {
             return None;
         }
@@ -346,7 +349,11 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        assert!(text::screen_request(&set, Some(ClientFormat::OpenAi), &mut clean).1.is_none());
+        assert!(
+            text::screen_request(&set, Some(ClientFormat::OpenAi), &mut clean)
+                .1
+                .is_none()
+        );
     }
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {

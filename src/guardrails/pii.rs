@@ -14,7 +14,8 @@ use regex::Regex;
 use super::spec::PiiEntity;
 
 const EMAIL: &str = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}";
-const PHONE: &str = r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b|\+\d{8,15}\b";
+const PHONE: &str =
+    r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b|\+\d{8,15}\b";
 const CARD: &str = r"\b\d(?:[ \-]?\d){12,18}\b";
 
 /// The compiled detectors, built once with the config.
@@ -157,12 +158,18 @@ mod tests {
 
     #[test]
     fn finds_each_entity() {
-        assert_eq!(kinds("mail me at jane.doe+x@example.co.uk"), [PiiEntity::Email]);
+        assert_eq!(
+            kinds("mail me at jane.doe+x@example.co.uk"),
+            [PiiEntity::Email]
+        );
         assert_eq!(kinds("call 555-123-4567 now"), [PiiEntity::Phone]);
         assert_eq!(kinds("call (555) 123-4567"), [PiiEntity::Phone]);
         assert_eq!(kinds("call +1 555 123 4567"), [PiiEntity::Phone]);
         assert_eq!(kinds("call +14155550123"), [PiiEntity::Phone]);
-        assert_eq!(kinds("card 4111 1111 1111 1111 ok"), [PiiEntity::CreditCard]);
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111 ok"),
+            [PiiEntity::CreditCard]
+        );
         assert_eq!(kinds("card 4111-1111-1111-1111"), [PiiEntity::CreditCard]);
         assert_eq!(kinds("card 378282246310005"), [PiiEntity::CreditCard]);
         assert!(kinds("nothing here, order 12345, year 2026").is_empty());
@@ -234,7 +241,8 @@ mod tests {
             digits.push((check_digit(&body) + off) % 10);
             let number: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
             prop_assert!(!luhn_valid(&number));
-            prop_assert!(kinds(&format!("ref {number} end")).is_empty());
+            let text = format!("ref {number} end");
+            prop_assert!(kinds(&text).is_empty());
         }
 
         #[test]

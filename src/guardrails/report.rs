@@ -183,7 +183,10 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("contains (the word \"x\" occurs)"));
-        assert_eq!(v["hook_results"]["before_request_hooks"][0]["verdict"], false);
+        assert_eq!(
+            v["hook_results"]["before_request_hooks"][0]["verdict"],
+            false
+        );
         assert_eq!(d.header().as_deref(), Some("input:contains"));
         let a: Value = serde_json::from_slice(&d.body(ClientFormat::Anthropic)).unwrap();
         assert_eq!(a["type"], "error");

@@ -173,7 +173,9 @@ mod tests {
     #[test]
     fn openai_stream_event_goes_before_done() {
         let mut g = StreamGuard::new(
-            set(serde_json::json!([{"check": "contains", "words": ["tok1"], "operator": "none", "action": "deny"}])),
+            set(
+                serde_json::json!([{"check": "contains", "words": ["tok1"], "operator": "none", "action": "deny"}]),
+            ),
             Some(ClientFormat::OpenAi),
         );
         let mut written = Vec::new();

@@ -89,7 +89,11 @@ pub fn request_mut(
 }
 
 /// Calls `f` on each checked string of a response body (see the module doc).
-pub fn response_mut(format: Option<ClientFormat>, json: &mut Value, f: &mut dyn FnMut(&mut String)) {
+pub fn response_mut(
+    format: Option<ClientFormat>,
+    json: &mut Value,
+    f: &mut dyn FnMut(&mut String),
+) {
     match format {
         Some(ClientFormat::Anthropic) => {
             if let Some(content) = json.get_mut("content") {
@@ -207,11 +211,15 @@ mod tests {
     fn response_text_per_format() {
         let mut v = json!({"choices": [{"message": {"content": "first"}}, {"message": {"content": "second"}}]});
         let mut out = Vec::new();
-        response_mut(Some(ClientFormat::OpenAi), &mut v, &mut |s| out.push(s.clone()));
+        response_mut(Some(ClientFormat::OpenAi), &mut v, &mut |s| {
+            out.push(s.clone())
+        });
         assert_eq!(out, ["first"]);
         let mut v = json!({"content": [{"type": "text", "text": "x"}, {"type": "tool_use", "input": {}}, {"type": "text", "text": "y"}]});
         out.clear();
-        response_mut(Some(ClientFormat::Anthropic), &mut v, &mut |s| out.push(s.clone()));
+        response_mut(Some(ClientFormat::Anthropic), &mut v, &mut |s| {
+            out.push(s.clone())
+        });
         assert_eq!(out, ["x", "y"]);
     }
 }

@@ -40,7 +40,9 @@ pub enum FailureKind {
     NoRoute,
     /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`)
     /// lets the next target try.
-    Guardrail { fallback: bool },
+    Guardrail {
+        fallback: bool,
+    },
 }
 
 impl FailureKind {

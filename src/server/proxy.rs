@@ -567,8 +567,15 @@ impl Gateway {
             keep_body,
             limit_headers: facts.governed.as_ref().map_or(&[], |t| t.headers()),
         };
-        self.route(session, snapshot, &resolved, &request, track, screened.as_ref())
-            .await
+        self.route(
+            session,
+            snapshot,
+            &resolved,
+            &request,
+            track,
+            screened.as_ref(),
+        )
+        .await
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
