@@ -140,7 +140,7 @@ pub fn luhn_valid(candidate: &str) -> bool {
             d
         };
     }
-    (13..=19).contains(&count) && sum % 10 == 0
+    (13..=19).contains(&count) && sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

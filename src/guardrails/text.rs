@@ -6,6 +6,7 @@
 //! - `/v1/messages`: the `system` prompt (string or `text` blocks), then every message's text —
 //!   a `content` string, `text` blocks, and the text inside `tool_result` blocks.
 //! - other JSON routes: `prompt` and `input` when they are a string or a list of strings.
+//!
 //! Images, audio, files and tool-call arguments are not checked. The checks see the pieces
 //! joined with `\n` (Portkey checks only the last message; we check the whole conversation).
 //!
