@@ -177,6 +177,21 @@ async fn word_count_warns_with_246_and_the_header() {
 }
 
 #[tokio::test]
+async fn an_input_warning_on_a_stream_is_a_246_stream() {
+    let (_mock, gw) = setup().await;
+    let resp = post(&gw, "screened", &chat_with(&"word ".repeat(60), true)).await;
+    assert_eq!(resp.status().as_u16(), 246);
+    assert_eq!(failed_header(&resp).as_deref(), Some("input:word_count"));
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("tok0") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    // No output list: no final guardrail event.
+    assert!(!text.contains("hook_results"), "{text}");
+}
+
+#[tokio::test]
 async fn pii_is_redacted_before_the_provider_sees_it() {
     let (mock, gw) = setup().await;
     let text = "I am jane@example.com, card 4111 1111 1111 1111, phone (555) 123-4567.";

@@ -409,3 +409,57 @@ mod tests {
         }
     }
 }
+
+/// `cargo test --release --lib guardrails::cost -- --ignored --nocapture`: what screening one
+/// typical request and one answer costs (printed, not asserted: timing goals go to benches).
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use crate::providers::ClientFormat;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn screening_cost_per_request() {
+        let text = std::fs::read_to_string("conf/examples/guardrails.yaml").unwrap();
+        let snapshot = crate::config::load_str(&text, None).unwrap();
+        let input = snapshot.configs["screened"]
+            .root
+            .settings
+            .input_guardrails
+            .clone()
+            .unwrap();
+        let output = snapshot.configs["audited"]
+            .root
+            .settings
+            .output_guardrails
+            .clone()
+            .unwrap();
+        let request = serde_json::json!({"model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": "You are a helpful assistant for an online shop. Answer briefly."},
+            {"role": "user", "content": "Where is my order 12345? It was due last Tuesday and I paid with my usual card."},
+            {"role": "assistant", "content": "Let me check the status of order 12345 for you."},
+            {"role": "user", "content": "Thanks, please hurry, I need it for the weekend."}
+        ]});
+        let answer = serde_json::json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": "Your order 12345 left the warehouse yesterday and should arrive on Friday before noon."},
+            "finish_reason": "stop"}]});
+        let answer = serde_json::to_vec(&answer).unwrap();
+        let n = 20_000u32;
+        let started = Instant::now();
+        for _ in 0..n {
+            let mut map = request.as_object().cloned().unwrap();
+            let (eval, _) = text::screen_request(&input, Some(ClientFormat::OpenAi), &mut map);
+            assert!(!eval.any_failed());
+        }
+        let per_input = started.elapsed() / n;
+        let started = Instant::now();
+        for _ in 0..n {
+            let (eval, _) = text::screen_response(&output, Some(ClientFormat::OpenAi), &answer);
+            assert!(!eval.denied());
+        }
+        let per_output = started.elapsed() / n;
+        println!("input list of 4 checks on a 4-message request: {per_input:?} per request (clone of the parsed body included)");
+        println!("output list of 2 checks on a chat completion: {per_output:?} per answer (JSON parse included)");
+    }
+}
