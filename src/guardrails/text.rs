@@ -12,7 +12,9 @@
 //!
 //! Output (the response body the client would get, in its format): `choices[0].message.content`
 //! (or `choices[0].text` for completions) for OpenAI; the `text` blocks of `content` for
-//! Anthropic.
+//! Anthropic; the `output_text` parts of `output` for `/v1/responses`. Only answers that carry
+//! text are checked ([`checks_output`]): not embeddings or other routes, not Responses API
+//! streams.
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -89,6 +91,15 @@ pub fn request_mut(
     }
 }
 
+/// Whether output guardrails run on answers of this operation (`gen_ai.operation.name`).
+pub fn checks_output(operation: &str, stream: bool) -> bool {
+    match operation {
+        "chat" | "text_completion" => true,
+        "generate_content" => !stream,
+        _ => false,
+    }
+}
+
 /// Calls `f` on each checked string of a response body (see the module doc).
 pub fn response_mut(
     format: Option<ClientFormat>,
@@ -102,6 +113,20 @@ pub fn response_mut(
             }
         }
         _ => {
+            if let Some(Value::Array(items)) = json.get_mut("output") {
+                for item in items {
+                    if let Some(Value::Array(parts)) = item.get_mut("content") {
+                        for part in parts {
+                            if part.get("type").and_then(Value::as_str) == Some("output_text") {
+                                if let Some(Value::String(s)) = part.get_mut("text") {
+                                    f(s);
+                                }
+                            }
+                        }
+                    }
+                }
+                return;
+            }
             let Some(first) = json
                 .get_mut("choices")
                 .and_then(Value::as_array_mut)
@@ -222,5 +247,11 @@ mod tests {
             out.push(s.clone())
         });
         assert_eq!(out, ["x", "y"]);
+        let mut v = json!({"output": [{"type": "message", "content": [{"type": "output_text", "text": "r"}, {"type": "refusal", "refusal": "no"}]}]});
+        out.clear();
+        response_mut(None, &mut v, &mut |s| out.push(s.clone()));
+        assert_eq!(out, ["r"]);
+        assert!(checks_output("chat", true) && checks_output("generate_content", false));
+        assert!(!checks_output("embeddings", false) && !checks_output("generate_content", true));
     }
 }

@@ -575,13 +575,15 @@ impl AttemptRunner<'_> {
                 .hold_stream(leaf, labels, response, sent, pump, record)
                 .await;
             return match &settings.output_guardrails {
-                None => held,
-                Some(set) => held.map(|mut p| {
-                    p.guard.get_or_insert_default().stream = Some(
-                        guardrails::stream::StreamGuard::new(set.clone(), self.request.format),
-                    );
-                    p
-                }),
+                Some(set) if guardrails::text::checks_output(self.request.operation(), true) => {
+                    held.map(|mut p| {
+                        p.guard.get_or_insert_default().stream = Some(
+                            guardrails::stream::StreamGuard::new(set.clone(), self.request.format),
+                        );
+                        p
+                    })
+                }
+                _ => held,
             };
         }
         let limit = self.snapshot.limits.max_response_body_bytes;
@@ -618,8 +620,9 @@ impl AttemptRunner<'_> {
                     None => held,
                 };
                 let (held, guard) = match &settings.output_guardrails {
-                    None => (held, None),
-                    Some(set) => {
+                    Some(set)
+                        if guardrails::text::checks_output(self.request.operation(), false) =>
+                    {
                         let (eval, redacted) =
                             guardrails::text::screen_response(set, self.request.format, &held);
                         eval.record(self.metrics, self.config);
@@ -643,6 +646,7 @@ impl AttemptRunner<'_> {
                         });
                         (redacted.unwrap_or(held), guard)
                     }
+                    _ => (held, None),
                 };
                 Ok(Prepared {
                     response,
