@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod governance;
+pub mod guardrails;
 pub mod ingress;
 pub mod providers;
 pub mod router;

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::schema::*;
 use super::secrets;
 use super::snapshot::*;
+use crate::guardrails::Stage;
 use crate::telemetry::cost::{PriceError, PriceTable};
 
 /// One problem in a config file, with the YAML path it is about
@@ -72,8 +73,6 @@ const DEFAULT_STATE_TIMEOUT: Duration = Duration::from_millis(200);
 const QUERY_OPERATORS: [&str; 11] = [
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$and", "$or",
 ];
-const GUARDRAIL_CHECKS: [&str; 5] = ["contains", "regex", "word_count", "pii", "json_schema"];
-const GUARDRAIL_ACTIONS: [&str; 3] = ["deny", "warn", "redact"];
 
 /// Reads, parses, resolves secrets, validates and compiles the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
@@ -298,8 +297,8 @@ impl Compiler<'_> {
             override_params: Default::default(),
             circuit_breaker: circuit_breaker.clone(),
             cache: None,
-            input_guardrails: vec![],
-            output_guardrails: vec![],
+            input_guardrails: None,
+            output_guardrails: None,
         };
         let mut configs = HashMap::new();
         for (name, spec) in &file.configs {
@@ -849,11 +848,11 @@ impl Compiler<'_> {
             None => parent.cache.clone(),
         };
         let input_guardrails = match &spec.input_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g),
+            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g, Stage::Input),
             None => parent.input_guardrails.clone(),
         };
         let output_guardrails = match &spec.output_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g),
+            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g, Stage::Output),
             None => parent.output_guardrails.clone(),
         };
         TargetSettings {
@@ -872,38 +871,22 @@ impl Compiler<'_> {
         }
     }
 
-    fn guardrails(&mut self, path: &str, list: &[Value]) -> Vec<Value> {
-        for (i, g) in list.iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            let Some(obj) = g.as_object() else {
-                self.error(p, "must be a mapping with `check` and `action`");
-                continue;
-            };
-            match obj.get("check").and_then(Value::as_str) {
-                Some(c) if GUARDRAIL_CHECKS.contains(&c) => {}
-                other => self.error(
-                    format!("{p}.check"),
-                    format!("unknown check {other:?}: expected one of {GUARDRAIL_CHECKS:?}"),
-                ),
-            }
-            match obj.get("action").and_then(Value::as_str) {
-                Some(a) if GUARDRAIL_ACTIONS.contains(&a) => {}
-                other => self.error(
-                    format!("{p}.action"),
-                    format!("unknown action {other:?}: expected one of {GUARDRAIL_ACTIONS:?}"),
-                ),
-            }
-            if let Some(pattern) = obj.get("pattern") {
-                match pattern.as_str().map(regex::Regex::new) {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        self.error(format!("{p}.pattern"), format!("invalid regex: {e}"))
-                    }
-                    None => self.error(format!("{p}.pattern"), "must be a string"),
+    /// Compiles a guardrail list (`crate::guardrails::compile`), collecting its errors.
+    fn guardrails(
+        &mut self,
+        path: &str,
+        list: &[crate::guardrails::GuardrailSpec],
+        stage: Stage,
+    ) -> Option<Arc<crate::guardrails::Guardrails>> {
+        match crate::guardrails::compile(stage, list, path) {
+            Ok(g) => g,
+            Err(errors) => {
+                for (p, m) in errors {
+                    self.error(p, m);
                 }
+                None
             }
         }
-        list.to_vec()
     }
 
     /// Validates a Portkey query: `{ "metadata.x": {"$eq": v}, "$or": [ ... ] }`.

@@ -182,8 +182,8 @@ pub struct NodeSpec {
     pub timeouts: Option<TimeoutsSpec>,
     pub circuit_breaker: Option<BreakerSpec>,
     pub cache: Option<CacheSpec>,
-    pub input_guardrails: Option<Vec<serde_json::Value>>,
-    pub output_guardrails: Option<Vec<serde_json::Value>>,
+    pub input_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
+    pub output_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -272,9 +272,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Whether this target or any below it merges `override_params` or routes conditionally.
+    /// Whether this target or any below it merges `override_params`, routes conditionally or
+    /// checks the request's text (input guardrails).
     pub fn needs_body(&self) -> bool {
         !self.settings.override_params.is_empty()
+            || self.settings.input_guardrails.is_some()
             || match &self.kind {
                 TargetKind::Leaf { .. } => false,
                 TargetKind::Group { strategy, targets } => {
@@ -320,8 +322,9 @@ pub struct TargetSettings {
     pub override_params: serde_json::Map<String, serde_json::Value>,
     pub circuit_breaker: CircuitBreakerSettings,
     pub cache: Option<CacheSettings>,
-    pub input_guardrails: Vec<serde_json::Value>,
-    pub output_guardrails: Vec<serde_json::Value>,
+    /// `None`: no input guardrails (nothing is extracted or checked).
+    pub input_guardrails: Option<Arc<crate::guardrails::Guardrails>>,
+    pub output_guardrails: Option<Arc<crate::guardrails::Guardrails>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -24,6 +24,7 @@ use super::shutdown::Drain;
 use crate::config::{Snapshot, Target, TargetKind};
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
+use crate::guardrails::{self, report::Denial, Screened};
 use crate::ingress::{self, Resolved};
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
@@ -498,7 +499,7 @@ impl Gateway {
             }
         };
         let needs_body = resolved.route.needs_body;
-        let request =
+        let mut request =
             match Self::parse_request(session.req_header(), path_and_query, body, needs_body) {
                 Ok(r) => r,
                 Err(e) => return respond::write_error(session, client, &e, &traced).await,
@@ -512,6 +513,32 @@ impl Gateway {
                 return respond::write_error(session, client, &e, &traced).await;
             }
         }
+        // The config's input guardrails, once, before anything is spent on the request.
+        let format = request.format;
+        let screened = match (
+            &resolved.route.root.settings.input_guardrails,
+            request.json.as_mut(),
+        ) {
+            (Some(set), Some(json)) => {
+                let (eval, body) = guardrails::text::screen_request(set, format, json);
+                eval.record(&self.metrics, &facts.config);
+                if eval.denied() {
+                    let denial = Denial {
+                        input: vec![eval],
+                        output: None,
+                    };
+                    return respond::write_denial(session, client, &denial, &traced).await;
+                }
+                if let Some(body) = body {
+                    request.body = body;
+                }
+                Some(Screened {
+                    applied: set.clone(),
+                    eval,
+                })
+            }
+            _ => None,
+        };
         let view = RequestView {
             body: &request.body,
             json: request.json.as_ref(),
@@ -540,8 +567,15 @@ impl Gateway {
             keep_body,
             limit_headers: facts.governed.as_ref().map_or(&[], |t| t.headers()),
         };
-        self.route(session, snapshot, &resolved, &request, track)
-            .await
+        self.route(
+            session,
+            snapshot,
+            &resolved,
+            &request,
+            track,
+            screened.as_ref(),
+        )
+        .await
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
@@ -553,6 +587,7 @@ impl Gateway {
         resolved: &Resolved,
         request: &ClientRequest,
         track: Tracking<'_>,
+        screened: Option<&Screened>,
     ) -> Finished {
         let Tracking {
             journal,
@@ -569,6 +604,7 @@ impl Gateway {
             client_head: session.req_header(),
             config: resolved.config_label(),
             upstream_wait_ns,
+            screened,
         };
         let router = Router {
             attempts: &runner,
@@ -590,6 +626,7 @@ impl Gateway {
                     target_path: &won.leaf.path,
                     operation: request.operation(),
                     keep_body,
+                    screened,
                     outcome_if_ok: if won.fell_back {
                         Outcome::FallbackOk
                     } else {

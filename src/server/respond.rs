@@ -12,6 +12,8 @@ use pingora::prelude::Session;
 
 use super::attempt::{failure_kind, gateway_error, Prepared, Reply, StreamPump};
 use crate::error::GatewayError;
+use crate::guardrails::report::{self as guard_report, Denial};
+use crate::guardrails::{CommitReport, Screened};
 use crate::providers::{ClientFormat, Usage};
 use crate::router::FailureKind;
 use crate::telemetry::AttemptRecord;
@@ -160,6 +162,30 @@ pub async fn write_error(
     }
 }
 
+/// Writes a guardrail's 446, with the header naming the failed checks.
+pub async fn write_denial(
+    session: &mut Session,
+    client: ClientFormat,
+    denial: &Denial,
+    extra: &[(&'static str, String)],
+) -> Finished {
+    let mut headers = extra.to_vec();
+    if let Some(h) = denial.header() {
+        headers.push((guard_report::FAILED_HEADER, h));
+    }
+    let status = guard_report::DENIED_STATUS;
+    let abort = write_whole(session, status, None, &headers, denial.body(client))
+        .await
+        .is_err();
+    Finished {
+        attempt: None,
+        response_body: None,
+        status,
+        outcome: Outcome::Rejected,
+        abort,
+    }
+}
+
 /// Writes the reply of the last failure: the provider's own, or ours.
 pub async fn write_failure(
     session: &mut Session,
@@ -169,6 +195,7 @@ pub async fn write_failure(
 ) -> Finished {
     match reply {
         Reply::Gateway(e) => write_error(session, client, &e, extra).await,
+        Reply::Guardrail(d) => write_denial(session, client, &d, extra).await,
         Reply::Upstream {
             status,
             header,
@@ -200,6 +227,8 @@ pub struct Commit<'a> {
     pub operation: &'static str,
     /// Keep (up to [`MAX_LOGGED_BODY`] of) what is sent, for the access log.
     pub keep_body: bool,
+    /// The config's input guardrail results (`None`: it has none).
+    pub screened: Option<&'a Screened>,
 }
 
 impl Commit<'_> {
@@ -217,10 +246,40 @@ impl Commit<'_> {
             labels,
             mut pump,
             mut record,
+            guard,
         } = prepared;
-        let status = response.status();
+        let mut status = response.status();
         let started = response.started();
         let mut kept = self.keep_body.then(BytesMut::new);
+        // Guardrails: a failed warn check makes a 200 a 246 and is listed in a header.
+        let report = CommitReport::new(self.screened, guard.as_deref());
+        let mut stream_guard = guard.and_then(|g| g.stream);
+        let with_guard: Vec<(&'static str, String)>;
+        let extra = match report.as_ref().and_then(|r| r.header.clone()) {
+            Some(h) => {
+                with_guard = extra
+                    .iter()
+                    .cloned()
+                    .chain([(guard_report::FAILED_HEADER, h)])
+                    .collect();
+                &with_guard[..]
+            }
+            None => extra,
+        };
+        let warned = report.as_ref().is_some_and(|r| r.warned);
+        if warned && status == 200 {
+            status = guard_report::WARNED_STATUS;
+        }
+        let held = match &report {
+            Some(r) if warned && !is_stream => {
+                guard_report::with_hook_results(&held, r.hook_results()).unwrap_or(held)
+            }
+            _ => held,
+        };
+        let held = match stream_guard.as_mut() {
+            Some(g) => g.relay(&held),
+            None => held,
+        };
         if !is_stream {
             if let Some(k) = kept.as_mut() {
                 k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
@@ -276,9 +335,9 @@ impl Commit<'_> {
                 let step = match (next, pump.as_deref_mut()) {
                     // The client hung up: the upstream is torn down below (no more token spend).
                     (None, _) => Step::ClientGone,
-                    (Some(Ok(Some(chunk))), None) => Step::Write(chunk),
+                    (Some(Ok(Some(chunk))), None) => Step::Write(relay(&mut stream_guard, chunk)),
                     (Some(Ok(Some(chunk))), Some(pump)) => match translate_chunk(pump, &chunk) {
-                        Ok(out) => Step::Write(out),
+                        Ok(out) => Step::Write(relay(&mut stream_guard, out)),
                         Err(e) => Step::Fail(
                             FailureKind::Stream.label(),
                             pump_abort(pump, &gateway_error(self.target_path, e)),
@@ -334,6 +393,25 @@ impl Commit<'_> {
                                         / f64::from(chunks),
                                 );
                         }
+                        let last = match stream_guard.as_mut() {
+                            None => last,
+                            Some(g) => {
+                                let mut tail = BytesMut::new();
+                                if let Some(b) = last {
+                                    tail.extend_from_slice(&g.relay(&b));
+                                }
+                                let input: Vec<_> =
+                                    report.iter().flat_map(|r| r.input.iter()).collect();
+                                let (eval, end) = g.finish(&input);
+                                eval.record(self.metrics, &labels.config);
+                                tail.extend_from_slice(&end);
+                                if let Some(k) = kept.as_mut() {
+                                    let room = MAX_LOGGED_BODY.saturating_sub(k.len());
+                                    k.extend_from_slice(&end[..end.len().min(room)]);
+                                }
+                                Some(tail.freeze())
+                            }
+                        };
                         let last = last.filter(|b| !b.is_empty());
                         let abort = session.write_response_body(last, true).await.is_err();
                         break ("ok", self.finished(status, abort));
@@ -392,6 +470,14 @@ enum Step {
     End(Option<Bytes>),
     /// The stream failed after the commit point: the result label and the terminal event.
     Fail(&'static str, Bytes),
+}
+
+/// Client-format bytes through a stream's output guard, when it has one.
+fn relay(guard: &mut Option<crate::guardrails::stream::StreamGuard>, chunk: Bytes) -> Bytes {
+    match guard {
+        Some(g) => g.relay(&chunk),
+        None => chunk,
+    }
 }
 
 /// One upstream chunk through the pump: the client-format bytes of the events it completed.

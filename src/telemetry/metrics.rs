@@ -38,6 +38,9 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// `{config, check, verdict}`: guardrail check results (`crate::guardrails`); `check` is a
+    /// configured name or check kind, `verdict` one of pass, warn, deny, fallback, redact.
+    pub guardrail_verdicts_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -181,6 +184,14 @@ impl Metrics {
             ),
             &["target"],
         )?;
+        let guardrail_verdicts_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_guardrail_verdicts_total",
+                "Guardrail check results by config, check and verdict (pass, warn, deny, fallback, redact).",
+            ),
+            &["config", "check", "verdict"],
+        )?;
+        registry.register(Box::new(guardrail_verdicts_total.clone()))?;
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -215,6 +226,7 @@ impl Metrics {
             fallbacks_total,
             retries_total,
             circuit_state,
+            guardrail_verdicts_total,
         })
     }
 

@@ -60,6 +60,10 @@
 //!   Anthropic from `ping` to `content_block_stop`, Gemini sends only the last event);
 //! - `cut=headers` close the connection before any response; `content_bytes=N` pad a
 //!   non-streaming text answer to N bytes.
+//!
+//! A request header `x-mock-answer: <text>` (e.g. a provider's static `headers:` in a gateway
+//! config) replaces the default text answer, in every format (streams split it across the
+//! content events).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -521,6 +525,14 @@ async fn handle(
     }
     let request: serde_json::Value =
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let answer_override = parts
+        .headers
+        .get("x-mock-answer")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let openai_answer = |request: &serde_json::Value| {
+        with_override(openai_answer(request), answer_override.as_deref())
+    };
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let stream = request
         .get("stream")
@@ -534,6 +546,7 @@ async fn handle(
                 &parts.headers,
                 &request,
                 id,
+                answer_override.as_deref(),
             ))
         }
         Wire::Gemini => {
@@ -962,6 +975,14 @@ fn placeholder(prop: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The default answer replaced by an `x-mock-answer` text.
+fn with_override(answer: Answer, text: Option<&str>) -> Answer {
+    match (answer, text) {
+        (Answer::Default, Some(t)) => Answer::ToolResult(t.to_string()),
+        (a, _) => a,
+    }
+}
+
 fn openai_answer(request: &serde_json::Value) -> Answer {
     let last = request
         .get("messages")
@@ -1116,6 +1137,7 @@ fn anthropic_route(
     headers: &hyper::HeaderMap,
     request: &serde_json::Value,
     id: u64,
+    answer_override: Option<&str>,
 ) -> Response<Body> {
     let invalid = |status: u16, message: &str| wire_error(Wire::Anthropic, status, message);
     if header(headers, "x-api-key").is_none() {
@@ -1132,7 +1154,7 @@ fn anthropic_route(
             return invalid(400, &format!("{required}: Field required"));
         }
     }
-    let answer = anthropic_answer(request);
+    let answer = with_override(anthropic_answer(request), answer_override);
     if request.get("stream").and_then(|s| s.as_bool()) == Some(true) {
         return start_stream(state, fault, request, id, StreamKind::Anthropic, answer);
     }
