@@ -38,6 +38,9 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// Forward-proxy mode: `CONNECT`s and plain-HTTP proxy requests by `mode` (`intercept`,
+    /// `tunnel`, `refused`).
+    pub forward_connections_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -181,6 +184,17 @@ impl Metrics {
             ),
             &["target"],
         )?;
+        let forward_connections_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_forward_connections_total",
+                "Forward-proxy connections (CONNECT) and plain-HTTP proxy requests, by mode: intercept, tunnel, refused.",
+            ),
+            &["mode"],
+        )?;
+        registry.register(Box::new(forward_connections_total.clone()))?;
+        for mode in ["intercept", "tunnel", "refused"] {
+            forward_connections_total.with_label_values(&[mode]);
+        }
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -215,6 +229,7 @@ impl Metrics {
             fallbacks_total,
             retries_total,
             circuit_state,
+            forward_connections_total,
         })
     }
 
