@@ -95,7 +95,10 @@ fn the_production_example_loads_with_its_secrets_present() {
         assert!(!dump.contains(secret), "{secret} leaked");
     }
     let ca_key = std::fs::read_to_string(ca_dir.join("ca.key")).unwrap();
-    assert!(ca_key.lines().skip(1).take(1).all(|l| !dump.contains(l)), "CA key leaked");
+    assert!(
+        ca_key.lines().skip(1).take(1).all(|l| !dump.contains(l)),
+        "CA key leaked"
+    );
     // Without the environment variable, the error names it and its path.
     std::env::remove_var("OPENAI_API_KEY");
     let err = switchyard::config::load_str(&text, None)

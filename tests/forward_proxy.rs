@@ -90,7 +90,11 @@ async fn connect(gw: &Gateway, target: &str) -> TcpStream {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).await.unwrap(), 1, "closed during the head");
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the head"
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head);
@@ -186,7 +190,10 @@ async fn the_openai_host_is_intercepted_and_served_by_the_gateway() {
 
     // Metrics and access log as in base-URL mode, plus the connection counter.
     let intercepts = gw
-        .metric("switchyard_forward_connections_total", &["mode=\"intercept\""])
+        .metric(
+            "switchyard_forward_connections_total",
+            &["mode=\"intercept\""],
+        )
         .await;
     assert!(intercepts >= 2.0, "{intercepts}");
     gw.expect_metric(
@@ -202,7 +209,10 @@ async fn the_openai_host_is_intercepted_and_served_by_the_gateway() {
     )
     .await;
     let lines = gw.access_log_lines(4).await;
-    assert!(lines.iter().filter(|l| l["config"] == "forward").count() >= 3, "{lines:?}");
+    assert!(
+        lines.iter().filter(|l| l["config"] == "forward").count() >= 3,
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -221,11 +231,17 @@ async fn plain_http_proxy_requests_are_intercepted_forwarded_or_refused() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let auth = format!("Bearer {PROVIDER_KEY}");
-    assert_eq!(mock.requests()[0].header("authorization"), Some(auth.as_str()));
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(auth.as_str())
+    );
 
     // An allowed host: forwarded untouched (the mock answers its own route).
     let resp = client
-        .get(format!("http://127.0.0.1:{}/_mock/requests", mock.addr.port()))
+        .get(format!(
+            "http://127.0.0.1:{}/_mock/requests",
+            mock.addr.port()
+        ))
         .header("x-test", "forwarded")
         .send()
         .await
@@ -363,20 +379,35 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
     assert_eq!(resp.bytes().await.unwrap().as_ref(), payload.as_slice());
 
     // curl --proxy, where curl is installed.
+    // (tokio's Command: the TLS server runs on this test's runtime and must not be blocked.)
     if Command::new("curl").arg("--version").output().is_ok() {
         let ca = gw.dir.path().join("server.pem");
         std::fs::write(&ca, &server_pem).unwrap();
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "20", "--proxy", &gw.url("")])
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--proxy", &gw.url("")])
             .arg("--cacert")
             .arg(&ca)
             .args(["--data-binary", "hello through curl"])
             .arg(format!("https://127.0.0.1:{tls_port}/"))
             .output()
+            .await
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello through curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello through curl",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_connect}", "--max-time", "20"])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_connect}",
+                "--max-time",
+                "20",
+            ])
             .args(["--proxy", &gw.url(""), "https://example.com/"])
             .output()
             .unwrap();
@@ -396,7 +427,10 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
     drop(s);
 
     // Not allowed: 403, closed.
@@ -408,16 +442,22 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
     }
     // An allowed host whose port is closed: 502, not a hang.
     let closed = harness::free_port();
-    let out = raw_exchange(&gw, format!("CONNECT localhost:{closed} HTTP/1.1\r\n\r\n").as_bytes())
-        .await;
+    let out = raw_exchange(
+        &gw,
+        format!("CONNECT localhost:{closed} HTTP/1.1\r\n\r\n").as_bytes(),
+    )
+    .await;
     assert!(out.starts_with("HTTP/1.1 502 "), "{out}");
     let tunnels = gw
         .metric("switchyard_forward_connections_total", &["mode=\"tunnel\""])
         .await;
     assert!(tunnels >= 3.0, "{tunnels}");
     assert!(
-        gw.metric("switchyard_forward_connections_total", &["mode=\"refused\""])
-            .await
+        gw.metric(
+            "switchyard_forward_connections_total",
+            &["mode=\"refused\""]
+        )
+        .await
             >= 3.0
     );
     tls_task.abort();
@@ -469,7 +509,11 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
         .connect(sni, tcp)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    // (UnknownIssuer, or BadSignature: the other CA has the same name.)
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
     let untrusting = proxied_client(&gw, &[other_ca.as_bytes()]);
     assert!(untrusting
         .post("https://api.openai.com/v1/chat/completions")
@@ -493,8 +537,11 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
-        gw.metric("switchyard_forward_connections_total", &["mode=\"refused\""])
-            .await
+        gw.metric(
+            "switchyard_forward_connections_total",
+            &["mode=\"refused\""]
+        )
+        .await
             >= bad.len() as f64
     );
 
@@ -556,7 +603,10 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     let out_dir = dir.path().join("ca");
     let out = switchyard(&["ca", "init", "--out", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
-    let mode = std::fs::metadata(out_dir.join("ca.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(out_dir.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let again = switchyard(&["ca", "init", "--out", out_dir.to_str().unwrap()]);
     assert!(!again.status.success());
@@ -569,13 +619,19 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
         let path = dir.path().join("switchyard.yaml");
         std::fs::write(&path, text).unwrap();
         let out = switchyard(&["check", path.to_str().unwrap()]);
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let one = "  openai: { kind: openai, api_key: sk-x }";
     let ok = "  ca_cert: ca/ca.pem\n  ca_key: ca/ca.key";
     assert_eq!(check(ok, one).0, true, "{}", check(ok, one).1);
     let (passed, err) = check("  ca_cert: ca/missing.pem\n  ca_key: ca/ca.key", one);
-    assert!(!passed && err.contains("forward.ca_cert: cannot read"), "{err}");
+    assert!(
+        !passed && err.contains("forward.ca_cert: cannot read"),
+        "{err}"
+    );
     let (passed, err) = check("  ca_cert: ca/ca.pem\n  ca_key: ca/ca.pem", one);
     assert!(!passed && err.contains("forward.ca_key:"), "{err}");
     assert!(!err.contains("BEGIN"), "{err}");
@@ -586,9 +642,15 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     // Two OpenAI providers, neither at api.openai.com: the host needs an explicit provider.
     let two = "  a: { kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key: sk-x }\n  b: { kind: openai, base_url: \"http://127.0.0.1:2/v1\", api_key: sk-x }";
     let (passed, err) = check(ok, two);
-    assert!(!passed && err.contains("forward.intercept[0]: several openai providers (a, b)"), "{err}");
+    assert!(
+        !passed && err.contains("forward.intercept[0]: several openai providers (a, b)"),
+        "{err}"
+    );
     let (passed, err) = check(&format!("{ok}\n  providers: {{ api.openai.com: b }}"), two);
     assert!(passed, "{err}");
     let (passed, err) = check(&format!("{ok}\n  providers: {{ api.example.com: b }}"), two);
-    assert!(!passed && err.contains("forward.providers.api.example.com"), "{err}");
+    assert!(
+        !passed && err.contains("forward.providers.api.example.com"),
+        "{err}"
+    );
 }

@@ -1233,9 +1233,7 @@ fn infer_forward_provider(
         HostPattern::Exact(h) if h == "api.anthropic.com" => ProviderKind::Anthropic,
         HostPattern::Exact(h) if h == "generativelanguage.googleapis.com" => ProviderKind::Gemini,
         HostPattern::Exact(h) if h.ends_with(".openai.azure.com") => ProviderKind::AzureOpenAi,
-        HostPattern::Subdomains(s) if s.ends_with(".openai.azure.com") => {
-            ProviderKind::AzureOpenAi
-        }
+        HostPattern::Subdomains(s) if s.ends_with(".openai.azure.com") => ProviderKind::AzureOpenAi,
         _ => return Ok(None),
     };
     let of_kind: Vec<&Arc<Provider>> = providers.iter().filter(|p| p.kind == kind).collect();

@@ -173,7 +173,8 @@ impl LocalCa {
             .signed_by(&leaf_key, &self.issuer, &self.key)
             .map_err(mint_error)?;
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let signer = rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(mint_error)?;
+        let signer =
+            rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(mint_error)?;
         Ok(Arc::new(CertifiedKey::new(
             vec![leaf.der().clone(), self.cert_der.clone()],
             signer,
@@ -223,7 +224,11 @@ pub fn bundle(ca_pem: &str) -> String {
 /// `switchyard ca init --out DIR`: writes `ca.pem`, `ca.key` (mode 0600) and `bundle.pem`;
 /// refuses to overwrite any of them unless `force`. Returns the paths written.
 pub fn init_dir(out: &Path, force: bool, days: u32) -> Result<Vec<PathBuf>, CaError> {
-    let paths = [out.join("ca.pem"), out.join("ca.key"), out.join("bundle.pem")];
+    let paths = [
+        out.join("ca.pem"),
+        out.join("ca.key"),
+        out.join("bundle.pem"),
+    ];
     if !force {
         if let Some(p) = paths.iter().find(|p| p.exists()) {
             return Err(CaError::Exists { path: p.clone() });
@@ -272,7 +277,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = init_dir(dir.path(), false, 30).unwrap();
         assert_eq!(written.len(), 3);
-        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(matches!(
             init_dir(dir.path(), false, 30),
@@ -284,9 +292,13 @@ mod tests {
         )
         .unwrap();
         init_dir(dir.path(), true, 30).unwrap();
-        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (ca, _) = LocalCa::load(&dir.path().join("ca.pem"), &dir.path().join("ca.key")).unwrap();
+        let (ca, _) =
+            LocalCa::load(&dir.path().join("ca.pem"), &dir.path().join("ca.key")).unwrap();
         assert!(!format!("{ca:?}").contains("PRIVATE"));
         let leaf = ca.mint("api.openai.com").unwrap();
         assert_eq!(leaf.cert.len(), 2);
@@ -314,12 +326,17 @@ mod tests {
         assert!(matches!(err, CaError::BadKey { .. }), "{err}");
         let key_text = std::fs::read_to_string(&a_key).unwrap();
         for e in [err.to_string(), format!("{err:?}")] {
-            assert!(!e.contains("PRIVATE KEY-----") && !e.contains(key_text.lines().nth(1).unwrap()));
+            assert!(
+                !e.contains("PRIVATE KEY-----") && !e.contains(key_text.lines().nth(1).unwrap())
+            );
         }
         // A leaf is not a CA.
         let ca = LocalCa::load(&a_pem, &a_key).unwrap().0;
         let leaf = ca.mint("example.com").unwrap();
-        let leaf_pem = pem::encode(&pem::Pem::new("CERTIFICATE", leaf.cert[0].as_ref().to_vec()));
+        let leaf_pem = pem::encode(&pem::Pem::new(
+            "CERTIFICATE",
+            leaf.cert[0].as_ref().to_vec(),
+        ));
         std::fs::write(d.join("leaf.pem"), leaf_pem).unwrap();
         let err = LocalCa::load(&d.join("leaf.pem"), &a_key).unwrap_err();
         assert!(matches!(err, CaError::NotCa { .. }), "{err}");

@@ -112,7 +112,13 @@ mod tests {
     fn valid_targets_parse() {
         let h = head("API.openai.com:443");
         let (a, n) = parse_head(&h).unwrap().unwrap();
-        assert_eq!(a, Authority { host: "api.openai.com".into(), port: 443 });
+        assert_eq!(
+            a,
+            Authority {
+                host: "api.openai.com".into(),
+                port: 443
+            }
+        );
         assert_eq!(n, h.len());
         let (a, _) = parse_head(&head("[::1]:8443")).unwrap().unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 8443));

@@ -117,16 +117,30 @@ mod tests {
         assert!(!wild.matches("openai.azure.com"));
         assert!(!wild.matches("evilopenai.azure.com"));
         assert_eq!(wild.to_string(), "*.openai.azure.com");
-        assert!(HostPattern::parse("127.0.0.1").unwrap().matches("127.0.0.1"));
+        assert!(HostPattern::parse("127.0.0.1")
+            .unwrap()
+            .matches("127.0.0.1"));
         assert!(HostPattern::parse("[::1]").unwrap().matches("::1"));
-        for bad in ["*", "*.com", "a.*.com", "", "exa mple.com", "-a.com", "*.1.2.3.4", "1.2.3"] {
+        for bad in [
+            "*",
+            "*.com",
+            "a.*.com",
+            "",
+            "exa mple.com",
+            "-a.com",
+            "*.1.2.3.4",
+            "1.2.3",
+        ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn normalize_lowercases_and_rejects_garbage() {
-        assert_eq!(normalize("Api.OpenAI.com").as_deref(), Some("api.openai.com"));
+        assert_eq!(
+            normalize("Api.OpenAI.com").as_deref(),
+            Some("api.openai.com")
+        );
         assert_eq!(normalize("[::1]").as_deref(), Some("::1"));
         assert_eq!(normalize("0:0::1").as_deref(), Some("::1"));
         assert!(normalize("a..b").is_none());

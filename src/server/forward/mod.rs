@@ -29,7 +29,7 @@ use pingora::apps::ServerApp;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{Peek, Stream, IO};
+use pingora::protocols::Stream;
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 use prometheus::IntCounter;
@@ -198,9 +198,21 @@ pub fn route_request<'a>(
     if let Some(host) = intercepted_host(session) {
         return RequestRoute::Intercepted(forward.and_then(|f| f.route_for(host)));
     }
-    let uri = &session.req_header().uri;
-    let Some(authority) = uri.authority() else {
+    // pingora keeps only the path on the parsed Uri (and has checked that `Host` matches the
+    // target's authority); the raw target still holds an absolute form.
+    let raw = session.req_header().raw_path();
+    let is_absolute = |scheme: &[u8]| {
+        raw.len() > scheme.len() && raw[..scheme.len()].eq_ignore_ascii_case(scheme)
+    };
+    if !is_absolute(b"http://") && !is_absolute(b"https://") {
         return RequestRoute::Gateway;
+    }
+    let uri = http::Uri::try_from(raw).ok();
+    let Some(authority) = uri.as_ref().and_then(|u| u.authority()) else {
+        forwarder.count(Mode::Refused);
+        return RequestRoute::Refused(GatewayError::InvalidRequest(
+            "the absolute-form request target cannot be parsed".into(),
+        ));
     };
     let port = authority.port_u16().unwrap_or(80);
     let Some(host) = hosts::normalize(authority.host()) else {
@@ -213,7 +225,7 @@ pub fn route_request<'a>(
     if is_self(&host, port, snapshot.listen) {
         return RequestRoute::Gateway;
     }
-    if uri.scheme_str() != Some("http") {
+    if !is_absolute(b"http://") {
         forwarder.count(Mode::Refused);
         return RequestRoute::Refused(GatewayError::InvalidRequest(
             "only http:// targets can be proxied without CONNECT".into(),
@@ -266,13 +278,10 @@ impl PlainForward {
         }
     }
 
-    /// The upstream head of a forwarded request: origin-form target, no proxy headers.
+    /// The upstream head of a forwarded request: origin-form target (pingora would otherwise
+    /// send the raw absolute form it received), no proxy headers. `Host` is the client's,
+    /// which pingora checked against the target's authority.
     pub fn rewrite(head: &mut pingora::http::RequestHeader) {
-        if head.headers.get(http::header::HOST).is_none() {
-            if let Some(a) = head.uri.authority().map(|a| a.as_str().to_string()) {
-                let _ = head.insert_header(http::header::HOST, a);
-            }
-        }
         let origin = head
             .uri
             .path_and_query()
@@ -310,9 +319,9 @@ where
             let mut first = [0u8; 8];
             match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.try_peek(&mut first)).await {
                 Ok(Ok(true)) if &first == b"CONNECT " => {
-                    if let Ok(l4) = stream.into_any().downcast::<L4Stream>() {
-                        self.connect(*l4, shutdown).await;
-                    }
+                    // Checked above; the `Any` box must not live across an await (not `Send`).
+                    let l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+                    self.connect(*l4, shutdown).await;
                     return None;
                 }
                 Ok(Ok(_)) => {}
@@ -340,7 +349,11 @@ where
             Err(e) => {
                 self.forwarder.count(Mode::Refused);
                 tracing::debug!(error = %e, "CONNECT refused");
-                let status = if matches!(e, HeadError::Timeout) { 408 } else { 400 };
+                let status = if matches!(e, HeadError::Timeout) {
+                    408
+                } else {
+                    400
+                };
                 let error = GatewayError::InvalidRequest(e.to_string());
                 respond(&mut client, status, Some(&error)).await;
                 return;
@@ -507,8 +520,26 @@ async fn respond(client: &mut L4Stream, status: u16, error: Option<&GatewayError
     let ok = client.write_all(&out).await.is_ok() && client.flush().await.is_ok();
     if status != 200 {
         let _ = client.shutdown().await;
+        linger(client).await;
     }
     ok
+}
+
+/// Reads and discards what the client is still sending (bounded in bytes and time) before the
+/// connection is dropped: closing a socket with unread data sends a reset, which can destroy
+/// the error response before the client reads it.
+async fn linger(client: &mut L4Stream) {
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 256 * 1024 {
+            match client.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 #[cfg(test)]
