@@ -626,7 +626,8 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     };
     let one = "  openai: { kind: openai, api_key: sk-x }";
     let ok = "  ca_cert: ca/ca.pem\n  ca_key: ca/ca.key";
-    assert_eq!(check(ok, one).0, true, "{}", check(ok, one).1);
+    let (passed, err) = check(ok, one);
+    assert!(passed, "{err}");
     let (passed, err) = check("  ca_cert: ca/missing.pem\n  ca_key: ca/ca.key", one);
     assert!(
         !passed && err.contains("forward.ca_cert: cannot read"),

@@ -229,7 +229,8 @@ def test_config_and_keys_are_mounted_as_directories_the_gateway_can_hot_reload(r
     assert config_volume["configMap"]["name"] == "switchyard-config"
     config_dir = mounts[config_volume["name"]]["mountPath"]
     assert gw["args"] == ["run", "--config", f"{config_dir}/switchyard.yaml"]
-    keys_volume = next(v for v in volumes.values() if "secret" in v)
+    # The provider keys (the forward-proxy overlay mounts a second Secret, its CA).
+    keys_volume = next(v for v in volumes.values() if v.get("secret", {}).get("secretName") == "switchyard-provider-keys")
     keys_dir = mounts[keys_volume["name"]]["mountPath"]
     # No name hash on the ConfigMap: updated in place, so the mounted directory changes.
     one(docs, "ConfigMap", "switchyard-config")
