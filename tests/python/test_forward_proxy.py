@@ -7,6 +7,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -16,7 +17,7 @@ from conftest import BINARY, PROVIDER_KEY, free_port, mock_requests, wait_http
 
 APP_KEY = "sk-app-key-the-provider-never-sees"
 PROXY_ENV = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
-             "NO_PROXY", "no_proxy", "OPENAI_BASE_URL", "SSL_CERT_FILE", "SSL_CERT_DIR",
+             "NO_PROXY", "no_proxy", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "SSL_CERT_FILE", "SSL_CERT_DIR",
              "REQUESTS_CA_BUNDLE"]
 
 
@@ -36,6 +37,10 @@ providers:
   openai:
     kind: openai
     base_url: http://{mock_provider}/v1
+    api_key: {PROVIDER_KEY}
+  claude:
+    kind: anthropic
+    base_url: http://{mock_provider}
     api_key: {PROVIDER_KEY}
 virtual_keys:
   vk-forward:
@@ -112,6 +117,19 @@ def test_a_virtual_key_works_as_the_app_credential(app_env):
     )
     assert resp.choices[0].message.content
     assert "vk-forward" not in str(last_upstream(app_env))
+
+
+def test_the_anthropic_sdk_reaches_its_host_provider(app_env):
+    c = anthropic.Anthropic(api_key=APP_KEY, max_retries=0, timeout=30)
+    assert str(c.base_url).startswith("https://api.anthropic.com")
+    msg = c.messages.create(
+        model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+    )
+    assert msg.type == "message" and msg.content[0].text
+    req = last_upstream(app_env)
+    assert req["path"] == "/v1/messages"
+    assert req["headers"]["x-api-key"] == PROVIDER_KEY
+    assert APP_KEY not in str(req)
 
 
 def test_an_app_without_the_ca_refuses_the_intercepted_certificate(forward_gateway, monkeypatch):
