@@ -655,3 +655,35 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_rotated_ca_is_picked_up_by_hot_reload() {
+    let mock = mock().await;
+    let gw = start(&mock, "").await;
+    let old_ca = ca_pem(&gw);
+    let call = |roots: Vec<u8>| {
+        let client = proxied_client(&gw, &[&roots]);
+        async move {
+            client
+                .post("https://api.openai.com/v1/chat/completions")
+                .bearer_auth(APP_KEY)
+                .json(&chat("gpt-4o-mini", false))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+    assert_eq!(call(old_ca.clone()).await.unwrap(), 200);
+    // `switchyard ca init --force` over the mounted files, as a Secret update would.
+    switchyard::server::forward::ca::init_dir(gw.dir.path(), true, 30).unwrap();
+    let new_ca = ca_pem(&gw);
+    assert_ne!(old_ca, new_ca);
+    let rotated = harness::eventually(Duration::from_secs(15), || {
+        let c = call(new_ca.clone());
+        async move { c.await.ok() == Some(200) }
+    })
+    .await;
+    assert!(rotated.is_some(), "the new CA was not used:\n{}", gw.log());
+    // Certificates from the old CA are no longer served.
+    assert!(call(old_ca).await.is_err());
+}
