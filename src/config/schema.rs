@@ -151,6 +151,8 @@ pub struct ForwardSpec {
     pub ca_key: String,
     pub intercept: Option<Vec<String>>,
     pub allow_hosts: Option<Vec<String>>,
+    /// Intercept entry (as written) → provider name, where the host's kind does not pick one.
+    pub providers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -409,12 +409,37 @@ pub struct StateSettings {
     pub timeout: Duration,
 }
 
+/// `forward:` compiled (forward-proxy mode, `server::forward`).
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
-    pub ca_cert: std::path::PathBuf,
-    pub ca_key: std::path::PathBuf,
-    pub intercept: Vec<String>,
-    pub allow_hosts: Vec<String>,
+    /// The local CA, loaded and checked; its key never leaves memory.
+    pub ca: Arc<crate::server::forward::ca::LocalCa>,
+    /// Hosts whose TLS is terminated and whose requests run the gateway path, in order.
+    pub intercept: Vec<InterceptRule>,
+    /// Hosts tunnelled (or, for plain HTTP, forwarded) untouched.
+    pub allow_hosts: Vec<crate::server::forward::hosts::HostPattern>,
+}
+
+/// One `forward.intercept` entry.
+#[derive(Debug, Clone)]
+pub struct InterceptRule {
+    pub pattern: crate::server::forward::hosts::HostPattern,
+    /// The provider inferred for this host (`forward.providers`, else the one configured provider
+    /// of the host's kind), as a one-target route named `forward`: run when a request selects
+    /// no virtual key or config and there is no `default_config`.
+    pub route: Option<Arc<RouteConfig>>,
+}
+
+impl ForwardSettings {
+    /// The first `intercept` entry matching a normalised host.
+    pub fn intercept_rule(&self, host: &str) -> Option<&InterceptRule> {
+        self.intercept.iter().find(|r| r.pattern.matches(host))
+    }
+
+    /// The inferred route for an intercepted host, if any.
+    pub fn route_for(&self, host: &str) -> Option<&Arc<RouteConfig>> {
+        self.intercept_rule(host)?.route.as_ref()
+    }
 }
 
 /// `telemetry:` compiled.

@@ -1,10 +1,12 @@
 //! The pingora server: the app-facing proxy service on `listen` ([`proxy`] for ingress and
 //! orchestration, [`attempt`] for one upstream attempt up to the commit point, [`respond`] for
-//! everything written to the client), the admin service ([`admin`]) on `admin_listen`, the
-//! config reloader, and draining shutdown ([`shutdown`]).
+//! everything written to the client), fronted on the same listener by forward-proxy mode
+//! ([`forward`]: `CONNECT`, TLS interception, tunnels), the admin service ([`admin`]) on
+//! `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
 
 pub mod admin;
 pub mod attempt;
+pub mod forward;
 pub mod journal;
 pub mod proxy;
 pub mod respond;
@@ -105,6 +107,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let forwarder = Arc::new(forward::Forwarder::new(&metrics));
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),
@@ -114,9 +117,16 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         access_log,
         otlp: otlp.clone(),
         governance,
+        forward: forwarder.clone(),
     };
-    let mut proxy_service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");
+    // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
+    // connection straight through).
+    let app = forward::ForwardApp {
+        proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
+        live: live.clone(),
+        forwarder,
+    };
+    let mut proxy_service = Service::new("switchyard".to_string(), app);
     proxy_service.add_listener(
         ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
     );

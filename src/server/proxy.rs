@@ -18,6 +18,7 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::forward::{self, Forwarder, PlainForward, RequestRoute};
 use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
@@ -62,6 +63,8 @@ pub struct Gateway {
     pub otlp: Option<Arc<OtlpExporter>>,
     /// Per-virtual-key limits; counters outlive config reloads.
     pub governance: Arc<Governance>,
+    /// Forward-proxy mode state shared with the listener app.
+    pub forward: Arc<Forwarder>,
 }
 
 /// Largest feedback body accepted.
@@ -451,11 +454,39 @@ impl Gateway {
         ))
     }
 
+    /// A plain-HTTP request to an allowed host (forward-proxy mode): resolved here (async,
+    /// bounded), then forwarded untouched by pingora's proxy pipeline (`Ok(false)`).
+    async fn forward_plain(
+        &self,
+        session: &mut Session,
+        ctx: &mut PlainForward,
+        host: &str,
+        port: u16,
+    ) -> pingora::Result<bool> {
+        match self.forward.resolve(host, port).await {
+            Ok(addr) => {
+                *ctx = PlainForward::to(addr);
+                session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
+                Ok(false)
+            }
+            Err(reason) => {
+                let e = GatewayError::UpstreamUnreachable {
+                    target: host.chars().take(256).collect(),
+                    reason,
+                };
+                session.set_keepalive(None);
+                respond::write_error(session, ClientFormat::OpenAi, &e, &[]).await;
+                Ok(true)
+            }
+        }
+    }
+
     /// Serves one request end to end.
     async fn serve(
         &self,
         session: &mut Session,
         snapshot: &Snapshot,
+        route: RequestRoute<'_>,
         facts: &mut RequestFacts,
         journal: &Journal,
         upstream_wait_ns: &AtomicU64,
@@ -469,6 +500,15 @@ impl Gateway {
             .unwrap_or_else(|| head.uri.path().to_string());
         // Our own errors are written in the format of the client's API.
         let client = ClientFormat::from_path(head.uri.path()).unwrap_or(ClientFormat::OpenAi);
+        // Forward-proxy mode: the intercepted host's provider when the request selects none.
+        let inferred = match route {
+            RequestRoute::Intercepted(inferred) => inferred,
+            RequestRoute::Refused(e) => {
+                session.set_keepalive(None);
+                return respond::write_error(session, client, &e, &traced).await;
+            }
+            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
+        };
         if !head.uri.path().starts_with("/v1/") {
             let error = GatewayError::UnknownRoute {
                 method: head.method.to_string(),
@@ -480,7 +520,8 @@ impl Gateway {
         if head.method == http::Method::POST && head.uri.path() == "/v1/feedback" {
             return self.feedback(session, snapshot, facts, &traced).await;
         }
-        let resolved = match ingress::resolve(snapshot, &session.req_header().headers) {
+        let headers = &session.req_header().headers;
+        let resolved = match ingress::resolve_with(snapshot, headers, inferred) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
@@ -654,27 +695,49 @@ impl Gateway {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = ();
+    /// Set only for a plain-HTTP request to a `forward.allow_hosts` host.
+    type CTX = PlainForward;
 
-    fn new_ctx(&self) -> Self::CTX {}
+    fn new_ctx(&self) -> Self::CTX {
+        PlainForward::default()
+    }
 
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        // Every request is served in `request_filter`; pingora's pipeline never runs.
-        Error::e_explain(
-            ErrorType::InternalError,
-            "requests are served in request_filter",
-        )
+        // Every other request is served in `request_filter`; pingora's pipeline only forwards
+        // plain-HTTP requests to allowed hosts (forward-proxy mode).
+        match &ctx.peer {
+            Some(peer) => Ok(peer.clone()),
+            None => Error::e_explain(
+                ErrorType::InternalError,
+                "requests are served in request_filter",
+            ),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        PlainForward::rewrite(upstream_request);
+        Ok(())
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
+        let snapshot = self.live.load_full();
+        let route = forward::route_request(&snapshot, session.as_downstream(), &self.forward);
+        if let RequestRoute::Forward { host, port } = &route {
+            return self.forward_plain(session, ctx, host, *port).await;
+        }
         let _inflight = self.drain.enter();
         self.metrics.inflight_requests.inc();
         let started = Instant::now();
@@ -694,9 +757,15 @@ impl ProxyHttp for Gateway {
         } else {
             Some(DOWNSTREAM_KEEPALIVE_SECS)
         });
-        let snapshot = self.live.load_full();
         let mut finished = self
-            .serve(session, &snapshot, &mut facts, &journal, &upstream_wait_ns)
+            .serve(
+                session,
+                &snapshot,
+                route,
+                &mut facts,
+                &journal,
+                &upstream_wait_ns,
+            )
             .await;
         let total = started.elapsed();
         let upstream = Duration::from_nanos(upstream_wait_ns.load(Ordering::Relaxed));
@@ -735,10 +804,24 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(
         &self,
-        _session: &mut Session,
-        _e: &Error,
-        _ctx: &mut Self::CTX,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
     ) -> pingora::proxy::FailToProxy {
+        if ctx.peer.is_some() {
+            // A forwarded plain-HTTP request: pingora's pipeline failed it, answer for it.
+            let code = match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout => 504,
+                _ => 502,
+            };
+            if session.response_written().is_none() {
+                let _ = session.respond_error(code).await;
+            }
+            return pingora::proxy::FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         // Whatever failed already wrote (or could not write) its own response; do not log a
         // misleading "500" or write a second one.
         pingora::proxy::FailToProxy {

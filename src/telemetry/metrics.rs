@@ -41,6 +41,9 @@ pub struct Metrics {
     /// `{config, check, verdict}`: guardrail check results (`crate::guardrails`); `check` is a
     /// configured name or check kind, `verdict` one of pass, warn, deny, fallback, redact.
     pub guardrail_verdicts_total: IntCounterVec,
+    /// Forward-proxy mode: `CONNECT`s and plain-HTTP proxy requests by `mode` (`intercept`,
+    /// `tunnel`, `refused`).
+    pub forward_connections_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -192,6 +195,17 @@ impl Metrics {
             &["config", "check", "verdict"],
         )?;
         registry.register(Box::new(guardrail_verdicts_total.clone()))?;
+        let forward_connections_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_forward_connections_total",
+                "Forward-proxy connections (CONNECT) and plain-HTTP proxy requests, by mode: intercept, tunnel, refused.",
+            ),
+            &["mode"],
+        )?;
+        registry.register(Box::new(forward_connections_total.clone()))?;
+        for mode in ["intercept", "tunnel", "refused"] {
+            forward_connections_total.with_label_values(&[mode]);
+        }
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -227,6 +241,7 @@ impl Metrics {
             retries_total,
             circuit_state,
             guardrail_verdicts_total,
+            forward_connections_total,
         })
     }
 
