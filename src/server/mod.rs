@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod attempt;
+pub mod embed;
 pub mod journal;
 pub mod proxy;
 pub mod respond;
@@ -83,6 +84,11 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         snapshot.state.as_ref(),
         metrics.governance.clone(),
     ));
+    // Where shared cache entries live is fixed at start too; each config's cache follows reloads.
+    let cache = Arc::new(crate::cache::Cache::new(
+        snapshot.state.as_ref(),
+        metrics.cache_requests_total.clone(),
+    ));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -114,6 +120,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         access_log,
         otlp: otlp.clone(),
         governance,
+        cache,
     };
     let mut proxy_service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// Response-cache lookups by config and result (`hit`, `semantic_hit`, `miss`, `refresh`,
+    /// `bypass`, `error`).
+    pub cache_requests_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -181,6 +184,14 @@ impl Metrics {
             ),
             &["target"],
         )?;
+        let cache_requests_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_cache_requests_total",
+                "Requests of configs with a response cache, by config and cache result (hit, semantic_hit, miss, refresh, bypass, error).",
+            ),
+            &["config", "result"],
+        )?;
+        registry.register(Box::new(cache_requests_total.clone()))?;
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -215,6 +226,7 @@ impl Metrics {
             fallbacks_total,
             retries_total,
             circuit_state,
+            cache_requests_total,
         })
     }
 
