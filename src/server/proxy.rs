@@ -557,9 +557,11 @@ impl Gateway {
         };
         match (&resolved.route.root.settings.cache, &request.json) {
             (Some(settings), Some(body)) => {
-                let (finished, status) = self
-                    .serve_cached(session, snapshot, &resolved, &request, body, settings, track)
-                    .await;
+                // Boxed: only configs that cache carry this future's size.
+                let (finished, status) = Box::pin(self.serve_cached(
+                    session, snapshot, &resolved, &request, body, settings, track,
+                ))
+                .await;
                 facts.cache = status.header();
                 finished
             }
@@ -581,7 +583,7 @@ impl Gateway {
         request: &ClientRequest,
         body: &serde_json::Map<String, serde_json::Value>,
         settings: &CacheSettings,
-        mut track: Tracking<'_>,
+        track: Tracking<'_>,
     ) -> (Finished, cache::Status) {
         let head = session.req_header();
         let force_refresh = cache::FORCE_REFRESH_HEADERS.iter().any(|h| {
@@ -637,8 +639,11 @@ impl Gateway {
             .map_or(cache::Status::Disabled, |p| p.status);
         let mut extra = cache::status_headers(status);
         extra.extend_from_slice(track.limit_headers);
-        track.limit_headers = &extra;
-        track.capture = pending.as_ref().map(cache::Pending::max_bytes);
+        let track = Tracking {
+            limit_headers: &extra,
+            capture: pending.as_ref().map(cache::Pending::max_bytes),
+            ..track
+        };
         let mut finished = self
             .route(session, snapshot, resolved, request, track)
             .await;
