@@ -232,7 +232,7 @@ async fn exact_cache_hits_misses_refreshes_and_replays_streams() {
     assert_eq!((failed.status, failed.cache()), (500, "MISS"));
     let cut = send(
         &gw,
-        Req::new("vk-a", chat("fragile", 0.0, true)).header("x-mock-fault", "cut_after=2"),
+        Req::new("vk-a", chat("fragile", 0.0, true)).header("x-mock-fault", "cut_after=4"),
     )
     .await;
     assert_eq!((cut.status, cut.cache()), (200, "MISS"));
