@@ -208,7 +208,10 @@ async fn exact_cache_hits_misses_refreshes_and_replays_streams() {
     let after = send(&gw, Req::new("vk-a", chat("hello cache", 0.7, false))).await;
     assert_eq!(after.cache(), "HIT");
     assert_eq!(after.body, refreshed.body);
-    assert_ne!(after.body, first.body, "the refreshed answer replaced the first");
+    assert_ne!(
+        after.body, first.body,
+        "the refreshed answer replaced the first"
+    );
 
     // A stream is stored as the client received it and replayed as SSE.
     let s1 = send(&gw, Req::new("vk-a", chat("stream me", 0.0, true))).await;
@@ -241,7 +244,12 @@ async fn exact_cache_hits_misses_refreshes_and_replays_streams() {
     let healthy_stream = send(&gw, Req::new("vk-a", chat("fragile", 0.0, true))).await;
     assert_eq!(healthy_stream.cache(), "MISS");
     assert!(healthy_stream.body.contains("data: [DONE]"));
-    assert_eq!(send(&gw, Req::new("vk-a", chat("fragile", 0.0, true))).await.cache(), "HIT");
+    assert_eq!(
+        send(&gw, Req::new("vk-a", chat("fragile", 0.0, true)))
+            .await
+            .cache(),
+        "HIT"
+    );
 
     // A config without `cache` says nothing about caching.
     let plain = send(&gw, Req::new("vk-plain", chat("hello cache", 0.7, false))).await;
@@ -285,9 +293,9 @@ async fn exact_cache_hits_misses_refreshes_and_replays_streams() {
     };
     let logged = eventually(Duration::from_secs(5), || async { hits().len() == 5 }).await;
     assert!(logged.is_some(), "{:?}", hits());
-    assert!(hits()
-        .iter()
-        .all(|l| l["cache"] == "HIT" && l["status"] == 200 && l["attempts"].as_array().is_none_or(|a| a.is_empty())));
+    assert!(hits().iter().all(|l| l["cache"] == "HIT"
+        && l["status"] == 200
+        && l["attempts"].as_array().is_none_or(|a| a.is_empty())));
 }
 
 #[tokio::test]
@@ -377,7 +385,14 @@ async fn semantic_cache_serves_above_the_threshold_only() {
     let first = send(&gw, req(None, "reset my password [[emb:1,0,0]]")).await;
     assert_eq!(first.cache(), "MISS");
     // cos = 0.95 ≥ 0.9: the stored answer, with its similarity.
-    let close = send(&gw, req(None, "how do I reset the password? [[emb:0.95,0.3122499,0]]")).await;
+    let close = send(
+        &gw,
+        req(
+            None,
+            "how do I reset the password? [[emb:0.95,0.3122499,0]]",
+        ),
+    )
+    .await;
     assert_eq!(close.cache(), "SEMANTIC HIT", "{close:?}");
     assert_eq!(close.body, first.body);
     let similarity: f64 = close
@@ -391,7 +406,11 @@ async fn semantic_cache_serves_above_the_threshold_only() {
     assert_eq!(far.cache(), "MISS");
     assert!(far.header("x-switchyard-cache-similarity").is_none());
     // Another system prompt is another partition, even for the same vector.
-    let other = send(&gw, req(Some("answer in French"), "reset my password [[emb:1,0,0]]")).await;
+    let other = send(
+        &gw,
+        req(Some("answer in French"), "reset my password [[emb:1,0,0]]"),
+    )
+    .await;
     assert_eq!(other.cache(), "MISS");
     // The exact request is an exact hit, checked first.
     let exact = send(&gw, req(None, "reset my password [[emb:1,0,0]]")).await;
@@ -443,9 +462,7 @@ state: {{ redis_url: "{}", timeout_ms: 1000 }}"#,
     assert_eq!(first_stream.cache(), "MISS");
     // Stores are sent off the request path: wait until Redis holds both entries.
     let stored = eventually(Duration::from_secs(5), || async {
-        redis
-            .command("DBSIZE")
-            .is_some_and(|r| r.trim() == ":2")
+        redis.command("DBSIZE").is_some_and(|r| r.trim() == ":2")
     })
     .await;
     assert!(stored.is_some(), "{:?}", redis.command("DBSIZE"));
@@ -457,11 +474,19 @@ state: {{ redis_url: "{}", timeout_ms: 1000 }}"#,
     let stream_from_b = send(&b, req(true)).await;
     assert_eq!(stream_from_b.cache(), "HIT");
     assert_eq!(stream_from_b.body, first_stream.body);
-    assert_eq!(upstream_chats(&mock), 2, "gateway b never called the provider");
+    assert_eq!(
+        upstream_chats(&mock),
+        2,
+        "gateway b never called the provider"
+    );
 
     // Redis gone: lookups miss (counted as errors) and requests still succeed.
     drop(redis);
-    let without = send(&b, Req::new("none", chat("after redis", 0.0, false)).config("shared")).await;
+    let without = send(
+        &b,
+        Req::new("none", chat("after redis", 0.0, false)).config("shared"),
+    )
+    .await;
     assert_eq!((without.status, without.cache()), (200, "MISS"));
     let text = metrics(&b).await;
     assert!(
@@ -571,7 +596,9 @@ configs:
         ));
         assert!(!ok);
         assert!(
-            err.contains("configs.chat.cache.embedder.local: this build has no in-process embedder"),
+            err.contains(
+                "configs.chat.cache.embedder.local: this build has no in-process embedder"
+            ),
             "{err}"
         );
     }

@@ -39,10 +39,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn embeddings_match_sentence_transformers() {
-    let reference: serde_json::Value = serde_json::from_str(include_str!(
-        "fixtures/minilm_reference.json"
-    ))
-    .unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).unwrap();
     let model = LocalEmbedder::load(&model_dir()).expect("load the model");
     let sentences = reference["sentences"].as_array().unwrap();
     assert!(sentences.len() >= 3);
@@ -77,7 +75,8 @@ fn embeddings_match_sentence_transformers() {
 #[test]
 fn the_default_threshold_separates_a_paraphrase_from_a_negation() {
     let model = LocalEmbedder::load(&model_dir()).expect("load the model");
-    let sim = |a: &str, b: &str| f64::from(cosine(&model.embed(a).unwrap(), &model.embed(b).unwrap()));
+    let sim =
+        |a: &str, b: &str| f64::from(cosine(&model.embed(a).unwrap(), &model.embed(b).unwrap()));
     let paraphrase = sim(
         "How do I reset my password?",
         "What's the way to reset my password?",

@@ -150,7 +150,10 @@ fn embedder(
                 if !dir.join(file).is_file() {
                     error(
                         "local",
-                        format!("{} has no {file} (a sentence-transformers BERT model directory)", dir.display()),
+                        format!(
+                            "{} has no {file} (a sentence-transformers BERT model directory)",
+                            dir.display()
+                        ),
                     );
                     return None;
                 }
@@ -159,7 +162,10 @@ fn embedder(
         }
         (Some(vk), None) => {
             let Some(model) = spec.model.clone() else {
-                error("model", "required with virtual_key (the embeddings model)".into());
+                error(
+                    "model",
+                    "required with virtual_key (the embeddings model)".into(),
+                );
                 return None;
             };
             let Some(key) = ctx.virtual_keys.get(vk) else {

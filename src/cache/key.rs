@@ -99,7 +99,11 @@ fn merged<'a>(
 }
 
 /// The exact key of a request.
-pub fn exact(scope: &Scope<'_>, body: &Map<String, Value>, overrides: &Map<String, Value>) -> Digest32 {
+pub fn exact(
+    scope: &Scope<'_>,
+    body: &Map<String, Value>,
+    overrides: &Map<String, Value>,
+) -> Digest32 {
     let mut h = start(b"switchyard-cache-exact-v1", scope);
     object(&mut h, merged(body, overrides));
     h.finalize().into()
@@ -217,10 +221,16 @@ mod tests {
     #[test]
     fn exact_keys_ignore_key_order_but_not_values_scope_or_overrides() {
         let none = Map::new();
-        let a = obj(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}));
-        let b = obj(serde_json::json!({"temperature": 0.5, "messages": [{"content": "hi", "role": "user"}], "model": "m"}));
+        let a = obj(
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}),
+        );
+        let b = obj(
+            serde_json::json!({"temperature": 0.5, "messages": [{"content": "hi", "role": "user"}], "model": "m"}),
+        );
         assert_eq!(exact(&SCOPE, &a, &none), exact(&SCOPE, &b, &none));
-        let c = obj(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6}));
+        let c = obj(
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6}),
+        );
         assert_ne!(exact(&SCOPE, &a, &none), exact(&SCOPE, &c, &none));
         let other_key = Scope {
             virtual_key: Some("vk-b"),
@@ -248,9 +258,15 @@ mod tests {
         let none = Map::new();
         let t0 = obj(serde_json::json!({"temperature": 0}));
         assert!(!nondeterministic(&t0, &none));
-        assert!(nondeterministic(&obj(serde_json::json!({"temperature": 0.7})), &none));
+        assert!(nondeterministic(
+            &obj(serde_json::json!({"temperature": 0.7})),
+            &none
+        ));
         assert!(nondeterministic(&obj(serde_json::json!({})), &none));
-        assert!(nondeterministic(&obj(serde_json::json!({"temperature": 0, "n": 2})), &none));
+        assert!(nondeterministic(
+            &obj(serde_json::json!({"temperature": 0, "n": 2})),
+            &none
+        ));
         let hot = obj(serde_json::json!({"temperature": 1}));
         assert!(!nondeterministic(&hot, &t0), "the override wins");
     }
@@ -281,6 +297,9 @@ mod tests {
             partition(&SCOPE, &body, &none),
             partition(&SCOPE, &same_system, &none)
         );
-        assert_eq!(last_user_text(&obj(serde_json::json!({"messages": []}))), None);
+        assert_eq!(
+            last_user_text(&obj(serde_json::json!({"messages": []}))),
+            None
+        );
     }
 }

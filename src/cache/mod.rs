@@ -250,8 +250,7 @@ impl Cache {
         targets: &dyn TargetEmbedder,
     ) -> Lookup {
         let config = request.scope.config;
-        if settings.skip_nondeterministic
-            && key::nondeterministic(request.body, request.overrides)
+        if settings.skip_nondeterministic && key::nondeterministic(request.body, request.overrides)
         {
             self.count(config, Status::Disabled.metric());
             return Lookup::Bypass;

@@ -118,7 +118,10 @@ impl SharedStore {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::warn!(error, "response cache (Redis) unreachable; lookups miss until it answers");
+            tracing::warn!(
+                error,
+                "response cache (Redis) unreachable; lookups miss until it answers"
+            );
         }
     }
 
@@ -163,7 +166,9 @@ impl SharedStore {
         }
         let k = redis_key(key);
         let raw = entry.encode();
-        let ttl_ms = u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ttl_ms = u64::try_from(entry.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let this = self.clone();
         self.handle.spawn(async move {
             let mut conn = this.conn.clone();

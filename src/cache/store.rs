@@ -139,7 +139,13 @@ impl ConfigStore {
     }
 
     /// Adds a unit vector for `key` to `partition`.
-    pub fn insert_vector(&self, partition: Digest32, unit: Box<[f32]>, key: Digest32, ttl: Duration) {
+    pub fn insert_vector(
+        &self,
+        partition: Digest32,
+        unit: Box<[f32]>,
+        key: Digest32,
+        ttl: Duration,
+    ) {
         let p = self
             .semantic
             .get_with(partition, || Arc::new(Mutex::new(Partition::default())));
@@ -259,7 +265,12 @@ mod tests {
         assert_eq!(n.key, [2; 32]);
         assert!((n.similarity - (0.6 + 0.8) / 2f32.sqrt()).abs() < 1e-6);
         assert!(s.nearest(&[8; 32], &q).is_none(), "other partition");
-        s.insert_vector(p, normalized(vec![0.7, 0.7]).unwrap(), [3; 32], Duration::from_millis(20));
+        s.insert_vector(
+            p,
+            normalized(vec![0.7, 0.7]).unwrap(),
+            [3; 32],
+            Duration::from_millis(20),
+        );
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(s.nearest(&p, &q).unwrap().key, [2; 32]);
         assert!(normalized(vec![0.0, 0.0]).is_none());

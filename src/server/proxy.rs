@@ -18,8 +18,8 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use super::attempt::{operation_of, AttemptRunner, ClientRequest};
-use super::journal::Journal;
 use super::embed::EmbedCalls;
+use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::cache::{self, Cache, Lookup};
