@@ -122,8 +122,8 @@ impl Models {
             .clone();
         let model = slot
             .get_or_init(|| async {
-                let dir = dir.to_path_buf();
-                let loaded = tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir))
+                let owned = dir.to_path_buf();
+                let loaded = tokio::task::spawn_blocking(move || LocalEmbedder::load(&owned))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
