@@ -4,6 +4,7 @@
 //! [`ingress`] → [`router`] → [`upstream`] → [`providers`] → response. The pingora services that
 //! host it live in [`server`]; counters and histograms in [`telemetry`].
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod governance;

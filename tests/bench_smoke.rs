@@ -40,6 +40,8 @@ async fn the_harness_produces_every_figure() {
         "rss_idle_mib.switchyard",
         "rss_open_streams_mib.switchyard",
         "ratio.throughput.switchyard_over_floor",
+        "cache_hit_latency_p99_us.switchyard",
+        "added_cache_hit_latency_p99_us.switchyard",
     ] {
         let v = figures.get(name).copied();
         assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");

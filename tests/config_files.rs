@@ -76,15 +76,10 @@ fn the_production_example_loads_with_its_secrets_present() {
     };
     assert_eq!(strategy.mode, StrategyMode::Conditional);
     assert_eq!(strategy.default_target, Some(1));
-    assert_eq!(
-        targets[1]
-            .settings
-            .cache
-            .as_ref()
-            .unwrap()
-            .similarity_threshold,
-        Some(0.95)
-    );
+    assert!(targets[1].settings.cache.is_none(), "cache is per config");
+    let cache = s.configs["by-plan"].root.settings.cache.as_ref().unwrap();
+    assert_eq!(cache.similarity_threshold, 0.95);
+    assert!(cache.backend_redis && cache.skip_nondeterministic);
     let dump = format!("{s:?} {}", s.redacted);
     for secret in [
         "sk-openai-from-env",

@@ -314,6 +314,26 @@ impl Compiler<'_> {
                 &file,
                 name,
             ) {
+                let mut root = root;
+                if let Some(c) = &spec.cache {
+                    let ctx = crate::cache::config::Context {
+                        virtual_keys: &virtual_keys,
+                        has_state: file.state.is_some(),
+                        config_name: name,
+                        base_dir: self.base_dir,
+                    };
+                    let (settings, errors) = crate::cache::config::compile(c, &yaml_path, &ctx);
+                    for (path, message) in errors {
+                        self.error(path, message);
+                    }
+                    if let Some(model) = settings.as_ref().and_then(|s| match &s.embedder {
+                        Some(crate::config::Embedder::Target { model, .. }) => Some(model),
+                        _ => None,
+                    }) {
+                        self.known_models.insert(model.clone());
+                    }
+                    root.settings.cache = settings;
+                }
                 configs.insert(
                     name.clone(),
                     Arc::new(RouteConfig {
@@ -898,35 +918,15 @@ impl Compiler<'_> {
                 None => self.error(format!("{path}.override_params.model"), "must be a string"),
             }
         }
-        let cache = match &spec.cache {
-            Some(c) => {
-                if let Some(t) = c.similarity_threshold {
-                    if !(0.0..=1.0).contains(&t) || t == 0.0 {
-                        self.error(
-                            format!("{path}.cache.similarity_threshold"),
-                            "must be in (0, 1]",
-                        );
-                    }
-                }
-                if c.mode == CacheModeSpec::Semantic && c.similarity_threshold.is_none() {
-                    self.error(
-                        format!("{path}.cache.similarity_threshold"),
-                        "required for mode semantic",
-                    );
-                }
-                Some(CacheSettings {
-                    mode: match c.mode {
-                        CacheModeSpec::Simple => CacheMode::Simple,
-                        CacheModeSpec::Semantic => CacheMode::Semantic,
-                    },
-                    max_age: c.max_age.map(|d| d.0).unwrap_or(Duration::from_secs(300)),
-                    similarity_threshold: c.similarity_threshold,
-                    skip_nondeterministic: c.skip_nondeterministic.unwrap_or(false),
-                    backend_redis: c.backend == Some(CacheBackendSpec::Redis),
-                })
-            }
-            None => parent.cache.clone(),
-        };
+        // The lookup runs before routing: only the config's own `cache` applies (compiled with
+        // the config, in `compile`).
+        if spec.cache.is_some() && path.contains(".targets[") {
+            self.error(
+                format!("{path}.cache"),
+                "cache is set on a config, not on a target (the lookup runs before routing)",
+            );
+        }
+        let cache = None;
         let input_guardrails = match &spec.input_guardrails {
             Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g, Stage::Input),
             None => parent.input_guardrails.clone(),

@@ -277,6 +277,7 @@ impl Target {
     pub fn needs_body(&self) -> bool {
         !self.settings.override_params.is_empty()
             || self.settings.input_guardrails.is_some()
+            || self.settings.cache.is_some()
             || match &self.kind {
                 TargetKind::Leaf { .. } => false,
                 TargetKind::Group { strategy, targets } => {
@@ -391,13 +392,32 @@ pub enum CacheMode {
     Semantic,
 }
 
+/// A config's `cache:` compiled (see `crate::cache`). Set on the config's root only: the
+/// lookup runs before routing.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
     pub mode: CacheMode,
+    /// How long an entry is served.
     pub max_age: Duration,
-    pub similarity_threshold: Option<f64>,
+    /// Semantic mode: the least cosine similarity served.
+    pub similarity_threshold: f64,
+    /// Requests with `temperature > 0` (or none: the providers' default is 1) or `n > 1` bypass.
     pub skip_nondeterministic: bool,
+    /// Entries are also kept in Redis (`state.redis_url`), shared by every replica.
     pub backend_redis: bool,
+    /// Bound of this config's in-memory store, in bytes of stored responses.
+    pub max_bytes: u64,
+    /// Semantic mode: what embeds the last user message.
+    pub embedder: Option<Embedder>,
+}
+
+/// What embeds a prompt for the semantic cache.
+#[derive(Debug, Clone)]
+pub enum Embedder {
+    /// `POST /v1/embeddings` through the router to this leaf target (`model` in the body).
+    Target { target: Arc<Target>, model: String },
+    /// The in-process model in this directory (cargo feature `local-embeddings`).
+    Local(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]

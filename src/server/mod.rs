@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod attempt;
+pub mod embed;
 pub mod forward;
 pub mod journal;
 pub mod proxy;
@@ -85,6 +86,11 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         snapshot.state.as_ref(),
         metrics.governance.clone(),
     ));
+    // Where shared cache entries live is fixed at start too; each config's cache follows reloads.
+    let cache = Arc::new(crate::cache::Cache::new(
+        snapshot.state.as_ref(),
+        metrics.cache_requests_total.clone(),
+    ));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -118,6 +124,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         otlp: otlp.clone(),
         governance,
         forward: forwarder.clone(),
+        cache,
     };
     // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
     // connection straight through).

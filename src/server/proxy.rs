@@ -18,11 +18,13 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::embed::EmbedCalls;
 use super::forward::{self, Forwarder, PlainForward, RequestRoute};
 use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
-use crate::config::{Snapshot, Target, TargetKind};
+use crate::cache::{self, Cache, Lookup};
+use crate::config::{CacheSettings, Snapshot, Target, TargetKind};
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
 use crate::guardrails::{self, report::Denial, Screened};
@@ -65,6 +67,8 @@ pub struct Gateway {
     pub governance: Arc<Governance>,
     /// Forward-proxy mode state shared with the listener app.
     pub forward: Arc<Forwarder>,
+    /// Response caches of the configs that set `cache`; stores outlive config reloads.
+    pub cache: Arc<Cache>,
 }
 
 /// Largest feedback body accepted.
@@ -81,6 +85,8 @@ struct RequestFacts {
     request_body: Option<Bytes>,
     /// The request's limit reservations, settled with its record when it ends.
     governed: Option<Ticket>,
+    /// `x-portkey-cache-status` of the request.
+    cache: &'static str,
 }
 
 /// What a request's routing reports into besides the client: its journal, the time spent
@@ -90,8 +96,11 @@ struct Tracking<'a> {
     journal: &'a Journal,
     upstream_wait_ns: &'a AtomicU64,
     keep_body: bool,
-    /// `x-ratelimit-*` of the presented virtual key.
+    /// Headers added to the answer: `x-ratelimit-*` of the presented virtual key, and the
+    /// cache status when the config caches.
     limit_headers: &'a [(&'static str, String)],
+    /// Capture the committed response up to this many bytes (for the response cache).
+    capture: Option<usize>,
 }
 
 /// Whether this request's bodies go to the access log.
@@ -167,7 +176,12 @@ impl Gateway {
         let operation = operation_of(path);
         let mut attempts = journal.take_attempts();
         let winner = finished.attempt.take();
-        let usage = winner.as_ref().and_then(|w| w.usage);
+        let cache_hit = finished.outcome == Outcome::CacheHit;
+        // A cache hit used no tokens and cost nothing (its limit reservation is given back).
+        let usage = winner
+            .as_ref()
+            .and_then(|w| w.usage)
+            .or(cache_hit.then(Default::default));
         let response_model = winner.as_ref().and_then(|w| w.response_model.clone());
         let vk_label = facts.virtual_key.as_deref().unwrap_or("none");
         let cost_usd = match (&winner, &usage) {
@@ -191,7 +205,7 @@ impl Gateway {
                 }
                 cost
             }
-            _ => None,
+            _ => cache_hit.then_some(0.0),
         };
         let bodies = facts.request_body.as_ref().map(|req| Bodies {
             request: String::from_utf8_lossy(req).into_owned(),
@@ -247,7 +261,7 @@ impl Gateway {
             attempts,
             usage,
             cost_usd,
-            cache: "DISABLED",
+            cache: facts.cache,
             metadata: facts.metadata,
             bodies,
         })
@@ -607,16 +621,122 @@ impl Gateway {
             upstream_wait_ns,
             keep_body,
             limit_headers: facts.governed.as_ref().map_or(&[], |t| t.headers()),
+            capture: None,
         };
-        self.route(
-            session,
+        match (&resolved.route.root.settings.cache, &request.json) {
+            (Some(settings), Some(body)) => {
+                // Boxed: only configs that cache carry this future's size.
+                let (finished, status) = Box::pin(self.serve_cached(
+                    session,
+                    snapshot,
+                    &resolved,
+                    &request,
+                    body,
+                    settings,
+                    track,
+                    screened.as_ref(),
+                ))
+                .await;
+                facts.cache = status.header();
+                finished
+            }
+            _ => {
+                self.route(
+                    session,
+                    snapshot,
+                    &resolved,
+                    &request,
+                    track,
+                    screened.as_ref(),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Serves a request of a config that caches: a stored answer, or the routed one (stored
+    /// when it completes successfully).
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_cached(
+        &self,
+        session: &mut Session,
+        snapshot: &Snapshot,
+        resolved: &Resolved,
+        request: &ClientRequest,
+        body: &serde_json::Map<String, serde_json::Value>,
+        settings: &CacheSettings,
+        track: Tracking<'_>,
+        screened: Option<&Screened>,
+    ) -> (Finished, cache::Status) {
+        let head = session.req_header();
+        let force_refresh = cache::FORCE_REFRESH_HEADERS.iter().any(|h| {
+            head.headers
+                .get(*h)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        });
+        let config = resolved.config_label();
+        let lookup = cache::Request {
+            scope: cache::key::Scope {
+                config,
+                virtual_key: resolved.virtual_key.as_ref().map(|k| k.name.as_str()),
+                path: request.path_and_query.split('?').next().unwrap_or(""),
+            },
+            body,
+            overrides: &resolved.route.root.settings.override_params,
+            force_refresh,
+        };
+        let embed = EmbedCalls {
+            client: &self.client,
+            metrics: &self.metrics,
+            breakers: &self.breakers,
             snapshot,
-            &resolved,
-            &request,
-            track,
-            screened.as_ref(),
-        )
-        .await
+            config,
+            trace: &track.journal.trace,
+        };
+        let pending = match self.cache.lookup(settings, lookup, &embed).await {
+            Lookup::Hit(hit) => {
+                let mut headers = hit.headers();
+                headers.extend(trace_headers(&track.journal.trace));
+                headers.extend_from_slice(track.limit_headers);
+                let abort = cache::replay::write(session, &hit.entry, &headers)
+                    .await
+                    .is_err();
+                let body = &hit.entry.body;
+                let finished = Finished {
+                    status: hit.entry.status,
+                    outcome: Outcome::CacheHit,
+                    abort,
+                    attempt: None,
+                    response_body: track
+                        .keep_body
+                        .then(|| body.slice(..body.len().min(respond::MAX_LOGGED_BODY))),
+                    captured: None,
+                };
+                return (finished, hit.status);
+            }
+            Lookup::Bypass => None,
+            Lookup::Miss(pending) => Some(pending),
+        };
+        let status = pending
+            .as_ref()
+            .map_or(cache::Status::Disabled, |p| p.status);
+        let mut extra = cache::status_headers(status);
+        extra.extend_from_slice(track.limit_headers);
+        let track = Tracking {
+            limit_headers: &extra,
+            capture: pending.as_ref().map(cache::Pending::max_bytes),
+            ..track
+        };
+        let mut finished = self
+            .route(session, snapshot, resolved, request, track, screened)
+            .await;
+        if let (Some(pending), Some(captured)) = (pending, finished.captured.take()) {
+            if matches!(finished.outcome, Outcome::Ok | Outcome::FallbackOk) && !finished.abort {
+                self.cache
+                    .store(pending, finished.status, captured.stream, captured.body);
+            }
+        }
+        (finished, status)
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
@@ -635,6 +755,7 @@ impl Gateway {
             upstream_wait_ns,
             keep_body,
             limit_headers,
+            capture,
         } = track;
         let runner = AttemptRunner {
             journal,
@@ -668,6 +789,7 @@ impl Gateway {
                     operation: request.operation(),
                     keep_body,
                     screened,
+                    capture,
                     outcome_if_ok: if won.fell_back {
                         Outcome::FallbackOk
                     } else {
@@ -749,6 +871,7 @@ impl ProxyHttp for Gateway {
             metadata: None,
             request_body: None,
             governed: None,
+            cache: "DISABLED",
         };
         let journal = Journal::new(trace::from_headers(&session.req_header().headers));
         let upstream_wait_ns = AtomicU64::new(0);

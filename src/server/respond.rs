@@ -31,6 +31,8 @@ pub enum Outcome {
     Rejected,
     StreamAborted,
     ClientClosed,
+    /// Served from the response cache (no upstream attempt).
+    CacheHit,
 }
 
 impl Outcome {
@@ -43,6 +45,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::StreamAborted => "stream_aborted",
             Outcome::ClientClosed => "client_closed",
+            Outcome::CacheHit => "cache_hit",
         }
     }
 }
@@ -57,6 +60,16 @@ pub struct Finished {
     pub attempt: Option<Box<AttemptRecord>>,
     /// What the client was sent (bounded), when the commit was asked to keep it (`log_bodies`).
     pub response_body: Option<Bytes>,
+    /// The whole response as sent, when the commit was asked to capture it (the response
+    /// cache) and it completed.
+    pub captured: Option<Captured>,
+}
+
+/// A complete response as the client received it.
+pub struct Captured {
+    pub body: Bytes,
+    /// An SSE stream (else a whole body).
+    pub stream: bool,
 }
 
 /// Most of a response body kept for the access log.
@@ -132,6 +145,7 @@ pub async fn write_json(
         abort,
         attempt: None,
         response_body: None,
+        captured: None,
     }
 }
 
@@ -156,6 +170,7 @@ pub async fn write_error(
     Finished {
         attempt: None,
         response_body: None,
+        captured: None,
         status,
         outcome,
         abort,
@@ -183,6 +198,7 @@ pub async fn write_denial(
         status,
         outcome: Outcome::Rejected,
         abort,
+        captured: None,
     }
 }
 
@@ -207,6 +223,7 @@ pub async fn write_failure(
             Finished {
                 attempt: None,
                 response_body: None,
+                captured: None,
                 status,
                 outcome: Outcome::Error,
                 abort,
@@ -229,6 +246,8 @@ pub struct Commit<'a> {
     pub keep_body: bool,
     /// The config's input guardrail results (`None`: it has none).
     pub screened: Option<&'a Screened>,
+    /// Capture the whole response up to this many bytes, for the response cache.
+    pub capture: Option<usize>,
 }
 
 impl Commit<'_> {
@@ -284,6 +303,13 @@ impl Commit<'_> {
             if let Some(k) = kept.as_mut() {
                 k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
             }
+            let captured = self
+                .capture
+                .filter(|max| held.len() <= *max)
+                .map(|_| Captured {
+                    body: held.clone(),
+                    stream: false,
+                });
             let written = write_whole(session, status, response.header(), extra, held).await;
             labels.record(self.metrics, "ok", started.elapsed());
             self.client.finish(response).await;
@@ -291,6 +317,7 @@ impl Commit<'_> {
             return Finished {
                 attempt: Some(record),
                 response_body: kept.map(BytesMut::freeze),
+                captured: captured.filter(|_| written.is_ok()),
                 status,
                 outcome: self.outcome_if_ok,
                 abort: written.is_err(),
@@ -305,6 +332,8 @@ impl Commit<'_> {
         if let Some(k) = kept.as_mut() {
             k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
         }
+        let mut capture = Capture::new(self.capture);
+        capture.push(&held);
         let committed = match head {
             Ok(head) => {
                 session
@@ -319,7 +348,9 @@ impl Commit<'_> {
             ("ok", client_closed(status))
         } else if upstream_ended {
             let abort = session.write_response_body(None, true).await.is_err();
-            ("ok", self.finished(status, abort))
+            let mut done = self.finished(status, abort);
+            done.captured = capture.finish().filter(|_| !abort);
+            ("ok", done)
         } else {
             // After the commit point: forward (or translate) as it arrives.
             let (mut chunks, first_at) = (0u32, Instant::now());
@@ -363,6 +394,7 @@ impl Commit<'_> {
                     Step::Write(chunk) if chunk.is_empty() => continue,
                     Step::Write(chunk) => {
                         chunks += 1;
+                        capture.push(&chunk);
                         if let Some(k) = kept.as_mut() {
                             let room = MAX_LOGGED_BODY.saturating_sub(k.len());
                             k.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -413,8 +445,13 @@ impl Commit<'_> {
                             }
                         };
                         let last = last.filter(|b| !b.is_empty());
+                        if let Some(l) = &last {
+                            capture.push(l);
+                        }
                         let abort = session.write_response_body(last, true).await.is_err();
-                        break ("ok", self.finished(status, abort));
+                        let mut done = self.finished(status, abort);
+                        done.captured = capture.finish().filter(|_| !abort);
+                        break ("ok", done);
                     }
                     Step::Fail(result, event) => {
                         let abort = session
@@ -426,6 +463,7 @@ impl Commit<'_> {
                             Finished {
                                 attempt: None,
                                 response_body: None,
+                                captured: None,
                                 status,
                                 outcome: Outcome::StreamAborted,
                                 abort,
@@ -455,10 +493,43 @@ impl Commit<'_> {
         Finished {
             attempt: None,
             response_body: None,
+            captured: None,
             status,
             outcome: self.outcome_if_ok,
             abort,
         }
+    }
+}
+
+/// A stream's bytes gathered for the response cache, up to a bound (past it: nothing).
+struct Capture {
+    buf: Option<BytesMut>,
+    max: usize,
+}
+
+impl Capture {
+    fn new(max: Option<usize>) -> Capture {
+        Capture {
+            buf: max.map(|_| BytesMut::new()),
+            max: max.unwrap_or(0),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if let Some(buf) = self.buf.as_mut() {
+            if buf.len() + chunk.len() > self.max {
+                self.buf = None;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Captured> {
+        self.buf.map(|b| Captured {
+            body: b.freeze(),
+            stream: true,
+        })
     }
 }
 
@@ -508,6 +579,7 @@ fn client_closed(status: u16) -> Finished {
     Finished {
         attempt: None,
         response_body: None,
+        captured: None,
         status,
         outcome: Outcome::ClientClosed,
         abort: true,

@@ -44,6 +44,9 @@ pub struct Metrics {
     /// Forward-proxy mode: `CONNECT`s and plain-HTTP proxy requests by `mode` (`intercept`,
     /// `tunnel`, `refused`).
     pub forward_connections_total: IntCounterVec,
+    /// Response-cache lookups by config and result (`hit`, `semantic_hit`, `miss`, `refresh`,
+    /// `bypass`, `error`).
+    pub cache_requests_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -206,6 +209,14 @@ impl Metrics {
         for mode in ["intercept", "tunnel", "refused"] {
             forward_connections_total.with_label_values(&[mode]);
         }
+        let cache_requests_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_cache_requests_total",
+                "Requests of configs with a response cache, by config and cache result (hit, semantic_hit, miss, refresh, bypass, error).",
+            ),
+            &["config", "result"],
+        )?;
+        registry.register(Box::new(cache_requests_total.clone()))?;
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -242,6 +253,7 @@ impl Metrics {
             circuit_state,
             guardrail_verdicts_total,
             forward_connections_total,
+            cache_requests_total,
         })
     }
 

@@ -24,6 +24,10 @@
 //! Control (never faulted, never recorded): `GET /_mock/requests`, `GET /_mock/stats`,
 //! `POST /_mock/fault` (body = spec, empty clears), `POST /_mock/clear`.
 //!
+//! Embeddings (`/v1/embeddings`) are deterministic: an input containing `[[emb:x,y,...]]` gets
+//! exactly that vector (tests control similarities with it), any other input an 8-dimensional
+//! vector hashed from its text.
+//!
 //! Answers are deterministic. Text is "Hello from the mock provider." (streams send `tok0 `,
 //! `tok1 `, ...). Tool calling, in all three formats: when the request declares tools (and
 //! tool choice is not "none") and the conversation ends with a user message, the answer is ONE
@@ -729,6 +733,9 @@ fn embeddings(request: &serde_json::Value) -> serde_json::Value {
         .iter()
         .enumerate()
         .map(|(i, text)| {
+            if let Some(vector) = chosen_vector(text) {
+                return serde_json::json!({"object": "embedding", "index": i, "embedding": vector});
+            }
             let seed = text
                 .bytes()
                 .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
@@ -743,6 +750,16 @@ fn embeddings(request: &serde_json::Value) -> serde_json::Value {
         .map(|t| t.split_whitespace().count().max(1))
         .sum();
     serde_json::json!({"object": "list", "data": data, "model": model_of(request), "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+/// The vector an input names with `[[emb:x,y,...]]`, if it does.
+fn chosen_vector(text: &str) -> Option<Vec<f64>> {
+    let start = text.find("[[emb:")? + "[[emb:".len();
+    let len = text[start..].find("]]")?;
+    text[start..start + len]
+        .split(',')
+        .map(|x| x.trim().parse::<f64>().ok())
+        .collect()
 }
 
 fn responses(request: &serde_json::Value, id: u64) -> serde_json::Value {
