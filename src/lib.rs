@@ -11,6 +11,7 @@ pub mod governance;
 pub mod guardrails;
 pub mod ingress;
 pub mod providers;
+pub mod redis_state;
 pub mod router;
 pub mod server;
 pub mod telemetry;

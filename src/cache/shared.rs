@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::key::Digest32;
 use super::store::Entry;
 use crate::config::StateSettings;
+use crate::redis_state::{self, RedisThread};
 
 /// After a failed call, how long lookups skip Redis.
 pub const DOWN_FOR: Duration = Duration::from_millis(500);
@@ -26,15 +27,7 @@ pub const MAX_PENDING_STORES: usize = 1024;
 /// At most one log line per this interval about an unreachable Redis.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-pub enum SharedError {
-    #[error("invalid state.redis_url: {0}")]
-    Url(String),
-    #[error("cannot start the cache thread: {0}")]
-    Thread(#[from] std::io::Error),
-    #[error("the cache thread did not start")]
-    NoRuntime,
-}
+pub use crate::redis_state::RedisStateError as SharedError;
 
 pub struct SharedStore {
     conn: ConnectionManager,
@@ -53,41 +46,8 @@ fn redis_key(key: &Digest32) -> String {
 impl SharedStore {
     /// Starts the cache's Redis thread and a lazily connecting client.
     pub fn start(settings: &StateSettings) -> Result<Arc<SharedStore>, SharedError> {
-        // Never echo the URL: it may carry a password.
-        let client = redis::Client::open(settings.redis_url.expose())
-            .map_err(|e| SharedError::Url(format!("{:?}", e.kind())))?;
+        let RedisThread { conn, handle } = redis_state::start(settings, "cache")?;
         let timeout = settings.timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("switchyard-cache".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot build the cache runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let conn = ConnectionManager::new_lazy_with_config(client, config);
-                    if tx.send((conn, tokio::runtime::Handle::current())).is_err() {
-                        return;
-                    }
-                    // Keeps the runtime (and the connection's driver) alive for the process.
-                    std::future::pending::<()>().await;
-                });
-            })?;
-        let (conn, handle) = rx.recv().map_err(|_| SharedError::NoRuntime)?;
-        let conn = conn.map_err(|e| SharedError::Url(format!("{:?}", e.kind())))?;
         Ok(Arc::new(SharedStore {
             conn,
             handle,

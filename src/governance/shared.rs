@@ -20,13 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::gcra::Standing;
 use super::period::Periods;
 use super::{AdmitError, Charge, KeyReport, LimitKind, Refusal};
 use crate::config::StateSettings;
+use crate::redis_state::{self, RedisThread};
 use crate::telemetry::metrics::GovernanceMetrics;
 
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
@@ -44,15 +45,7 @@ pub const MAX_PENDING_SETTLES: usize = 4096;
 /// At most one log line per this interval about an unreachable state.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("invalid state.redis_url: {0}")]
-    Url(String),
-    #[error("cannot start the state thread: {0}")]
-    Thread(#[from] std::io::Error),
-    #[error("the state thread did not start")]
-    NoRuntime,
-}
+pub use crate::redis_state::RedisStateError as StateError;
 
 pub struct SharedEngine {
     conn: ConnectionManager,
@@ -126,55 +119,8 @@ impl SharedEngine {
         settings: &StateSettings,
         metrics: GovernanceMetrics,
     ) -> Result<Arc<SharedEngine>, StateError> {
-        // Never echo the URL: it may carry a password.
-        let client = redis::Client::open(settings.redis_url.expose())
-            .map_err(|e| StateError::Url(format!("{:?}", e.kind())))?;
+        let RedisThread { conn, handle } = redis_state::start(settings, "state")?;
         let timeout = settings.timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("switchyard-state".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot build the state runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let conn = ConnectionManager::new_lazy_with_config(client, config);
-                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Arc<SharedEngine>>();
-                    if tx
-                        .send((conn, tokio::runtime::Handle::current(), done_tx))
-                        .is_err()
-                    {
-                        return;
-                    }
-                    // The engine comes back once built; then this thread renews its leases.
-                    if let Ok(engine) = done_rx.await {
-                        let weak = Arc::downgrade(&engine);
-                        drop(engine);
-                        let mut tick = tokio::time::interval(LEASE_RENEW);
-                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        loop {
-                            tick.tick().await;
-                            let Some(engine) = weak.upgrade() else { return };
-                            engine.renew().await;
-                        }
-                    }
-                });
-            })?;
-        let (conn, handle, done) = rx.recv().map_err(|_| StateError::NoRuntime)?;
-        let conn = conn.map_err(|e| StateError::Url(format!("{:?}", e.kind())))?;
         let engine = Arc::new(SharedEngine {
             conn,
             handle,
@@ -190,7 +136,17 @@ impl SharedEngine {
             lease_seq: AtomicU64::new(0),
             leases: Mutex::new(HashMap::new()),
         });
-        let _ = done.send(engine.clone());
+        // The state thread renews this engine's concurrency leases for as long as it lives.
+        let weak = Arc::downgrade(&engine);
+        engine.handle.spawn(async move {
+            let mut tick = tokio::time::interval(LEASE_RENEW);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { return };
+                engine.renew().await;
+            }
+        });
         Ok(engine)
     }
 
