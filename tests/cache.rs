@@ -8,7 +8,6 @@ mod harness;
 #[path = "support/redis.rs"]
 mod redis_server;
 
-use std::process::Command;
 use std::time::Duration;
 
 use harness::{eventually, metric_value, Gateway};
@@ -499,21 +498,6 @@ state: {{ redis_url: "{}", timeout_ms: 1000 }}"#,
     );
 }
 
-fn check(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn malformed_cache_blocks_are_refused_with_their_yaml_paths() {
     let base = r#"
@@ -568,7 +552,7 @@ configs:
         ),
     ];
     for (block, expected) in cases {
-        let (ok, err) = check(&format!("{base}{block}"));
+        let (ok, _, err) = harness::check_config(&format!("{base}{block}"));
         assert!(!ok, "{block} was accepted");
         assert!(err.contains(expected), "{block}: {err}");
     }
@@ -583,7 +567,7 @@ configs:
     targets:
       - { virtual_key: vk-a, cache: { mode: simple } }
 "#;
-    let (ok, err) = check(nested);
+    let (ok, _, err) = harness::check_config(nested);
     assert!(!ok);
     assert!(
         err.contains("configs.chat.targets[0].cache: cache is set on a config"),
@@ -591,7 +575,7 @@ configs:
     );
     #[cfg(not(feature = "local-embeddings"))]
     {
-        let (ok, err) = check(&format!(
+        let (ok, _, err) = harness::check_config(&format!(
             "{base}    cache: {{ mode: semantic, embedder: {{ local: /models/minilm }} }}\n"
         ));
         assert!(!ok);
@@ -602,7 +586,7 @@ configs:
             "{err}"
         );
     }
-    let (ok, err) = check(&format!(
+    let (ok, _, err) = harness::check_config(&format!(
         "{base}    cache: {{ mode: semantic, similarity_threshold: 0.8, embedder: {{ virtual_key: vk-a, model: e }} }}\n"
     ));
     assert!(ok, "{err}");

@@ -4,7 +4,6 @@
 #[path = "support/gateway.rs"]
 mod harness;
 
-use std::process::Command;
 use std::time::Duration;
 
 use harness::Gateway;
@@ -409,25 +408,10 @@ async fn a_targets_own_input_list_refuses_that_target_only() {
     assert_eq!(mock.requests().len(), 1);
 }
 
-fn check_file(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn switchyard_check_accepts_the_example_and_rejects_malformed_guardrails() {
     let example = std::fs::read_to_string("conf/examples/guardrails.yaml").unwrap();
-    let (ok, err) = check_file(&example);
+    let (ok, _, err) = harness::check_config(&example);
     assert!(ok, "{err}");
     let base = "providers:\n  p: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\nvirtual_keys:\n  vk: { provider: p }\nconfigs:\n  chat:\n    targets: [ { virtual_key: vk } ]\n";
     let cases = [
@@ -465,12 +449,12 @@ fn switchyard_check_accepts_the_example_and_rejects_malformed_guardrails() {
         ),
     ];
     for (extra, want) in cases {
-        let (ok, err) = check_file(&format!("{base}{extra}"));
+        let (ok, _, err) = harness::check_config(&format!("{base}{extra}"));
         assert!(!ok, "{extra} was accepted");
         assert!(err.contains(want), "{extra}: {err}");
     }
     // A target's list is validated too, at its own path.
-    let (ok, err) = check_file(&base.replace(
+    let (ok, _, err) = harness::check_config(&base.replace(
         "{ virtual_key: vk }",
         "{ virtual_key: vk, output_guardrails: [ { check: regex, pattern: '[' } ] }",
     ));

@@ -84,25 +84,9 @@ async fn sigterm_when_idle_exits_promptly() {
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
-fn check(text: &str) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn check_prints_each_error_with_its_yaml_path() {
-    let (ok, _, err) = check(
+    let (ok, _, err) = harness::check_config(
         r#"
 providers:
   p: { kind: openai-compatible, base_url: "http://127.0.0.1:1/v1" }
@@ -121,7 +105,8 @@ configs:
         err.contains("configs.chat.targets[1].virtual_key") && err.contains("vk-cluade"),
         "{err}"
     );
-    let (ok, _, err) = check("providers:\n  p: { kind: openai, api_key: k, falback: 1 }\n");
+    let (ok, _, err) =
+        harness::check_config("providers:\n  p: { kind: openai, api_key: k, falback: 1 }\n");
     assert!(!ok);
     assert!(err.contains("falback"), "{err}");
 }
