@@ -22,6 +22,7 @@ use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::config::{Snapshot, Target, TargetKind};
+use crate::console::Console;
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
 use crate::ingress::{self, Resolved};
@@ -54,8 +55,10 @@ pub struct Gateway {
     pub client: UpstreamClient,
     pub metrics: Arc<Metrics>,
     pub drain: Arc<Drain>,
-    /// Circuit breakers by target; outlive config reloads.
-    pub breakers: Breakers,
+    /// Circuit breakers by target; outlive config reloads (the console reads them too).
+    pub breakers: Arc<Breakers>,
+    /// Keeps the last requests for the console.
+    pub console: Arc<Console>,
     pub access_log: AccessLog,
     /// OTLP trace export, when configured (`OTEL_EXPORTER_OTLP_*`).
     pub otlp: Option<Arc<OtlpExporter>>,
@@ -686,6 +689,7 @@ impl ProxyHttp for Gateway {
         if let Some(otlp) = &self.otlp {
             otlp.export(&record);
         }
+        self.console.record(&record);
         if !self.access_log.log(record) {
             m.genai.access_log_dropped_total.inc();
         }

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// Open console `/events` streams, and whether the console's sampler runs (`console`).
+    pub console_viewers: IntGauge,
+    pub console_sampling: IntGauge,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -181,6 +184,16 @@ impl Metrics {
             ),
             &["target"],
         )?;
+        let console_viewers = IntGauge::new(
+            "switchyard_console_viewers",
+            "Console pages connected to the admin port's event stream.",
+        )?;
+        let console_sampling = IntGauge::new(
+            "switchyard_console_sampling",
+            "1 while the console samples metrics for its viewers, else 0.",
+        )?;
+        registry.register(Box::new(console_viewers.clone()))?;
+        registry.register(Box::new(console_sampling.clone()))?;
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -215,6 +228,8 @@ impl Metrics {
             fallbacks_total,
             retries_total,
             circuit_state,
+            console_viewers,
+            console_sampling,
         })
     }
 
