@@ -80,6 +80,25 @@ async fn console_json(gw: &Gateway) -> serde_json::Value {
     resp.json().await.unwrap()
 }
 
+/// Polls `/api/console` (bounded: 10 s) until `done` holds; returns the last frame.
+async fn console_until(
+    gw: &Gateway,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let frame = console_json(gw).await;
+        if done(&frame) {
+            return frame;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the console never showed it: {frame:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn metric(gw: &Gateway, name: &str) -> f64 {
     gw.metric(name, &[]).await
 }
@@ -178,22 +197,15 @@ async fn the_json_shows_targets_configs_and_requests_without_secrets() {
     }
     assert_eq!(call(&gw, "solo", true).await, 200);
     // Wait for a frame that has seen all of them.
-    let mut frame = serde_json::Value::Null;
-    let seen = eventually(Duration::from_secs(10), || {
-        let gw = &gw;
-        let frame = &mut frame;
-        async move {
-            *frame = console_json(gw).await;
-            frame["stats"]["configs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["name"] == "chat" && c["requests"] == 6)
-                && frame["requests"].as_array().unwrap().len() == 7
-        }
+    let frame = console_until(&gw, |frame| {
+        frame["stats"]["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "chat" && c["requests"] == 6)
+            && frame["requests"].as_array().unwrap().len() == 7
     })
     .await;
-    assert!(seen.is_some(), "{frame:#}");
     let text = frame.to_string();
     for secret in [PRIMARY_KEY, SECONDARY_KEY, "Say hello"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
@@ -283,17 +295,7 @@ async fn the_ring_keeps_the_last_200_requests() {
         assert_eq!(resp.status(), 200);
         let _ = resp.bytes().await;
     }
-    let mut frame = serde_json::Value::Null;
-    let done = eventually(Duration::from_secs(10), || {
-        let frame = &mut frame;
-        let gw = &gw;
-        async move {
-            *frame = console_json(gw).await;
-            frame["requests"][0]["trace_id"] == "ring-229"
-        }
-    })
-    .await;
-    assert!(done.is_some(), "{frame:#}");
+    let frame = console_until(&gw, |f| f["requests"][0]["trace_id"] == "ring-229").await;
     let requests = frame["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 200);
     assert_eq!(requests[199]["trace_id"], "ring-30");
@@ -369,4 +371,29 @@ async fn viewers_get_a_full_frame_then_deltas_and_leave_nothing_behind() {
     let f = frames(&mut again, 1).await;
     assert_eq!(f[0]["mode"], "full");
     assert_eq!(f[0]["requests"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_reload_shows_its_error_and_a_good_one_its_time_and_hash() {
+    let (a, b) = (mock().await, mock().await);
+    let gw = Gateway::start(&config(&a, &b)).await;
+    let before = console_json(&gw).await["stats"]["config"].clone();
+    assert!(before["last_reload_error"].is_null());
+    gw.rewrite_config(&config(&a, &b).replace("request_timeout: 150", "request_timeout: nope"));
+    let shown = console_until(&gw, |f| f["stats"]["config"]["last_reload_error"].is_string())
+        .await["stats"]["config"]
+        .clone();
+    assert!(shown["last_reload_error"]
+        .as_str()
+        .unwrap()
+        .contains("request_timeout"));
+    assert_eq!(shown["hash"], before["hash"], "still serving the last good config");
+    gw.rewrite_config(&config(&a, &b).replace("request_timeout: 150", "request_timeout: 200"));
+    let shown = console_until(&gw, |f| {
+        let c = &f["stats"]["config"];
+        c["last_reload_error"].is_null() && c["hash"] != before["hash"]
+    })
+    .await["stats"]["config"]
+    .clone();
+    assert!(shown["last_reload_unix_ms"].as_u64().unwrap() > 0);
 }

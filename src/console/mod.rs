@@ -40,6 +40,11 @@ const POLL_LEASE: Duration = Duration::from_secs(5);
 /// Most `/events` viewers at once; more get 503.
 pub const MAX_VIEWERS: usize = 64;
 
+/// The runtime's clock (the same as `Instant::now()` except in tests with paused time).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// One published frame.
 pub struct Tick {
     pub seq: u64,
@@ -197,7 +202,7 @@ impl Console {
                 let Ok(mut state) = self.state.lock() else {
                     return;
                 };
-                let now = Instant::now();
+                let now = now();
                 if !self.wanted(&state, now) {
                     // Checked under the lock `ensure_sampling` takes: a viewer joining now
                     // either is seen here or starts a new task.
@@ -256,7 +261,7 @@ impl Console {
     /// `/api/console`: the latest full frame as JSON. Polling keeps the sampler running for a
     /// few seconds; the first poll samples at once.
     pub fn poll(self: &Arc<Self>) -> Vec<u8> {
-        let now = Instant::now();
+        let now = now();
         let fresh = {
             let Ok(mut state) = self.state.lock() else {
                 return b"{}".to_vec();

@@ -87,14 +87,14 @@ impl Hist {
         let h = m.get_histogram();
         let buckets = h.get_bucket();
         if self.bounds.is_empty() {
-            self.bounds = buckets.iter().map(|b| b.get_upper_bound()).collect();
+            self.bounds = buckets.iter().map(|b| b.upper_bound()).collect();
             self.cumulative = vec![0; buckets.len()];
         }
         if buckets.len() != self.bounds.len() {
             return;
         }
         for (c, b) in self.cumulative.iter_mut().zip(buckets) {
-            *c += b.get_cumulative_count();
+            *c += b.cumulative_count();
         }
         self.count += h.get_sample_count();
     }
@@ -160,8 +160,8 @@ pub struct Counts {
 fn label<'a>(m: &'a Metric, name: &str) -> &'a str {
     m.get_label()
         .iter()
-        .find(|l| l.get_name() == name)
-        .map(|l| l.get_value())
+        .find(|l| l.name() == name)
+        .map(|l| l.value())
         .unwrap_or("")
 }
 

@@ -208,17 +208,16 @@ impl Admin {
                     _ => break,
                 }
             }
-            tokio::select! {
-                changed = frames.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    pending = frames.borrow_and_update().clone();
-                }
+            let next_frame = tokio::select! {
+                changed = frames.changed() => changed.is_ok(),
                 // The viewer closed the page (or sent something it should not).
-                _ = http.read_body_or_idle(true) => break,
-                _ = shutdown.changed() => break,
+                _ = http.read_body_or_idle(true) => false,
+                _ = shutdown.changed() => false,
+            };
+            if !next_frame {
+                break;
             }
+            pending = frames.borrow_and_update().clone();
         }
         drop(viewer);
     }
