@@ -302,7 +302,10 @@ async fn the_ring_keeps_the_last_200_requests() {
 }
 
 /// Reads SSE frames from `/events` until `n` are in, returns them parsed.
-async fn frames(stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), n: usize) -> Vec<serde_json::Value> {
+async fn frames(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    n: usize,
+) -> Vec<serde_json::Value> {
     let mut buf = String::new();
     let mut out = Vec::new();
     while out.len() < n {
@@ -367,7 +370,12 @@ async fn viewers_get_a_full_frame_then_deltas_and_leave_nothing_behind() {
     .await;
     assert!(idle.is_some(), "{}", gw.metrics().await);
     // The ring is the only thing kept; a new viewer gets it whole.
-    let mut again = c.get(gw.admin_url("/events")).send().await.unwrap().bytes_stream();
+    let mut again = c
+        .get(gw.admin_url("/events"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
     let f = frames(&mut again, 1).await;
     assert_eq!(f[0]["mode"], "full");
     assert_eq!(f[0]["requests"].as_array().unwrap().len(), 2);
@@ -380,20 +388,25 @@ async fn a_refused_reload_shows_its_error_and_a_good_one_its_time_and_hash() {
     let before = console_json(&gw).await["stats"]["config"].clone();
     assert!(before["last_reload_error"].is_null());
     gw.rewrite_config(&config(&a, &b).replace("request_timeout: 150", "request_timeout: nope"));
-    let shown = console_until(&gw, |f| f["stats"]["config"]["last_reload_error"].is_string())
-        .await["stats"]["config"]
+    let shown = console_until(&gw, |f| {
+        f["stats"]["config"]["last_reload_error"].is_string()
+    })
+    .await["stats"]["config"]
         .clone();
     assert!(shown["last_reload_error"]
         .as_str()
         .unwrap()
         .contains("request_timeout"));
-    assert_eq!(shown["hash"], before["hash"], "still serving the last good config");
+    assert_eq!(
+        shown["hash"], before["hash"],
+        "still serving the last good config"
+    );
     gw.rewrite_config(&config(&a, &b).replace("request_timeout: 150", "request_timeout: 200"));
     let shown = console_until(&gw, |f| {
         let c = &f["stats"]["config"];
         c["last_reload_error"].is_null() && c["hash"] != before["hash"]
     })
     .await["stats"]["config"]
-    .clone();
+        .clone();
     assert!(shown["last_reload_unix_ms"].as_u64().unwrap() > 0);
 }

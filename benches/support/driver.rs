@@ -626,7 +626,11 @@ async fn console_viewers(setup: &Setup, plan: Plan) -> Figures {
                 }
                 n += 1;
             }
-            let name = if with_viewers { "viewers_50" } else { "no_viewers" };
+            let name = if with_viewers {
+                "viewers_50"
+            } else {
+                "no_viewers"
+            };
             per_round
                 .entry(format!("console_latency_p50_us.{name}"))
                 .or_default()

@@ -198,8 +198,7 @@ impl Sources<'_> {
         let mut rows = Vec::new();
         let mut named: Vec<&RouteConfig> = snapshot.configs.values().map(|c| &**c).collect();
         named.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut direct: Vec<&RouteConfig> =
-            snapshot.direct_routes.values().map(|c| &**c).collect();
+        let mut direct: Vec<&RouteConfig> = snapshot.direct_routes.values().map(|c| &**c).collect();
         direct.sort_by(|a, b| a.root.label().cmp(b.root.label()));
         for (config, always) in named
             .into_iter()
@@ -242,7 +241,8 @@ impl Sources<'_> {
             .into_iter()
             .map(|name| {
                 let c = w.configs.get(name).copied().unwrap_or_default();
-                let rate = |n: u64| (c.requests > 0).then(|| round(n as f64 / c.requests as f64, 3));
+                let rate =
+                    |n: u64| (c.requests > 0).then(|| round(n as f64 / c.requests as f64, 3));
                 ConfigRow {
                     name: name.to_string(),
                     requests: c.requests,
@@ -255,7 +255,10 @@ impl Sources<'_> {
                     errors: c.errors,
                     fallback_rate: rate(c.fallbacks),
                     retry_rate: rate(c.retries),
-                    spark: (self.spark)(name).into_iter().map(SparkView::from).collect(),
+                    spark: (self.spark)(name)
+                        .into_iter()
+                        .map(SparkView::from)
+                        .collect(),
                 }
             })
             .collect()

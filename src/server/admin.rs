@@ -106,8 +106,10 @@ impl Admin {
                 "method_not_allowed",
                 "the admin API is read-only".into(),
             );
-            resp.headers_mut()
-                .insert(http::header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+            resp.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, HEAD"),
+            );
             return resp;
         }
         let path = req.uri.path();
