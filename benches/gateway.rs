@@ -1,6 +1,8 @@
 //! `cargo bench --bench gateway` — overhead, throughput, streaming and memory of Switchyard
 //! against a bare-pingora floor and the mock provider direct. `SWITCHYARD_BENCH_QUICK=1` for a
-//! few-second run. Builds the release binary and the floor example first.
+//! few-second run; `SWITCHYARD_BENCH_SOAK_SECS` shortens the soak; `SWITCHYARD_BENCH_EXTRA_CONFIG`
+//! appends top-level YAML to the gateway's config (experiments, e.g. `access_log: { path: off }`).
+//! Builds the release binary and the floor example first.
 
 #[path = "support/driver.rs"]
 mod driver;

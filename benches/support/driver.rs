@@ -242,7 +242,7 @@ fn loopback_port() -> SocketAddr {
 pub struct Setup {
     _mock: Proc,
     floor: Proc,
-    _floor_paced: Proc,
+    floor_paced: Proc,
     gateway: Proc,
     _dir: tempfile::TempDir,
     pub direct: SocketAddr,
@@ -293,7 +293,7 @@ impl Setup {
             format!(
                 "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\n  paced: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\n  vk-paced: {{ provider: paced }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n",
                 paced.addr
-            ),
+            ) + &std::env::var("SWITCHYARD_BENCH_EXTRA_CONFIG").unwrap_or_default(),
         )
         .expect("write config");
         let gateway = Proc {
@@ -313,7 +313,7 @@ impl Setup {
         Setup {
             _mock: mock,
             floor,
-            _floor_paced: floor_paced,
+            floor_paced,
             gateway,
             _dir: dir,
             direct,
@@ -329,6 +329,15 @@ impl Setup {
     fn pid_of(&self, name: &str) -> Option<u32> {
         match name {
             "floor" => Some(self.floor.pid()),
+            "switchyard" => Some(self.gateway.pid()),
+            _ => None,
+        }
+    }
+
+    /// The proxy process behind a path to the paced / instant upstream (none for direct).
+    fn paced_pid_of(&self, name: &str) -> Option<u32> {
+        match name {
+            "floor" => Some(self.floor_paced.pid()),
             "switchyard" => Some(self.gateway.pid()),
             _ => None,
         }
@@ -368,6 +377,18 @@ fn chat_body(stream: bool) -> String {
 fn chat_requests(addr: SocketAddr) -> load::RequestFn {
     let (host, body) = (addr.to_string(), Bytes::from(chat_body(false)));
     Arc::new(move |_| load::post(&host, "/v1/chat/completions", &body, &[]))
+}
+
+/// Lane requests to the instant upstream (the paced server without a stream id) on the path
+/// through `addr`, with the virtual key `key` selects it by.
+fn instant_requests(addr: SocketAddr, key: &str) -> load::RequestFn {
+    let (host, body) = (addr.to_string(), Bytes::from(chat_body(false)));
+    let authorization = if key == "vk-paced" {
+        "Bearer vk-paced"
+    } else {
+        "Bearer none"
+    };
+    Arc::new(move |_| load::post_as(authorization, &host, "/v1/chat/completions", &body, &[]))
 }
 
 fn client() -> reqwest::Client {
@@ -420,11 +441,19 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
         .iter()
         .map(|(_, addr)| load::Lane::many(plan.load_clients, *addr, &chat_requests(*addr)))
         .collect();
-    for lanes in loaders.iter_mut() {
+    let mut instant: Vec<Vec<load::Lane>> = setup
+        .stream_targets()
+        .iter()
+        .map(|(_, addr, key)| {
+            let requests = instant_requests(*addr, key);
+            load::Lane::many(plan.load_clients, *addr, &requests)
+        })
+        .collect();
+    for lanes in loaders.iter_mut().chain(instant.iter_mut()) {
         *lanes = load::closed_loop(std::mem::take(lanes), 0.2).await.3;
     }
 
-    for _round in 0..plan.rounds {
+    for round in 0..plan.rounds {
         // Latency at concurrency 1, the three paths interleaved request by request so that
         // whatever else the machine does falls on all of them alike. Everything runs on CPU 0
         // for this phase: with one request in flight nothing competes, and a proxy on another
@@ -466,8 +495,24 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 );
             }
         }
-        // Open-loop: the highest rate whose latency-corrected p99 stays within the bound.
-        for (lanes, (name, _)) in loaders.iter_mut().zip(setup.targets()) {
+        // Paced streams.
+        for (name, addr, key) in setup.stream_targets() {
+            let s = streams(&client, addr, key, &setup.paced, plan).await;
+            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
+            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
+            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
+            eprintln!(
+                "round {round} {name}: stream ttfc p99 {:.0} µs, transit p99 {:.0} µs, gap p99 {:.0} µs",
+                s.ttfc_p99, s.transit_p99, s.gap_p99
+            );
+            push(
+                format!("stream_lost_or_merged.{name}"),
+                s.lost_or_merged as f64,
+            );
+        }
+        // Open-loop: the highest rate whose latency-corrected p99 stays within the bound,
+        // against the in-process instant upstream (see `paced`), so CPU 0 runs one process.
+        for (lanes, (name, _, _)) in instant.iter_mut().zip(setup.stream_targets()) {
             let (rate, at, back) = load::max_rate(
                 std::mem::take(lanes),
                 plan.open_lo,
@@ -479,12 +524,13 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
             .await;
             *lanes = back;
             push(format!("open_loop_max_rps.{name}"), rate);
+            eprintln!("round {round} {name}: open-loop max {rate:.0} rps at p99 ≤ limit");
             if let Some(p) = at {
                 push(format!("open_loop_p99_us.{name}"), p.p99_us);
             }
             // How busy the proxy's one thread was at that rate: what is left says whether the
-            // load driver (sharing CPU 0 with the mock) or the proxy set the limit.
-            if let (Some(pid), true) = (setup.pid_of(name), rate > 0.0) {
+            // load driver or the proxy set the limit.
+            if let (Some(pid), true) = (setup.paced_pid_of(name), rate > 0.0) {
                 let (before, t) = (cpu_seconds(pid), Instant::now());
                 *lanes = load::probe(std::mem::take(lanes), rate, plan.open_seconds)
                     .await
@@ -492,17 +538,6 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
                 let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
                 push(format!("open_loop_proxy_cpu_busy_pct.{name}"), busy * 100.0);
             }
-        }
-        // Paced streams.
-        for (name, addr, key) in setup.stream_targets() {
-            let s = streams(&client, addr, key, &setup.paced, plan).await;
-            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
-            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
-            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
-            push(
-                format!("stream_lost_or_merged.{name}"),
-                s.lost_or_merged as f64,
-            );
         }
     }
     for (k, v) in per_round {

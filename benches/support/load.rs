@@ -88,9 +88,20 @@ pub fn post(
     body: &Bytes,
     extra: &[(&'static str, &'static str)],
 ) -> Request<Full<Bytes>> {
+    post_as("Bearer vk-bench", host, path, body, extra)
+}
+
+/// [`post`] with another `authorization` value.
+pub fn post_as(
+    authorization: &'static str,
+    host: &str,
+    path: &str,
+    body: &Bytes,
+    extra: &[(&'static str, &'static str)],
+) -> Request<Full<Bytes>> {
     let mut b = Request::post(path)
         .header("host", host)
-        .header("authorization", "Bearer vk-bench")
+        .header("authorization", authorization)
         .header("content-type", "application/json");
     for (k, v) in extra {
         b = b.header(*k, *v);

@@ -4,7 +4,11 @@
 //! between two chunks, independently of how precisely the chunks were paced.
 //!
 //! A request carries `x-bench-stream: <id>`; the answer is `chunks` content events `delay`
-//! apart, each naming its sequence number, then `data: [DONE]`.
+//! apart, each naming its sequence number, then `data: [DONE]`. A request without that header
+//! gets a small chat completion at once: the open-loop figures use this as their zero-delay
+//! upstream, so that the driver and the upstream are one process on CPU 0 (two processes
+//! sharing it would take turns in scheduler slices of several milliseconds, and the p99 would
+//! measure that instead of the proxy).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,6 +22,9 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+
+/// The instant answer: an OpenAI chat completion of the size the mock provider returns.
+const INSTANT_COMPLETION: &[u8] = br#"{"id":"chatcmpl-instant","object":"chat.completion","created":0,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"The quarterly numbers are steady; the three biggest risks are latency, cost and provider outages."},"finish_reason":"stop"}],"usage":{"prompt_tokens":96,"completion_tokens":21,"total_tokens":117}}"#;
 
 /// When each chunk of each stream was handed to the connection, by stream id.
 pub type SentLog = Arc<Mutex<HashMap<u64, Vec<Instant>>>>;
@@ -62,12 +69,20 @@ async fn answer(
     delay: Duration,
     log: SentLog,
 ) -> Response<Body> {
-    let id: u64 = req
+    let Some(id) = req
         .headers()
         .get("x-bench-stream")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        let _ = req.into_body().collect().await;
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(BodyExt::boxed(http_body_util::Full::new(
+                Bytes::from_static(INSTANT_COMPLETION),
+            )))
+            .expect("static response head");
+    };
     // Drain the request body before answering, as a provider does.
     let _ = req.into_body().collect().await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(chunks + 2);

@@ -488,8 +488,12 @@ impl AttemptRunner<'_> {
             })?;
         let sent = Instant::now();
         let deadlines = deadlines(settings, self.request.request_timeout);
+        // Boxed: the send future (pingora's connector inside) is several KB, and inline it
+        // would be copied into this future's state and every one wrapping it.
         let mut response = match self
-            .waiting(self.client.send(provider, header, body, deadlines))
+            .waiting(Box::pin(
+                self.client.send(provider, header, body, deadlines),
+            ))
             .await
         {
             Ok(r) => r,

@@ -223,8 +223,8 @@ impl UpstreamClient {
             }
         };
         Ok(UpstreamResponse {
-            session,
-            peer,
+            session: Box::new(session),
+            peer: Box::new(peer),
             started,
             connected,
             headers_after: started.elapsed(),
@@ -242,7 +242,7 @@ impl UpstreamClient {
     pub async fn finish(&self, mut response: UpstreamResponse) {
         if response.session.response_done() {
             self.connector
-                .release_http_session(response.session, &response.peer, Some(POOL_IDLE_TIMEOUT))
+                .release_http_session(*response.session, &*response.peer, Some(POOL_IDLE_TIMEOUT))
                 .await;
         } else {
             response.session.shutdown().await;
@@ -267,8 +267,11 @@ async fn write_and_read_head(
 
 /// An upstream response whose headers arrived; the body is read chunk by chunk.
 pub struct UpstreamResponse {
-    session: HttpSession,
-    peer: HttpPeer,
+    // Boxed: the response travels through every future of the request path by value, and
+    // inline these two are 1.1 KB copied at each await boundary (memmove was 7 % of the
+    // gateway's CPU in the profile).
+    session: Box<HttpSession>,
+    peer: Box<HttpPeer>,
     started: Instant,
     /// Time to a connection (pooled or new), and to the response headers.
     connected: Duration,
