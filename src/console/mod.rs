@@ -39,6 +39,10 @@ pub const TICK: Duration = Duration::from_secs(1);
 const POLL_LEASE: Duration = Duration::from_secs(5);
 /// Most `/events` viewers at once; more get 503.
 pub const MAX_VIEWERS: usize = 64;
+/// Most requests one delta frame carries: above this many requests a second, the page shows
+/// the newest of each second (a viewer's first frame, and `/api/console`, carry all that are
+/// kept). Bounds what a tick costs: one short serialisation and one small write per viewer.
+pub const MAX_DELTA_REQUESTS: usize = 50;
 
 /// The runtime's clock (the same as `Instant::now()` except in tests with paused time).
 fn now() -> Instant {
@@ -75,6 +79,8 @@ pub struct Console {
     state: Mutex<SamplerState>,
     viewers: AtomicUsize,
     frames: watch::Sender<Option<Arc<Tick>>>,
+    /// The full frame of the latest tick, built for the first viewer that needs it.
+    full: Mutex<Option<(u64, Bytes)>>,
 }
 
 /// A connected `/events` viewer; leaving decrements the count.
@@ -125,6 +131,7 @@ impl Console {
             state: Mutex::new(SamplerState::default()),
             viewers: AtomicUsize::new(0),
             frames: watch::Sender::new(None),
+            full: Mutex::new(None),
         })
     }
 
@@ -209,6 +216,9 @@ impl Console {
                     state.running = false;
                     state.lease_until = None;
                     state.sampler.clear_fine();
+                    if let Ok(mut full) = self.full.lock() {
+                        *full = None;
+                    }
                     self.metrics.console_sampling.set(0);
                     self.frames.send_replace(None);
                     return;
@@ -223,7 +233,9 @@ impl Console {
     fn tick(&self, state: &mut SamplerState, now: Instant) -> Tick {
         state.sampler.push(now, Counts::read(&self.metrics));
         let stats = self.stats_json(&state.sampler, now);
-        let (requests, newest) = self.requests.json_since(state.published_request);
+        let (requests, newest) = self
+            .requests
+            .json_since(state.published_request, MAX_DELTA_REQUESTS);
         state.published_request = newest;
         state.seq += 1;
         let delta_event = sse_event(&frame_json(state.seq, "delta", &stats, &requests));
@@ -248,13 +260,24 @@ impl Console {
         serde_json::to_vec(&sources.stats()).unwrap_or_else(|_| b"{}".to_vec())
     }
 
-    /// A frame with every request held, for a viewer that is new or fell behind.
+    /// A frame with every request held, for a viewer that is new or fell behind; built once
+    /// per tick however many viewers join.
     pub fn full_event(&self, tick: &Tick) -> Bytes {
-        sse_event(&self.full_json(tick))
+        let Ok(mut full) = self.full.lock() else {
+            return sse_event(&self.full_json(tick));
+        };
+        match &*full {
+            Some((seq, event)) if *seq == tick.seq => event.clone(),
+            _ => {
+                let event = sse_event(&self.full_json(tick));
+                *full = Some((tick.seq, event.clone()));
+                event
+            }
+        }
     }
 
     fn full_json(&self, tick: &Tick) -> Vec<u8> {
-        let (requests, _) = self.requests.json_since(0);
+        let (requests, _) = self.requests.json_since(0, ring::CAPACITY);
         frame_json(tick.seq, "full", &tick.stats, &requests)
     }
 

@@ -325,9 +325,9 @@ impl RecentRequests {
         self.len() == 0
     }
 
-    /// A JSON array of the requests newer than `after`, newest first, without bodies; and the
-    /// newest id it covers.
-    pub fn json_since(&self, after: u64) -> (Vec<u8>, u64) {
+    /// A JSON array of the requests newer than `after` (the newest `limit` of them), newest
+    /// first, without bodies; and the newest id it covers.
+    pub fn json_since(&self, after: u64, limit: usize) -> (Vec<u8>, u64) {
         let mut out = Vec::with_capacity(256);
         let Ok(ring) = self.ring.lock() else {
             return (b"[]".to_vec(), after);
@@ -336,7 +336,11 @@ impl RecentRequests {
         let written = (|| -> Result<(), serde_json::Error> {
             let mut ser = serde_json::Serializer::new(&mut out);
             let mut seq = (&mut ser).serialize_seq(None)?;
-            for id in ring.ids_newest_first().take_while(|id| *id > after) {
+            for id in ring
+                .ids_newest_first()
+                .take_while(|id| *id > after)
+                .take(limit)
+            {
                 if let Some(e) = ring.get(id) {
                     seq.serialize_element(&e.view(false))?;
                 }
@@ -419,12 +423,12 @@ mod tests {
     #[test]
     fn keeps_the_last_capacity_requests_newest_first() {
         let ring = RecentRequests::new();
-        assert_eq!(parse(&ring.json_since(0).0).len(), 0);
+        assert_eq!(parse(&ring.json_since(0, CAPACITY).0).len(), 0);
         for n in 0..CAPACITY + 57 {
             ring.push(&record(n, 1 + n % 3));
         }
         assert_eq!(ring.len(), CAPACITY);
-        let (json, newest) = ring.json_since(0);
+        let (json, newest) = ring.json_since(0, CAPACITY);
         let all = parse(&json);
         assert_eq!(all.len(), CAPACITY);
         assert_eq!(newest, (CAPACITY + 57) as u64);
@@ -434,11 +438,20 @@ mod tests {
         assert_eq!(all[0]["attempts"].as_array().unwrap().len(), 1 + n % 3);
         // Slots are reused: a shorter attempt list after a longer one shows only its own.
         ring.push(&record(9999, 1));
-        let (json, _) = ring.json_since(newest);
+        let (json, _) = ring.json_since(newest, CAPACITY);
         let delta = parse(&json);
         assert_eq!(delta.len(), 1);
         assert_eq!(delta[0]["attempts"].as_array().unwrap().len(), 1);
         assert_eq!(delta[0]["attempts"][0]["offset_ms"], 0.0);
+        // A delta is bounded too: the newest `limit`.
+        for n in 0..10 {
+            ring.push(&record(20_000 + n, 1));
+        }
+        let (json, last) = ring.json_since(newest + 1, 3);
+        let bounded = parse(&json);
+        assert_eq!(bounded.len(), 3);
+        assert_eq!(bounded[0]["trace_id"], "trace-20009");
+        assert_eq!(last, newest + 11);
         // Evicted ids are gone.
         assert!(ring.json_one(1).is_none());
         assert!(ring.json_one(newest + 1).is_some());
@@ -454,7 +467,7 @@ mod tests {
             response: "the answer".into(),
         });
         ring.push(&with);
-        let list = parse(&ring.json_since(0).0);
+        let list = parse(&ring.json_since(0, CAPACITY).0);
         assert!(list.iter().all(|e| e.get("bodies").is_none()));
         assert_eq!(list[0]["has_bodies"], true);
         assert_eq!(list[1]["has_bodies"], false);
@@ -473,7 +486,7 @@ mod tests {
     fn attempts_beyond_the_bound_are_counted_not_kept() {
         let ring = RecentRequests::new();
         ring.push(&record(0, MAX_ATTEMPTS + 4));
-        let list = parse(&ring.json_since(0).0);
+        let list = parse(&ring.json_since(0, CAPACITY).0);
         assert_eq!(list[0]["attempts"].as_array().unwrap().len(), MAX_ATTEMPTS);
         assert_eq!(list[0]["attempts_dropped"], 4);
     }
