@@ -5,10 +5,12 @@
 //! host it live in [`server`]; counters and histograms in [`telemetry`]; the live admin page in
 //! [`console`].
 
+pub mod cache;
 pub mod config;
 pub mod console;
 pub mod error;
 pub mod governance;
+pub mod guardrails;
 pub mod ingress;
 pub mod providers;
 pub mod router;

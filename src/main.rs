@@ -1,5 +1,5 @@
-//! The `switchyard` command: `run` the gateway, `check` a config, run the `mock-provider`, or a
-//! `demo` of the gateway in front of two mock providers.
+//! The `switchyard` command: `run` the gateway, `check` a config, run the `mock-provider`, a
+//! `demo` of the gateway in front of two mock providers, or `ca init` the forward-proxy CA.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,28 @@ enum Command {
     },
     /// Run the gateway on conf/demo.yaml with two mock providers, and print requests to try.
     Demo,
+    /// The local CA of forward-proxy mode (HTTPS_PROXY).
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a CA (ECDSA P-256): DIR/ca.pem, DIR/ca.key (mode 0600) and DIR/bundle.pem (the
+    /// Mozilla roots plus ca.pem, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
+    Init {
+        /// Directory to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+        /// Validity of the CA certificate, in days.
+        #[arg(long, default_value_t = switchyard::server::forward::ca::DEFAULT_CA_DAYS)]
+        days: u32,
+    },
 }
 
 fn init_logging() {
@@ -61,6 +83,24 @@ fn main() -> ExitCode {
         Command::Check { file } => check(&file),
         Command::MockProvider { listen } => mock_provider(listen),
         Command::Demo => demo(),
+        Command::Ca {
+            command: CaCommand::Init { out, force, days },
+        } => ca_init(&out, force, days),
+    }
+}
+
+fn ca_init(out: &std::path::Path, force: bool, days: u32) -> ExitCode {
+    match switchyard::server::forward::ca::init_dir(out, force, days) {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

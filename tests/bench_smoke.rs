@@ -43,6 +43,8 @@ async fn the_harness_produces_every_figure() {
         "console_latency_p50_us.no_viewers",
         "console_latency_p50_us.viewers_50",
         "console_added_p99_us.viewers_50",
+        "cache_hit_latency_p99_us.switchyard",
+        "added_cache_hit_latency_p99_us.switchyard",
     ] {
         let v = figures.get(name).copied();
         assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");

@@ -14,8 +14,14 @@ fn shipped_configs_load() {
 #[test]
 fn the_production_example_loads_with_its_secrets_present() {
     let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    switchyard::server::forward::ca::init_dir(&ca_dir, false, 30).unwrap();
     let text = std::fs::read_to_string("conf/examples/production.yaml")
         .unwrap()
+        .replace(
+            "/var/run/secrets/switchyard-ca",
+            &ca_dir.display().to_string(),
+        )
         .replace(
             "/var/run/secrets/switchyard",
             &dir.path().display().to_string(),
@@ -37,8 +43,8 @@ fn the_production_example_loads_with_its_secrets_present() {
     assert!(s.virtual_keys["vk-retired"].disabled);
     assert_eq!(s.virtual_keys["vk-checkout"].limits.rpm, Some(600));
     assert!(s.state.is_some() && s.forward.is_some());
-    // Three key files and two price files.
-    assert_eq!(s.source_files.len(), 5);
+    // Three key files, two price files and the forward-proxy CA's two.
+    assert_eq!(s.source_files.len(), 7);
     let t = &s.telemetry;
     assert_eq!(t.access_log.target, LogTarget::Stdout);
     assert_eq!(t.access_log.buffer_lines, 4096);
@@ -70,15 +76,10 @@ fn the_production_example_loads_with_its_secrets_present() {
     };
     assert_eq!(strategy.mode, StrategyMode::Conditional);
     assert_eq!(strategy.default_target, Some(1));
-    assert_eq!(
-        targets[1]
-            .settings
-            .cache
-            .as_ref()
-            .unwrap()
-            .similarity_threshold,
-        Some(0.95)
-    );
+    assert!(targets[1].settings.cache.is_none(), "cache is per config");
+    let cache = s.configs["by-plan"].root.settings.cache.as_ref().unwrap();
+    assert_eq!(cache.similarity_threshold, 0.95);
+    assert!(cache.backend_redis && cache.skip_nondeterministic);
     let dump = format!("{s:?} {}", s.redacted);
     for secret in [
         "sk-openai-from-env",
@@ -88,6 +89,11 @@ fn the_production_example_loads_with_its_secrets_present() {
     ] {
         assert!(!dump.contains(secret), "{secret} leaked");
     }
+    let ca_key = std::fs::read_to_string(ca_dir.join("ca.key")).unwrap();
+    assert!(
+        ca_key.lines().skip(1).take(1).all(|l| !dump.contains(l)),
+        "CA key leaked"
+    );
     // Without the environment variable, the error names it and its path.
     std::env::remove_var("OPENAI_API_KEY");
     let err = switchyard::config::load_str(&text, None)

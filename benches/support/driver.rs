@@ -291,7 +291,7 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\n  paced: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\n  vk-paced: {{ provider: paced }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n",
+                "listen: {gateway_addr}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  mock: {{ kind: openai-compatible, base_url: \"http://{direct}/v1\", api_key: sk-bench }}\n  paced: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-bench }}\nvirtual_keys:\n  vk-bench: {{ provider: mock, config: chat }}\n  vk-paced: {{ provider: paced }}\n  vk-cached: {{ provider: mock, config: cached }}\nconfigs:\n  chat:\n    virtual_key: vk-bench\n    timeouts: {{ idle_ms: 60000 }}\n  cached:\n    virtual_key: vk-bench\n    cache: {{ mode: simple, max_age: 3600 }}\n",
                 paced.addr
             ) + &std::env::var("SWITCHYARD_BENCH_EXTRA_CONFIG").unwrap_or_default(),
         )
@@ -475,6 +475,9 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
         for (h, (name, _)) in hists.iter().zip(setup.targets()) {
             push(format!("latency_p50_us.{name}"), micros(h, 0.5));
             push(format!("latency_p99_us.{name}"), micros(h, 0.99));
+        }
+        for (k, v) in cache_hits(&setup, plan).await {
+            push(k.into(), v);
         }
         pin(setup.floor.pid(), "1");
         pin(setup.gateway.pid(), "1");
@@ -701,6 +704,52 @@ async fn console_viewers(setup: &Setup, plan: Plan) -> Figures {
         figures.insert(format!("console_added_{q}_us.viewers_50"), added);
     }
     figures
+}
+
+/// Cache hits at concurrency 1 (still everything on CPU 0): the same chat request to a config
+/// with `cache: { mode: simple }` (stored by a first request, then every one a hit),
+/// interleaved with the direct path; the added latency is the hit's minus direct's.
+async fn cache_hits(setup: &Setup, plan: Plan) -> [(&'static str, f64); 6] {
+    let body = Bytes::from(chat_body(false));
+    let host = setup.gateway_addr.to_string();
+    let cached: load::RequestFn = Arc::new(move |_| {
+        load::post(
+            &host,
+            "/v1/chat/completions",
+            &body,
+            &[("x-switchyard-virtual-key", "vk-cached")],
+        )
+    });
+    let mut hit = load::Lane::new(setup.gateway_addr, cached);
+    let mut direct = load::Lane::new(setup.direct, chat_requests(setup.direct));
+    let _ = hit.send(0).await;
+    let mut hists = [
+        Histogram::<u64>::new(3).expect("histogram"),
+        Histogram::<u64>::new(3).expect("histogram"),
+    ];
+    for n in 0..plan.sequential as u64 {
+        for (i, lane) in [&mut direct, &mut hit].into_iter().enumerate() {
+            let t = Instant::now();
+            if lane.send(n).await {
+                let _ = hists[i].record(t.elapsed().as_micros() as u64);
+            }
+        }
+    }
+    let (d, h) = (&hists[0], &hists[1]);
+    [
+        ("cache_hit_latency_p50_us.switchyard", micros(h, 0.5)),
+        ("cache_hit_latency_p99_us.switchyard", micros(h, 0.99)),
+        ("cache_hit_direct_p50_us", micros(d, 0.5)),
+        ("cache_hit_direct_p99_us", micros(d, 0.99)),
+        (
+            "added_cache_hit_latency_p50_us.switchyard",
+            micros(h, 0.5) - micros(d, 0.5),
+        ),
+        (
+            "added_cache_hit_latency_p99_us.switchyard",
+            micros(h, 0.99) - micros(d, 0.99),
+        ),
+    ]
 }
 
 struct StreamFigures {

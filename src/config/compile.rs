@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 use super::schema::*;
 use super::secrets;
 use super::snapshot::*;
+use crate::guardrails::Stage;
+use crate::server::forward::ca::{CaError, LocalCa};
+use crate::server::forward::hosts::HostPattern;
 use crate::telemetry::cost::{PriceError, PriceTable};
 
 /// One problem in a config file, with the YAML path it is about
@@ -72,8 +75,6 @@ const DEFAULT_STATE_TIMEOUT: Duration = Duration::from_millis(200);
 const QUERY_OPERATORS: [&str; 11] = [
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$and", "$or",
 ];
-const GUARDRAIL_CHECKS: [&str; 5] = ["contains", "regex", "word_count", "pii", "json_schema"];
-const GUARDRAIL_ACTIONS: [&str; 3] = ["deny", "warn", "redact"];
 
 /// Reads, parses, resolves secrets, validates and compiles the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
@@ -298,8 +299,8 @@ impl Compiler<'_> {
             override_params: Default::default(),
             circuit_breaker: circuit_breaker.clone(),
             cache: None,
-            input_guardrails: vec![],
-            output_guardrails: vec![],
+            input_guardrails: None,
+            output_guardrails: None,
         };
         let mut configs = HashMap::new();
         for (name, spec) in &file.configs {
@@ -313,6 +314,26 @@ impl Compiler<'_> {
                 &file,
                 name,
             ) {
+                let mut root = root;
+                if let Some(c) = &spec.cache {
+                    let ctx = crate::cache::config::Context {
+                        virtual_keys: &virtual_keys,
+                        has_state: file.state.is_some(),
+                        config_name: name,
+                        base_dir: self.base_dir,
+                    };
+                    let (settings, errors) = crate::cache::config::compile(c, &yaml_path, &ctx);
+                    for (path, message) in errors {
+                        self.error(path, message);
+                    }
+                    if let Some(model) = settings.as_ref().and_then(|s| match &s.embedder {
+                        Some(crate::config::Embedder::Target { model, .. }) => Some(model),
+                        _ => None,
+                    }) {
+                        self.known_models.insert(model.clone());
+                    }
+                    root.settings.cache = settings;
+                }
                 configs.insert(
                     name.clone(),
                     Arc::new(RouteConfig {
@@ -369,21 +390,10 @@ impl Compiler<'_> {
                 timeout: s.timeout_ms.map_or(DEFAULT_STATE_TIMEOUT, |t| t.0),
             }
         });
-        let forward = file.forward.as_ref().map(|f| ForwardSettings {
-            ca_cert: secrets::resolve_path(&f.ca_cert, self.base_dir),
-            ca_key: secrets::resolve_path(&f.ca_key, self.base_dir),
-            intercept: f.intercept.clone().unwrap_or_else(|| {
-                [
-                    "api.openai.com",
-                    "api.anthropic.com",
-                    "generativelanguage.googleapis.com",
-                    "*.openai.azure.com",
-                ]
-                .map(String::from)
-                .to_vec()
-            }),
-            allow_hosts: f.allow_hosts.clone().unwrap_or_default(),
-        });
+        let forward = file
+            .forward
+            .as_ref()
+            .and_then(|f| self.forward(f, &providers, &root_settings));
 
         let telemetry = self.telemetry(&file.telemetry);
 
@@ -412,6 +422,95 @@ impl Compiler<'_> {
             known_models: std::mem::take(&mut self.known_models),
             telemetry,
             redacted,
+        })
+    }
+
+    /// `forward:`: the CA files loaded and checked, the host patterns parsed, and each
+    /// intercepted host's provider inferred (see [`infer_forward_provider`]).
+    fn forward(
+        &mut self,
+        spec: &ForwardSpec,
+        providers: &[Arc<Provider>],
+        root_settings: &TargetSettings,
+    ) -> Option<ForwardSettings> {
+        let cert_path = secrets::resolve_path(&spec.ca_cert, self.base_dir);
+        let key_path = secrets::resolve_path(&spec.ca_key, self.base_dir);
+        let ca = match LocalCa::load(&cert_path, &key_path) {
+            Ok((ca, bytes)) => {
+                self.hasher.update(&bytes);
+                self.source_files.push(cert_path);
+                self.source_files.push(key_path);
+                Some(Arc::new(ca))
+            }
+            Err(e) => {
+                let field = match e {
+                    CaError::BadKey { .. } | CaError::KeyMismatch { .. } => "forward.ca_key",
+                    CaError::Read { ref path, .. } if *path == key_path => "forward.ca_key",
+                    _ => "forward.ca_cert",
+                };
+                self.error(field, e.to_string());
+                None
+            }
+        };
+        let default_intercept = DEFAULT_INTERCEPT.map(String::from);
+        let written = spec.intercept.as_deref().unwrap_or(&default_intercept);
+        let mut routes: HashMap<String, Arc<RouteConfig>> = HashMap::new();
+        let mut intercept = Vec::new();
+        for (i, text) in written.iter().enumerate() {
+            let path = format!("forward.intercept[{i}]");
+            let pattern = match HostPattern::parse(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.error(path, e);
+                    continue;
+                }
+            };
+            let chosen = match spec.providers.as_ref().and_then(|m| m.get(text.trim())) {
+                Some(name) => match providers.iter().find(|p| &p.name == name) {
+                    Some(p) => Some(p.clone()),
+                    None => {
+                        self.error(
+                            format!("forward.providers.{}", text.trim()),
+                            format!("unknown provider {name:?}"),
+                        );
+                        None
+                    }
+                },
+                None => match infer_forward_provider(&pattern, providers) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.error(path, e);
+                        None
+                    }
+                },
+            };
+            let route = chosen.map(|provider| {
+                routes
+                    .entry(provider.name.clone())
+                    .or_insert_with(|| forward_route(provider, root_settings))
+                    .clone()
+            });
+            intercept.push(InterceptRule { pattern, route });
+        }
+        for key in spec.providers.iter().flat_map(|m| m.keys()) {
+            if !written.iter().any(|w| w.trim() == key) {
+                self.error(
+                    format!("forward.providers.{key}"),
+                    "not an entry of forward.intercept",
+                );
+            }
+        }
+        let mut allow_hosts = Vec::new();
+        for (i, text) in spec.allow_hosts.iter().flatten().enumerate() {
+            match HostPattern::parse(text) {
+                Ok(p) => allow_hosts.push(p),
+                Err(e) => self.error(format!("forward.allow_hosts[{i}]"), e),
+            }
+        }
+        Some(ForwardSettings {
+            ca: ca?,
+            intercept,
+            allow_hosts,
         })
     }
 
@@ -819,41 +918,21 @@ impl Compiler<'_> {
                 None => self.error(format!("{path}.override_params.model"), "must be a string"),
             }
         }
-        let cache = match &spec.cache {
-            Some(c) => {
-                if let Some(t) = c.similarity_threshold {
-                    if !(0.0..=1.0).contains(&t) || t == 0.0 {
-                        self.error(
-                            format!("{path}.cache.similarity_threshold"),
-                            "must be in (0, 1]",
-                        );
-                    }
-                }
-                if c.mode == CacheModeSpec::Semantic && c.similarity_threshold.is_none() {
-                    self.error(
-                        format!("{path}.cache.similarity_threshold"),
-                        "required for mode semantic",
-                    );
-                }
-                Some(CacheSettings {
-                    mode: match c.mode {
-                        CacheModeSpec::Simple => CacheMode::Simple,
-                        CacheModeSpec::Semantic => CacheMode::Semantic,
-                    },
-                    max_age: c.max_age.map(|d| d.0).unwrap_or(Duration::from_secs(300)),
-                    similarity_threshold: c.similarity_threshold,
-                    skip_nondeterministic: c.skip_nondeterministic.unwrap_or(false),
-                    backend_redis: c.backend == Some(CacheBackendSpec::Redis),
-                })
-            }
-            None => parent.cache.clone(),
-        };
+        // The lookup runs before routing: only the config's own `cache` applies (compiled with
+        // the config, in `compile`).
+        if spec.cache.is_some() && path.contains(".targets[") {
+            self.error(
+                format!("{path}.cache"),
+                "cache is set on a config, not on a target (the lookup runs before routing)",
+            );
+        }
+        let cache = None;
         let input_guardrails = match &spec.input_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g),
+            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g, Stage::Input),
             None => parent.input_guardrails.clone(),
         };
         let output_guardrails = match &spec.output_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g),
+            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g, Stage::Output),
             None => parent.output_guardrails.clone(),
         };
         TargetSettings {
@@ -872,38 +951,22 @@ impl Compiler<'_> {
         }
     }
 
-    fn guardrails(&mut self, path: &str, list: &[Value]) -> Vec<Value> {
-        for (i, g) in list.iter().enumerate() {
-            let p = format!("{path}[{i}]");
-            let Some(obj) = g.as_object() else {
-                self.error(p, "must be a mapping with `check` and `action`");
-                continue;
-            };
-            match obj.get("check").and_then(Value::as_str) {
-                Some(c) if GUARDRAIL_CHECKS.contains(&c) => {}
-                other => self.error(
-                    format!("{p}.check"),
-                    format!("unknown check {other:?}: expected one of {GUARDRAIL_CHECKS:?}"),
-                ),
-            }
-            match obj.get("action").and_then(Value::as_str) {
-                Some(a) if GUARDRAIL_ACTIONS.contains(&a) => {}
-                other => self.error(
-                    format!("{p}.action"),
-                    format!("unknown action {other:?}: expected one of {GUARDRAIL_ACTIONS:?}"),
-                ),
-            }
-            if let Some(pattern) = obj.get("pattern") {
-                match pattern.as_str().map(regex::Regex::new) {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        self.error(format!("{p}.pattern"), format!("invalid regex: {e}"))
-                    }
-                    None => self.error(format!("{p}.pattern"), "must be a string"),
+    /// Compiles a guardrail list (`crate::guardrails::compile`), collecting its errors.
+    fn guardrails(
+        &mut self,
+        path: &str,
+        list: &[crate::guardrails::GuardrailSpec],
+        stage: Stage,
+    ) -> Option<Arc<crate::guardrails::Guardrails>> {
+        match crate::guardrails::compile(stage, list, path) {
+            Ok(g) => g,
+            Err(errors) => {
+                for (p, m) in errors {
+                    self.error(p, m);
                 }
+                None
             }
         }
-        list.to_vec()
     }
 
     /// Validates a Portkey query: `{ "metadata.x": {"$eq": v}, "$or": [ ... ] }`.
@@ -1129,6 +1192,79 @@ impl Compiler<'_> {
             hedge_after,
         }
     }
+}
+
+/// The hosts intercepted when `forward.intercept` is not given.
+const DEFAULT_INTERCEPT: [&str; 4] = [
+    "api.openai.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "*.openai.azure.com",
+];
+
+/// The provider an intercepted host's requests go to when they select nothing: the host's
+/// provider kind (`api.openai.com` → openai, `api.anthropic.com` → anthropic,
+/// `generativelanguage.googleapis.com` → gemini, `*.openai.azure.com` → azure-openai), then the
+/// one configured provider of that kind; among several, the one whose `base_url` host is the
+/// intercepted host. `Ok(None)`: the host has no known kind, or no provider of it is configured.
+fn infer_forward_provider(
+    pattern: &HostPattern,
+    providers: &[Arc<Provider>],
+) -> Result<Option<Arc<Provider>>, String> {
+    let kind = match pattern {
+        HostPattern::Exact(h) if h == "api.openai.com" => ProviderKind::OpenAi,
+        HostPattern::Exact(h) if h == "api.anthropic.com" => ProviderKind::Anthropic,
+        HostPattern::Exact(h) if h == "generativelanguage.googleapis.com" => ProviderKind::Gemini,
+        HostPattern::Exact(h) if h.ends_with(".openai.azure.com") => ProviderKind::AzureOpenAi,
+        HostPattern::Subdomains(s) if s.ends_with(".openai.azure.com") => ProviderKind::AzureOpenAi,
+        _ => return Ok(None),
+    };
+    let of_kind: Vec<&Arc<Provider>> = providers.iter().filter(|p| p.kind == kind).collect();
+    if of_kind.len() <= 1 {
+        return Ok(of_kind.first().map(|p| (*p).clone()));
+    }
+    let same_host: Vec<&&Arc<Provider>> = of_kind
+        .iter()
+        .filter(|p| pattern.matches(&p.base_url.host))
+        .collect();
+    match same_host.as_slice() {
+        [one] => Ok(Some((**one).clone())),
+        _ => Err(format!(
+            "several {} providers ({}) could serve {pattern}: name one under forward.providers",
+            kind.as_str(),
+            of_kind
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// A one-target route to `provider` with its own credential, labelled `forward` in metrics.
+fn forward_route(provider: Arc<Provider>, settings: &TargetSettings) -> Arc<RouteConfig> {
+    let key = Arc::new(VirtualKey {
+        name: format!("forward:{}", provider.name),
+        config: None,
+        models: None,
+        disabled: false,
+        limits: KeyLimits::default(),
+        provider: provider.clone(),
+    });
+    let root = Target {
+        path: "config".into(),
+        name: Some(provider.name.clone()),
+        breaker_key: format!("forward/{}", provider.name),
+        weight: 1.0,
+        kind: TargetKind::Leaf { virtual_key: key },
+        settings: settings.clone(),
+    };
+    Arc::new(RouteConfig {
+        name: "forward".into(),
+        needs_body: root.needs_body(),
+        governed_keys: Vec::new(),
+        root,
+    })
 }
 
 /// Splits a base URL once so the request path never parses one.

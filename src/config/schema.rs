@@ -151,6 +151,8 @@ pub struct ForwardSpec {
     pub ca_key: String,
     pub intercept: Option<Vec<String>>,
     pub allow_hosts: Option<Vec<String>>,
+    /// Intercept entry (as written) → provider name, where the host's kind does not pick one.
+    pub providers: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,8 +184,8 @@ pub struct NodeSpec {
     pub timeouts: Option<TimeoutsSpec>,
     pub circuit_breaker: Option<BreakerSpec>,
     pub cache: Option<CacheSpec>,
-    pub input_guardrails: Option<Vec<serde_json::Value>>,
-    pub output_guardrails: Option<Vec<serde_json::Value>>,
+    pub input_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
+    pub output_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -264,7 +266,21 @@ pub struct CacheSpec {
     pub similarity_threshold: Option<f64>,
     pub skip_nondeterministic: Option<bool>,
     pub backend: Option<CacheBackendSpec>,
-    pub embedder: Option<serde_json::Value>,
+    /// Bytes of responses this config's in-memory store holds at most (default 64 MiB).
+    pub max_bytes: Option<u64>,
+    pub embedder: Option<EmbedderSpec>,
+}
+
+/// `cache.embedder`: an embeddings target through the router (`virtual_key` + `model`), or the
+/// in-process model (`local: <model dir>`, cargo feature `local-embeddings`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderSpec {
+    pub virtual_key: Option<String>,
+    pub model: Option<String>,
+    /// Deadline of the embeddings call to its response headers (default 2000 ms).
+    pub timeout_ms: Option<Millis>,
+    pub local: Option<String>,
 }
 
 /// A duration written in milliseconds (`500`) or with a unit (`"500ms"`, `"2s"`, `"1m"`).

@@ -272,9 +272,12 @@ pub struct Target {
 }
 
 impl Target {
-    /// Whether this target or any below it merges `override_params` or routes conditionally.
+    /// Whether this target or any below it merges `override_params`, routes conditionally or
+    /// checks the request's text (input guardrails).
     pub fn needs_body(&self) -> bool {
         !self.settings.override_params.is_empty()
+            || self.settings.input_guardrails.is_some()
+            || self.settings.cache.is_some()
             || match &self.kind {
                 TargetKind::Leaf { .. } => false,
                 TargetKind::Group { strategy, targets } => {
@@ -320,8 +323,9 @@ pub struct TargetSettings {
     pub override_params: serde_json::Map<String, serde_json::Value>,
     pub circuit_breaker: CircuitBreakerSettings,
     pub cache: Option<CacheSettings>,
-    pub input_guardrails: Vec<serde_json::Value>,
-    pub output_guardrails: Vec<serde_json::Value>,
+    /// `None`: no input guardrails (nothing is extracted or checked).
+    pub input_guardrails: Option<Arc<crate::guardrails::Guardrails>>,
+    pub output_guardrails: Option<Arc<crate::guardrails::Guardrails>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -388,13 +392,32 @@ pub enum CacheMode {
     Semantic,
 }
 
+/// A config's `cache:` compiled (see `crate::cache`). Set on the config's root only: the
+/// lookup runs before routing.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
     pub mode: CacheMode,
+    /// How long an entry is served.
     pub max_age: Duration,
-    pub similarity_threshold: Option<f64>,
+    /// Semantic mode: the least cosine similarity served.
+    pub similarity_threshold: f64,
+    /// Requests with `temperature > 0` (or none: the providers' default is 1) or `n > 1` bypass.
     pub skip_nondeterministic: bool,
+    /// Entries are also kept in Redis (`state.redis_url`), shared by every replica.
     pub backend_redis: bool,
+    /// Bound of this config's in-memory store, in bytes of stored responses.
+    pub max_bytes: u64,
+    /// Semantic mode: what embeds the last user message.
+    pub embedder: Option<Embedder>,
+}
+
+/// What embeds a prompt for the semantic cache.
+#[derive(Debug, Clone)]
+pub enum Embedder {
+    /// `POST /v1/embeddings` through the router to this leaf target (`model` in the body).
+    Target { target: Arc<Target>, model: String },
+    /// The in-process model in this directory (cargo feature `local-embeddings`).
+    Local(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -406,12 +429,37 @@ pub struct StateSettings {
     pub timeout: Duration,
 }
 
+/// `forward:` compiled (forward-proxy mode, `server::forward`).
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
-    pub ca_cert: std::path::PathBuf,
-    pub ca_key: std::path::PathBuf,
-    pub intercept: Vec<String>,
-    pub allow_hosts: Vec<String>,
+    /// The local CA, loaded and checked; its key never leaves memory.
+    pub ca: Arc<crate::server::forward::ca::LocalCa>,
+    /// Hosts whose TLS is terminated and whose requests run the gateway path, in order.
+    pub intercept: Vec<InterceptRule>,
+    /// Hosts tunnelled (or, for plain HTTP, forwarded) untouched.
+    pub allow_hosts: Vec<crate::server::forward::hosts::HostPattern>,
+}
+
+/// One `forward.intercept` entry.
+#[derive(Debug, Clone)]
+pub struct InterceptRule {
+    pub pattern: crate::server::forward::hosts::HostPattern,
+    /// The provider inferred for this host (`forward.providers`, else the one configured provider
+    /// of the host's kind), as a one-target route named `forward`: run when a request selects
+    /// no virtual key or config and there is no `default_config`.
+    pub route: Option<Arc<RouteConfig>>,
+}
+
+impl ForwardSettings {
+    /// The first `intercept` entry matching a normalised host.
+    pub fn intercept_rule(&self, host: &str) -> Option<&InterceptRule> {
+        self.intercept.iter().find(|r| r.pattern.matches(host))
+    }
+
+    /// The inferred route for an intercepted host, if any.
+    pub fn route_for(&self, host: &str) -> Option<&Arc<RouteConfig>> {
+        self.intercept_rule(host)?.route.as_ref()
+    }
 }
 
 /// `telemetry:` compiled.

@@ -65,6 +65,16 @@ fn usable(key: &Arc<VirtualKey>) -> Result<Arc<VirtualKey>, GatewayError> {
 
 /// Finds the virtual key and the config for a request.
 pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, GatewayError> {
+    resolve_with(snapshot, headers, None)
+}
+
+/// Like [`resolve`], with the route to run when the request selects nothing and there is no
+/// `default_config` (forward-proxy mode: the intercepted host's provider) instead of a 401.
+pub fn resolve_with(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    inferred: Option<&Arc<RouteConfig>>,
+) -> Result<Resolved, GatewayError> {
     let named_config = first_header(headers, &CONFIG_HEADERS);
     let virtual_key = match first_header(headers, &VIRTUAL_KEY_HEADERS) {
         Some(name) => Some(
@@ -114,8 +124,9 @@ pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, Gat
             .get(&key.name)
             .cloned()
             .ok_or_else(|| GatewayError::Internal("virtual key without a route".into()))?,
-        (None, None) => {
-            return Err(GatewayError::Unauthorized(
+        (None, None) => match inferred {
+            Some(route) => route.clone(),
+            None => return Err(GatewayError::Unauthorized(
                 "no virtual key: send one as `Authorization: Bearer <virtual key>`, `x-api-key`, or `x-switchyard-virtual-key`".into(),
             ))
         }

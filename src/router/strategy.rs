@@ -38,6 +38,11 @@ pub enum FailureKind {
     Stream,
     /// A conditional group matched no condition and has no default.
     NoRoute,
+    /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`)
+    /// lets the next target try.
+    Guardrail {
+        fallback: bool,
+    },
 }
 
 impl FailureKind {
@@ -56,6 +61,7 @@ impl FailureKind {
             FailureKind::Connect => "connect_error",
             FailureKind::Stream => "stream_error",
             FailureKind::NoRoute => "no_route",
+            FailureKind::Guardrail { .. } => "guardrail_failed",
         }
     }
 
@@ -63,7 +69,7 @@ impl FailureKind {
     fn is_target_failure(self) -> bool {
         match self {
             FailureKind::Status(s) => s == 429 || s >= 500,
-            FailureKind::NoRoute => false,
+            FailureKind::NoRoute | FailureKind::Guardrail { .. } => false,
             _ => true,
         }
     }
@@ -284,6 +290,7 @@ impl<A: Attempts> Router<'_, A> {
                 .as_ref()
                 .is_none_or(|codes| codes.contains(&s)),
             FailureKind::NoRoute => false,
+            FailureKind::Guardrail { fallback } => fallback,
             _ => true,
         }
     }

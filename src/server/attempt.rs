@@ -15,6 +15,8 @@ use std::sync::OnceLock;
 use super::journal::Journal;
 use crate::config::{ProviderKind, Snapshot, Target, TargetKind, TargetSettings};
 use crate::error::GatewayError;
+use crate::guardrails::report::{Denial, DENIED_STATUS};
+use crate::guardrails::{self, AttemptChecks, Screened};
 use crate::providers::{
     self, build_request, translate_error, translate_response, ChatCall, ClientFormat,
     DecodedRequest, EventClass, Format, RequestHead, StreamTranslator, TranslateContext,
@@ -122,6 +124,25 @@ impl ClientRequest {
         }
     }
 
+    /// A copy carrying another body (a target's input guardrails redacted its text).
+    fn with_body(
+        &self,
+        body: Bytes,
+        json: serde_json::Map<String, serde_json::Value>,
+    ) -> ClientRequest {
+        ClientRequest::new(
+            self.method.clone(),
+            self.path_and_query.clone(),
+            body,
+            Some(json),
+            self.model.clone(),
+            self.request_timeout,
+            self.metadata.clone(),
+            self.format,
+            self.stream,
+        )
+    }
+
     fn model_for<'a>(&'a self, settings: &'a TargetSettings) -> Option<&'a str> {
         settings
             .override_params
@@ -154,6 +175,8 @@ pub enum Reply {
     },
     /// Our error.
     Gateway(GatewayError),
+    /// A guardrail stopped the request or the answer (446).
+    Guardrail(Box<Denial>),
 }
 
 /// A response at the commit point, not yet written to the client.
@@ -170,6 +193,8 @@ pub struct Prepared {
     pub pump: Option<Box<StreamPump>>,
     /// This attempt's record so far; the commit completes it.
     pub record: Box<AttemptRecord>,
+    /// Guardrail results to report at the commit (`None`: no guardrail ran or failed).
+    pub guard: Option<Box<AttemptChecks>>,
 }
 
 /// A chat stream after the commit point: upstream events in, client-format events out.
@@ -260,6 +285,8 @@ pub struct AttemptRunner<'a> {
     pub upstream_wait_ns: &'a AtomicU64,
     /// Where each attempt's record goes.
     pub journal: &'a Journal,
+    /// The config's input guardrails, applied before routing.
+    pub screened: Option<&'a Screened>,
 }
 
 fn deadlines(settings: &TargetSettings, request_timeout: Option<Duration>) -> Deadlines {
@@ -548,9 +575,20 @@ impl AttemptRunner<'_> {
                     client: t.client,
                 }))
             });
-            return self
+            let held = self
                 .hold_stream(leaf, labels, response, sent, pump, record)
                 .await;
+            return match &settings.output_guardrails {
+                Some(set) if guardrails::text::checks_output(self.request.operation(), true) => {
+                    held.map(|mut p| {
+                        p.guard.get_or_insert_default().stream = Some(
+                            guardrails::stream::StreamGuard::new(set.clone(), self.request.format),
+                        );
+                        p
+                    })
+                }
+                _ => held,
+            };
         }
         let limit = self.snapshot.limits.max_response_body_bytes;
         match self.waiting(response.read_to_end(limit)).await {
@@ -585,6 +623,35 @@ impl AttemptRunner<'_> {
                     }
                     None => held,
                 };
+                let (held, guard) = match &settings.output_guardrails {
+                    Some(set)
+                        if guardrails::text::checks_output(self.request.operation(), false) =>
+                    {
+                        let (eval, redacted) =
+                            guardrails::text::screen_response(set, self.request.format, &held);
+                        eval.record(self.metrics, self.config);
+                        if eval.blocks() {
+                            self.client.finish(response).await;
+                            let kind = FailureKind::Guardrail {
+                                fallback: eval.falls_back(),
+                            };
+                            labels.record(self.metrics, kind.label(), sent.elapsed());
+                            let denial = Denial {
+                                input: self.screened.map(|s| s.eval.clone()).into_iter().collect(),
+                                output: Some(eval),
+                            };
+                            return Err(failure(kind, Reply::Guardrail(Box::new(denial))));
+                        }
+                        let guard = eval.any_failed().then(|| {
+                            Box::new(AttemptChecks {
+                                output: Some(eval),
+                                ..Default::default()
+                            })
+                        });
+                        (redacted.unwrap_or(held), guard)
+                    }
+                    _ => (held, None),
+                };
                 Ok(Prepared {
                     response,
                     held,
@@ -593,6 +660,7 @@ impl AttemptRunner<'_> {
                     labels,
                     pump: None,
                     record,
+                    guard,
                 })
             }
             Err(e) => {
@@ -719,8 +787,62 @@ impl AttemptRunner<'_> {
                     labels,
                     pump,
                     record,
+                    guard: None,
                 });
             }
+        }
+    }
+}
+
+impl AttemptRunner<'_> {
+    /// An attempt on a target with input guardrails of its own: they run on the request (as
+    /// the config's left it); a denial is a 446 failure the fallback may move on from (as in
+    /// Portkey), a redaction sends this target the redacted text.
+    async fn prepare_screened(
+        &self,
+        leaf: &Target,
+        set: &guardrails::Guardrails,
+        record: Box<AttemptRecord>,
+    ) -> Result<Prepared, Failure<Reply>> {
+        let Some(mut json) = self.request.json.clone() else {
+            return self.prepare(leaf, record).await;
+        };
+        let (eval, body) = guardrails::text::screen_request(set, self.request.format, &mut json);
+        eval.record(self.metrics, self.config);
+        let mut input: Vec<guardrails::Evaluation> =
+            self.screened.map(|s| s.eval.clone()).into_iter().collect();
+        if eval.denied() {
+            input.push(eval);
+            let denial = Denial {
+                input,
+                output: None,
+            };
+            return Err(failure(
+                FailureKind::Status(DENIED_STATUS),
+                Reply::Guardrail(Box::new(denial)),
+            ));
+        }
+        let redacted = body.map(|b| self.request.with_body(b, json));
+        let result = match &redacted {
+            Some(request) => {
+                let runner = AttemptRunner { request, ..*self };
+                runner.prepare(leaf, record).await
+            }
+            None => self.prepare(leaf, record).await,
+        };
+        let failed = eval.any_failed();
+        match result {
+            Ok(mut p) if failed => {
+                p.guard.get_or_insert_default().input = Some(eval);
+                Ok(p)
+            }
+            Err(mut f) => {
+                if let Reply::Guardrail(d) = &mut f.detail {
+                    d.input.push(eval);
+                }
+                Err(f)
+            }
+            other => other,
         }
     }
 }
@@ -742,7 +864,14 @@ impl Attempts for AttemptRunner<'_> {
         let started = Instant::now();
         let span_id = trace::new_span_id();
         let record = Box::new(self.new_record(leaf, span_id));
-        let result = self.prepare(leaf, record).await;
+        let result = match &leaf.settings.input_guardrails {
+            // No list of its own: the config's (if any) was applied before routing.
+            set if guardrails::same(set.as_ref(), self.screened.map(|s| &s.applied)) => {
+                self.prepare(leaf, record).await
+            }
+            None => self.prepare(leaf, record).await,
+            Some(set) => self.prepare_screened(leaf, set, record).await,
+        };
         if let Err(f) = &result {
             let mut record = self.new_record(leaf, span_id);
             record.start = SystemTime::now() - started.elapsed();

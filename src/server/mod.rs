@@ -1,10 +1,13 @@
 //! The pingora server: the app-facing proxy service on `listen` ([`proxy`] for ingress and
 //! orchestration, [`attempt`] for one upstream attempt up to the commit point, [`respond`] for
-//! everything written to the client), the admin service ([`admin`]) on `admin_listen`, the
-//! config reloader, and draining shutdown ([`shutdown`]).
+//! everything written to the client), fronted on the same listener by forward-proxy mode
+//! ([`forward`]: `CONNECT`, TLS interception, tunnels), the admin service ([`admin`]) on
+//! `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
 
 pub mod admin;
 pub mod attempt;
+pub mod embed;
+pub mod forward;
 pub mod journal;
 pub mod proxy;
 pub mod respond;
@@ -83,6 +86,11 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         snapshot.state.as_ref(),
         metrics.governance.clone(),
     ));
+    // Where shared cache entries live is fixed at start too; each config's cache follows reloads.
+    let cache = Arc::new(crate::cache::Cache::new(
+        snapshot.state.as_ref(),
+        metrics.cache_requests_total.clone(),
+    ));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
 
@@ -114,6 +122,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         live.clone(),
         reloader.clone(),
     );
+    let forwarder = Arc::new(forward::Forwarder::new(&metrics));
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),
@@ -124,9 +133,17 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         access_log,
         otlp: otlp.clone(),
         governance,
+        forward: forwarder.clone(),
+        cache,
     };
-    let mut proxy_service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "switchyard");
+    // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
+    // connection straight through).
+    let app = forward::ForwardApp {
+        proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
+        live: live.clone(),
+        forwarder,
+    };
+    let mut proxy_service = Service::new("switchyard".to_string(), app);
     proxy_service.add_listener(
         ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
     );

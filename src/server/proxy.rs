@@ -18,13 +18,17 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::embed::EmbedCalls;
+use super::forward::{self, Forwarder, PlainForward, RequestRoute};
 use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
-use crate::config::{Snapshot, Target, TargetKind};
+use crate::cache::{self, Cache, Lookup};
+use crate::config::{CacheSettings, Snapshot, Target, TargetKind};
 use crate::console::Console;
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
+use crate::guardrails::{self, report::Denial, Screened};
 use crate::ingress::{self, Resolved};
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
@@ -64,6 +68,10 @@ pub struct Gateway {
     pub otlp: Option<Arc<OtlpExporter>>,
     /// Per-virtual-key limits; counters outlive config reloads.
     pub governance: Arc<Governance>,
+    /// Forward-proxy mode state shared with the listener app.
+    pub forward: Arc<Forwarder>,
+    /// Response caches of the configs that set `cache`; stores outlive config reloads.
+    pub cache: Arc<Cache>,
 }
 
 /// Largest feedback body accepted.
@@ -80,6 +88,8 @@ struct RequestFacts {
     request_body: Option<Bytes>,
     /// The request's limit reservations, settled with its record when it ends.
     governed: Option<Ticket>,
+    /// `x-portkey-cache-status` of the request.
+    cache: &'static str,
 }
 
 /// What a request's routing reports into besides the client: its journal, the time spent
@@ -89,8 +99,11 @@ struct Tracking<'a> {
     journal: &'a Journal,
     upstream_wait_ns: &'a AtomicU64,
     keep_body: bool,
-    /// `x-ratelimit-*` of the presented virtual key.
+    /// Headers added to the answer: `x-ratelimit-*` of the presented virtual key, and the
+    /// cache status when the config caches.
     limit_headers: &'a [(&'static str, String)],
+    /// Capture the committed response up to this many bytes (for the response cache).
+    capture: Option<usize>,
 }
 
 /// Whether this request's bodies go to the access log.
@@ -166,7 +179,12 @@ impl Gateway {
         let operation = operation_of(path);
         let mut attempts = journal.take_attempts();
         let winner = finished.attempt.take();
-        let usage = winner.as_ref().and_then(|w| w.usage);
+        let cache_hit = finished.outcome == Outcome::CacheHit;
+        // A cache hit used no tokens and cost nothing (its limit reservation is given back).
+        let usage = winner
+            .as_ref()
+            .and_then(|w| w.usage)
+            .or(cache_hit.then(Default::default));
         let response_model = winner.as_ref().and_then(|w| w.response_model.clone());
         let vk_label = facts.virtual_key.as_deref().unwrap_or("none");
         let cost_usd = match (&winner, &usage) {
@@ -190,7 +208,7 @@ impl Gateway {
                 }
                 cost
             }
-            _ => None,
+            _ => cache_hit.then_some(0.0),
         };
         let bodies = facts.request_body.as_ref().map(|req| Bodies {
             request: String::from_utf8_lossy(req).into_owned(),
@@ -246,7 +264,7 @@ impl Gateway {
             attempts,
             usage,
             cost_usd,
-            cache: "DISABLED",
+            cache: facts.cache,
             metadata: facts.metadata,
             bodies,
         })
@@ -453,11 +471,39 @@ impl Gateway {
         ))
     }
 
+    /// A plain-HTTP request to an allowed host (forward-proxy mode): resolved here (async,
+    /// bounded), then forwarded untouched by pingora's proxy pipeline (`Ok(false)`).
+    async fn forward_plain(
+        &self,
+        session: &mut Session,
+        ctx: &mut PlainForward,
+        host: &str,
+        port: u16,
+    ) -> pingora::Result<bool> {
+        match self.forward.resolve(host, port).await {
+            Ok(addr) => {
+                *ctx = PlainForward::to(addr);
+                session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
+                Ok(false)
+            }
+            Err(reason) => {
+                let e = GatewayError::UpstreamUnreachable {
+                    target: host.chars().take(256).collect(),
+                    reason,
+                };
+                session.set_keepalive(None);
+                respond::write_error(session, ClientFormat::OpenAi, &e, &[]).await;
+                Ok(true)
+            }
+        }
+    }
+
     /// Serves one request end to end.
     async fn serve(
         &self,
         session: &mut Session,
         snapshot: &Snapshot,
+        route: RequestRoute<'_>,
         facts: &mut RequestFacts,
         journal: &Journal,
         upstream_wait_ns: &AtomicU64,
@@ -471,6 +517,15 @@ impl Gateway {
             .unwrap_or_else(|| head.uri.path().to_string());
         // Our own errors are written in the format of the client's API.
         let client = ClientFormat::from_path(head.uri.path()).unwrap_or(ClientFormat::OpenAi);
+        // Forward-proxy mode: the intercepted host's provider when the request selects none.
+        let inferred = match route {
+            RequestRoute::Intercepted(inferred) => inferred,
+            RequestRoute::Refused(e) => {
+                session.set_keepalive(None);
+                return respond::write_error(session, client, &e, &traced).await;
+            }
+            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
+        };
         if !head.uri.path().starts_with("/v1/") {
             let error = GatewayError::UnknownRoute {
                 method: head.method.to_string(),
@@ -482,7 +537,8 @@ impl Gateway {
         if head.method == http::Method::POST && head.uri.path() == "/v1/feedback" {
             return self.feedback(session, snapshot, facts, &traced).await;
         }
-        let resolved = match ingress::resolve(snapshot, &session.req_header().headers) {
+        let headers = &session.req_header().headers;
+        let resolved = match ingress::resolve_with(snapshot, headers, inferred) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
@@ -501,7 +557,7 @@ impl Gateway {
             }
         };
         let needs_body = resolved.route.needs_body;
-        let request =
+        let mut request =
             match Self::parse_request(session.req_header(), path_and_query, body, needs_body) {
                 Ok(r) => r,
                 Err(e) => return respond::write_error(session, client, &e, &traced).await,
@@ -515,6 +571,32 @@ impl Gateway {
                 return respond::write_error(session, client, &e, &traced).await;
             }
         }
+        // The config's input guardrails, once, before anything is spent on the request.
+        let format = request.format;
+        let screened = match (
+            &resolved.route.root.settings.input_guardrails,
+            request.json.as_mut(),
+        ) {
+            (Some(set), Some(json)) => {
+                let (eval, body) = guardrails::text::screen_request(set, format, json);
+                eval.record(&self.metrics, &facts.config);
+                if eval.denied() {
+                    let denial = Denial {
+                        input: vec![eval],
+                        output: None,
+                    };
+                    return respond::write_denial(session, client, &denial, &traced).await;
+                }
+                if let Some(body) = body {
+                    request.body = body;
+                }
+                Some(Screened {
+                    applied: set.clone(),
+                    eval,
+                })
+            }
+            _ => None,
+        };
         let view = RequestView {
             body: &request.body,
             json: request.json.as_ref(),
@@ -542,9 +624,122 @@ impl Gateway {
             upstream_wait_ns,
             keep_body,
             limit_headers: facts.governed.as_ref().map_or(&[], |t| t.headers()),
+            capture: None,
         };
-        self.route(session, snapshot, &resolved, &request, track)
-            .await
+        match (&resolved.route.root.settings.cache, &request.json) {
+            (Some(settings), Some(body)) => {
+                // Boxed: only configs that cache carry this future's size.
+                let (finished, status) = Box::pin(self.serve_cached(
+                    session,
+                    snapshot,
+                    &resolved,
+                    &request,
+                    body,
+                    settings,
+                    track,
+                    screened.as_ref(),
+                ))
+                .await;
+                facts.cache = status.header();
+                finished
+            }
+            _ => {
+                self.route(
+                    session,
+                    snapshot,
+                    &resolved,
+                    &request,
+                    track,
+                    screened.as_ref(),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Serves a request of a config that caches: a stored answer, or the routed one (stored
+    /// when it completes successfully).
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_cached(
+        &self,
+        session: &mut Session,
+        snapshot: &Snapshot,
+        resolved: &Resolved,
+        request: &ClientRequest,
+        body: &serde_json::Map<String, serde_json::Value>,
+        settings: &CacheSettings,
+        track: Tracking<'_>,
+        screened: Option<&Screened>,
+    ) -> (Finished, cache::Status) {
+        let head = session.req_header();
+        let force_refresh = cache::FORCE_REFRESH_HEADERS.iter().any(|h| {
+            head.headers
+                .get(*h)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        });
+        let config = resolved.config_label();
+        let lookup = cache::Request {
+            scope: cache::key::Scope {
+                config,
+                virtual_key: resolved.virtual_key.as_ref().map(|k| k.name.as_str()),
+                path: request.path_and_query.split('?').next().unwrap_or(""),
+            },
+            body,
+            overrides: &resolved.route.root.settings.override_params,
+            force_refresh,
+        };
+        let embed = EmbedCalls {
+            client: &self.client,
+            metrics: &self.metrics,
+            breakers: &self.breakers,
+            snapshot,
+            config,
+            trace: &track.journal.trace,
+        };
+        let pending = match self.cache.lookup(settings, lookup, &embed).await {
+            Lookup::Hit(hit) => {
+                let mut headers = hit.headers();
+                headers.extend(trace_headers(&track.journal.trace));
+                headers.extend_from_slice(track.limit_headers);
+                let abort = cache::replay::write(session, &hit.entry, &headers)
+                    .await
+                    .is_err();
+                let body = &hit.entry.body;
+                let finished = Finished {
+                    status: hit.entry.status,
+                    outcome: Outcome::CacheHit,
+                    abort,
+                    attempt: None,
+                    response_body: track
+                        .keep_body
+                        .then(|| body.slice(..body.len().min(respond::MAX_LOGGED_BODY))),
+                    captured: None,
+                };
+                return (finished, hit.status);
+            }
+            Lookup::Bypass => None,
+            Lookup::Miss(pending) => Some(pending),
+        };
+        let status = pending
+            .as_ref()
+            .map_or(cache::Status::Disabled, |p| p.status);
+        let mut extra = cache::status_headers(status);
+        extra.extend_from_slice(track.limit_headers);
+        let track = Tracking {
+            limit_headers: &extra,
+            capture: pending.as_ref().map(cache::Pending::max_bytes),
+            ..track
+        };
+        let mut finished = self
+            .route(session, snapshot, resolved, request, track, screened)
+            .await;
+        if let (Some(pending), Some(captured)) = (pending, finished.captured.take()) {
+            if matches!(finished.outcome, Outcome::Ok | Outcome::FallbackOk) && !finished.abort {
+                self.cache
+                    .store(pending, finished.status, captured.stream, captured.body);
+            }
+        }
+        (finished, status)
     }
 
     /// Runs the config's strategy up to a commit point, then commits (or answers the last
@@ -556,12 +751,14 @@ impl Gateway {
         resolved: &Resolved,
         request: &ClientRequest,
         track: Tracking<'_>,
+        screened: Option<&Screened>,
     ) -> Finished {
         let Tracking {
             journal,
             upstream_wait_ns,
             keep_body,
             limit_headers,
+            capture,
         } = track;
         let runner = AttemptRunner {
             journal,
@@ -572,6 +769,7 @@ impl Gateway {
             client_head: session.req_header(),
             config: resolved.config_label(),
             upstream_wait_ns,
+            screened,
         };
         let router = Router {
             attempts: &runner,
@@ -593,6 +791,8 @@ impl Gateway {
                     target_path: &won.leaf.path,
                     operation: request.operation(),
                     keep_body,
+                    screened,
+                    capture,
                     outcome_if_ok: if won.fell_back {
                         Outcome::FallbackOk
                     } else {
@@ -620,27 +820,49 @@ impl Gateway {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = ();
+    /// Set only for a plain-HTTP request to a `forward.allow_hosts` host.
+    type CTX = PlainForward;
 
-    fn new_ctx(&self) -> Self::CTX {}
+    fn new_ctx(&self) -> Self::CTX {
+        PlainForward::default()
+    }
 
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        // Every request is served in `request_filter`; pingora's pipeline never runs.
-        Error::e_explain(
-            ErrorType::InternalError,
-            "requests are served in request_filter",
-        )
+        // Every other request is served in `request_filter`; pingora's pipeline only forwards
+        // plain-HTTP requests to allowed hosts (forward-proxy mode).
+        match &ctx.peer {
+            Some(peer) => Ok(peer.clone()),
+            None => Error::e_explain(
+                ErrorType::InternalError,
+                "requests are served in request_filter",
+            ),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        _ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        PlainForward::rewrite(upstream_request);
+        Ok(())
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
+        let snapshot = self.live.load_full();
+        let route = forward::route_request(&snapshot, session.as_downstream(), &self.forward);
+        if let RequestRoute::Forward { host, port } = &route {
+            return self.forward_plain(session, ctx, host, *port).await;
+        }
         let _inflight = self.drain.enter();
         self.metrics.inflight_requests.inc();
         let started = Instant::now();
@@ -652,6 +874,7 @@ impl ProxyHttp for Gateway {
             metadata: None,
             request_body: None,
             governed: None,
+            cache: "DISABLED",
         };
         let journal = Journal::new(trace::from_headers(&session.req_header().headers));
         let upstream_wait_ns = AtomicU64::new(0);
@@ -660,9 +883,15 @@ impl ProxyHttp for Gateway {
         } else {
             Some(DOWNSTREAM_KEEPALIVE_SECS)
         });
-        let snapshot = self.live.load_full();
         let mut finished = self
-            .serve(session, &snapshot, &mut facts, &journal, &upstream_wait_ns)
+            .serve(
+                session,
+                &snapshot,
+                route,
+                &mut facts,
+                &journal,
+                &upstream_wait_ns,
+            )
             .await;
         let total = started.elapsed();
         let upstream = Duration::from_nanos(upstream_wait_ns.load(Ordering::Relaxed));
@@ -702,10 +931,24 @@ impl ProxyHttp for Gateway {
 
     async fn fail_to_proxy(
         &self,
-        _session: &mut Session,
-        _e: &Error,
-        _ctx: &mut Self::CTX,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
     ) -> pingora::proxy::FailToProxy {
+        if ctx.peer.is_some() {
+            // A forwarded plain-HTTP request: pingora's pipeline failed it, answer for it.
+            let code = match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout => 504,
+                _ => 502,
+            };
+            if session.response_written().is_none() {
+                let _ = session.respond_error(code).await;
+            }
+            return pingora::proxy::FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         // Whatever failed already wrote (or could not write) its own response; do not log a
         // misleading "500" or write a second one.
         pingora::proxy::FailToProxy {

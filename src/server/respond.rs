@@ -12,6 +12,8 @@ use pingora::prelude::Session;
 
 use super::attempt::{failure_kind, gateway_error, Prepared, Reply, StreamPump};
 use crate::error::GatewayError;
+use crate::guardrails::report::{self as guard_report, Denial};
+use crate::guardrails::{CommitReport, Screened};
 use crate::providers::{ClientFormat, Usage};
 use crate::router::FailureKind;
 use crate::telemetry::AttemptRecord;
@@ -29,6 +31,8 @@ pub enum Outcome {
     Rejected,
     StreamAborted,
     ClientClosed,
+    /// Served from the response cache (no upstream attempt).
+    CacheHit,
 }
 
 impl Outcome {
@@ -41,6 +45,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::StreamAborted => "stream_aborted",
             Outcome::ClientClosed => "client_closed",
+            Outcome::CacheHit => "cache_hit",
         }
     }
 }
@@ -55,6 +60,16 @@ pub struct Finished {
     pub attempt: Option<Box<AttemptRecord>>,
     /// What the client was sent (bounded), when the commit was asked to keep it (`log_bodies`).
     pub response_body: Option<Bytes>,
+    /// The whole response as sent, when the commit was asked to capture it (the response
+    /// cache) and it completed.
+    pub captured: Option<Captured>,
+}
+
+/// A complete response as the client received it.
+pub struct Captured {
+    pub body: Bytes,
+    /// An SSE stream (else a whole body).
+    pub stream: bool,
 }
 
 /// Most of a response body kept for the access log.
@@ -130,6 +145,7 @@ pub async fn write_json(
         abort,
         attempt: None,
         response_body: None,
+        captured: None,
     }
 }
 
@@ -154,9 +170,35 @@ pub async fn write_error(
     Finished {
         attempt: None,
         response_body: None,
+        captured: None,
         status,
         outcome,
         abort,
+    }
+}
+
+/// Writes a guardrail's 446, with the header naming the failed checks.
+pub async fn write_denial(
+    session: &mut Session,
+    client: ClientFormat,
+    denial: &Denial,
+    extra: &[(&'static str, String)],
+) -> Finished {
+    let mut headers = extra.to_vec();
+    if let Some(h) = denial.header() {
+        headers.push((guard_report::FAILED_HEADER, h));
+    }
+    let status = guard_report::DENIED_STATUS;
+    let abort = write_whole(session, status, None, &headers, denial.body(client))
+        .await
+        .is_err();
+    Finished {
+        attempt: None,
+        response_body: None,
+        status,
+        outcome: Outcome::Rejected,
+        abort,
+        captured: None,
     }
 }
 
@@ -169,6 +211,7 @@ pub async fn write_failure(
 ) -> Finished {
     match reply {
         Reply::Gateway(e) => write_error(session, client, &e, extra).await,
+        Reply::Guardrail(d) => write_denial(session, client, &d, extra).await,
         Reply::Upstream {
             status,
             header,
@@ -180,6 +223,7 @@ pub async fn write_failure(
             Finished {
                 attempt: None,
                 response_body: None,
+                captured: None,
                 status,
                 outcome: Outcome::Error,
                 abort,
@@ -200,6 +244,10 @@ pub struct Commit<'a> {
     pub operation: &'static str,
     /// Keep (up to [`MAX_LOGGED_BODY`] of) what is sent, for the access log.
     pub keep_body: bool,
+    /// The config's input guardrail results (`None`: it has none).
+    pub screened: Option<&'a Screened>,
+    /// Capture the whole response up to this many bytes, for the response cache.
+    pub capture: Option<usize>,
 }
 
 impl Commit<'_> {
@@ -217,14 +265,51 @@ impl Commit<'_> {
             labels,
             mut pump,
             mut record,
+            guard,
         } = prepared;
-        let status = response.status();
+        let mut status = response.status();
         let started = response.started();
         let mut kept = self.keep_body.then(BytesMut::new);
+        // Guardrails: a failed warn check makes a 200 a 246 and is listed in a header.
+        let report = CommitReport::new(self.screened, guard.as_deref());
+        let mut stream_guard = guard.and_then(|g| g.stream);
+        let with_guard: Vec<(&'static str, String)>;
+        let extra = match report.as_ref().and_then(|r| r.header.clone()) {
+            Some(h) => {
+                with_guard = extra
+                    .iter()
+                    .cloned()
+                    .chain([(guard_report::FAILED_HEADER, h)])
+                    .collect();
+                &with_guard[..]
+            }
+            None => extra,
+        };
+        let warned = report.as_ref().is_some_and(|r| r.warned);
+        if warned && status == 200 {
+            status = guard_report::WARNED_STATUS;
+        }
+        let held = match &report {
+            Some(r) if warned && !is_stream => {
+                guard_report::with_hook_results(&held, r.hook_results()).unwrap_or(held)
+            }
+            _ => held,
+        };
+        let held = match stream_guard.as_mut() {
+            Some(g) => g.relay(&held),
+            None => held,
+        };
         if !is_stream {
             if let Some(k) = kept.as_mut() {
                 k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
             }
+            let captured = self
+                .capture
+                .filter(|max| held.len() <= *max)
+                .map(|_| Captured {
+                    body: held.clone(),
+                    stream: false,
+                });
             let written = write_whole(session, status, response.header(), extra, held).await;
             labels.record(self.metrics, "ok", started.elapsed());
             self.client.finish(response).await;
@@ -232,6 +317,7 @@ impl Commit<'_> {
             return Finished {
                 attempt: Some(record),
                 response_body: kept.map(BytesMut::freeze),
+                captured: captured.filter(|_| written.is_ok()),
                 status,
                 outcome: self.outcome_if_ok,
                 abort: written.is_err(),
@@ -246,6 +332,8 @@ impl Commit<'_> {
         if let Some(k) = kept.as_mut() {
             k.extend_from_slice(&held[..held.len().min(MAX_LOGGED_BODY)]);
         }
+        let mut capture = Capture::new(self.capture);
+        capture.push(&held);
         let committed = match head {
             Ok(head) => {
                 session
@@ -260,7 +348,9 @@ impl Commit<'_> {
             ("ok", client_closed(status))
         } else if upstream_ended {
             let abort = session.write_response_body(None, true).await.is_err();
-            ("ok", self.finished(status, abort))
+            let mut done = self.finished(status, abort);
+            done.captured = capture.finish().filter(|_| !abort);
+            ("ok", done)
         } else {
             // After the commit point: forward (or translate) as it arrives.
             let (mut chunks, first_at) = (0u32, Instant::now());
@@ -276,9 +366,9 @@ impl Commit<'_> {
                 let step = match (next, pump.as_deref_mut()) {
                     // The client hung up: the upstream is torn down below (no more token spend).
                     (None, _) => Step::ClientGone,
-                    (Some(Ok(Some(chunk))), None) => Step::Write(chunk),
+                    (Some(Ok(Some(chunk))), None) => Step::Write(relay(&mut stream_guard, chunk)),
                     (Some(Ok(Some(chunk))), Some(pump)) => match translate_chunk(pump, &chunk) {
-                        Ok(out) => Step::Write(out),
+                        Ok(out) => Step::Write(relay(&mut stream_guard, out)),
                         Err(e) => Step::Fail(
                             FailureKind::Stream.label(),
                             pump_abort(pump, &gateway_error(self.target_path, e)),
@@ -304,6 +394,7 @@ impl Commit<'_> {
                     Step::Write(chunk) if chunk.is_empty() => continue,
                     Step::Write(chunk) => {
                         chunks += 1;
+                        capture.push(&chunk);
                         if let Some(k) = kept.as_mut() {
                             let room = MAX_LOGGED_BODY.saturating_sub(k.len());
                             k.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -334,9 +425,33 @@ impl Commit<'_> {
                                         / f64::from(chunks),
                                 );
                         }
+                        let last = match stream_guard.as_mut() {
+                            None => last,
+                            Some(g) => {
+                                let mut tail = BytesMut::new();
+                                if let Some(b) = last {
+                                    tail.extend_from_slice(&g.relay(&b));
+                                }
+                                let input: Vec<_> =
+                                    report.iter().flat_map(|r| r.input.iter()).collect();
+                                let (eval, end) = g.finish(&input);
+                                eval.record(self.metrics, &labels.config);
+                                tail.extend_from_slice(&end);
+                                if let Some(k) = kept.as_mut() {
+                                    let room = MAX_LOGGED_BODY.saturating_sub(k.len());
+                                    k.extend_from_slice(&end[..end.len().min(room)]);
+                                }
+                                Some(tail.freeze())
+                            }
+                        };
                         let last = last.filter(|b| !b.is_empty());
+                        if let Some(l) = &last {
+                            capture.push(l);
+                        }
                         let abort = session.write_response_body(last, true).await.is_err();
-                        break ("ok", self.finished(status, abort));
+                        let mut done = self.finished(status, abort);
+                        done.captured = capture.finish().filter(|_| !abort);
+                        break ("ok", done);
                     }
                     Step::Fail(result, event) => {
                         let abort = session
@@ -348,6 +463,7 @@ impl Commit<'_> {
                             Finished {
                                 attempt: None,
                                 response_body: None,
+                                captured: None,
                                 status,
                                 outcome: Outcome::StreamAborted,
                                 abort,
@@ -377,10 +493,43 @@ impl Commit<'_> {
         Finished {
             attempt: None,
             response_body: None,
+            captured: None,
             status,
             outcome: self.outcome_if_ok,
             abort,
         }
+    }
+}
+
+/// A stream's bytes gathered for the response cache, up to a bound (past it: nothing).
+struct Capture {
+    buf: Option<BytesMut>,
+    max: usize,
+}
+
+impl Capture {
+    fn new(max: Option<usize>) -> Capture {
+        Capture {
+            buf: max.map(|_| BytesMut::new()),
+            max: max.unwrap_or(0),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        if let Some(buf) = self.buf.as_mut() {
+            if buf.len() + chunk.len() > self.max {
+                self.buf = None;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Captured> {
+        self.buf.map(|b| Captured {
+            body: b.freeze(),
+            stream: true,
+        })
     }
 }
 
@@ -392,6 +541,14 @@ enum Step {
     End(Option<Bytes>),
     /// The stream failed after the commit point: the result label and the terminal event.
     Fail(&'static str, Bytes),
+}
+
+/// Client-format bytes through a stream's output guard, when it has one.
+fn relay(guard: &mut Option<crate::guardrails::stream::StreamGuard>, chunk: Bytes) -> Bytes {
+    match guard {
+        Some(g) => g.relay(&chunk),
+        None => chunk,
+    }
 }
 
 /// One upstream chunk through the pump: the client-format bytes of the events it completed.
@@ -422,6 +579,7 @@ fn client_closed(status: u16) -> Finished {
     Finished {
         attempt: None,
         response_body: None,
+        captured: None,
         status,
         outcome: Outcome::ClientClosed,
         abort: true,

@@ -41,6 +41,15 @@ pub struct Metrics {
     /// Open console `/events` streams, and whether the console's sampler runs (`console`).
     pub console_viewers: IntGauge,
     pub console_sampling: IntGauge,
+    /// `{config, check, verdict}`: guardrail check results (`crate::guardrails`); `check` is a
+    /// configured name or check kind, `verdict` one of pass, warn, deny, fallback, redact.
+    pub guardrail_verdicts_total: IntCounterVec,
+    /// Forward-proxy mode: `CONNECT`s and plain-HTTP proxy requests by `mode` (`intercept`,
+    /// `tunnel`, `refused`).
+    pub forward_connections_total: IntCounterVec,
+    /// Response-cache lookups by config and result (`hit`, `semantic_hit`, `miss`, `refresh`,
+    /// `bypass`, `error`).
+    pub cache_requests_total: IntCounterVec,
     /// Tokens, cost, feedback and the GenAI semantic-convention families.
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
@@ -194,6 +203,33 @@ impl Metrics {
         )?;
         registry.register(Box::new(console_viewers.clone()))?;
         registry.register(Box::new(console_sampling.clone()))?;
+        let guardrail_verdicts_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_guardrail_verdicts_total",
+                "Guardrail check results by config, check and verdict (pass, warn, deny, fallback, redact).",
+            ),
+            &["config", "check", "verdict"],
+        )?;
+        registry.register(Box::new(guardrail_verdicts_total.clone()))?;
+        let forward_connections_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_forward_connections_total",
+                "Forward-proxy connections (CONNECT) and plain-HTTP proxy requests, by mode: intercept, tunnel, refused.",
+            ),
+            &["mode"],
+        )?;
+        registry.register(Box::new(forward_connections_total.clone()))?;
+        for mode in ["intercept", "tunnel", "refused"] {
+            forward_connections_total.with_label_values(&[mode]);
+        }
+        let cache_requests_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_cache_requests_total",
+                "Requests of configs with a response cache, by config and cache result (hit, semantic_hit, miss, refresh, bypass, error).",
+            ),
+            &["config", "result"],
+        )?;
+        registry.register(Box::new(cache_requests_total.clone()))?;
         registry.register(Box::new(fallbacks_total.clone()))?;
         registry.register(Box::new(retries_total.clone()))?;
         registry.register(Box::new(circuit_state.clone()))?;
@@ -230,6 +266,9 @@ impl Metrics {
             circuit_state,
             console_viewers,
             console_sampling,
+            guardrail_verdicts_total,
+            forward_connections_total,
+            cache_requests_total,
         })
     }
 

@@ -402,7 +402,7 @@ fn millis(d: Duration) -> f64 {
 fn request_error(record: &RequestRecord) -> Option<String> {
     match record.outcome {
         "ok" | "fallback_ok" if record.status >= 500 => Some(record.status.to_string()),
-        "ok" | "fallback_ok" => None,
+        "ok" | "fallback_ok" | "cache_hit" => None,
         other => Some(other.to_string()),
     }
 }

@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
+OVERLAYS = ["base", "overlays/dev", "overlays/prod", "overlays/forward-proxy"]
 K8S_VERSION = "1.29.0"
 BINARY = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard"))
 
@@ -189,11 +189,15 @@ def test_switchyard_is_a_native_sidecar_with_probes_on_the_admin_port(rendered):
     assert probes["readinessProbe"]["path"] == "/readyz"
     assert probes["livenessProbe"]["path"] == "/healthz"
     assert all(p["port"] == "admin" for p in probes.values()), probes
-    # The app points its SDKs at the sidecar.
+    # The app points its SDKs at the sidecar: as their base URL, or as their HTTPS proxy.
     [app] = pod["containers"]
     env = {e["name"]: e.get("value") for e in app["env"]}
-    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
-    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8080"
+    if overlay == "overlays/forward-proxy":
+        assert env["HTTPS_PROXY"] == "http://127.0.0.1:8080"
+        assert "OPENAI_BASE_URL" not in env and "ANTHROPIC_BASE_URL" not in env
+    else:
+        assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:8080/v1"
+        assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8080"
     assert env["OPENAI_API_KEY"] in config["virtual_keys"]
     assert env["ANTHROPIC_API_KEY"] in config["virtual_keys"]
 
@@ -225,7 +229,8 @@ def test_config_and_keys_are_mounted_as_directories_the_gateway_can_hot_reload(r
     assert config_volume["configMap"]["name"] == "switchyard-config"
     config_dir = mounts[config_volume["name"]]["mountPath"]
     assert gw["args"] == ["run", "--config", f"{config_dir}/switchyard.yaml"]
-    keys_volume = next(v for v in volumes.values() if "secret" in v)
+    # The provider keys (the forward-proxy overlay mounts a second Secret, its CA).
+    keys_volume = next(v for v in volumes.values() if v.get("secret", {}).get("secretName") == "switchyard-provider-keys")
     keys_dir = mounts[keys_volume["name"]]["mountPath"]
     # No name hash on the ConfigMap: updated in place, so the mounted directory changes.
     one(docs, "ConfigMap", "switchyard-config")
@@ -238,6 +243,34 @@ def test_config_and_keys_are_mounted_as_directories_the_gateway_can_hot_reload(r
         assert secret["metadata"]["name"] == keys_volume["secret"]["secretName"]
         assert {Path(f).name for f in files} == set(secret["stringData"])
         assert all(v.startswith("REPLACE_WITH_") for v in secret["stringData"].values())
+
+
+def test_forward_proxy_overlay_mounts_the_ca_key_for_the_sidecar_only():
+    docs = kustomize("overlays/forward-proxy")
+    pod, gw = sidecar(docs)
+    [app] = pod["containers"]
+    config = yaml.safe_load(gateway_config(docs))
+    forward = config["forward"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    def mounted_secret(container, path):
+        """The Secret volume mounted at the directory of `path`, and the file names it has."""
+        directory = str(Path(path).parent)
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+        secret = volumes[mount["name"]]["secret"]
+        return secret, {i["path"] for i in secret.get("items", [])}
+
+    secret, items = mounted_secret(gw, forward["ca_key"])
+    assert secret["secretName"] == "switchyard-ca" and not items, "the sidecar gets ca.key"
+    assert Path(forward["ca_cert"]).parent == Path(forward["ca_key"]).parent
+    env = {e["name"]: e.get("value") for e in app["env"]}
+    for name, file in [("SSL_CERT_FILE", "bundle.pem"), ("REQUESTS_CA_BUNDLE", "bundle.pem"), ("NODE_EXTRA_CA_CERTS", "ca.pem")]:
+        assert Path(env[name]).name == file, (name, env[name])
+        secret, items = mounted_secret(app, env[name])
+        assert secret["secretName"] == "switchyard-ca"
+        assert items == {"ca.pem", "bundle.pem"}, "the app never mounts ca.key"
+    assert "127.0.0.1" in env["NO_PROXY"].split(",")
+    assert "*" not in forward.get("allow_hosts", []), "never an open proxy"
 
 
 def test_grace_periods_are_consistent(rendered):
@@ -260,6 +293,12 @@ def test_the_shipped_gateway_config_passes_switchyard_check(rendered, tmp_path):
     for path in re.findall(r"api_key_file: (\S+)", text):
         (keys / Path(path).name).write_text("sk-test\n")
         text = text.replace(path, str(keys / Path(path).name))
+    ca_paths = re.findall(r"ca_(?:cert|key): (\S+)", text)
+    if ca_paths:  # forward-proxy mode: a CA made by `switchyard ca init`
+        out = subprocess.run([str(BINARY), "ca", "init", "--out", str(tmp_path / "ca")], capture_output=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        for path in ca_paths:
+            text = text.replace(path, str(tmp_path / "ca" / Path(path).name))
     (tmp_path / "switchyard.yaml").write_text(text)
     out = subprocess.run([str(BINARY), "check", str(tmp_path / "switchyard.yaml")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -24,6 +24,10 @@
 //! Control (never faulted, never recorded): `GET /_mock/requests`, `GET /_mock/stats`,
 //! `POST /_mock/fault` (body = spec, empty clears), `POST /_mock/clear`.
 //!
+//! Embeddings (`/v1/embeddings`) are deterministic: an input containing `[[emb:x,y,...]]` gets
+//! exactly that vector (tests control similarities with it), any other input an 8-dimensional
+//! vector hashed from its text.
+//!
 //! Answers are deterministic. Text is "Hello from the mock provider." (streams send `tok0 `,
 //! `tok1 `, ...). Tool calling, in all three formats: when the request declares tools (and
 //! tool choice is not "none") and the conversation ends with a user message, the answer is ONE
@@ -60,6 +64,10 @@
 //!   Anthropic from `ping` to `content_block_stop`, Gemini sends only the last event);
 //! - `cut=headers` close the connection before any response; `content_bytes=N` pad a
 //!   non-streaming text answer to N bytes.
+//!
+//! A request header `x-mock-answer: <text>` (e.g. a provider's static `headers:` in a gateway
+//! config) replaces the default text answer, in every format (streams split it across the
+//! content events).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -521,6 +529,14 @@ async fn handle(
     }
     let request: serde_json::Value =
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let answer_override = parts
+        .headers
+        .get("x-mock-answer")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let openai_answer = |request: &serde_json::Value| {
+        with_override(openai_answer(request), answer_override.as_deref())
+    };
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let stream = request
         .get("stream")
@@ -534,6 +550,7 @@ async fn handle(
                 &parts.headers,
                 &request,
                 id,
+                answer_override.as_deref(),
             ))
         }
         Wire::Gemini => {
@@ -716,6 +733,9 @@ fn embeddings(request: &serde_json::Value) -> serde_json::Value {
         .iter()
         .enumerate()
         .map(|(i, text)| {
+            if let Some(vector) = chosen_vector(text) {
+                return serde_json::json!({"object": "embedding", "index": i, "embedding": vector});
+            }
             let seed = text
                 .bytes()
                 .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
@@ -730,6 +750,16 @@ fn embeddings(request: &serde_json::Value) -> serde_json::Value {
         .map(|t| t.split_whitespace().count().max(1))
         .sum();
     serde_json::json!({"object": "list", "data": data, "model": model_of(request), "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+/// The vector an input names with `[[emb:x,y,...]]`, if it does.
+fn chosen_vector(text: &str) -> Option<Vec<f64>> {
+    let start = text.find("[[emb:")? + "[[emb:".len();
+    let len = text[start..].find("]]")?;
+    text[start..start + len]
+        .split(',')
+        .map(|x| x.trim().parse::<f64>().ok())
+        .collect()
 }
 
 fn responses(request: &serde_json::Value, id: u64) -> serde_json::Value {
@@ -962,6 +992,14 @@ fn placeholder(prop: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The default answer replaced by an `x-mock-answer` text.
+fn with_override(answer: Answer, text: Option<&str>) -> Answer {
+    match (answer, text) {
+        (Answer::Default, Some(t)) => Answer::ToolResult(t.to_string()),
+        (a, _) => a,
+    }
+}
+
 fn openai_answer(request: &serde_json::Value) -> Answer {
     let last = request
         .get("messages")
@@ -1116,6 +1154,7 @@ fn anthropic_route(
     headers: &hyper::HeaderMap,
     request: &serde_json::Value,
     id: u64,
+    answer_override: Option<&str>,
 ) -> Response<Body> {
     let invalid = |status: u16, message: &str| wire_error(Wire::Anthropic, status, message);
     if header(headers, "x-api-key").is_none() {
@@ -1132,7 +1171,7 @@ fn anthropic_route(
             return invalid(400, &format!("{required}: Field required"));
         }
     }
-    let answer = anthropic_answer(request);
+    let answer = with_override(anthropic_answer(request), answer_override);
     if request.get("stream").and_then(|s| s.as_bool()) == Some(true) {
         return start_stream(state, fault, request, id, StreamKind::Anthropic, answer);
     }

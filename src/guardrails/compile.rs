@@ -1,0 +1,316 @@
+//! Validation and compilation of a guardrail list: [`GuardrailSpec`]s → [`Guardrails`]. Every
+//! error names its YAML path (`configs.chat.input_guardrails[1].pattern: invalid regex: …`);
+//! `switchyard check` and every reload go through here via `config::compile`.
+
+use std::sync::Arc;
+
+use super::check::Check;
+use super::pii::PiiDetector;
+use super::spec::{ActionSpec, CheckKind, GuardrailSpec, OnFailSpec, OperatorSpec};
+use super::{Action, Guard, Guardrails, Stage};
+
+/// Longest `name`: it is a metric label value and goes into a response header.
+const MAX_NAME_LEN: usize = 64;
+
+/// A problem at a YAML path.
+pub type PathError = (String, String);
+
+/// Compiles the list at `path`. An empty list compiles to `None` (it switches an inherited
+/// list off).
+pub fn compile(
+    stage: Stage,
+    list: &[GuardrailSpec],
+    path: &str,
+) -> Result<Option<Arc<Guardrails>>, Vec<PathError>> {
+    let mut errors = Vec::new();
+    let mut guards = Vec::with_capacity(list.len());
+    for (i, spec) in list.iter().enumerate() {
+        if let Some(g) = guard(stage, spec, &format!("{path}[{i}]"), &mut errors) {
+            guards.push(g);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok((!guards.is_empty()).then(|| Arc::new(Guardrails { stage, guards })))
+}
+
+fn guard(
+    stage: Stage,
+    spec: &GuardrailSpec,
+    p: &str,
+    errors: &mut Vec<PathError>,
+) -> Option<Guard> {
+    let kind = spec.check;
+    let mut err = |field: &str, msg: String| errors.push((format!("{p}.{field}"), msg));
+    // Fields that belong to other checks.
+    let fields: [(&str, bool, &[CheckKind]); 9] = [
+        ("words", spec.words.is_some(), &[CheckKind::Contains]),
+        ("operator", spec.operator.is_some(), &[CheckKind::Contains]),
+        (
+            "case_sensitive",
+            spec.case_sensitive.is_some(),
+            &[CheckKind::Contains],
+        ),
+        ("pattern", spec.pattern.is_some(), &[CheckKind::Regex]),
+        ("must_match", spec.must_match.is_some(), &[CheckKind::Regex]),
+        ("min", spec.min.is_some(), &[CheckKind::WordCount]),
+        ("max", spec.max.is_some(), &[CheckKind::WordCount]),
+        ("schema", spec.schema.is_some(), &[CheckKind::JsonSchema]),
+        ("entities", spec.entities.is_some(), &[CheckKind::Pii]),
+    ];
+    for (field, set, applies) in fields {
+        if set && !applies.contains(&kind) {
+            err(field, format!("does not apply to check {}", kind.as_str()));
+        }
+    }
+    if let Some(name) = &spec.name {
+        let ok = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            err(
+                "name",
+                format!("must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."),
+            );
+        }
+    }
+    let action = match spec.action {
+        None | Some(ActionSpec::Warn) => Action::Warn,
+        Some(ActionSpec::Deny) => Action::Deny,
+        Some(ActionSpec::Redact) if kind == CheckKind::Pii => Action::Redact,
+        Some(ActionSpec::Redact) => {
+            err("action", "redact applies to check pii only".into());
+            Action::Warn
+        }
+    };
+    let fallback = spec.on_fail == Some(OnFailSpec::Fallback);
+    if fallback && stage == Stage::Input {
+        err(
+            "on_fail",
+            "applies to output_guardrails only (a denied input already moves on to the next target)"
+                .into(),
+        );
+    }
+    let check = match kind {
+        CheckKind::Contains => {
+            let case_sensitive = spec.case_sensitive.unwrap_or(false);
+            match &spec.words {
+                None => {
+                    err("words", "required for check contains".into());
+                    None
+                }
+                Some(w) if w.is_empty() => {
+                    err("words", "must list at least one word".into());
+                    None
+                }
+                Some(w) => {
+                    if let Some(i) = w.iter().position(|w| w.is_empty()) {
+                        err(&format!("words[{i}]"), "must not be empty".into());
+                    }
+                    Some(Check::Contains {
+                        words: w
+                            .iter()
+                            .map(|w| {
+                                if case_sensitive {
+                                    w.clone()
+                                } else {
+                                    w.to_lowercase()
+                                }
+                            })
+                            .collect(),
+                        operator: spec.operator.unwrap_or(OperatorSpec::Any),
+                        case_sensitive,
+                    })
+                }
+            }
+        }
+        CheckKind::Regex => match &spec.pattern {
+            None => {
+                err("pattern", "required for check regex".into());
+                None
+            }
+            Some(pattern) => match regex::Regex::new(pattern) {
+                Ok(regex) => Some(Check::Regex {
+                    regex,
+                    must_match: spec.must_match.unwrap_or(false),
+                }),
+                Err(e) => {
+                    err("pattern", format!("invalid regex: {e}"));
+                    None
+                }
+            },
+        },
+        CheckKind::WordCount => match (spec.min, spec.max) {
+            (None, None) => {
+                err("min", "check word_count needs min, max or both".into());
+                None
+            }
+            (Some(min), Some(max)) if min > max => {
+                err("min", format!("{min} is greater than max ({max})"));
+                None
+            }
+            (min, max) => Some(Check::WordCount {
+                min: min.unwrap_or(0),
+                max,
+            }),
+        },
+        CheckKind::JsonSchema => {
+            if stage == Stage::Input {
+                err(
+                    "check",
+                    "json_schema applies to output_guardrails only".into(),
+                );
+            }
+            match &spec.schema {
+                None => {
+                    err("schema", "required for check json_schema".into());
+                    None
+                }
+                Some(schema) => match jsonschema::validator_for(schema) {
+                    Ok(v) => Some(Check::JsonSchema {
+                        validator: Box::new(v),
+                    }),
+                    Err(e) => {
+                        err("schema", format!("invalid JSON schema: {e}"));
+                        None
+                    }
+                },
+            }
+        }
+        CheckKind::Pii => {
+            let entities = spec.entities.clone().unwrap_or_default();
+            if spec.entities.as_ref().is_some_and(Vec::is_empty) {
+                err(
+                    "entities",
+                    "must list at least one of email, phone, credit_card".into(),
+                );
+            }
+            match PiiDetector::new(&entities) {
+                Ok(detector) => Some(Check::Pii { detector }),
+                Err(e) => {
+                    err("check", format!("cannot build the PII detector: {e}"));
+                    None
+                }
+            }
+        }
+    }?;
+    Some(Guard {
+        id: spec
+            .name
+            .clone()
+            .unwrap_or_else(|| kind.as_str().to_string()),
+        check,
+        action,
+        fallback,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(yaml_json: serde_json::Value) -> Vec<GuardrailSpec> {
+        serde_json::from_value(yaml_json).unwrap()
+    }
+
+    fn errors(stage: Stage, v: serde_json::Value) -> Vec<String> {
+        match compile(stage, &specs(v), "configs.c.input_guardrails") {
+            Ok(_) => vec![],
+            Err(e) => e.into_iter().map(|(p, m)| format!("{p}: {m}")).collect(),
+        }
+    }
+
+    #[test]
+    fn valid_lists_compile() {
+        let list = specs(serde_json::json!([
+            {"check": "contains", "words": ["a"], "operator": "none", "action": "deny"},
+            {"check": "regex", "pattern": "\\d+", "name": "digits"},
+            {"check": "word_count", "max": 10},
+            {"check": "pii", "action": "redact", "entities": ["email"]},
+            {"check": "json_schema", "schema": {"type": "object"}, "on_fail": "fallback"}
+        ]));
+        let g = compile(Stage::Output, &list, "x").unwrap().unwrap();
+        assert_eq!(g.guards.len(), 5);
+        assert_eq!(g.guards[1].id, "digits");
+        assert_eq!(g.guards[0].action, Action::Deny);
+        assert_eq!(g.guards[2].action, Action::Warn);
+        assert!(g.guards[4].fallback);
+        assert!(compile(Stage::Input, &[], "x").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_entries_name_their_path() {
+        let cases = [
+            (
+                serde_json::json!([{"check": "regex", "pattern": "("}]),
+                "configs.c.input_guardrails[0].pattern: invalid regex",
+            ),
+            (
+                serde_json::json!([{"check": "contains", "words": []}]),
+                "configs.c.input_guardrails[0].words: must list at least one word",
+            ),
+            (
+                serde_json::json!([{"check": "contains"}]),
+                "configs.c.input_guardrails[0].words: required",
+            ),
+            (
+                serde_json::json!([{"check": "word_count", "min": 5, "max": 2}]),
+                "configs.c.input_guardrails[0].min: 5 is greater than max (2)",
+            ),
+            (
+                serde_json::json!([{"check": "word_count"}]),
+                "configs.c.input_guardrails[0].min: check word_count needs",
+            ),
+            (
+                serde_json::json!([{"check": "regex", "pattern": "a", "words": ["x"]}]),
+                "configs.c.input_guardrails[0].words: does not apply to check regex",
+            ),
+            (
+                serde_json::json!([{"check": "regex", "pattern": "a", "action": "redact"}]),
+                "configs.c.input_guardrails[0].action: redact applies to check pii only",
+            ),
+            (
+                serde_json::json!([{"check": "pii", "on_fail": "fallback"}]),
+                "configs.c.input_guardrails[0].on_fail: applies to output_guardrails only",
+            ),
+            (
+                serde_json::json!([{"check": "pii", "name": "has space"}]),
+                "configs.c.input_guardrails[0].name: must be",
+            ),
+        ];
+        for (v, want) in cases {
+            let got = errors(Stage::Input, v.clone());
+            assert!(
+                got.iter().any(|e| e.starts_with(want)),
+                "{v}: {got:?} lacks {want}"
+            );
+        }
+        let got = errors(
+            Stage::Output,
+            serde_json::json!([{"check": "json_schema", "schema": {"type": 12}}]),
+        );
+        assert!(
+            got[0].starts_with("configs.c.input_guardrails[0].schema: invalid JSON schema"),
+            "{got:?}"
+        );
+        let got = errors(
+            Stage::Input,
+            serde_json::json!([{"check": "json_schema", "schema": {"type": "object"}}]),
+        );
+        assert!(got[0].contains("output_guardrails only"), "{got:?}");
+    }
+
+    #[test]
+    fn unknown_kinds_and_fields_are_serde_errors() {
+        for bad in [
+            serde_json::json!({"check": "sentiment"}),
+            serde_json::json!({"check": "pii", "colour": "red"}),
+            serde_json::json!({"check": "contains", "words": ["a"], "operator": "some"}),
+        ] {
+            assert!(serde_json::from_value::<GuardrailSpec>(bad).is_err());
+        }
+    }
+}

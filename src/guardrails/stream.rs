@@ -1,0 +1,213 @@
+//! Output guardrails on a stream. The checks need the whole answer, and by then the client has
+//! it: a stream is committed at its first content event (DESIGN.md §1), so after that nothing
+//! can be denied, redacted or fallen back from. [`StreamGuard`] sits in the pump after the
+//! commit: it relays the client-format events unchanged while assembling the assistant text
+//! (OpenAI `choices[0].delta.content` / `choices[0].text`, Anthropic `text_delta`s), and when the
+//! upstream ends it runs the checks and writes one final event with the results:
+//!
+//! - OpenAI format: a chunk with no choices and a `hook_results` object, just before
+//!   `data: [DONE]` (which is held back until then);
+//! - Anthropic format: an `event: hook_results` event after `message_stop` (the SDKs skip event
+//!   types they do not know).
+//!
+//! Failures are reported, not enforced (`"enforced": false`, metric verdict `warn`).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use super::report;
+use super::{Evaluation, Guardrails};
+use crate::providers::ClientFormat;
+use crate::upstream::sse::SseParser;
+
+/// Largest single event parsed; a larger one switches the guard to plain relaying.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+/// Most assistant text assembled; the checks see at most this much.
+const MAX_TEXT_BYTES: usize = 4 << 20;
+
+/// The output guardrails of one stream, between the pump and the client.
+pub struct StreamGuard {
+    set: Arc<Guardrails>,
+    format: ClientFormat,
+    parser: SseParser,
+    text: String,
+    /// The OpenAI terminator, written after our event.
+    held_done: Option<Bytes>,
+    /// An event was too large to parse: relay bytes as they come, check what was assembled.
+    broken: bool,
+}
+
+impl StreamGuard {
+    /// A guard for a stream in `format` (`None`: a non-chat OpenAI-format stream).
+    pub fn new(set: Arc<Guardrails>, format: Option<ClientFormat>) -> StreamGuard {
+        StreamGuard {
+            set,
+            format: format.unwrap_or(ClientFormat::OpenAi),
+            parser: SseParser::new(MAX_EVENT_BYTES),
+            text: String::new(),
+            held_done: None,
+            broken: false,
+        }
+    }
+
+    /// Takes client-format bytes; returns what to write now (whole events, the OpenAI `[DONE]`
+    /// held back).
+    pub fn relay(&mut self, chunk: &[u8]) -> Bytes {
+        if self.broken {
+            return Bytes::copy_from_slice(chunk);
+        }
+        if self.parser.push(chunk).is_err() {
+            self.broken = true;
+            return Bytes::copy_from_slice(chunk);
+        }
+        let mut out = BytesMut::new();
+        while let Some(event) = self.parser.next_event() {
+            if self.format == ClientFormat::OpenAi && event.is_done() {
+                self.held_done = Some(event.raw);
+                continue;
+            }
+            self.observe(&event.data);
+            out.extend_from_slice(&event.raw);
+        }
+        out.freeze()
+    }
+
+    fn observe(&mut self, data: &str) {
+        if self.text.len() >= MAX_TEXT_BYTES || !data.starts_with('{') {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        let piece = match self.format {
+            ClientFormat::OpenAi => v
+                .get("choices")
+                .and_then(Value::as_array)
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+                })
+                .and_then(|c| {
+                    c.get("delta")
+                        .and_then(|d| d.get("content"))
+                        .or_else(|| c.get("text"))
+                })
+                .and_then(Value::as_str),
+            ClientFormat::Anthropic => {
+                if v.get("type").and_then(Value::as_str) == Some("content_block_delta") {
+                    v.get("delta")
+                        .filter(|d| d.get("type").and_then(Value::as_str) == Some("text_delta"))
+                        .and_then(|d| d.get("text"))
+                        .and_then(Value::as_str)
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(p) = piece {
+            let room = MAX_TEXT_BYTES.saturating_sub(self.text.len());
+            let mut cut = p.len().min(room);
+            while !p.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.text.push_str(&p[..cut]);
+        }
+    }
+
+    /// The upstream ended properly: runs the checks on the assembled text and returns their
+    /// results and the bytes that end the stream (anything still buffered, our event, then the
+    /// held terminator). `input` are the request's input results, repeated in the event.
+    pub fn finish(&mut self, input: &[&Evaluation]) -> (Evaluation, Bytes) {
+        let mut out = BytesMut::new();
+        if !self.broken {
+            if let Some(event) = self.parser.finish() {
+                if self.format == ClientFormat::OpenAi && event.is_done() {
+                    self.held_done = Some(event.raw);
+                } else {
+                    self.observe(&event.data);
+                    out.extend_from_slice(&event.raw);
+                }
+            }
+        }
+        let mut texts = [std::mem::take(&mut self.text)];
+        let (eval, _) = self.set.run(&mut texts, false);
+        let results = report::hook_results(input, Some(&eval));
+        match self.format {
+            ClientFormat::OpenAi => {
+                let chunk = serde_json::json!({
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "hook_results": results,
+                });
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(chunk.to_string().as_bytes());
+                out.extend_from_slice(b"\n\n");
+                if let Some(done) = self.held_done.take() {
+                    out.extend_from_slice(&done);
+                }
+            }
+            ClientFormat::Anthropic => {
+                let event = serde_json::json!({"type": "hook_results", "hook_results": results});
+                out.extend_from_slice(b"event: hook_results\ndata: ");
+                out.extend_from_slice(event.to_string().as_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        (eval, out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guardrails::spec::GuardrailSpec;
+    use crate::guardrails::{compile, Stage};
+
+    fn set(v: serde_json::Value) -> Arc<Guardrails> {
+        let specs: Vec<GuardrailSpec> = serde_json::from_value(v).unwrap();
+        compile(Stage::Output, &specs, "x").unwrap().unwrap()
+    }
+
+    #[test]
+    fn openai_stream_event_goes_before_done() {
+        let mut g = StreamGuard::new(
+            set(
+                serde_json::json!([{"check": "contains", "words": ["tok1"], "operator": "none", "action": "deny"}]),
+            ),
+            Some(ClientFormat::OpenAi),
+        );
+        let mut written = Vec::new();
+        for chunk in [
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok0 \"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"con",
+            "tent\":\"tok1 \"}}]}\n\n",
+            "data: [DONE]\n\n",
+        ] {
+            written.extend_from_slice(&g.relay(chunk.as_bytes()));
+        }
+        assert!(!String::from_utf8_lossy(&written).contains("[DONE]"));
+        let (eval, end) = g.finish(&[]);
+        assert!(eval.any_failed());
+        assert!(!eval.denied(), "a stream's deny is reported, not enforced");
+        let end = String::from_utf8(end.to_vec()).unwrap();
+        assert!(end.starts_with("data: {"), "{end}");
+        assert!(end.ends_with("data: [DONE]\n\n"), "{end}");
+        assert!(end.contains("\"hook_results\""), "{end}");
+        assert!(end.contains("\"verdict\":false"), "{end}");
+    }
+
+    #[test]
+    fn anthropic_stream_event_comes_last() {
+        let mut g = StreamGuard::new(
+            set(serde_json::json!([{"check": "word_count", "min": 2}])),
+            Some(ClientFormat::Anthropic),
+        );
+        let input = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"one two\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let relayed = g.relay(input.as_bytes());
+        assert_eq!(relayed, input.as_bytes());
+        let (eval, end) = g.finish(&[]);
+        assert!(!eval.any_failed());
+        assert!(String::from_utf8_lossy(&end).starts_with("event: hook_results\n"));
+    }
+}
