@@ -2,10 +2,12 @@
 //!
 //! Data flows one way: file → [`config::schema`] → [`config::compile`] → [`config::Snapshot`] →
 //! [`ingress`] → [`router`] → [`upstream`] → [`providers`] → response. The pingora services that
-//! host it live in [`server`]; counters and histograms in [`telemetry`].
+//! host it live in [`server`]; counters and histograms in [`telemetry`]; the live admin page in
+//! [`console`].
 
 pub mod cache;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod governance;
 pub mod guardrails;

@@ -227,6 +227,8 @@ fn demo() -> ExitCode {
     println!(
         r#"Switchyard demo: gateway on http://{gw}, admin on http://{admin}, mock providers on {m0} (primary) and {m1} (secondary).
 
+Console: open http://{admin}/ to watch targets, circuits, fallbacks and the last requests live.
+
 Try:
   curl -s http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
        -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'
@@ -239,6 +241,7 @@ Try:
        http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
        -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; done
   curl -s http://{admin}/metrics | grep -E '^switchyard_(fallbacks_total|circuit_state|requests_total)'
+  # …or watch it on the console: the primary's circuit opens, the fallback rate climbs.
   curl -s -X POST http://{m0}/_mock/fault          # heal the primary (the breaker probes it after 30 s)
   curl -s http://{admin}/config
 

@@ -40,6 +40,9 @@ async fn the_harness_produces_every_figure() {
         "rss_idle_mib.switchyard",
         "rss_open_streams_mib.switchyard",
         "ratio.throughput.switchyard_over_floor",
+        "console_latency_p50_us.no_viewers",
+        "console_latency_p50_us.viewers_50",
+        "console_added_p99_us.viewers_50",
         "cache_hit_latency_p99_us.switchyard",
         "added_cache_hit_latency_p99_us.switchyard",
     ] {

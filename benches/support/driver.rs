@@ -248,6 +248,8 @@ pub struct Setup {
     pub direct: SocketAddr,
     pub floor_addr: SocketAddr,
     pub gateway_addr: SocketAddr,
+    /// The gateway's admin port (the console's `/events`).
+    pub admin_addr: SocketAddr,
     pub paced: paced::PacedServer,
     pub floor_paced_addr: SocketAddr,
 }
@@ -317,6 +319,7 @@ impl Setup {
             direct,
             floor_addr,
             gateway_addr,
+            admin_addr: admin,
             paced,
             floor_paced_addr,
         }
@@ -543,6 +546,7 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     for (k, v) in per_round {
         figures.insert(k, median(v));
     }
+    figures.extend(console_viewers(&setup, plan).await);
     for (name, addr, pid) in [
         ("floor", setup.floor_addr, setup.floor.pid()),
         ("switchyard", setup.gateway_addr, setup.gateway.pid()),
@@ -602,6 +606,103 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     figures.insert("ratio.added_p50.switchyard_over_floor".into(), r1);
     figures.insert("ratio.throughput.switchyard_over_floor".into(), r2);
     figures.insert("ratio.throughput.switchyard_over_direct".into(), r3);
+    figures
+}
+
+/// Console viewers held open on the admin port's `/events` for the console figures.
+const CONSOLE_VIEWERS: usize = 50;
+
+/// Whether the console costs the request path anything: concurrency-1 latency through the
+/// gateway with no console open, then with [`CONSOLE_VIEWERS`] event streams open (each taking
+/// a frame a second), alternating over the rounds. The gateway stays on its own CPU, where its
+/// admin thread competes with its proxy thread.
+async fn console_viewers(setup: &Setup, plan: Plan) -> Figures {
+    let addr = setup.gateway_addr;
+    let mut lane = load::Lane::many(1, addr, &chat_requests(addr));
+    let viewer_client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut per_round: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut n = 0u64;
+    for _round in 0..plan.rounds {
+        for with_viewers in [false, true] {
+            let mut viewers = Vec::new();
+            if with_viewers {
+                let (started, mut ready) = tokio::sync::mpsc::channel::<()>(CONSOLE_VIEWERS);
+                for _ in 0..CONSOLE_VIEWERS {
+                    let (client, started) = (viewer_client.clone(), started.clone());
+                    let url = format!("http://{}/events", setup.admin_addr);
+                    viewers.push(tokio::spawn(async move {
+                        let Ok(resp) = client.get(url).send().await else {
+                            return;
+                        };
+                        let mut s = resp.bytes_stream();
+                        let mut told = false;
+                        while let Some(Ok(chunk)) = s.next().await {
+                            if !told && chunk.starts_with(b"data:") {
+                                let _ = started.send(()).await;
+                                told = true;
+                            }
+                        }
+                    }));
+                }
+                drop(started);
+                // Every viewer has its first frame: the sampler runs.
+                let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                    for _ in 0..CONSOLE_VIEWERS {
+                        ready.recv().await;
+                    }
+                })
+                .await;
+            }
+            let mut h = Histogram::<u64>::new(3).expect("histogram");
+            for _ in 0..plan.sequential {
+                let t = Instant::now();
+                if lane[0].send(n).await {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+                n += 1;
+            }
+            let name = if with_viewers {
+                "viewers_50"
+            } else {
+                "no_viewers"
+            };
+            per_round
+                .entry(format!("console_latency_p50_us.{name}"))
+                .or_default()
+                .push(micros(&h, 0.5));
+            per_round
+                .entry(format!("console_latency_p99_us.{name}"))
+                .or_default()
+                .push(micros(&h, 0.99));
+            if !viewers.is_empty() {
+                for v in viewers {
+                    v.abort();
+                }
+                // The gateway has seen them go before the next round opens new ones.
+                let metrics = format!("http://{}/metrics", setup.admin_addr);
+                for _ in 0..100 {
+                    let text = match viewer_client.get(&metrics).send().await {
+                        Ok(r) => r.text().await.unwrap_or_default(),
+                        Err(_) => String::new(),
+                    };
+                    if text.lines().any(|l| l == "switchyard_console_viewers 0") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    let mut figures: Figures = per_round.into_iter().map(|(k, v)| (k, median(v))).collect();
+    for q in ["p50", "p99"] {
+        let get = |k: &str| figures.get(k).copied().unwrap_or(f64::NAN);
+        let added = get(&format!("console_latency_{q}_us.viewers_50"))
+            - get(&format!("console_latency_{q}_us.no_viewers"));
+        figures.insert(format!("console_added_{q}_us.viewers_50"), added);
+    }
     figures
 }
 

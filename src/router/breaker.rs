@@ -104,6 +104,22 @@ impl Breaker {
         }
     }
 
+    /// The state now and, while open, how long until a half-open probe is let through (zero:
+    /// the next call is the probe). For the console; changes nothing.
+    pub fn status(&self, settings: &CircuitBreakerSettings) -> (CircuitState, Option<Duration>) {
+        let Ok(inner) = self.inner.lock() else {
+            return (CircuitState::Closed, None);
+        };
+        match inner.phase {
+            Phase::Closed => (CircuitState::Closed, None),
+            Phase::Open { since } => (
+                CircuitState::Open,
+                Some(settings.open_for.saturating_sub(since.elapsed())),
+            ),
+            Phase::HalfOpen { .. } => (CircuitState::HalfOpen, None),
+        }
+    }
+
     /// Whether `admit` would let a call through now (without reserving a probe).
     pub fn would_admit(&self, settings: &CircuitBreakerSettings) -> bool {
         if !settings.enabled {
@@ -291,6 +307,11 @@ impl Breakers {
         b
     }
 
+    /// The breaker for `key` if one exists (never creates one).
+    pub fn peek(&self, key: &str) -> Option<Arc<Breaker>> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
     /// Publishes a breaker's state to `switchyard_circuit_state{target}`.
     pub fn publish(&self, breaker: &Breaker) {
         if let Some(g) = &self.gauge {
@@ -326,8 +347,13 @@ mod tests {
         b.record(&s, Admission::Allowed, true, Duration::ZERO, SLOW);
         assert_eq!(b.state(), CircuitState::Open);
         assert_eq!(b.admit(&s), Admission::Rejected);
+        let (state, left) = b.status(&s);
+        assert_eq!(state, CircuitState::Open);
+        assert!(left.is_some_and(|d| d <= s.open_for));
         std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(b.status(&s).1, Some(Duration::ZERO));
         assert_eq!(b.admit(&s), Admission::Probe);
+        assert_eq!(b.status(&s), (CircuitState::HalfOpen, None));
         assert_eq!(b.admit(&s), Admission::Rejected, "one probe at a time");
         b.record(&s, Admission::Probe, false, Duration::ZERO, SLOW);
         assert_eq!(b.state(), CircuitState::Closed);

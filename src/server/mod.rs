@@ -113,13 +113,23 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let breakers = Arc::new(crate::router::Breakers::new(Some(
+        metrics.circuit_state.clone(),
+    )));
+    let console = crate::console::Console::new(
+        metrics.clone(),
+        breakers.clone(),
+        live.clone(),
+        reloader.clone(),
+    );
     let forwarder = Arc::new(forward::Forwarder::new(&metrics));
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),
         metrics: metrics.clone(),
         drain: drain.clone(),
-        breakers: crate::router::Breakers::new(Some(metrics.circuit_state.clone())),
+        breakers,
+        console: console.clone(),
         access_log,
         otlp: otlp.clone(),
         governance,
@@ -145,6 +155,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
             metrics,
             drain: drain.clone(),
             reloader,
+            console,
         },
     );
     admin_service.threads = Some(1);

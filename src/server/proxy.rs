@@ -25,6 +25,7 @@ use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::cache::{self, Cache, Lookup};
 use crate::config::{CacheSettings, Snapshot, Target, TargetKind};
+use crate::console::Console;
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
 use crate::guardrails::{self, report::Denial, Screened};
@@ -58,8 +59,10 @@ pub struct Gateway {
     pub client: UpstreamClient,
     pub metrics: Arc<Metrics>,
     pub drain: Arc<Drain>,
-    /// Circuit breakers by target; outlive config reloads.
-    pub breakers: Breakers,
+    /// Circuit breakers by target; outlive config reloads (the console reads them too).
+    pub breakers: Arc<Breakers>,
+    /// Keeps the last requests for the console.
+    pub console: Arc<Console>,
     pub access_log: AccessLog,
     /// OTLP trace export, when configured (`OTEL_EXPORTER_OTLP_*`).
     pub otlp: Option<Arc<OtlpExporter>>,
@@ -915,6 +918,7 @@ impl ProxyHttp for Gateway {
         if let Some(otlp) = &self.otlp {
             otlp.export(&record);
         }
+        self.console.record(&record);
         if !self.access_log.log(record) {
             m.genai.access_log_dropped_total.inc();
         }

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub fallbacks_total: IntCounterVec,
     pub retries_total: IntCounterVec,
     pub circuit_state: IntGaugeVec,
+    /// Open console `/events` streams, and whether the console's sampler runs (`console`).
+    pub console_viewers: IntGauge,
+    pub console_sampling: IntGauge,
     /// `{config, check, verdict}`: guardrail check results (`crate::guardrails`); `check` is a
     /// configured name or check kind, `verdict` one of pass, warn, deny, fallback, redact.
     pub guardrail_verdicts_total: IntCounterVec,
@@ -190,6 +193,16 @@ impl Metrics {
             ),
             &["target"],
         )?;
+        let console_viewers = IntGauge::new(
+            "switchyard_console_viewers",
+            "Console pages connected to the admin port's event stream.",
+        )?;
+        let console_sampling = IntGauge::new(
+            "switchyard_console_sampling",
+            "1 while the console samples metrics for its viewers, else 0.",
+        )?;
+        registry.register(Box::new(console_viewers.clone()))?;
+        registry.register(Box::new(console_sampling.clone()))?;
         let guardrail_verdicts_total = IntCounterVec::new(
             Opts::new(
                 "switchyard_guardrail_verdicts_total",
@@ -251,6 +264,8 @@ impl Metrics {
             fallbacks_total,
             retries_total,
             circuit_state,
+            console_viewers,
+            console_sampling,
             guardrail_verdicts_total,
             forward_connections_total,
             cache_requests_total,

@@ -1,0 +1,498 @@
+//! Last-minute figures from the cumulative Prometheus families (the same state `/metrics`
+//! serves; no second bookkeeping). Each [`Sampler::sample`] reads the counters and histogram
+//! buckets once; a window is the difference between two samples. Quantiles interpolate
+//! linearly within a bucket, as PromQL's `histogram_quantile` does.
+//!
+//! Two bounded rings: one sample a second for the last minute (counters and histograms; dropped
+//! when the console closes), and per-config counters every ten seconds for ten minutes (the
+//! sparklines; a few hundred bytes per config).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::core::Collector;
+use prometheus::proto::Metric;
+
+use crate::telemetry::Metrics;
+
+/// The live window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Sparkline resolution and length.
+pub const SPARK_STEP: Duration = Duration::from_secs(10);
+pub const SPARK_POINTS: usize = 60;
+
+/// `(target, provider)`: how the duration histograms are labelled (summed over models).
+pub type TargetKey = (String, String);
+/// `(config, target, provider)`: how attempts are counted.
+pub type AttemptKey = (String, String, String);
+
+/// One config's request, fallback and retry counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ConfigCounts {
+    pub requests: u64,
+    pub fallback_ok: u64,
+    pub errors: u64,
+    pub fallbacks: u64,
+    pub retries: u64,
+}
+
+impl ConfigCounts {
+    fn minus(&self, o: &ConfigCounts) -> ConfigCounts {
+        ConfigCounts {
+            requests: self.requests.saturating_sub(o.requests),
+            fallback_ok: self.fallback_ok.saturating_sub(o.fallback_ok),
+            errors: self.errors.saturating_sub(o.errors),
+            fallbacks: self.fallbacks.saturating_sub(o.fallbacks),
+            retries: self.retries.saturating_sub(o.retries),
+        }
+    }
+}
+
+/// One target's attempts by result class.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct AttemptCounts {
+    /// Calls made (skipped and dropped hedges excluded).
+    pub calls: u64,
+    pub ok: u64,
+    /// Failures other than timeouts.
+    pub errors: u64,
+    pub timeouts: u64,
+    /// Skipped because the circuit was open.
+    pub skipped: u64,
+}
+
+impl AttemptCounts {
+    fn minus(&self, o: &AttemptCounts) -> AttemptCounts {
+        AttemptCounts {
+            calls: self.calls.saturating_sub(o.calls),
+            ok: self.ok.saturating_sub(o.ok),
+            errors: self.errors.saturating_sub(o.errors),
+            timeouts: self.timeouts.saturating_sub(o.timeouts),
+            skipped: self.skipped.saturating_sub(o.skipped),
+        }
+    }
+}
+
+/// A histogram's cumulative bucket counts (upper bounds ascending, `+Inf` implied by `count`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Hist {
+    pub bounds: Vec<f64>,
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+}
+
+impl Hist {
+    fn add(&mut self, m: &Metric) {
+        let h = m.get_histogram();
+        let buckets = h.get_bucket();
+        if self.bounds.is_empty() {
+            self.bounds = buckets.iter().map(|b| b.upper_bound()).collect();
+            self.cumulative = vec![0; buckets.len()];
+        }
+        if buckets.len() != self.bounds.len() {
+            return;
+        }
+        for (c, b) in self.cumulative.iter_mut().zip(buckets) {
+            *c += b.cumulative_count();
+        }
+        self.count += h.get_sample_count();
+    }
+
+    fn minus(&self, o: Option<&Hist>) -> Hist {
+        match o {
+            Some(o) if o.bounds.len() == self.bounds.len() => Hist {
+                bounds: self.bounds.clone(),
+                cumulative: self
+                    .cumulative
+                    .iter()
+                    .zip(&o.cumulative)
+                    .map(|(a, b)| a.saturating_sub(*b))
+                    .collect(),
+                count: self.count.saturating_sub(o.count),
+            },
+            _ => self.clone(),
+        }
+    }
+
+    /// The `q` quantile in seconds, as `histogram_quantile` computes it; `None` without
+    /// observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let mut lower = 0.0;
+        let mut below = 0u64;
+        for (upper, cum) in self.bounds.iter().zip(&self.cumulative) {
+            if *cum as f64 >= rank {
+                let in_bucket = cum - below;
+                if in_bucket == 0 {
+                    return Some(*upper);
+                }
+                // The first bucket starts at 0 (or is a point when its bound is not positive).
+                let lower_bound = if below == 0 && lower == 0.0 && *upper <= 0.0 {
+                    *upper
+                } else {
+                    lower
+                };
+                return Some(
+                    lower_bound + (upper - lower_bound) * (rank - below as f64) / in_bucket as f64,
+                );
+            }
+            lower = *upper;
+            below = *cum;
+        }
+        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
+        self.bounds.last().copied()
+    }
+}
+
+/// Every counter the console shows, cumulative, at one instant.
+#[derive(Debug, Default, Clone)]
+pub struct Counts {
+    pub configs: BTreeMap<String, ConfigCounts>,
+    pub attempts: BTreeMap<AttemptKey, AttemptCounts>,
+    pub latency: BTreeMap<TargetKey, Hist>,
+    pub ttft: BTreeMap<TargetKey, Hist>,
+}
+
+fn label<'a>(m: &'a Metric, name: &str) -> &'a str {
+    m.get_label()
+        .iter()
+        .find(|l| l.name() == name)
+        .map(|l| l.value())
+        .unwrap_or("")
+}
+
+fn counter(m: &Metric) -> u64 {
+    m.get_counter().get_value() as u64
+}
+
+impl Counts {
+    /// Reads the families once.
+    pub fn read(metrics: &Metrics) -> Counts {
+        let mut c = Counts::default();
+        for m in metrics
+            .requests_total
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+        {
+            let e = c.configs.entry(label(m, "config").to_string()).or_default();
+            let n = counter(m);
+            e.requests += n;
+            match label(m, "outcome") {
+                "fallback_ok" => e.fallback_ok += n,
+                "error" | "timeout" | "stream_aborted" => e.errors += n,
+                _ => {}
+            }
+        }
+        for m in metrics
+            .fallbacks_total
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+        {
+            c.configs
+                .entry(label(m, "config").to_string())
+                .or_default()
+                .fallbacks += counter(m);
+        }
+        for m in metrics
+            .retries_total
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+        {
+            c.configs
+                .entry(label(m, "config").to_string())
+                .or_default()
+                .retries += counter(m);
+        }
+        for m in metrics
+            .upstream_attempts_total
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+        {
+            let key = (
+                label(m, "config").to_string(),
+                label(m, "target").to_string(),
+                label(m, "provider").to_string(),
+            );
+            let e = c.attempts.entry(key).or_default();
+            let n = counter(m);
+            match label(m, "result") {
+                "circuit_open" => e.skipped += n,
+                "hedge_lost" => {}
+                "ok" => {
+                    e.calls += n;
+                    e.ok += n;
+                }
+                r if r.starts_with("timeout") => {
+                    e.calls += n;
+                    e.timeouts += n;
+                }
+                _ => {
+                    e.calls += n;
+                    e.errors += n;
+                }
+            }
+        }
+        for (family, into) in [
+            (&metrics.upstream_duration_seconds, &mut c.latency),
+            (&metrics.time_to_first_token_seconds, &mut c.ttft),
+        ] {
+            for m in family.collect().iter().flat_map(|f| f.get_metric()) {
+                let key = (
+                    label(m, "target").to_string(),
+                    label(m, "provider").to_string(),
+                );
+                into.entry(key).or_default().add(m);
+            }
+        }
+        c
+    }
+}
+
+/// What changed between two samples.
+#[derive(Debug, Default, Clone)]
+pub struct Window {
+    /// Its length (0 when only one sample exists yet).
+    pub span: Duration,
+    pub configs: BTreeMap<String, ConfigCounts>,
+    pub attempts: BTreeMap<AttemptKey, AttemptCounts>,
+    pub latency: BTreeMap<TargetKey, Hist>,
+    pub ttft: BTreeMap<TargetKey, Hist>,
+    /// The newest sample's cumulative attempt keys (targets ever called).
+    pub seen: Vec<AttemptKey>,
+}
+
+/// One sparkline point: a config's fallback and retry rates over one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SparkPoint {
+    /// Seconds before now at which the step ended.
+    pub ago_s: f64,
+    pub fallback_rate: Option<f64>,
+    pub retry_rate: Option<f64>,
+}
+
+/// The two rings.
+#[derive(Default)]
+pub struct Sampler {
+    fine: VecDeque<(Instant, Arc<Counts>)>,
+    coarse: VecDeque<(Instant, BTreeMap<String, ConfigCounts>)>,
+}
+
+impl Sampler {
+    /// Adds a sample taken at `at`.
+    pub fn push(&mut self, at: Instant, counts: Counts) {
+        // The oldest sample kept is the one at least WINDOW old (the window's base).
+        while self.fine.len() >= 2 && at.duration_since(self.fine[1].0) >= WINDOW {
+            self.fine.pop_front();
+        }
+        if self
+            .coarse
+            .back()
+            .is_none_or(|(t, _)| at.duration_since(*t) >= SPARK_STEP)
+        {
+            self.coarse.push_back((at, counts.configs.clone()));
+            while self.coarse.len() > SPARK_POINTS + 1 {
+                self.coarse.pop_front();
+            }
+        }
+        self.fine.push_back((at, Arc::new(counts)));
+    }
+
+    /// Forgets the per-second samples (the console closed); the sparkline counters stay.
+    pub fn clear_fine(&mut self) {
+        self.fine = VecDeque::new();
+    }
+
+    /// Per-second samples held.
+    pub fn held(&self) -> usize {
+        self.fine.len()
+    }
+
+    /// The window from the oldest kept sample to the newest.
+    pub fn window(&self) -> Window {
+        let (Some((t1, newest)), Some((t0, base))) = (self.fine.back(), self.fine.front()) else {
+            return Window::default();
+        };
+        let same = Arc::ptr_eq(newest, base);
+        Window {
+            span: t1.duration_since(*t0),
+            configs: newest
+                .configs
+                .iter()
+                .map(|(k, v)| {
+                    let d = match base.configs.get(k) {
+                        _ if same => ConfigCounts::default(),
+                        Some(b) => v.minus(b),
+                        None => *v,
+                    };
+                    (k.clone(), d)
+                })
+                .collect(),
+            attempts: newest
+                .attempts
+                .iter()
+                .map(|(k, v)| {
+                    let d = match base.attempts.get(k) {
+                        _ if same => AttemptCounts::default(),
+                        Some(b) => v.minus(b),
+                        None => *v,
+                    };
+                    (k.clone(), d)
+                })
+                .collect(),
+            latency: diff_hists(&newest.latency, &base.latency, same),
+            ttft: diff_hists(&newest.ttft, &base.ttft, same),
+            seen: newest.attempts.keys().cloned().collect(),
+        }
+    }
+
+    /// A config's sparkline, oldest point first, over the last ten minutes.
+    pub fn spark(&self, config: &str, now: Instant) -> Vec<SparkPoint> {
+        let mut points = Vec::with_capacity(SPARK_POINTS);
+        for pair in self.coarse.iter().collect::<Vec<_>>().windows(2) {
+            let ((t0, c0), (t1, c1)) = (pair[0], pair[1]);
+            // A gap (the console was closed) is not one step.
+            if t1.duration_since(*t0) > SPARK_STEP + SPARK_STEP / 2 {
+                continue;
+            }
+            let ago = now.saturating_duration_since(*t1);
+            if ago > SPARK_STEP * SPARK_POINTS as u32 {
+                continue;
+            }
+            let zero = ConfigCounts::default();
+            let d = c1
+                .get(config)
+                .unwrap_or(&zero)
+                .minus(c0.get(config).unwrap_or(&zero));
+            let rate = |n: u64| (d.requests > 0).then(|| n as f64 / d.requests as f64);
+            points.push(SparkPoint {
+                ago_s: ago.as_secs_f64(),
+                fallback_rate: rate(d.fallbacks),
+                retry_rate: rate(d.retries),
+            });
+        }
+        points
+    }
+}
+
+fn diff_hists(
+    newest: &BTreeMap<TargetKey, Hist>,
+    base: &BTreeMap<TargetKey, Hist>,
+    same: bool,
+) -> BTreeMap<TargetKey, Hist> {
+    newest
+        .iter()
+        .map(|(k, h)| {
+            let d = if same {
+                Hist {
+                    bounds: h.bounds.clone(),
+                    cumulative: vec![0; h.bounds.len()],
+                    count: 0,
+                }
+            } else {
+                h.minus(base.get(k))
+            };
+            (k.clone(), d)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(bounds: &[f64], per_bucket: &[u64]) -> Hist {
+        let mut cum = 0;
+        Hist {
+            bounds: bounds.to_vec(),
+            cumulative: per_bucket
+                .iter()
+                .map(|n| {
+                    cum += n;
+                    cum
+                })
+                .collect(),
+            count: cum,
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets_like_histogram_quantile() {
+        let h = hist(&[0.1, 0.5, 1.0], &[50, 40, 10]);
+        // rank 50 of 100 is the top of the first bucket.
+        assert!((h.quantile(0.5).unwrap() - 0.1).abs() < 1e-9);
+        // rank 95: 5 of 10 into (0.5, 1.0].
+        assert!((h.quantile(0.95).unwrap() - 0.75).abs() < 1e-9);
+        assert!((h.quantile(0.25).unwrap() - 0.05).abs() < 1e-9);
+        assert_eq!(Hist::default().quantile(0.5), None);
+        // Observations above the last bound: the last bound.
+        let mut over = hist(&[0.1, 0.5], &[1, 0]);
+        over.count = 10;
+        assert_eq!(over.quantile(0.99), Some(0.5));
+    }
+
+    #[test]
+    fn a_window_is_the_difference_from_a_minute_ago() {
+        let metrics = Metrics::new().unwrap();
+        let mut s = Sampler::default();
+        let t0 = Instant::now();
+        let labels = ["chat", "t", "p", "m"];
+        metrics
+            .upstream_duration_seconds
+            .with_label_values(&labels[1..])
+            .observe(20.0);
+        s.push(t0, Counts::read(&metrics));
+        assert_eq!(s.window().span, Duration::ZERO);
+        assert_eq!(
+            s.window().latency[&("t".to_string(), "p".to_string())].count,
+            0,
+            "one sample is no window"
+        );
+        for i in 1..=70u64 {
+            metrics
+                .upstream_duration_seconds
+                .with_label_values(&labels[1..])
+                .observe(0.2);
+            metrics
+                .upstream_attempts_total
+                .with_label_values(&["chat", "t", "p", "m", "ok"])
+                .inc();
+            metrics
+                .requests_total
+                .with_label_values(&["chat", "2xx", "fallback_ok"])
+                .inc();
+            metrics
+                .fallbacks_total
+                .with_label_values(&["chat", "t0", "timeout_headers"])
+                .inc();
+            s.push(t0 + Duration::from_secs(i), Counts::read(&metrics));
+        }
+        assert!(s.held() <= 62, "bounded: {}", s.held());
+        let w = s.window();
+        assert_eq!(w.span, WINDOW);
+        let lat = &w.latency[&("t".to_string(), "p".to_string())];
+        assert_eq!(lat.count, 60, "the 20 s outlier is out of the window");
+        let p99 = lat.quantile(0.99).unwrap();
+        assert!(p99 > 0.1 && p99 <= 0.25, "{p99}");
+        assert_eq!(w.configs["chat"].requests, 60);
+        assert_eq!(w.configs["chat"].fallbacks, 60);
+        assert_eq!(
+            w.attempts[&("chat".to_string(), "t".to_string(), "p".to_string())].calls,
+            60
+        );
+        let spark = s.spark("chat", t0 + Duration::from_secs(70));
+        assert!(spark.len() >= 6, "{spark:?}");
+        assert!(spark.iter().all(|p| p.fallback_rate == Some(1.0)));
+        assert!(spark.iter().all(|p| p.retry_rate == Some(0.0)));
+        s.clear_fine();
+        assert_eq!(s.held(), 0);
+        assert_eq!(s.window().span, Duration::ZERO);
+    }
+}
