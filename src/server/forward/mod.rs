@@ -321,7 +321,9 @@ where
                 Ok(Ok(true)) if &first == b"CONNECT " => {
                     // Checked above; the `Any` box must not live across an await (not `Send`).
                     let l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-                    self.connect(*l4, shutdown).await;
+                    // Boxed: the CONNECT path (TLS, then a whole HTTP session inside) is large,
+                    // and inline it would size every plain connection's future too.
+                    Box::pin(self.connect(*l4, shutdown)).await;
                     return None;
                 }
                 Ok(Ok(_)) => {}
