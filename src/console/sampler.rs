@@ -165,6 +165,17 @@ fn label<'a>(m: &'a Metric, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Adds every series of `family` to its config's field (`field` picks which).
+fn add_per_config(
+    configs: &mut BTreeMap<String, ConfigCounts>,
+    family: &prometheus::IntCounterVec,
+    field: fn(&mut ConfigCounts) -> &mut u64,
+) {
+    for m in family.collect().iter().flat_map(|f| f.get_metric()) {
+        *field(configs.entry(label(m, "config").to_string()).or_default()) += counter(m);
+    }
+}
+
 fn counter(m: &Metric) -> u64 {
     m.get_counter().get_value() as u64
 }
@@ -188,28 +199,10 @@ impl Counts {
                 _ => {}
             }
         }
-        for m in metrics
-            .fallbacks_total
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-        {
-            c.configs
-                .entry(label(m, "config").to_string())
-                .or_default()
-                .fallbacks += counter(m);
-        }
-        for m in metrics
-            .retries_total
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-        {
-            c.configs
-                .entry(label(m, "config").to_string())
-                .or_default()
-                .retries += counter(m);
-        }
+        add_per_config(&mut c.configs, &metrics.fallbacks_total, |e| {
+            &mut e.fallbacks
+        });
+        add_per_config(&mut c.configs, &metrics.retries_total, |e| &mut e.retries);
         for m in metrics
             .upstream_attempts_total
             .collect()
