@@ -123,16 +123,6 @@ fn trace_headers(trace: &TraceContext) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The one field of a JSON body routing needs when the config does not read the body.
-/// Deserializing into it still validates the whole document, without allocating a tree.
-#[derive(serde::Deserialize)]
-struct ModelPeek<'a> {
-    #[serde(borrow, default)]
-    model: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    stream: Option<bool>,
-}
-
 /// The response headers that say which target answered and how many retries it took
 /// (Portkey's names and ours). Portkey's retry count is -1 when retries ran out.
 fn route_headers(leaf: Option<&Target>, retries: i64) -> Vec<(&'static str, String)> {
@@ -401,37 +391,22 @@ impl Gateway {
         let is_json_route = method == http::Method::POST && JSON_ROUTES.contains(&path);
         let (json, model, stream) = match (is_json_route, needs_body) {
             (false, _) => (None, None, false),
-            // The config reads the body: parse it whole, once.
-            (true, true) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(serde_json::Value::Object(map)) => {
-                    let model = map.get("model").and_then(|m| m.as_str()).map(String::from);
-                    let stream = map.get("stream").and_then(|s| s.as_bool()) == Some(true);
-                    (Some(map), model, stream)
-                }
-                Ok(_) => {
-                    return Err(GatewayError::InvalidJson(
-                        "expected a JSON object".to_string(),
-                    ))
-                }
-                Err(e) => return Err(GatewayError::InvalidJson(e.to_string())),
-            },
+            // The config reads the body: validate and parse it whole, in one pass.
+            (true, true) => {
+                let map = ingress::body::parse(&body)?;
+                let model = map.get("model").and_then(|m| m.as_str()).map(String::from);
+                let stream = map.get("stream").and_then(|s| s.as_bool()) == Some(true);
+                (Some(map), model, stream)
+            }
             // It does not: validate and take `model` without building a tree; the body is
             // forwarded as received.
             (true, false) => {
-                // A derived struct would also accept a JSON array: insist on an object.
-                if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                    return Err(GatewayError::InvalidJson(
-                        "expected a JSON object".to_string(),
-                    ));
-                }
-                match serde_json::from_slice::<ModelPeek<'_>>(&body) {
-                    Ok(peek) => (
-                        None,
-                        peek.model.map(|m| m.into_owned()),
-                        peek.stream == Some(true),
-                    ),
-                    Err(e) => return Err(GatewayError::InvalidJson(e.to_string())),
-                }
+                let peek = ingress::body::peek(&body)?;
+                (
+                    None,
+                    peek.model.map(|m| m.into_owned()),
+                    peek.stream == Some(true),
+                )
             }
         };
         let metadata = match ["x-switchyard-metadata", "x-portkey-metadata"]
