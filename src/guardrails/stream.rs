@@ -1,9 +1,11 @@
 //! Output guardrails on a stream. The checks need the whole answer, and by then the client has
 //! it: a stream is committed at its first content event (DESIGN.md §1), so after that nothing
 //! can be denied, redacted or fallen back from. [`StreamGuard`] sits in the pump after the
-//! commit: it relays the client-format events unchanged while assembling the assistant text
-//! (OpenAI `choices[0].delta.content` / `choices[0].text`, Anthropic `text_delta`s), and when the
-//! upstream ends it runs the checks and writes one final event with the results:
+//! commit: it relays the client-format events unchanged while assembling the text the answer
+//! carries — OpenAI `delta.content`, `delta.refusal`, `delta.reasoning_content` / `reasoning`,
+//! tool-call and function-call `arguments` and completions' `text`, of every choice; Anthropic
+//! `text_delta`, `thinking_delta` and `input_json_delta` (tool input) — each piece apart, and
+//! when the upstream ends it runs the checks and writes one final event with the results:
 //!
 //! - OpenAI format: a chunk with no choices and a `hook_results` object, just before
 //!   `data: [DONE]` (which is held back until then);
@@ -26,13 +28,30 @@ use crate::upstream::sse::SseParser;
 const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Most assistant text assembled; the checks see at most this much.
 const MAX_TEXT_BYTES: usize = 4 << 20;
+/// Most separate pieces kept; later ones are appended to the last.
+const MAX_PIECES: usize = 256;
+
+/// Which piece of the answer a delta belongs to: its kind, choice and block or call index.
+type PieceKey = (Kind, u64, u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Refusal,
+    Reasoning,
+    Arguments,
+}
 
 /// The output guardrails of one stream, between the pump and the client.
 pub struct StreamGuard {
     set: Arc<Guardrails>,
     format: ClientFormat,
     parser: SseParser,
-    text: String,
+    /// The pieces assembled so far, in order of first appearance (kept apart so that, say, a
+    /// tool call's arguments are not glued onto the text before them).
+    pieces: Vec<(PieceKey, String)>,
+    /// Bytes in `pieces`.
+    assembled: usize,
     /// The OpenAI terminator, written after our event.
     held_done: Option<Bytes>,
     /// An event was too large to parse: relay bytes as they come, check what was assembled.
@@ -46,7 +65,8 @@ impl StreamGuard {
             set,
             format: format.unwrap_or(ClientFormat::OpenAi),
             parser: SseParser::new(MAX_EVENT_BYTES),
-            text: String::new(),
+            pieces: Vec::new(),
+            assembled: 0,
             held_done: None,
             broken: false,
         }
@@ -75,45 +95,82 @@ impl StreamGuard {
     }
 
     fn observe(&mut self, data: &str) {
-        if self.text.len() >= MAX_TEXT_BYTES || !data.starts_with('{') {
+        if self.assembled >= MAX_TEXT_BYTES || !data.starts_with('{') {
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else {
             return;
         };
-        let piece = match self.format {
-            ClientFormat::OpenAi => v
-                .get("choices")
-                .and_then(Value::as_array)
-                .and_then(|cs| {
-                    cs.iter()
-                        .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-                })
-                .and_then(|c| {
-                    c.get("delta")
-                        .and_then(|d| d.get("content"))
-                        .or_else(|| c.get("text"))
-                })
-                .and_then(Value::as_str),
-            ClientFormat::Anthropic => {
-                if v.get("type").and_then(Value::as_str) == Some("content_block_delta") {
-                    v.get("delta")
-                        .filter(|d| d.get("type").and_then(Value::as_str) == Some("text_delta"))
-                        .and_then(|d| d.get("text"))
-                        .and_then(Value::as_str)
-                } else {
-                    None
+        match self.format {
+            ClientFormat::OpenAi => self.observe_openai(&v),
+            ClientFormat::Anthropic => self.observe_anthropic(&v),
+        }
+    }
+
+    fn observe_openai(&mut self, v: &Value) {
+        let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+            return;
+        };
+        for c in choices {
+            let choice = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            self.push((Kind::Text, choice, 0), c.get("text"));
+            let Some(delta) = c.get("delta") else {
+                continue;
+            };
+            self.push((Kind::Text, choice, 0), delta.get("content"));
+            self.push((Kind::Refusal, choice, 0), delta.get("refusal"));
+            for key in ["reasoning_content", "reasoning"] {
+                self.push((Kind::Reasoning, choice, 0), delta.get(key));
+            }
+            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                for call in calls {
+                    let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    let args = call.pointer("/function/arguments");
+                    self.push((Kind::Arguments, choice, index), args);
                 }
             }
-        };
-        if let Some(p) = piece {
-            let room = MAX_TEXT_BYTES.saturating_sub(self.text.len());
-            let mut cut = p.len().min(room);
-            while !p.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.text.push_str(&p[..cut]);
+            let args = delta.pointer("/function_call/arguments");
+            self.push((Kind::Arguments, choice, u64::MAX), args);
         }
+    }
+
+    fn observe_anthropic(&mut self, v: &Value) {
+        if v.get("type").and_then(Value::as_str) != Some("content_block_delta") {
+            return;
+        }
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let Some(delta) = v.get("delta") else {
+            return;
+        };
+        let (kind, field) = match delta.get("type").and_then(Value::as_str) {
+            Some("text_delta") => (Kind::Text, "text"),
+            Some("thinking_delta") => (Kind::Reasoning, "thinking"),
+            Some("input_json_delta") => (Kind::Arguments, "partial_json"),
+            _ => return,
+        };
+        self.push((kind, 0, index), delta.get(field));
+    }
+
+    /// Appends a delta's text to its piece, within [`MAX_TEXT_BYTES`] and [`MAX_PIECES`].
+    fn push(&mut self, key: PieceKey, piece: Option<&Value>) {
+        let Some(p) = piece.and_then(Value::as_str).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let room = MAX_TEXT_BYTES.saturating_sub(self.assembled);
+        let mut cut = p.len().min(room);
+        while !p.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let at = match self.pieces.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None if self.pieces.len() < MAX_PIECES => {
+                self.pieces.push((key, String::new()));
+                self.pieces.len() - 1
+            }
+            None => self.pieces.len() - 1,
+        };
+        self.pieces[at].1.push_str(&p[..cut]);
+        self.assembled += cut;
     }
 
     /// The upstream ended properly: runs the checks on the assembled text and returns their
@@ -131,7 +188,10 @@ impl StreamGuard {
                 }
             }
         }
-        let mut texts = [std::mem::take(&mut self.text)];
+        let mut texts: Vec<String> = std::mem::take(&mut self.pieces)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
         let (eval, _) = self.set.run(&mut texts, false);
         let results = report::hook_results(input, Some(&eval));
         match self.format {
@@ -209,5 +269,47 @@ mod tests {
         let (eval, end) = g.finish(&[]);
         assert!(!eval.any_failed());
         assert!(String::from_utf8_lossy(&end).starts_with("event: hook_results\n"));
+    }
+
+    fn deny(word: &str) -> Arc<Guardrails> {
+        set(serde_json::json!([{"check": "contains", "words": [word], "operator": "none", "action": "deny"}]))
+    }
+
+    fn fails(format: ClientFormat, word: &str, stream: &str) -> bool {
+        let mut g = StreamGuard::new(deny(word), Some(format));
+        let _ = g.relay(stream.as_bytes());
+        g.finish(&[]).0.any_failed()
+    }
+
+    #[test]
+    fn openai_stream_checks_tool_arguments_refusal_reasoning_and_every_choice() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"q\\\":\\\"zeb\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"ra\\\"}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"second choice\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I refuse\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"pondering\"}}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        for word in ["zebra", "second", "refuse", "pondering"] {
+            assert!(fails(ClientFormat::OpenAi, word, stream), "{word}");
+        }
+        assert!(!fails(ClientFormat::OpenAi, "absent", stream));
+        // Pieces are kept apart: the end of one is not glued to the start of the next.
+        assert!(!fails(ClientFormat::OpenAi, "choiceI", stream));
+    }
+
+    #[test]
+    fn anthropic_stream_checks_tool_input_and_thinking() {
+        let stream = concat!(
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"musing\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\":\\\"zeb\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"ra\\\"}\"}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        for word in ["zebra", "musing"] {
+            assert!(fails(ClientFormat::Anthropic, word, stream), "{word}");
+        }
+        assert!(!fails(ClientFormat::Anthropic, "absent", stream));
     }
 }
