@@ -73,19 +73,36 @@ async fn send(gw: &Gateway, config: &str, body: Vec<u8>) -> (u16, String) {
     (status, resp.text().await.unwrap_or_default())
 }
 
-/// `body` carries [`BAD`] in exactly one field (`field`, for messages): refused with 446
-/// before the provider; the same body with [`GOOD`] instead passes with 200.
-async fn assert_screened(mock: &MockHandle, gw: &Gateway, config: &str, field: &str, body: Value) {
+/// `body` carries [`BAD`] in exactly one field: refused with 446 before the provider, and the
+/// same body with [`GOOD`] instead passes with 200. Returns what went wrong, naming `field`.
+async fn screened(mock: &MockHandle, gw: &Gateway, config: &str, field: &str, body: Value) -> Result<(), String> {
     let text = body.to_string();
     assert_eq!(text.matches(BAD).count(), 1, "{field}: one placement");
     mock.clear();
     let (status, answer) = send(gw, config, text.clone().into_bytes()).await;
-    assert_eq!(status, 446, "{field}: not checked: {answer}");
-    assert!(answer.contains(&format!("no_{BAD}")), "{field}: {answer}");
-    assert!(mock.requests().is_empty(), "{field}: reached the provider");
+    if status != 446 || !answer.contains(&format!("no_{BAD}")) {
+        return Err(format!("{field}: not checked ({status})"));
+    }
+    if !mock.requests().is_empty() {
+        return Err(format!("{field}: reached the provider"));
+    }
     let (status, answer) = send(gw, config, text.replace(BAD, GOOD).into_bytes()).await;
-    assert_eq!(status, 200, "{field}: clean request refused: {answer}");
-    assert_eq!(mock.requests().len(), 1, "{field}");
+    if status != 200 || mock.requests().len() != 1 {
+        return Err(format!("{field}: clean request refused ({status}): {answer}"));
+    }
+    Ok(())
+}
+
+/// Runs every case, then fails listing each field that was not screened.
+async fn assert_all_screened(config: &str, cases: Vec<(&'static str, Value)>) {
+    let (mock, gw) = setup().await;
+    let mut missed = Vec::new();
+    for (field, body) in cases {
+        if let Err(e) = screened(&mock, &gw, config, field, body).await {
+            missed.push(e);
+        }
+    }
+    assert!(missed.is_empty(), "{config}:\n{}", missed.join("\n"));
 }
 
 fn user(text: &str) -> Value {
@@ -158,18 +175,12 @@ fn anthropic_cases() -> Vec<(&'static str, Value)> {
 
 #[tokio::test]
 async fn openai_input_guardrails_see_every_text_field() {
-    let (mock, gw) = setup().await;
-    for (field, body) in openai_cases() {
-        assert_screened(&mock, &gw, "in_oai", field, body).await;
-    }
+    assert_all_screened("in_oai", openai_cases()).await;
 }
 
 #[tokio::test]
 async fn anthropic_input_guardrails_see_every_text_field() {
-    let (mock, gw) = setup().await;
-    for (field, body) in anthropic_cases() {
-        assert_screened(&mock, &gw, "in_ant", field, body).await;
-    }
+    assert_all_screened("in_ant", anthropic_cases()).await;
 }
 
 #[tokio::test]
