@@ -75,7 +75,13 @@ async fn send(gw: &Gateway, config: &str, body: Vec<u8>) -> (u16, String) {
 
 /// `body` carries [`BAD`] in exactly one field: refused with 446 before the provider, and the
 /// same body with [`GOOD`] instead passes with 200. Returns what went wrong, naming `field`.
-async fn screened(mock: &MockHandle, gw: &Gateway, config: &str, field: &str, body: Value) -> Result<(), String> {
+async fn screened(
+    mock: &MockHandle,
+    gw: &Gateway,
+    config: &str,
+    field: &str,
+    body: Value,
+) -> Result<(), String> {
     let text = body.to_string();
     assert_eq!(text.matches(BAD).count(), 1, "{field}: one placement");
     mock.clear();
@@ -88,7 +94,9 @@ async fn screened(mock: &MockHandle, gw: &Gateway, config: &str, field: &str, bo
     }
     let (status, answer) = send(gw, config, text.replace(BAD, GOOD).into_bytes()).await;
     if status != 200 || mock.requests().len() != 1 {
-        return Err(format!("{field}: clean request refused ({status}): {answer}"));
+        return Err(format!(
+            "{field}: clean request refused ({status}): {answer}"
+        ));
     }
     Ok(())
 }
@@ -116,60 +124,116 @@ fn openai_cases() -> Vec<(&'static str, Value)> {
             "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": param}}}}}])
     };
     vec![
-        ("tools[].function.description", json!({"model": "m", "messages": [user("hi")],
-            "tools": tool(&format!("find a {BAD}"), "query")})),
-        ("tools[].function.parameters description", json!({"model": "m", "messages": [user("hi")],
-            "tools": tool("find things", &format!("the {BAD}"))})),
-        ("messages[].name", json!({"model": "m", "messages": [
-            {"role": "user", "name": format!("{BAD}_fan"), "content": "hi"}]})),
-        ("messages[].refusal", json!({"model": "m", "messages": [user("hi"),
-            {"role": "assistant", "content": null, "refusal": format!("no {BAD} talk")}, user("ok")]})),
-        ("messages[].content[].refusal", json!({"model": "m", "messages": [user("hi"),
-            {"role": "assistant", "content": [{"type": "refusal", "refusal": format!("no {BAD}")}]}, user("ok")]})),
-        ("prediction.content", json!({"model": "m", "messages": [user("hi")],
-            "prediction": {"type": "content", "content": format!("a {BAD} is striped")}})),
-        ("response_format.json_schema.description", json!({"model": "m", "messages": [user("hi")],
+        (
+            "tools[].function.description",
+            json!({"model": "m", "messages": [user("hi")],
+            "tools": tool(&format!("find a {BAD}"), "query")}),
+        ),
+        (
+            "tools[].function.parameters description",
+            json!({"model": "m", "messages": [user("hi")],
+            "tools": tool("find things", &format!("the {BAD}"))}),
+        ),
+        (
+            "messages[].name",
+            json!({"model": "m", "messages": [
+            {"role": "user", "name": format!("{BAD}_fan"), "content": "hi"}]}),
+        ),
+        (
+            "messages[].refusal",
+            json!({"model": "m", "messages": [user("hi"),
+            {"role": "assistant", "content": null, "refusal": format!("no {BAD} talk")}, user("ok")]}),
+        ),
+        (
+            "messages[].content[].refusal",
+            json!({"model": "m", "messages": [user("hi"),
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": format!("no {BAD}")}]}, user("ok")]}),
+        ),
+        (
+            "prediction.content",
+            json!({"model": "m", "messages": [user("hi")],
+            "prediction": {"type": "content", "content": format!("a {BAD} is striped")}}),
+        ),
+        (
+            "response_format.json_schema.description",
+            json!({"model": "m", "messages": [user("hi")],
             "response_format": {"type": "json_schema", "json_schema": {"name": "animal",
-                "description": format!("describe a {BAD}"), "schema": {"type": "object"}}}})),
-        ("response_format.json_schema.schema descriptions", json!({"model": "m", "messages": [user("hi")],
+                "description": format!("describe a {BAD}"), "schema": {"type": "object"}}}}),
+        ),
+        (
+            "response_format.json_schema.schema descriptions",
+            json!({"model": "m", "messages": [user("hi")],
             "response_format": {"type": "json_schema", "json_schema": {"name": "animal",
-                "schema": {"type": "object", "properties": {"kind": {"type": "string", "description": BAD}}}}}})),
-        ("messages[].tool_calls[].function.arguments", json!({"model": "m", "messages": [user("hi"),
+                "schema": {"type": "object", "properties": {"kind": {"type": "string", "description": BAD}}}}}}),
+        ),
+        (
+            "messages[].tool_calls[].function.arguments",
+            json!({"model": "m", "messages": [user("hi"),
             {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
                 "function": {"name": "lookup", "arguments": format!("{{\"q\":\"{BAD}\"}}")}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "none found"}]})),
+            {"role": "tool", "tool_call_id": "call_1", "content": "none found"}]}),
+        ),
     ]
 }
 
 /// Anthropic requests, each with the word in one field the input guardrails did not check.
 fn anthropic_cases() -> Vec<(&'static str, Value)> {
-    let ask = |blocks: Value| {
-        json!({"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": blocks}]})
-    };
+    let ask = |blocks: Value| json!({"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": blocks}]});
     let q = |text: &str| json!({"type": "text", "text": text});
     vec![
-        ("document text source", ask(json!([{"type": "document",
-            "source": {"type": "text", "media_type": "text/plain", "data": format!("all about the {BAD}")}}, q("summarise")]))),
-        ("document content source", ask(json!([{"type": "document",
-            "source": {"type": "content", "content": [q(&format!("the {BAD} chapter"))]}}, q("summarise")]))),
-        ("document title", ask(json!([{"type": "document", "title": format!("{BAD} facts"),
-            "source": {"type": "text", "media_type": "text/plain", "data": "facts"}}, q("summarise")]))),
-        ("search_result content", ask(json!([{"type": "search_result", "source": "https://example.com/a",
-            "title": "animals", "content": [q(&format!("the {BAD} lives in Africa"))]}, q("where?")]))),
-        ("search_result title", ask(json!([{"type": "search_result", "source": "https://example.com/b",
-            "title": format!("{BAD} habitats"), "content": [q("Africa")]}, q("where?")]))),
-        ("tool_result with a search_result", ask(json!([{"type": "tool_result", "tool_use_id": "toolu_1",
+        (
+            "document text source",
+            ask(json!([{"type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": format!("all about the {BAD}")}}, q("summarise")])),
+        ),
+        (
+            "document content source",
+            ask(json!([{"type": "document",
+            "source": {"type": "content", "content": [q(&format!("the {BAD} chapter"))]}}, q("summarise")])),
+        ),
+        (
+            "document title",
+            ask(json!([{"type": "document", "title": format!("{BAD} facts"),
+            "source": {"type": "text", "media_type": "text/plain", "data": "facts"}}, q("summarise")])),
+        ),
+        (
+            "search_result content",
+            ask(
+                json!([{"type": "search_result", "source": "https://example.com/a",
+            "title": "animals", "content": [q(&format!("the {BAD} lives in Africa"))]}, q("where?")]),
+            ),
+        ),
+        (
+            "search_result title",
+            ask(
+                json!([{"type": "search_result", "source": "https://example.com/b",
+            "title": format!("{BAD} habitats"), "content": [q("Africa")]}, q("where?")]),
+            ),
+        ),
+        (
+            "tool_result with a search_result",
+            ask(json!([{"type": "tool_result", "tool_use_id": "toolu_1",
             "content": [{"type": "search_result", "source": "https://example.com/c", "title": "t",
-                "content": [q(&format!("a {BAD}"))]}]}]))),
-        ("tools[].description", json!({"model": "m", "max_tokens": 16, "messages": [user("hi")],
-            "tools": [{"name": "lookup", "description": format!("find a {BAD}"), "input_schema": {"type": "object"}}]})),
-        ("tools[].input_schema description", json!({"model": "m", "max_tokens": 16, "messages": [user("hi")],
+                "content": [q(&format!("a {BAD}"))]}]}])),
+        ),
+        (
+            "tools[].description",
+            json!({"model": "m", "max_tokens": 16, "messages": [user("hi")],
+            "tools": [{"name": "lookup", "description": format!("find a {BAD}"), "input_schema": {"type": "object"}}]}),
+        ),
+        (
+            "tools[].input_schema description",
+            json!({"model": "m", "max_tokens": 16, "messages": [user("hi")],
             "tools": [{"name": "lookup", "input_schema": {"type": "object",
-                "properties": {"q": {"type": "string", "description": format!("the {BAD}")}}}}]})),
-        ("tool_use.input", json!({"model": "m", "max_tokens": 16, "messages": [user("hi"),
+                "properties": {"q": {"type": "string", "description": format!("the {BAD}")}}}}]}),
+        ),
+        (
+            "tool_use.input",
+            json!({"model": "m", "max_tokens": 16, "messages": [user("hi"),
             {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
                 "input": {"q": {"nested": [BAD]}}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "none"}]}]})),
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "none"}]}]}),
+        ),
     ]
 }
 
@@ -229,13 +293,24 @@ fn forced_call(anthropic: bool, animal: &str) -> Value {
 async fn output_guardrails_see_tool_call_arguments() {
     let (_mock, gw) = setup().await;
     for (config, anthropic) in [("out_oai", false), ("out_ant", true)] {
-        let (status, answer) =
-            send(&gw, config, forced_call(anthropic, BAD).to_string().into_bytes()).await;
+        let (status, answer) = send(
+            &gw,
+            config,
+            forced_call(anthropic, BAD).to_string().into_bytes(),
+        )
+        .await;
         assert_eq!(status, 446, "{config}: tool call not checked: {answer}");
-        let (status, answer) =
-            send(&gw, config, forced_call(anthropic, GOOD).to_string().into_bytes()).await;
+        let (status, answer) = send(
+            &gw,
+            config,
+            forced_call(anthropic, GOOD).to_string().into_bytes(),
+        )
+        .await;
         assert_eq!(status, 200, "{config}: {answer}");
-        assert!(answer.contains(GOOD), "{config}: the mock called the tool: {answer}");
+        assert!(
+            answer.contains(GOOD),
+            "{config}: the mock called the tool: {answer}"
+        );
     }
 }
 
@@ -265,7 +340,10 @@ async fn duplicate_keys_are_refused_and_never_forwarded() {
     let top = r#"{"model":"gpt-4o-mini","model":"gpt-4o","messages":[]}"#;
     let (status, answer) = send(&gw, "plain_oai", top.as_bytes().to_vec()).await;
     assert_eq!(status, 400, "{answer}");
-    assert!(mock.requests().is_empty(), "a refused body reached the provider");
+    assert!(
+        mock.requests().is_empty(),
+        "a refused body reached the provider"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +366,10 @@ async fn invalid_utf8_and_deep_nesting_are_refused_on_both_paths() {
         assert!(answer.contains("deeper than 64"), "{config}: {answer}");
         assert!(answer.len() < 1024, "{config}: bounded: {answer}");
     }
-    assert!(mock.requests().is_empty(), "a refused body reached the provider");
+    assert!(
+        mock.requests().is_empty(),
+        "a refused body reached the provider"
+    );
     // Real-world nesting (a tool schema ten object levels deep) still passes.
     let mut schema = json!({"type": "string"});
     for _ in 0..10 {

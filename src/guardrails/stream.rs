@@ -272,7 +272,9 @@ mod tests {
     }
 
     fn deny(word: &str) -> Arc<Guardrails> {
-        set(serde_json::json!([{"check": "contains", "words": [word], "operator": "none", "action": "deny"}]))
+        set(
+            serde_json::json!([{"check": "contains", "words": [word], "operator": "none", "action": "deny"}]),
+        )
     }
 
     fn fails(format: ClientFormat, word: &str, stream: &str) -> bool {

@@ -100,7 +100,12 @@ fn openai_calls_mut(message: &mut Map<String, Value>, f: &mut Visit) {
             str_mut(call.pointer_mut("/function/arguments"), f);
         }
     }
-    str_mut(message.get_mut("function_call").and_then(|c| c.get_mut("arguments")), f);
+    str_mut(
+        message
+            .get_mut("function_call")
+            .and_then(|c| c.get_mut("arguments")),
+        f,
+    );
 }
 
 /// An OpenAI tool or legacy function definition (`{name, description, parameters}`).
@@ -135,7 +140,10 @@ fn openai_request_mut(json: &mut Map<String, Value>, f: &mut Visit) {
     if let Some(Value::Array(functions)) = json.get_mut("functions") {
         functions.iter_mut().for_each(|d| openai_function_mut(d, f));
     }
-    if let Some(c) = json.get_mut("prediction").and_then(|p| p.get_mut("content")) {
+    if let Some(c) = json
+        .get_mut("prediction")
+        .and_then(|p| p.get_mut("content"))
+    {
         openai_content_mut(c, f);
     }
     if let Some(schema) = json
@@ -304,7 +312,9 @@ pub fn response_mut(format: Option<ClientFormat>, json: &mut Value, f: &mut Visi
                     }
                     str_mut(item.get_mut("arguments"), f);
                     if let Some(Value::Array(summary)) = item.get_mut("summary") {
-                        summary.iter_mut().for_each(|s| str_mut(s.get_mut("text"), f));
+                        summary
+                            .iter_mut()
+                            .for_each(|s| str_mut(s.get_mut("text"), f));
                     }
                 }
                 return;
@@ -323,7 +333,12 @@ pub fn response_mut(format: Option<ClientFormat>, json: &mut Value, f: &mut Visi
                 for key in ["refusal", "reasoning_content", "reasoning"] {
                     str_mut(message.get_mut(key), f);
                 }
-                str_mut(message.get_mut("audio").and_then(|a| a.get_mut("transcript")), f);
+                str_mut(
+                    message
+                        .get_mut("audio")
+                        .and_then(|a| a.get_mut("transcript")),
+                    f,
+                );
                 openai_calls_mut(message, f);
             }
         }
@@ -436,8 +451,25 @@ mod tests {
         assert_eq!(
             sorted(texts),
             [
-                "a2", "c1", "d1", "d2", "d3", "d4", "d5", "d6", "df", "e1", "e2", "k1", "n1", "p1",
-                "r1", "r2", "t1", "x1", "{\"q\":\"a1\"}"
+                "a2",
+                "c1",
+                "d1",
+                "d2",
+                "d3",
+                "d4",
+                "d5",
+                "d6",
+                "df",
+                "e1",
+                "e2",
+                "k1",
+                "n1",
+                "p1",
+                "r1",
+                "r2",
+                "t1",
+                "x1",
+                "{\"q\":\"a1\"}"
             ]
         );
         let texts = collect_request(
@@ -483,8 +515,25 @@ mod tests {
         assert_eq!(
             sorted(texts),
             [
-                "ct", "dc", "dd", "dt", "dx", "https://s.example", "i1", "i2", "pd", "s0", "sc",
-                "sc2", "src2", "st", "st2", "t1", "td", "th", "tr"
+                "ct",
+                "dc",
+                "dd",
+                "dt",
+                "dx",
+                "https://s.example",
+                "i1",
+                "i2",
+                "pd",
+                "s0",
+                "sc",
+                "sc2",
+                "src2",
+                "st",
+                "st2",
+                "t1",
+                "td",
+                "th",
+                "tr"
             ]
         );
     }
@@ -517,10 +566,7 @@ mod tests {
                 "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"a\":\"arg\"}"}}]}},
                 {"text": "legacy"}]}),
         );
-        assert_eq!(
-            sorted(out),
-            ["legacy", "no", "why", "{\"a\":\"arg\"}"]
-        );
+        assert_eq!(sorted(out), ["legacy", "no", "why", "{\"a\":\"arg\"}"]);
         let out = collect_response(
             Some(ClientFormat::Anthropic),
             json!({"content": [{"type": "text", "text": "x"}, {"type": "thinking", "thinking": "hm"},
@@ -566,8 +612,14 @@ mod tests {
             body["tools"][0]["input_schema"]["properties"]["q"]["description"],
             "or [REDACTED_EMAIL]"
         );
-        assert_eq!(body["messages"][0]["content"][0]["input"]["to"], "[REDACTED_EMAIL]");
-        assert_eq!(body["messages"][1]["content"][0]["source"]["data"], "[REDACTED_EMAIL]");
+        assert_eq!(
+            body["messages"][0]["content"][0]["input"]["to"],
+            "[REDACTED_EMAIL]"
+        );
+        assert_eq!(
+            body["messages"][1]["content"][0]["source"]["data"],
+            "[REDACTED_EMAIL]"
+        );
         assert_eq!(body["system"][0]["text"], "plain");
         let Value::Object(mut map) = json!({"messages": [{"role": "user", "name": "i@j.io", "content": "x"}],
             "prediction": {"type": "content", "content": "k@l.io"}})

@@ -159,7 +159,7 @@ fn render_path(innermost_first: &[Segment]) -> String {
     let mut out = String::new();
     for (i, seg) in innermost_first.iter().rev().enumerate() {
         if i == MAX_PATH_SEGMENTS {
-            out.push_str("…");
+            out.push('…');
             break;
         }
         match seg {
@@ -236,7 +236,9 @@ impl<'de, const BUILD: bool> Walk<'_, 'de, BUILD> {
         match self.pick {
             Pick::None => Ok(BUILD.then(v)),
             Pick::Model => Err(self.state.fail(Kind::WrongType("model", "a string"), None)),
-            Pick::Stream => Err(self.state.fail(Kind::WrongType("stream", "a boolean"), None)),
+            Pick::Stream => Err(self
+                .state
+                .fail(Kind::WrongType("stream", "a boolean"), None)),
         }
     }
 
@@ -262,6 +264,8 @@ impl<'de, const BUILD: bool> Walk<'_, 'de, BUILD> {
 
     /// Whether `key` repeats one of this object's keys (`keys[start..]`, or `set` once the
     /// object is large).
+    // A `&Cow`, not a `&str`: cloning it keeps a borrowed key borrowed.
+    #[allow(clippy::ptr_arg)]
     fn repeats(
         &mut self,
         key: &Cow<'de, str>,
@@ -509,8 +513,14 @@ mod tests {
             b"{\"a\xe2\x82\":1}",
             b"{\"a\":1 \xfe}",
         ] {
-            assert!(matches!(peek(body), Err(BodyError::Utf8 { .. })), "{body:?}");
-            assert!(matches!(parse(body), Err(BodyError::Utf8 { .. })), "{body:?}");
+            assert!(
+                matches!(peek(body), Err(BodyError::Utf8 { .. })),
+                "{body:?}"
+            );
+            assert!(
+                matches!(parse(body), Err(BodyError::Utf8 { .. })),
+                "{body:?}"
+            );
         }
         // A lone surrogate escape is not a character either.
         let lone = br#"{"a":"\ud800"}"#;
