@@ -499,7 +499,8 @@ state: {{ redis_url: "{}", timeout_ms: 1000 }}"#,
 }
 
 /// A config routing on `metadata.tier`: `pro` to one model, `free`/`trial` (and the default)
-/// to another, both through the provider `mock` with `api_key`.
+/// to another, both through the provider `mock` with `api_key`; and `single`, one target that
+/// overrides the model as the free tier does.
 fn tiered(mock: &MockHandle, free_model: &str, api_key: &str) -> String {
     format!(
         r#"
@@ -508,7 +509,12 @@ providers:
 virtual_keys:
   vk-app: {{ provider: mock, config: tiered }}
   vk-up: {{ provider: mock }}
+  vk-single: {{ provider: mock, config: single }}
 configs:
+  single:
+    cache: {{ mode: simple, max_age: 60 }}
+    targets:
+      - {{ virtual_key: vk-up, override_params: {{ model: {free_model} }} }}
   tiered:
     cache: {{ mode: simple, max_age: 60 }}
     strategy:
@@ -528,7 +534,11 @@ configs:
 /// One chat through `vk-app` with `x-portkey-metadata: metadata` (none if empty): the cache
 /// status and the model that answered.
 async fn tier_chat(gw: &Gateway, metadata: &str) -> (String, String, Answer) {
-    let mut r = Req::new("vk-app", chat("which tier am I?", 0.0, false));
+    key_chat(gw, "vk-app", metadata).await
+}
+
+async fn key_chat(gw: &Gateway, key: &str, metadata: &str) -> (String, String, Answer) {
+    let mut r = Req::new(key, chat("which tier am I?", 0.0, false));
     if !metadata.is_empty() {
         r = r.header("x-portkey-metadata", metadata);
     }
@@ -587,6 +597,8 @@ async fn a_reload_that_changes_a_leaf_misses_its_old_entries() {
     let mock = mock().await;
     let gw = Gateway::start(&tiered(&mock, "small-1", "sk-one")).await;
     let (pro, free) = (r#"{"tier":"pro"}"#, r#"{"tier":"free"}"#);
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "MISS");
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "HIT");
     assert_eq!(tier_chat(&gw, free).await.0, "MISS");
     assert_eq!(tier_chat(&gw, pro).await.0, "MISS");
     assert_eq!(tier_chat(&gw, free).await.0, "HIT");
@@ -594,6 +606,8 @@ async fn a_reload_that_changes_a_leaf_misses_its_old_entries() {
     // The free leaf's override model changes: its old answers are not served.
     gw.rewrite_config(&tiered(&mock, "small-2", "sk-one"));
     reloaded(&gw, 1.0).await;
+    let (c, m, _) = key_chat(&gw, "vk-single", "").await;
+    assert_eq!((c.as_str(), m.as_str()), ("MISS", "small-2"));
     let (c, m, _) = tier_chat(&gw, free).await;
     assert_eq!((c.as_str(), m.as_str()), ("MISS", "small-2"));
     let (c, m, _) = tier_chat(&gw, pro).await;
@@ -604,7 +618,8 @@ async fn a_reload_that_changes_a_leaf_misses_its_old_entries() {
     reloaded(&gw, 2.0).await;
     assert_eq!(tier_chat(&gw, free).await.0, "MISS");
     assert_eq!(tier_chat(&gw, pro).await.0, "MISS");
-    assert_eq!(upstream_chats(&mock), 5);
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "MISS");
+    assert_eq!(upstream_chats(&mock), 8);
 }
 
 #[test]
