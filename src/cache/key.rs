@@ -244,7 +244,10 @@ mod tests {
             virtual_key: Some("vk-b"),
             ..SCOPE
         };
-        assert_ne!(exact(&SCOPE, &R, &a, &none), exact(&other_key, &R, &a, &none));
+        assert_ne!(
+            exact(&SCOPE, &R, &a, &none),
+            exact(&other_key, &R, &a, &none)
+        );
         let no_key = Scope {
             virtual_key: None,
             ..SCOPE
@@ -260,7 +263,10 @@ mod tests {
         let n = obj(serde_json::json!({"x": 1}));
         assert_ne!(exact(&SCOPE, &R, &s, &none), exact(&SCOPE, &R, &n, &none));
         // Another set of reachable leaves never shares a key or a semantic partition.
-        assert_ne!(exact(&SCOPE, &R, &a, &none), exact(&SCOPE, &[8; 32], &a, &none));
+        assert_ne!(
+            exact(&SCOPE, &R, &a, &none),
+            exact(&SCOPE, &[8; 32], &a, &none)
+        );
         assert_ne!(
             partition(&SCOPE, &R, &a, &none),
             partition(&SCOPE, &[8; 32], &a, &none)

@@ -123,8 +123,8 @@ fn reachable(node: &Node, facts: &Facts<'_>, out: &mut Vec<Digest32>) {
             children,
         } => {
             // No route: the empty set; such a request fails before anything is stored.
-            if let Some(child) = condition::choose(conditions, *default, facts)
-                .and_then(|i| children.get(i))
+            if let Some(child) =
+                condition::choose(conditions, *default, facts).and_then(|i| children.get(i))
             {
                 reachable(child, facts, out);
             }
@@ -259,8 +259,14 @@ mod tests {
         );
         // The credential, the model after overrides and the provider all count.
         assert_ne!(k.digest(&any), keys("sk-other", ab).digest(&any));
-        let small = keys("sk-p", "    virtual_key: vp\n    override_params: { model: small }\n");
-        let big = keys("sk-p", "    virtual_key: vp\n    override_params: { model: big }\n");
+        let small = keys(
+            "sk-p",
+            "    virtual_key: vp\n    override_params: { model: small }\n",
+        );
+        let big = keys(
+            "sk-p",
+            "    virtual_key: vp\n    override_params: { model: big }\n",
+        );
         assert_ne!(small.digest(&any), big.digest(&any));
         assert_ne!(
             keys("sk-p", only_p).digest(&any),

@@ -26,7 +26,11 @@ impl Facts<'_> {
 /// The child a conditional group routes `facts` to: the `then` of the first condition that
 /// holds, else the group's default; `None` when neither (the request has no route). The router
 /// and the cache key (which must know every leaf a request can reach) both decide with this.
-pub fn choose(conditions: &[Condition], default: Option<usize>, facts: &Facts<'_>) -> Option<usize> {
+pub fn choose(
+    conditions: &[Condition],
+    default: Option<usize>,
+    facts: &Facts<'_>,
+) -> Option<usize> {
     conditions
         .iter()
         .find(|c| matches(&c.query, facts))
