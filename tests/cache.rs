@@ -498,6 +498,136 @@ state: {{ redis_url: "{}", timeout_ms: 1000 }}"#,
     );
 }
 
+/// A config routing on `metadata.tier`: `pro` to one model, `free`/`trial` (and the default)
+/// to another, both through the provider `mock` with `api_key`; and `single`, one target that
+/// overrides the model as the free tier does.
+fn tiered(mock: &MockHandle, free_model: &str, api_key: &str) -> String {
+    format!(
+        r#"
+providers:
+  mock: {{ kind: openai-compatible, base_url: "http://{addr}/v1", api_key: {api_key} }}
+virtual_keys:
+  vk-app: {{ provider: mock, config: tiered }}
+  vk-up: {{ provider: mock }}
+  vk-single: {{ provider: mock, config: single }}
+configs:
+  single:
+    cache: {{ mode: simple, max_age: 60 }}
+    targets:
+      - {{ virtual_key: vk-up, override_params: {{ model: {free_model} }} }}
+  tiered:
+    cache: {{ mode: simple, max_age: 60 }}
+    strategy:
+      mode: conditional
+      conditions:
+        - {{ query: {{ "metadata.tier": {{ $eq: pro }} }}, then: pro }}
+        - {{ query: {{ "metadata.tier": {{ $in: [free, trial] }} }}, then: free }}
+      default: free
+    targets:
+      - {{ name: pro, virtual_key: vk-up, override_params: {{ model: pro-model }} }}
+      - {{ name: free, virtual_key: vk-up, override_params: {{ model: {free_model} }} }}
+"#,
+        addr = mock.addr
+    )
+}
+
+/// One chat through `vk-app` with `x-portkey-metadata: metadata` (none if empty): the cache
+/// status and the model that answered.
+async fn tier_chat(gw: &Gateway, metadata: &str) -> (String, String, Answer) {
+    key_chat(gw, "vk-app", metadata).await
+}
+
+async fn key_chat(gw: &Gateway, key: &str, metadata: &str) -> (String, String, Answer) {
+    let mut r = Req::new(key, chat("which tier am I?", 0.0, false));
+    if !metadata.is_empty() {
+        r = r.header("x-portkey-metadata", metadata);
+    }
+    let a = send(gw, r).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let body: serde_json::Value = serde_json::from_str(&a.body).expect("json answer");
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    (a.cache().to_string(), model, a)
+}
+
+// Issue 17, finding 4: the key includes the leaves the request can reach.
+#[tokio::test]
+async fn conditional_tiers_never_share_cached_answers() {
+    let mock = mock().await;
+    let gw = Gateway::start(&tiered(&mock, "free-model", "sk-one")).await;
+    let pro = r#"{"tier":"pro"}"#;
+    let free = r#"{"tier":"free"}"#;
+
+    let (c, m, pro_first) = tier_chat(&gw, pro).await;
+    assert_eq!((c.as_str(), m.as_str()), ("MISS", "pro-model"));
+    // The same request on the free tier is routed to another model: never the pro answer.
+    let (c, m, free_first) = tier_chat(&gw, free).await;
+    assert_eq!((c.as_str(), m.as_str()), ("MISS", "free-model"));
+    // Same tier twice: a hit, each with its own answer.
+    let (c, m, again) = tier_chat(&gw, pro).await;
+    assert_eq!((c.as_str(), m.as_str()), ("HIT", "pro-model"));
+    assert_eq!(again.body, pro_first.body);
+    let (c, m, again) = tier_chat(&gw, free).await;
+    assert_eq!((c.as_str(), m.as_str()), ("HIT", "free-model"));
+    assert_eq!(again.body, free_first.body);
+    // Other spellings that route to the same leaf share its entries.
+    for same_route in [r#"{"tier":"trial"}"#, r#"{"user":"u1","tier":"free"}"#, ""] {
+        let (c, m, a) = tier_chat(&gw, same_route).await;
+        assert_eq!(
+            (c.as_str(), m.as_str()),
+            ("HIT", "free-model"),
+            "{same_route}"
+        );
+        assert_eq!(a.body, free_first.body);
+    }
+    let (c, m, _) = tier_chat(&gw, r#"{"user":"u2","tier":"pro"}"#).await;
+    assert_eq!((c.as_str(), m.as_str()), ("HIT", "pro-model"));
+    assert_eq!(upstream_chats(&mock), 2);
+}
+
+async fn reloaded(gw: &Gateway, n: f64) {
+    let done = eventually(Duration::from_secs(10), || async {
+        gw.metric("switchyard_config_reloads_total", &[r#"result="success""#])
+            .await
+            >= n
+    })
+    .await;
+    assert!(done.is_some(), "reload {n} not picked up:\n{}", gw.log());
+}
+
+// Issue 17, finding 4: a reload that changes a leaf's model or credential never serves the
+// entries the old leaf produced; entries of unchanged leaves stay.
+#[tokio::test]
+async fn a_reload_that_changes_a_leaf_misses_its_old_entries() {
+    let mock = mock().await;
+    let gw = Gateway::start(&tiered(&mock, "small-1", "sk-one")).await;
+    let (pro, free) = (r#"{"tier":"pro"}"#, r#"{"tier":"free"}"#);
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "MISS");
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "HIT");
+    assert_eq!(tier_chat(&gw, pro).await.0, "MISS");
+
+    // The overridden model changes: answers of the old model are not served.
+    gw.rewrite_config(&tiered(&mock, "small-2", "sk-one"));
+    reloaded(&gw, 1.0).await;
+    let (c, m, _) = key_chat(&gw, "vk-single", "").await;
+    assert_eq!((c.as_str(), m.as_str()), ("MISS", "small-2"));
+    let (c, m, _) = tier_chat(&gw, pro).await;
+    assert_eq!(
+        (c.as_str(), m.as_str()),
+        ("HIT", "pro-model"),
+        "unchanged leaf"
+    );
+    let (c, m, _) = tier_chat(&gw, free).await;
+    assert_eq!((c.as_str(), m.as_str()), ("MISS", "small-2"));
+
+    // The provider credential changes: every leaf using it misses.
+    gw.rewrite_config(&tiered(&mock, "small-2", "sk-two"));
+    reloaded(&gw, 2.0).await;
+    assert_eq!(tier_chat(&gw, free).await.0, "MISS");
+    assert_eq!(tier_chat(&gw, pro).await.0, "MISS");
+    assert_eq!(key_chat(&gw, "vk-single", "").await.0, "MISS");
+    assert_eq!(upstream_chats(&mock), 7);
+}
+
 #[test]
 fn malformed_cache_blocks_are_refused_with_their_yaml_paths() {
     let base = r#"

@@ -99,6 +99,8 @@ pub fn compile(
         backend_redis,
         max_bytes,
         embedder,
+        // Set by `config::compile` once the target tree exists (`route::RouteKeys::attach`).
+        route: None,
     };
     let ok = errors.is_empty();
     (ok.then_some(settings), errors)

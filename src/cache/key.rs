@@ -1,7 +1,8 @@
 //! What identifies a cacheable request: the exact key (SHA-256 of the canonical request after
-//! the config's `override_params`, with the config, the virtual-key scope and the route), the
-//! semantic partition (config + scope + route + model + stream flag + system prompt), the text
-//! a semantic lookup embeds (the last user message), and whether a request is nondeterministic.
+//! the config's `override_params`, with the config, the virtual-key scope, the path and the
+//! set of leaves the request can be served by — [`super::route`]), the semantic partition
+//! (the same scope and leaves + model + stream flag + system prompt), the text a semantic
+//! lookup embeds (the last user message), and whether a request is nondeterministic.
 //!
 //! "Canonical" means key order does not matter (objects are hashed with sorted keys) and every
 //! value is hashed with a type tag and a length, so no two different requests share a preimage.
@@ -23,9 +24,12 @@ pub struct Scope<'a> {
     pub path: &'a str,
 }
 
-fn start(tag: &[u8], scope: &Scope<'_>) -> Sha256 {
+/// `route`: the digest of the leaves the request can reach ([`super::route::RouteKeys`]), so
+/// answers of one route are never served to a request routed elsewhere.
+fn start(tag: &[u8], scope: &Scope<'_>, route: &Digest32) -> Sha256 {
     let mut h = Sha256::new();
     h.update(tag);
+    h.update(route);
     str_field(&mut h, scope.config);
     match scope.virtual_key {
         Some(k) => {
@@ -38,7 +42,7 @@ fn start(tag: &[u8], scope: &Scope<'_>) -> Sha256 {
     h
 }
 
-fn str_field(h: &mut Sha256, s: &str) {
+pub(super) fn str_field(h: &mut Sha256, s: &str) {
     h.update((s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());
 }
@@ -77,7 +81,7 @@ fn value(h: &mut Sha256, v: &Value) {
 }
 
 /// An object with its keys in sorted order (whatever order the map iterates in).
-fn object<'a>(h: &mut Sha256, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+pub(super) fn object<'a>(h: &mut Sha256, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
     let mut sorted: Vec<(&String, &Value)> = entries.collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
     h.update(b"{");
@@ -101,10 +105,11 @@ fn merged<'a>(
 /// The exact key of a request.
 pub fn exact(
     scope: &Scope<'_>,
+    route: &Digest32,
     body: &Map<String, Value>,
     overrides: &Map<String, Value>,
 ) -> Digest32 {
-    let mut h = start(b"switchyard-cache-exact-v1", scope);
+    let mut h = start(b"switchyard-cache-exact-v2", scope, route);
     object(&mut h, merged(body, overrides));
     h.finalize().into()
 }
@@ -168,14 +173,15 @@ pub fn last_user_text(body: &Map<String, Value>) -> Option<String> {
 }
 
 /// The semantic partition: entries are compared only with requests of the same config, scope,
-/// route, model, stream flag and system prompt (OpenAI `system`/`developer` messages, Anthropic
+/// path, reachable leaves, model, stream flag and system prompt (OpenAI `system`/`developer` messages, Anthropic
 /// `system`).
 pub fn partition(
     scope: &Scope<'_>,
+    route: &Digest32,
     body: &Map<String, Value>,
     overrides: &Map<String, Value>,
 ) -> Digest32 {
-    let mut h = start(b"switchyard-cache-semantic-v1", scope);
+    let mut h = start(b"switchyard-cache-semantic-v2", scope, route);
     match param("model", body, overrides) {
         Some(m) => value(&mut h, m),
         None => h.update(b"-"),
@@ -212,6 +218,8 @@ mod tests {
         }
     }
 
+    const R: Digest32 = [7; 32];
+
     const SCOPE: Scope<'static> = Scope {
         config: "chat",
         virtual_key: Some("vk-a"),
@@ -227,30 +235,42 @@ mod tests {
         let b = obj(
             serde_json::json!({"temperature": 0.5, "messages": [{"content": "hi", "role": "user"}], "model": "m"}),
         );
-        assert_eq!(exact(&SCOPE, &a, &none), exact(&SCOPE, &b, &none));
+        assert_eq!(exact(&SCOPE, &R, &a, &none), exact(&SCOPE, &R, &b, &none));
         let c = obj(
             serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6}),
         );
-        assert_ne!(exact(&SCOPE, &a, &none), exact(&SCOPE, &c, &none));
+        assert_ne!(exact(&SCOPE, &R, &a, &none), exact(&SCOPE, &R, &c, &none));
         let other_key = Scope {
             virtual_key: Some("vk-b"),
             ..SCOPE
         };
-        assert_ne!(exact(&SCOPE, &a, &none), exact(&other_key, &a, &none));
+        assert_ne!(
+            exact(&SCOPE, &R, &a, &none),
+            exact(&other_key, &R, &a, &none)
+        );
         let no_key = Scope {
             virtual_key: None,
             ..SCOPE
         };
-        assert_ne!(exact(&SCOPE, &a, &none), exact(&no_key, &a, &none));
+        assert_ne!(exact(&SCOPE, &R, &a, &none), exact(&no_key, &R, &a, &none));
         // An override that sets what the client sent changes nothing; one that changes it does.
         let same = obj(serde_json::json!({"model": "m"}));
-        assert_eq!(exact(&SCOPE, &a, &none), exact(&SCOPE, &a, &same));
+        assert_eq!(exact(&SCOPE, &R, &a, &none), exact(&SCOPE, &R, &a, &same));
         let other = obj(serde_json::json!({"model": "n"}));
-        assert_ne!(exact(&SCOPE, &a, &none), exact(&SCOPE, &a, &other));
+        assert_ne!(exact(&SCOPE, &R, &a, &none), exact(&SCOPE, &R, &a, &other));
         // Strings and numbers never collide.
         let s = obj(serde_json::json!({"x": "1"}));
         let n = obj(serde_json::json!({"x": 1}));
-        assert_ne!(exact(&SCOPE, &s, &none), exact(&SCOPE, &n, &none));
+        assert_ne!(exact(&SCOPE, &R, &s, &none), exact(&SCOPE, &R, &n, &none));
+        // Another set of reachable leaves never shares a key or a semantic partition.
+        assert_ne!(
+            exact(&SCOPE, &R, &a, &none),
+            exact(&SCOPE, &[8; 32], &a, &none)
+        );
+        assert_ne!(
+            partition(&SCOPE, &R, &a, &none),
+            partition(&SCOPE, &[8; 32], &a, &none)
+        );
     }
 
     #[test]
@@ -286,16 +306,16 @@ mod tests {
             {"role": "user", "content": "second"},
         ]}));
         assert_ne!(
-            partition(&SCOPE, &body, &none),
-            partition(&SCOPE, &other_system, &none)
+            partition(&SCOPE, &R, &body, &none),
+            partition(&SCOPE, &R, &other_system, &none)
         );
         let same_system = obj(serde_json::json!({"model": "m", "messages": [
             {"role": "system", "content": "be brief"},
             {"role": "user", "content": "something else"},
         ]}));
         assert_eq!(
-            partition(&SCOPE, &body, &none),
-            partition(&SCOPE, &same_system, &none)
+            partition(&SCOPE, &R, &body, &none),
+            partition(&SCOPE, &R, &same_system, &none)
         );
         assert_eq!(
             last_user_text(&obj(serde_json::json!({"messages": []}))),

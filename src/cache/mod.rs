@@ -2,7 +2,9 @@
 //! before routing and filled after a successful commit.
 //!
 //! - **Exact** ([`key::exact`]): the canonical request after the config's `override_params`,
-//!   plus the config, the presented virtual key and the route. Identical requests hit whatever
+//!   plus the config, the presented virtual key, the path and the set of leaves the request can
+//!   be served by ([`route`]: conditional groups evaluated with the request's metadata and
+//!   params, each leaf's provider, credential hash and model after overrides). Identical requests hit whatever
 //!   their sampling parameters (Portkey's semantics), unless `skip_nondeterministic: true`.
 //! - **Semantic**: the last user message is embedded (an embeddings target through the router,
 //!   or the in-process model of [`local`]); the nearest stored vector of the request's partition
@@ -22,6 +24,7 @@ pub mod key;
 #[cfg(feature = "local-embeddings")]
 pub mod local;
 pub mod replay;
+pub mod route;
 pub mod shared;
 pub mod store;
 
@@ -34,6 +37,7 @@ use prometheus::IntCounterVec;
 use serde_json::{Map, Value};
 
 use crate::config::{CacheMode, CacheSettings, Embedder, StateSettings, Target};
+use crate::router::condition::Facts;
 use key::{Digest32, Scope};
 use shared::SharedStore;
 use store::{ConfigStore, Entry};
@@ -88,6 +92,8 @@ pub trait TargetEmbedder: Sync {
 pub struct Request<'a> {
     pub scope: Scope<'a>,
     pub body: &'a Map<String, Value>,
+    /// `x-portkey-metadata`: with `body`, what conditional groups route on.
+    pub metadata: Option<&'a Map<String, Value>>,
     /// The config's own `override_params` (what every target at least merges in).
     pub overrides: &'a Map<String, Value>,
     pub force_refresh: bool,
@@ -255,13 +261,22 @@ impl Cache {
             self.count(config, Status::Disabled.metric());
             return Lookup::Bypass;
         }
+        // Never key without the route: a config whose route identities are missing is not cached.
+        let Some(route) = settings.route.as_deref() else {
+            self.count(config, Status::Disabled.metric());
+            return Lookup::Bypass;
+        };
+        let route = route.digest(&Facts {
+            metadata: request.metadata,
+            params: Some(request.body),
+        });
         let store = self.store_of(config, settings);
         let shared = if settings.backend_redis {
             self.shared()
         } else {
             None
         };
-        let key = key::exact(&request.scope, request.body, request.overrides);
+        let key = key::exact(&request.scope, &route, request.body, request.overrides);
         let mut failed = false;
         if !request.force_refresh {
             match self.find(&store, shared.as_ref(), &key).await {
@@ -283,7 +298,7 @@ impl Cache {
                 match self.embed(embedder, targets, &text).await {
                     Ok(unit) => {
                         let partition =
-                            key::partition(&request.scope, request.body, request.overrides);
+                            key::partition(&request.scope, &route, request.body, request.overrides);
                         if !request.force_refresh {
                             if let Some(near) = store.nearest(&partition, &unit) {
                                 if f64::from(near.similarity) >= settings.similarity_threshold {

@@ -332,7 +332,8 @@ impl Compiler<'_> {
                     }) {
                         self.known_models.insert(model.clone());
                     }
-                    root.settings.cache = settings;
+                    root.settings.cache =
+                        settings.map(|s| crate::cache::route::RouteKeys::attach(s, &root));
                 }
                 configs.insert(
                     name.clone(),

@@ -236,7 +236,7 @@ pub struct Strategy {
     pub hedge_after: Option<Duration>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Condition {
     /// The Portkey query object, validated at load (operators and shape).
     pub query: serde_json::Value,
@@ -409,6 +409,10 @@ pub struct CacheSettings {
     pub max_bytes: u64,
     /// Semantic mode: what embeds the last user message.
     pub embedder: Option<Embedder>,
+    /// The identities of the leaves the config's tree can serve from, for the route part of
+    /// the key (`crate::cache::route`); set by compile once the tree is built. `None`: the
+    /// lookup bypasses the cache rather than key without the route.
+    pub route: Option<Arc<crate::cache::route::RouteKeys>>,
 }
 
 /// What embeds a prompt for the semantic cache.

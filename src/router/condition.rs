@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::Condition;
+
 /// What a query can look at.
 pub struct Facts<'a> {
     pub metadata: Option<&'a Map<String, Value>>,
@@ -19,6 +21,21 @@ impl Facts<'_> {
         }
         None
     }
+}
+
+/// The child a conditional group routes `facts` to: the `then` of the first condition that
+/// holds, else the group's default; `None` when neither (the request has no route). The router
+/// and the cache key (which must know every leaf a request can reach) both decide with this.
+pub fn choose(
+    conditions: &[Condition],
+    default: Option<usize>,
+    facts: &Facts<'_>,
+) -> Option<usize> {
+    conditions
+        .iter()
+        .find(|c| matches(&c.query, facts))
+        .map(|c| c.then)
+        .or(default)
 }
 
 /// Whether `query` holds for `facts`. Every key of a query must hold (an implicit `$and`).

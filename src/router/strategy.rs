@@ -183,13 +183,12 @@ impl<A: Attempts> Router<'_, A> {
                         None => Err(self.no_route()),
                     },
                     StrategyMode::Conditional => {
-                        let chosen = strategy
-                            .conditions
-                            .iter()
-                            .find(|c| condition::matches(&c.query, &self.facts))
-                            .map(|c| c.then)
-                            .or(strategy.default_target)
-                            .and_then(|i| targets.get(i));
+                        let chosen = condition::choose(
+                            &strategy.conditions,
+                            strategy.default_target,
+                            &self.facts,
+                        )
+                        .and_then(|i| targets.get(i));
                         match chosen {
                             Some(t) => self.node(t, forced).await,
                             None => Err(self.no_route()),

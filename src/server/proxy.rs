@@ -660,6 +660,7 @@ impl Gateway {
                 path: request.path_and_query.split('?').next().unwrap_or(""),
             },
             body,
+            metadata: request.metadata.as_ref(),
             overrides: &resolved.route.root.settings.override_params,
             force_refresh,
         };
