@@ -79,7 +79,7 @@ impl Reloader {
             path,
             live,
             metrics,
-            Box::new(|p: &Path| super::load_file(p)),
+            Box::new(|p: &Path| super::load_file_to_serve(p)),
         )
     }
 
@@ -127,7 +127,15 @@ impl Reloader {
         {
             return ReloadOutcome::Unchanged;
         }
-        let outcome = match (self.loader)(&self.path) {
+        let loaded = (self.loader)(&self.path).and_then(|snapshot| {
+            let refused = super::reload_errors(&self.live.load(), &snapshot);
+            if refused.is_empty() {
+                Ok(snapshot)
+            } else {
+                Err(ConfigErrors(refused))
+            }
+        });
+        let outcome = match loaded {
             Ok(snapshot) if snapshot.hash == self.live.load().hash => ReloadOutcome::Unchanged,
             Ok(snapshot) => {
                 let hash = snapshot.hash.clone();
