@@ -1566,7 +1566,44 @@ virtual_keys:
         assert!(openai.base_url.tls);
         assert_eq!(openai.base_url.host, "api.openai.com");
         assert!(s.known_models.contains("gpt-4o-mini"));
-        assert!(load_str("", None).is_ok());
+        // Issue 17 finding 3: an empty file is an error everywhere, not "no config".
+        for empty in ["", " \n", "# nothing\n", "---\n"] {
+            let e = load_str(empty, None).unwrap_err().to_string();
+            assert!(e.contains("the config file is empty"), "{empty:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn parser_messages_lose_source_text_and_values() {
+        let broken = "providers:\n  p:\n    kind: openai\n    api_key: sk-live-SECRET\n   base_url: [\"http://x\"\n";
+        let e = load_str(broken, None).unwrap_err().to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.starts_with("invalid YAML at line"), "{e}");
+        let typed = "providers:\n  p: { kind: openai, api_key: sk-live-SECRET, headers: sk-live-SECRET2 }\n";
+        let e = load_str(typed, None).unwrap_err().to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.contains("providers.p.headers"), "{e}");
+        let variant = "providers:\n  p: { kind: sk-live-SECRET }\n";
+        let e = load_str(variant, None).unwrap_err().to_string();
+        assert!(!e.contains("SECRET") && e.contains("unknown variant"), "{e}");
+        assert_eq!(
+            scrub("unknown field `falback`, expected one of `kind`, `Base`\n  | line"),
+            "unknown field `falback`, expected one of `kind`, …"
+        );
+        assert_eq!(scrub("invalid type: string \"x y\", expected 'z"), "invalid type: string …, expected …");
+    }
+
+    #[test]
+    fn key_names_become_labels_in_the_config_view_unless_asked() {
+        let s = load_str(BASE, None).unwrap();
+        let label = key_label("vk-a", false);
+        assert!(label.starts_with("vk:") && label.len() == 11, "{label}");
+        assert_eq!(s.virtual_keys["vk-a"].label, label);
+        let view = s.redacted.to_string();
+        assert!(!view.contains("vk-a") && view.contains(&label), "{view}");
+        let named = load_str(&format!("{BASE}telemetry: {{ key_labels: name }}\n"), None).unwrap();
+        assert_eq!(named.virtual_keys["vk-a"].label, "vk-a");
+        assert!(named.redacted.to_string().contains("vk-a"));
     }
 
     #[test]
