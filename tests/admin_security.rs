@@ -62,7 +62,11 @@ async fn the_host_header_must_be_an_ip_literal_localhost_or_a_configured_name() 
         "127.0.0.1:x",
     ] {
         for path in ["/config", "/metrics", "/healthz", "/", "/events"] {
-            assert_eq!(status(&gw, path, &[("host", host)]).await, 421, "{host} {path}");
+            assert_eq!(
+                status(&gw, path, &[("host", host)]).await,
+                421,
+                "{host} {path}"
+            );
         }
     }
     let ok_hosts = [
@@ -77,14 +81,19 @@ async fn the_host_header_must_be_an_ip_literal_localhost_or_a_configured_name() 
         format!("switchyard.internal:{port}"),
     ];
     for host in &ok_hosts {
-        assert_eq!(status(&gw, "/config", &[("host", host)]).await, 200, "{host}");
+        assert_eq!(
+            status(&gw, "/config", &[("host", host)]).await,
+            200,
+            "{host}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_admin_token_guards_config_api_and_console_but_not_probes_or_metrics() {
     let up = mock().await;
-    let token_file = |dir: &std::path::Path| std::fs::write(dir.join("admin.token"), TOKEN).unwrap();
+    let token_file =
+        |dir: &std::path::Path| std::fs::write(dir.join("admin.token"), TOKEN).unwrap();
     let gw = Gateway::start_with(
         &config(&up, "admin: { token_file: admin.token }\n"),
         token_file,
@@ -105,7 +114,11 @@ async fn the_admin_token_guards_config_api_and_console_but_not_probes_or_metrics
         "/events",
     ] {
         assert_eq!(status(&gw, guarded, &[]).await, 401, "{guarded}");
-        let wrong = status(&gw, guarded, &[("authorization", "Bearer admin-token-0123456789abcdeX")]);
+        let wrong = status(
+            &gw,
+            guarded,
+            &[("authorization", "Bearer admin-token-0123456789abcdeX")],
+        );
         assert_eq!(wrong.await, 401, "{guarded}");
         assert_eq!(
             status(&gw, guarded, &[("cookie", "switchyard_admin=nope")]).await,
@@ -117,18 +130,29 @@ async fn the_admin_token_guards_config_api_and_console_but_not_probes_or_metrics
     assert!(resp.headers().contains_key("www-authenticate"));
     assert!(!resp.text().await.unwrap().contains(TOKEN));
     for guarded in ["/config", "/api/console", "/"] {
-        assert_eq!(status(&gw, guarded, &[("authorization", &bearer)]).await, 200, "{guarded}");
+        assert_eq!(
+            status(&gw, guarded, &[("authorization", &bearer)]).await,
+            200,
+            "{guarded}"
+        );
     }
     // The browser path: `/?token=` once, then the cookie (never the token itself).
     let resp = get(&gw, &format!("/?token={TOKEN}"), &[]).await;
     assert_eq!(resp.status().as_u16(), 303);
     assert_eq!(resp.headers()["location"], "/");
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(TOKEN), "{cookie}");
     let pair = cookie.split(';').next().unwrap().to_string();
     for guarded in ["/", "/console.js", "/api/console", "/config"] {
-        assert_eq!(status(&gw, guarded, &[("cookie", &pair)]).await, 200, "{guarded}");
+        assert_eq!(
+            status(&gw, guarded, &[("cookie", &pair)]).await,
+            200,
+            "{guarded}"
+        );
     }
     assert_eq!(status(&gw, "/?token=wrong", &[]).await, 401);
 
@@ -143,14 +167,21 @@ async fn the_admin_token_guards_config_api_and_console_but_not_probes_or_metrics
     })
     .await;
     assert!(switched.is_some(), "rotation not picked up:\n{}", gw.log());
-    assert_eq!(status(&gw, "/config", &[("authorization", &bearer)]).await, 401);
+    assert_eq!(
+        status(&gw, "/config", &[("authorization", &bearer)]).await,
+        401
+    );
     assert_eq!(status(&gw, "/config", &[("cookie", &pair)]).await, 401);
 }
 
 #[tokio::test]
 async fn virtual_key_names_are_shown_and_labelled_as_hashes() {
     let up = mock().await;
-    let gw = Gateway::start(&config(&up, "configs:\n  chat: { virtual_key: vk-secret-name }\n")).await;
+    let gw = Gateway::start(&config(
+        &up,
+        "configs:\n  chat: { virtual_key: vk-secret-name }\n",
+    ))
+    .await;
     let label = key_label("vk-secret-name", false);
     assert!(label.starts_with("vk:"), "{label}");
     let client = reqwest::Client::new();
@@ -170,19 +201,31 @@ async fn virtual_key_names_are_shown_and_labelled_as_hashes() {
     let labelled = format!("virtual_key=\"{label}\"");
     let counted = eventually(Duration::from_secs(5), || async {
         gw.metric("switchyard_cost_usd_total", &[&labelled]).await
-            + gw.metric("switchyard_cost_unknown_total", &[&labelled]).await
+            + gw.metric("switchyard_cost_unknown_total", &[&labelled])
+                .await
             > 0.0
     })
     .await;
     let metrics = gw.metrics().await;
     assert!(counted.is_some(), "{metrics}");
     assert!(!metrics.contains("vk-secret-name"), "{metrics}");
-    assert!(metrics.contains(&format!("switchyard_limit_remaining{{limit=\"rpm\",virtual_key=\"{label}\"}}")) || metrics.contains(&format!("virtual_key=\"{label}\",limit=\"rpm\"")), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "switchyard_limit_remaining{{limit=\"rpm\",virtual_key=\"{label}\"}}"
+        )) || metrics.contains(&format!("virtual_key=\"{label}\",limit=\"rpm\"")),
+        "{metrics}"
+    );
     let config = get(&gw, "/config", &[]).await.text().await.unwrap();
-    assert!(!config.contains("vk-secret-name") && config.contains(&label), "{config}");
+    assert!(
+        !config.contains("vk-secret-name") && config.contains(&label),
+        "{config}"
+    );
     let console = get(&gw, "/api/console", &[]).await.text().await.unwrap();
     assert!(!console.contains("vk-secret-name"), "{console}");
-    assert!(lines.iter().all(|l| l["virtual_key"] == label.as_str()), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["virtual_key"] == label.as_str()),
+        "{lines:?}"
+    );
     assert!(!gw.log().contains("vk-secret-name"));
 }
 
@@ -199,7 +242,9 @@ async fn key_labels_name_keeps_the_names() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let counted = eventually(Duration::from_secs(5), || async {
-        gw.metrics().await.contains("virtual_key=\"vk-secret-name\"")
+        gw.metrics()
+            .await
+            .contains("virtual_key=\"vk-secret-name\"")
     })
     .await;
     assert!(counted.is_some(), "{}", gw.metrics().await);
@@ -215,7 +260,10 @@ fn check_never_prints_source_text_or_values() {
     for text in [BROKEN, MISTYPED] {
         let (ok, out, err) = check_config(text);
         assert!(!ok);
-        assert!(!out.contains("SECRET") && !err.contains("SECRET"), "{out}{err}");
+        assert!(
+            !out.contains("SECRET") && !err.contains("SECRET"),
+            "{out}{err}"
+        );
     }
     let (_, _, err) = check_config(BROKEN);
     assert!(err.contains("invalid YAML at line"), "{err}");
@@ -244,7 +292,11 @@ async fn a_broken_reload_never_echoes_the_secret() {
         assert!(config.contains("last_reload_error\":\""), "{config}");
         let console = get(&gw, "/api/console", &[]).await.text().await.unwrap();
         assert!(console.contains("invalid"), "{console}");
-        for (what, text) in [("/config", config), ("/api/console", console), ("log", gw.log())] {
+        for (what, text) in [
+            ("/config", config),
+            ("/api/console", console),
+            ("log", gw.log()),
+        ] {
             assert!(!text.contains("SECRET"), "{what}: {text}");
         }
     }

@@ -53,8 +53,12 @@ fn check_refuses_a_config_without_providers() {
 
 #[test]
 fn check_refuses_a_config_where_every_request_would_be_a_401() {
-    let provider = "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\n";
-    for extra in ["", "virtual_keys:\n  vk-a: { provider: up, disabled: true }\n"] {
+    let provider =
+        "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\n";
+    for extra in [
+        "",
+        "virtual_keys:\n  vk-a: { provider: up, disabled: true }\n",
+    ] {
         let (ok, _, err) = check_config(&format!("{provider}{extra}"));
         assert!(!ok, "{extra:?} was accepted");
         assert!(
@@ -110,7 +114,12 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
     let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let (stop, ok, bad, url) = (stop.clone(), ok.clone(), bad.clone(), gw.url("/v1/chat/completions"));
+        let (stop, ok, bad, url) = (
+            stop.clone(),
+            ok.clone(),
+            bad.clone(),
+            gw.url("/v1/chat/completions"),
+        );
         clients.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             for _ in 0..5_000 {
@@ -144,13 +153,19 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
     );
     std::fs::write(&gw.config_path, cut).unwrap();
     let error = refused(&gw, before).await;
-    assert!(error.contains("virtual_keys: no enabled virtual key"), "{error}");
+    assert!(
+        error.contains("virtual_keys: no enabled virtual key"),
+        "{error}"
+    );
 
     // Keys kept but no providers at all.
     let before = reload_errors(&gw).await;
     gw.rewrite_config("providers: {}\n");
     let error = refused(&gw, before).await;
-    assert!(error.contains("providers: no provider is defined"), "{error}");
+    assert!(
+        error.contains("providers: no provider is defined"),
+        "{error}"
+    );
 
     // The console shows the same refusal.
     let console: serde_json::Value = reqwest::get(gw.admin_url("/api/console"))
@@ -172,7 +187,12 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
     }
     let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
     assert!(ok > 0, "no request was sent");
-    assert_eq!(bad, 0, "{bad} of {} requests failed during the bad reloads", ok + bad);
+    assert_eq!(
+        bad,
+        0,
+        "{bad} of {} requests failed during the bad reloads",
+        ok + bad
+    );
     let hash_after = reqwest::get(gw.admin_url("/config"))
         .await
         .unwrap()

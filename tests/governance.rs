@@ -11,7 +11,10 @@ mod harness;
 
 /// The `virtual_key` label of a key's series: a hash of its name (the names are credentials).
 fn vk(name: &str) -> String {
-    format!("virtual_key=\"{}\"", switchyard::config::key_label(name, false))
+    format!(
+        "virtual_key=\"{}\"",
+        switchyard::config::key_label(name, false)
+    )
 }
 
 #[path = "support/redis.rs"]

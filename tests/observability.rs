@@ -227,7 +227,10 @@ async fn cost_is_exact_and_unknown_models_are_counted_as_unknown() {
         "switchyard_cost_unknown_total",
         &[
             r#"config="direct""#,
-            &format!("virtual_key=\"{}\"", switchyard::config::key_label("vk-good", false)),
+            &format!(
+                "virtual_key=\"{}\"",
+                switchyard::config::key_label("vk-good", false)
+            ),
         ],
         1.0,
     )

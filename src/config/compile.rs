@@ -179,7 +179,10 @@ fn compile_text(
             scrub(&e.into_inner().to_string()),
         )
     })?;
-    label_keys(&mut redacted, file.telemetry.key_labels == KeyLabelsSpec::Name);
+    label_keys(
+        &mut redacted,
+        file.telemetry.key_labels == KeyLabelsSpec::Name,
+    );
     let mut compiler = Compiler {
         errors: Vec::new(),
         base_dir,
@@ -1585,12 +1588,18 @@ virtual_keys:
         assert!(e.contains("providers.p.headers"), "{e}");
         let variant = "providers:\n  p: { kind: sk-live-SECRET }\n";
         let e = load_str(variant, None).unwrap_err().to_string();
-        assert!(!e.contains("SECRET") && e.contains("unknown variant"), "{e}");
+        assert!(
+            !e.contains("SECRET") && e.contains("unknown variant"),
+            "{e}"
+        );
         assert_eq!(
             scrub("unknown field `falback`, expected one of `kind`, `Base`\n  | line"),
             "unknown field `falback`, expected one of `kind`, …"
         );
-        assert_eq!(scrub("invalid type: string \"x y\", expected 'z"), "invalid type: string …, expected …");
+        assert_eq!(
+            scrub("invalid type: string \"x y\", expected 'z"),
+            "invalid type: string …, expected …"
+        );
     }
 
     #[test]

@@ -381,10 +381,16 @@ mod tests {
         let (r, metrics) = reloader(dir.path());
         let first = r.status().hash;
         assert_eq!(r.reload_now(), ReloadOutcome::Unchanged);
-        write(&dir.path().join("c.yaml"), &format!("{SERVING}threads: 1\n"));
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: 1\n"),
+        );
         assert!(matches!(r.reload_now(), ReloadOutcome::Reloaded { .. }));
         assert_ne!(r.status().hash, first);
-        write(&dir.path().join("c.yaml"), &format!("{SERVING}threads: nope\n"));
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: nope\n"),
+        );
         assert!(matches!(r.reload_now(), ReloadOutcome::Failed(e) if e.contains("threads")));
         // The same bad bytes are not reported again on the next poll.
         assert_eq!(r.reload_now(), ReloadOutcome::Unchanged);
@@ -413,7 +419,10 @@ mod tests {
         let before = r.status().hash;
         let task = r.clone().spawn().unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        write(&dir.path().join("c.yaml"), &format!("{SERVING}threads: 3\n"));
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: 3\n"),
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while r.status().hash == before && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

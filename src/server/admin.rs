@@ -158,9 +158,10 @@ fn presented(req: &pingora::http::RequestHeader) -> Presented<'_> {
             .iter()
             .filter_map(|v| v.to_str().ok())
     };
-    if let Some(t) = header(http::header::AUTHORIZATION)
-        .find_map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-    {
+    if let Some(t) = header(http::header::AUTHORIZATION).find_map(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) {
         return Presented::Bearer(t.trim());
     }
     if let Some(t) = req
