@@ -155,6 +155,11 @@ async fn the_admin_token_guards_config_api_and_console_but_not_probes_or_metrics
         );
     }
     assert_eq!(status(&gw, "/?token=wrong", &[]).await, 401);
+    // The console's live stream (EventSource sends the same-origin cookie).
+    let events = get(&gw, "/events", &[("cookie", &pair)]).await;
+    assert_eq!(events.status().as_u16(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    drop(events);
 
     // A rotated token file is picked up on reload; the old token stops working.
     let rotated = "rotated-token-fedcba9876543210";
