@@ -55,6 +55,40 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigErrors {
+    /// How a refused reload is shown on `/config`, on the console and in the log: like
+    /// `Display`, with virtual-key names (bearer credentials) in paths
+    /// (`virtual_keys.<name>.…`) and in "unknown virtual key" messages replaced by their labels
+    /// (see [`key_label`]; names kept with `as_names`). `check` prints the names: its reader
+    /// has the file.
+    pub fn shown(&self, as_names: bool) -> String {
+        const QUOTED: &str = "unknown virtual key \"";
+        let mut out = String::new();
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let path = match e.path.strip_prefix("virtual_keys.") {
+                Some(rest) => {
+                    let (name, tail) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+                    format!("virtual_keys.{}{tail}", key_label(name, as_names))
+                }
+                None => e.path.clone(),
+            };
+            let message = match e.message.strip_prefix(QUOTED) {
+                Some(rest) => {
+                    let name = rest.split('"').next().unwrap_or("");
+                    format!("unknown virtual key {}", key_label(name, as_names))
+                }
+                None => e.message.clone(),
+            };
+            let shown = ConfigError { path, message };
+            out.push_str(&shown.to_string());
+        }
+        out
+    }
+}
+
 fn one(path: &str, message: impl Into<String>) -> ConfigErrors {
     ConfigErrors(vec![ConfigError {
         path: path.to_string(),
@@ -1596,6 +1630,21 @@ virtual_keys:
             scrub("unknown field `falback`, expected one of `kind`, `Base`\n  | line"),
             "unknown field `falback`, expected one of `kind`, …"
         );
+        let e = load_str("providers: {}\nvirtual_keys:\n  vk-secret: { provider: none }\nconfigs:\n  c: { virtual_key: vk-typo }\n", None).unwrap_err();
+        let shown = e.shown(false);
+        assert!(
+            shown.contains(&format!(
+                "virtual_keys.{}.provider",
+                key_label("vk-secret", false)
+            )),
+            "{shown}"
+        );
+        assert!(shown.contains(&key_label("vk-typo", false)), "{shown}");
+        assert!(
+            !shown.contains("vk-secret") && !shown.contains("vk-typo"),
+            "{shown}"
+        );
+        assert!(e.shown(true).contains("vk-secret"));
         assert_eq!(
             scrub("invalid type: string \"x y\", expected 'z"),
             "invalid type: string …, expected …"

@@ -147,7 +147,14 @@ impl Reloader {
             }
             Err(errors) => {
                 self.metrics.reload_failed();
-                let text = errors.to_string();
+                // Shown on /config and the console: no virtual-key names (credentials).
+                let names = self
+                    .live
+                    .load()
+                    .virtual_keys
+                    .values()
+                    .any(|k| k.label == k.name);
+                let text = errors.shown(names);
                 tracing::warn!(path = %self.path.display(), errors = %text, "config reload refused; keeping the previous config");
                 ReloadOutcome::Failed(text)
             }
