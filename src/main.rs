@@ -122,6 +122,9 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for e in switchyard::config::serving_errors(&snapshot) {
+        tracing::warn!(error = %e, "the config serves nothing yet; `switchyard check` refuses it");
+    }
     serve(snapshot, config)
 }
 
@@ -136,7 +139,8 @@ fn serve(snapshot: switchyard::config::Snapshot, config: Option<PathBuf>) -> Exi
 }
 
 fn check(file: &std::path::Path) -> ExitCode {
-    match switchyard::config::load_file(file) {
+    // What a reload would accept: an empty file, no providers or an all-401 config fail here.
+    match switchyard::config::load_file_to_serve(file) {
         Ok(snapshot) => {
             println!(
                 "{}: ok ({} providers, {} virtual keys, {} configs, hash {})",

@@ -217,7 +217,12 @@ fn editing_a_price_file_reloads_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("switchyard.yaml");
     let prices = dir.path().join("prices.yaml");
-    std::fs::write(&config, "telemetry:\n  prices_file: prices.yaml\n").unwrap();
+    // A provider and a key: a reload refuses a config that serves nothing.
+    std::fs::write(
+        &config,
+        "providers:\n  p: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\nvirtual_keys:\n  vk: { provider: p }\ntelemetry:\n  prices_file: prices.yaml\n",
+    )
+    .unwrap();
     std::fs::write(&prices, "openai:\n  gpt-4o: { input: 2.5, output: 10 }\n").unwrap();
     let first = switchyard::config::load_file(&config).unwrap();
     assert_eq!(first.source_files, vec![config.clone(), prices.clone()]);

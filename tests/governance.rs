@@ -8,6 +8,15 @@
 
 #[path = "support/gateway.rs"]
 mod harness;
+
+/// The `virtual_key` label of a key's series: a hash of its name (the names are credentials).
+fn vk(name: &str) -> String {
+    format!(
+        "virtual_key=\"{}\"",
+        switchyard::config::key_label(name, false)
+    )
+}
+
 #[path = "support/redis.rs"]
 mod redis_server;
 
@@ -216,7 +225,7 @@ async fn two_gateways_sharing_redis_enforce_one_rpm_limit_under_bursts() {
         let refused = gw
             .metric(
                 "switchyard_limit_rejections_total",
-                &["virtual_key=\"vk-rpm\"", "limit=\"rpm\""],
+                &[&vk("vk-rpm"), "limit=\"rpm\""],
             )
             .await;
         assert!(refused >= 1.0, "{refused}");
@@ -274,7 +283,7 @@ async fn two_gateways_sharing_redis_never_overspend_one_usd_budget() {
     let remaining = a
         .metric(
             "switchyard_limit_remaining",
-            &["virtual_key=\"vk-budget\"", "limit=\"usd_per_day\""],
+            &[&vk("vk-budget"), "limit=\"usd_per_day\""],
         )
         .await;
     assert!(remaining < 0.35, "{remaining}");
@@ -316,7 +325,7 @@ async fn redis_outage_follows_on_state_error_and_recovers() {
     assert!(
         deny.metric(
             "switchyard_limit_rejections_total",
-            &["virtual_key=\"vk-rpm\"", "limit=\"state_unavailable\""]
+            &[&vk("vk-rpm"), "limit=\"state_unavailable\""]
         )
         .await
             >= 1.0
@@ -362,7 +371,7 @@ async fn usage_beyond_the_reservation_is_charged(first: &Gateway, second: &Gatew
         first
             .metric(
                 "switchyard_limit_remaining",
-                &["virtual_key=\"vk-tokens\"", "limit=\"tpm\""],
+                &[&vk("vk-tokens"), "limit=\"tpm\""],
             )
             .await
             < 450.0
@@ -435,7 +444,7 @@ async fn local_limits_hold_under_concurrent_load() {
     let free = gw
         .metric(
             "switchyard_limit_remaining",
-            &["virtual_key=\"vk-conc\"", "limit=\"concurrent\""],
+            &[&vk("vk-conc"), "limit=\"concurrent\""],
         )
         .await;
     assert_eq!(free, 3.0);
@@ -561,10 +570,10 @@ async fn local_budget_and_a_reload_that_keeps_counters() {
     // The removed key has no series left.
     let text = gw.metrics().await;
     assert!(
-        text.contains("virtual_key=\"vk-small\"")
+        text.contains(&vk("vk-small"))
             && !text
                 .lines()
-                .any(|l| l.starts_with("switchyard_limit_remaining") && l.contains("vk-rpm")),
+                .any(|l| l.starts_with("switchyard_limit_remaining") && l.contains(&vk("vk-rpm"))),
         "stale series:\n{text}"
     );
 }

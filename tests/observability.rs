@@ -86,7 +86,10 @@ async fn a_fallback_request_is_traced_logged_and_counted() {
     let line = &lines[0];
     assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(line["config"], "chat");
-    assert_eq!(line["virtual_key"], "vk-good");
+    assert_eq!(
+        line["virtual_key"],
+        switchyard::config::key_label("vk-good", false)
+    );
     assert_eq!(line["operation"], "chat");
     assert_eq!(line["model"], "gpt-4o-mini");
     assert_eq!(line["status"], 200);
@@ -222,7 +225,13 @@ async fn cost_is_exact_and_unknown_models_are_counted_as_unknown() {
     assert!(lines[1]["cost_usd"].is_null(), "unknown, not zero");
     gw.expect_metric(
         "switchyard_cost_unknown_total",
-        &[r#"config="direct""#, r#"virtual_key="vk-good""#],
+        &[
+            r#"config="direct""#,
+            &format!(
+                "virtual_key=\"{}\"",
+                switchyard::config::key_label("vk-good", false)
+            ),
+        ],
         1.0,
     )
     .await;

@@ -55,6 +55,40 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigErrors {
+    /// How a refused reload is shown on `/config`, on the console and in the log: like
+    /// `Display`, with virtual-key names (bearer credentials) in paths
+    /// (`virtual_keys.<name>.…`) and in "unknown virtual key" messages replaced by their labels
+    /// (see [`key_label`]; names kept with `as_names`). `check` prints the names: its reader
+    /// has the file.
+    pub fn shown(&self, as_names: bool) -> String {
+        const QUOTED: &str = "unknown virtual key \"";
+        let mut out = String::new();
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let path = match e.path.strip_prefix("virtual_keys.") {
+                Some(rest) => {
+                    let (name, tail) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+                    format!("virtual_keys.{}{tail}", key_label(name, as_names))
+                }
+                None => e.path.clone(),
+            };
+            let message = match e.message.strip_prefix(QUOTED) {
+                Some(rest) => {
+                    let name = rest.split('"').next().unwrap_or("");
+                    format!("unknown virtual key {}", key_label(name, as_names))
+                }
+                None => e.message.clone(),
+            };
+            let shown = ConfigError { path, message };
+            out.push_str(&shown.to_string());
+        }
+        out
+    }
+}
+
 fn one(path: &str, message: impl Into<String>) -> ConfigErrors {
     ConfigErrors(vec![ConfigError {
         path: path.to_string(),
@@ -63,7 +97,11 @@ fn one(path: &str, message: impl Into<String>) -> ConfigErrors {
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+/// Loopback: the admin port serves the live config and the console. A Kubernetes pod sets
+/// `0.0.0.0:9090` explicitly so kubelet probes and Prometheus reach it.
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// Shortest `admin.token_file` token accepted (a guessable token is no guard).
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 const DEFAULT_THREADS: usize = 2;
 const DEFAULT_BODY_LIMIT: usize = 16 << 20;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -83,6 +121,63 @@ pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
     compile_text(&text, path.parent(), Some(path.to_path_buf()))
 }
 
+/// [`load_file`], then [`serving_errors`]: what `check` and every reload accept.
+pub fn load_file_to_serve(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    let snapshot = load_file(path)?;
+    let errors = serving_errors(&snapshot);
+    if errors.is_empty() {
+        Ok(snapshot)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// What makes a well-formed config unable to serve anything: no providers, or no way for any
+/// request to be routed (no enabled virtual key, no `default_config`, no forward-proxy
+/// interception route), so every request would be a 401. `check` and reloads refuse these;
+/// `run` only warns (a config being written for a later reload may start that way).
+pub fn serving_errors(snapshot: &Snapshot) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if snapshot.providers.is_empty() {
+        errors.push(ConfigError {
+            path: "providers".into(),
+            message: "no provider is defined: every request would fail".into(),
+        });
+    }
+    let any_key = snapshot.virtual_keys.values().any(|k| !k.disabled);
+    let intercepts = snapshot
+        .forward
+        .as_ref()
+        .is_some_and(|f| f.intercept.iter().any(|r| r.route.is_some()));
+    if !any_key && snapshot.default_config.is_none() && !intercepts {
+        errors.push(ConfigError {
+            path: "virtual_keys".into(),
+            message: "no enabled virtual key, no default_config and no forward-proxy \
+                      interception: every request would be refused with 401"
+                .into(),
+        });
+    }
+    errors
+}
+
+/// A reload that would drop every enabled virtual key of the live config is refused: that is
+/// what a file truncated mid-write (or a ConfigMap cut short) usually parses into, and it would
+/// turn all live traffic into 401s. Removing the last key takes a restart.
+pub fn reload_errors(live: &Snapshot, new: &Snapshot) -> Vec<ConfigError> {
+    let enabled = |s: &Snapshot| s.virtual_keys.values().filter(|k| !k.disabled).count();
+    if enabled(live) > 0 && enabled(new) == 0 {
+        return vec![ConfigError {
+            path: "virtual_keys".into(),
+            message: format!(
+                "the new config has no enabled virtual key while the live one has {}: \
+                 refusing (a truncated file?); restart to remove every key",
+                enabled(live)
+            ),
+        }];
+    }
+    Vec::new()
+}
+
 /// Like [`load_file`] for text already read; `base_dir` resolves relative `*_file` paths.
 pub fn load_str(text: &str, base_dir: Option<&Path>) -> Result<Snapshot, ConfigErrors> {
     compile_text(text, base_dir, None)
@@ -93,15 +188,19 @@ fn compile_text(
     base_dir: Option<&Path>,
     source: Option<PathBuf>,
 ) -> Result<Snapshot, ConfigErrors> {
-    let mut tree: Value =
-        serde_saphyr::from_str(text).map_err(|e| one("", format!("invalid YAML: {e}")))?;
+    let mut tree: Value = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?;
     if tree.is_null() {
-        tree = Value::Object(Default::default());
+        // `: > switchyard.yaml` mid-rollout, or a ConfigMap key left empty: serving "no
+        // config" would turn every request into a 401, so it is never a valid config.
+        return Err(one(
+            "",
+            "the config file is empty (no YAML mapping, only whitespace or comments)",
+        ));
     }
     if !tree.is_object() {
         return Err(one("", "the config must be a YAML mapping"));
     }
-    let redacted = redact(tree.clone());
+    let mut redacted = redact(tree.clone());
     let mut errors = Vec::new();
     secrets::interpolate_env(&mut tree, "", &mut errors);
     if !errors.is_empty() {
@@ -111,9 +210,13 @@ fn compile_text(
         let path = e.path().to_string();
         one(
             if path == "." { "" } else { &path },
-            e.into_inner().to_string(),
+            scrub(&e.into_inner().to_string()),
         )
     })?;
+    label_keys(
+        &mut redacted,
+        file.telemetry.key_labels == KeyLabelsSpec::Name,
+    );
     let mut compiler = Compiler {
         errors: Vec::new(),
         base_dir,
@@ -127,6 +230,95 @@ fn compile_text(
         snapshot.ok_or_else(|| one("", "config did not compile"))
     } else {
         Err(ConfigErrors(compiler.errors))
+    }
+}
+
+/// A YAML syntax error as reason and position only: the parser's own rendering quotes the
+/// source lines around the error, which may hold a key (`api_key: sk-…` on the line above).
+fn yaml_error(e: &serde_saphyr::Error) -> ConfigErrors {
+    let reason = scrub(&e.without_snippet().render());
+    let at = e
+        .location()
+        .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+        .unwrap_or_default();
+    one("", format!("invalid YAML{at}: {reason}"))
+}
+
+/// Longest reason kept from a parser message.
+const MAX_REASON_CHARS: usize = 160;
+
+/// The one place parser and deserializer messages pass through before they are shown (by
+/// `check`, on `/config`, on the console and in the log): keep the first line only (later
+/// lines are source excerpts), drop every quoted span (`"…"`, `'…'`: values as written) and
+/// every backquoted span that is not a plain field name, and bound the length.
+pub fn scrub(message: &str) -> String {
+    let line = message.lines().next().unwrap_or("").trim();
+    let mut out = String::with_capacity(line.len().min(MAX_REASON_CHARS));
+    let mut rest = line;
+    while let Some(start) = rest.find(['"', '\'', '`']) {
+        out.push_str(&rest[..start]);
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(quote) else {
+            // An unterminated quote: drop everything after it.
+            out.push('…');
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        let field_name = quote == '`'
+            && !inner.is_empty()
+            && inner.len() <= 40
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if field_name {
+            out.push('`');
+            out.push_str(inner);
+            out.push('`');
+        } else {
+            out.push('…');
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if out.chars().count() > MAX_REASON_CHARS {
+        out = out.chars().take(MAX_REASON_CHARS).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// Virtual-key names are bearer credentials: `/config` shows them as their labels (the keys of
+/// `virtual_keys`, and every `virtual_key:` reference), unless `telemetry.key_labels: name`.
+fn label_keys(tree: &mut Value, as_names: bool) {
+    fn walk(v: &mut Value, as_names: bool) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    if k == "virtual_key" {
+                        if let Value::String(name) = child {
+                            *name = key_label(name, as_names);
+                        }
+                    } else {
+                        walk(child, as_names);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| walk(i, as_names)),
+            _ => {}
+        }
+    }
+    if as_names {
+        return;
+    }
+    walk(tree, as_names);
+    if let Some(Value::Object(keys)) = tree.get_mut("virtual_keys") {
+        let relabelled = std::mem::take(keys)
+            .into_iter()
+            .map(|(name, spec)| (key_label(&name, as_names), spec))
+            .collect();
+        *keys = relabelled;
     }
 }
 
@@ -227,6 +419,7 @@ impl Compiler<'_> {
             }
         }
 
+        let key_names = file.telemetry.key_labels == KeyLabelsSpec::Name;
         let mut virtual_keys = HashMap::new();
         for (name, spec) in &file.virtual_keys {
             let path = format!("virtual_keys.{name}");
@@ -277,6 +470,7 @@ impl Compiler<'_> {
                 name.clone(),
                 Arc::new(VirtualKey {
                     name: name.clone(),
+                    label: key_label(name, key_names),
                     provider,
                     models: spec.models.clone(),
                     config: spec.config.clone(),
@@ -352,8 +546,9 @@ impl Compiler<'_> {
             .map(|(name, key)| {
                 let root = Target {
                     path: "config".into(),
-                    breaker_key: format!("direct/{name}"),
-                    name: Some(name.clone()),
+                    // Shown on the console and as the `target` label: the key's label.
+                    breaker_key: format!("direct/{}", key.label),
+                    name: Some(key.label.clone()),
                     weight: 1.0,
                     kind: TargetKind::Leaf {
                         virtual_key: key.clone(),
@@ -397,6 +592,7 @@ impl Compiler<'_> {
             .and_then(|f| self.forward(f, &providers, &root_settings));
 
         let telemetry = self.telemetry(&file.telemetry);
+        let admin = self.admin(&file.admin);
 
         let digest = std::mem::take(&mut self.hasher).finalize();
         let hash = hex::encode(&digest[..8]);
@@ -423,7 +619,55 @@ impl Compiler<'_> {
             known_models: std::mem::take(&mut self.known_models),
             telemetry,
             redacted,
+            admin,
         })
+    }
+
+    /// `admin:`: allowed Host names (checked to be plain DNS names) and the token file (read,
+    /// hashed into the config hash and watched, so a rotated token is picked up on reload).
+    fn admin(&mut self, spec: &AdminSpec) -> AdminSettings {
+        let mut allowed_hosts = Vec::new();
+        for (i, host) in spec.allowed_hosts.iter().flatten().enumerate() {
+            let host = host.trim().to_ascii_lowercase();
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if valid {
+                allowed_hosts.push(host);
+            } else {
+                self.error(
+                    format!("admin.allowed_hosts[{i}]"),
+                    "not a host name (letters, digits, '-' and '.'; no port)",
+                );
+            }
+        }
+        let token = spec.token_file.as_ref().and_then(|file| {
+            let resolved = secrets::resolve_path(file, self.base_dir);
+            match secrets::read_secret_file(&resolved) {
+                Ok((token, bytes)) if token.len() >= MIN_ADMIN_TOKEN_CHARS => {
+                    self.hasher.update(&bytes);
+                    self.source_files.push(resolved);
+                    Some(Secret::new(token))
+                }
+                Ok(_) => {
+                    self.error(
+                        "admin.token_file",
+                        format!("the token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.error("admin.token_file", e);
+                    None
+                }
+            }
+        });
+        AdminSettings {
+            allowed_hosts,
+            token,
+        }
     }
 
     /// `forward:`: the CA files loaded and checked, the host patterns parsed, and each
@@ -1246,6 +1490,8 @@ fn infer_forward_provider(
 fn forward_route(provider: Arc<Provider>, settings: &TargetSettings) -> Arc<RouteConfig> {
     let key = Arc::new(VirtualKey {
         name: format!("forward:{}", provider.name),
+        // Not a credential: the provider's name.
+        label: format!("forward:{}", provider.name),
         config: None,
         models: None,
         disabled: false,
@@ -1348,7 +1594,7 @@ virtual_keys:
     fn a_minimal_file_compiles_with_defaults() {
         let s = load_str(BASE, None).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.admin_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(s.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(s.threads, 2);
         assert_eq!(s.hash.len(), 16);
         let local = &s.virtual_keys["vk-b"].provider;
@@ -1358,7 +1604,65 @@ virtual_keys:
         assert!(openai.base_url.tls);
         assert_eq!(openai.base_url.host, "api.openai.com");
         assert!(s.known_models.contains("gpt-4o-mini"));
-        assert!(load_str("", None).is_ok());
+        // Issue 17 finding 3: an empty file is an error everywhere, not "no config".
+        for empty in ["", " \n", "# nothing\n", "---\n"] {
+            let e = load_str(empty, None).unwrap_err().to_string();
+            assert!(e.contains("the config file is empty"), "{empty:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn parser_messages_lose_source_text_and_values() {
+        let broken = "providers:\n  p:\n    kind: openai\n    api_key: sk-live-SECRET\n   base_url: [\"http://x\"\n";
+        let e = load_str(broken, None).unwrap_err().to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.starts_with("invalid YAML at line"), "{e}");
+        let typed = "providers:\n  p: { kind: openai, api_key: sk-live-SECRET, headers: sk-live-SECRET2 }\n";
+        let e = load_str(typed, None).unwrap_err().to_string();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.contains("providers.p.headers"), "{e}");
+        let variant = "providers:\n  p: { kind: sk-live-SECRET }\n";
+        let e = load_str(variant, None).unwrap_err().to_string();
+        assert!(
+            !e.contains("SECRET") && e.contains("unknown variant"),
+            "{e}"
+        );
+        assert_eq!(
+            scrub("unknown field `falback`, expected one of `kind`, `Base`\n  | line"),
+            "unknown field `falback`, expected one of `kind`, …"
+        );
+        let e = load_str("providers: {}\nvirtual_keys:\n  vk-secret: { provider: none }\nconfigs:\n  c: { virtual_key: vk-typo }\n", None).unwrap_err();
+        let shown = e.shown(false);
+        assert!(
+            shown.contains(&format!(
+                "virtual_keys.{}.provider",
+                key_label("vk-secret", false)
+            )),
+            "{shown}"
+        );
+        assert!(shown.contains(&key_label("vk-typo", false)), "{shown}");
+        assert!(
+            !shown.contains("vk-secret") && !shown.contains("vk-typo"),
+            "{shown}"
+        );
+        assert!(e.shown(true).contains("vk-secret"));
+        assert_eq!(
+            scrub("invalid type: string \"x y\", expected 'z"),
+            "invalid type: string …, expected …"
+        );
+    }
+
+    #[test]
+    fn key_names_become_labels_in_the_config_view_unless_asked() {
+        let s = load_str(BASE, None).unwrap();
+        let label = key_label("vk-a", false);
+        assert!(label.starts_with("vk:") && label.len() == 11, "{label}");
+        assert_eq!(s.virtual_keys["vk-a"].label, label);
+        let view = s.redacted.to_string();
+        assert!(!view.contains("vk-a") && view.contains(&label), "{view}");
+        let named = load_str(&format!("{BASE}telemetry: {{ key_labels: name }}\n"), None).unwrap();
+        assert_eq!(named.virtual_keys["vk-a"].label, "vk-a");
+        assert!(named.redacted.to_string().contains("vk-a"));
     }
 
     #[test]

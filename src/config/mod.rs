@@ -8,5 +8,8 @@ pub mod secrets;
 pub mod snapshot;
 pub mod watch;
 
-pub use compile::{load_file, load_str, ConfigError, ConfigErrors};
+pub use compile::{
+    load_file, load_file_to_serve, load_str, reload_errors, serving_errors, ConfigError,
+    ConfigErrors,
+};
 pub use snapshot::*;

@@ -37,6 +37,30 @@ pub struct FileConfig {
     pub configs: BTreeMap<String, NodeSpec>,
     #[serde(default)]
     pub telemetry: TelemetrySpec,
+    #[serde(default)]
+    pub admin: AdminSpec,
+}
+
+/// `admin:`: who may use the admin port beyond the probes and `/metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    /// Host names (besides IP literals and `localhost`) accepted in the `Host` header.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// A file holding the bearer token required for `/config`, `/api/*` and the console.
+    pub token_file: Option<String>,
+}
+
+/// `telemetry.key_labels`: how virtual keys (bearer credentials) appear in metrics, logs,
+/// traces, the console and `/config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyLabelsSpec {
+    /// `vk:` and 8 hex digits of the name's SHA-256.
+    #[default]
+    Hash,
+    /// The name as written (only where the names are not secret).
+    Name,
 }
 
 /// `telemetry:`: the access log, body capture, trace export and the price table.
@@ -53,6 +77,8 @@ pub struct TelemetrySpec {
     pub litellm_prices_file: Option<String>,
     /// `kind/model` or `model` → price; wins over both files.
     pub prices: Option<BTreeMap<String, crate::telemetry::cost::PriceSpec>>,
+    #[serde(default)]
+    pub key_labels: KeyLabelsSpec,
 }
 
 #[derive(Debug, Deserialize)]

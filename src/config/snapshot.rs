@@ -70,6 +70,29 @@ pub struct Snapshot {
     pub telemetry: TelemetrySettings,
     /// The config as loaded with every secret replaced by `"[redacted]"`, served on `/config`.
     pub redacted: serde_json::Value,
+    /// Who may use the admin port (`admin:`).
+    pub admin: AdminSettings,
+}
+
+/// `admin:`: the Host names accepted besides IP literals and `localhost`, and the bearer token
+/// (read from `admin.token_file`) that guards `/config`, `/api/*` and the console.
+#[derive(Debug, Default)]
+pub struct AdminSettings {
+    /// Lowercased, without port.
+    pub allowed_hosts: Vec<String>,
+    pub token: Option<Secret>,
+}
+
+/// How a virtual key appears wherever it is shown or used as a label: the names are bearer
+/// credentials, so by default `vk:` and the first 8 hex digits of the name's SHA-256 (stable
+/// across restarts and pods, so dashboards keep working), or the name with `key_labels: name`.
+pub fn key_label(name: &str, as_name: bool) -> String {
+    use sha2::Digest;
+    if as_name {
+        return name.to_string();
+    }
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("vk:{}", hex::encode(&digest[..4]))
 }
 
 /// Bounds on what a client may send and what we buffer from upstream.
@@ -176,6 +199,9 @@ impl KeyLimits {
 #[derive(Debug)]
 pub struct VirtualKey {
     pub name: String,
+    /// What metrics, logs, traces, the console and `/config` show instead of the name (see
+    /// [`key_label`]); computed once at compile time.
+    pub label: String,
     pub provider: Arc<Provider>,
     /// Allowlist of models; `None` allows any.
     pub models: Option<Vec<String>>,

@@ -79,7 +79,7 @@ impl Reloader {
             path,
             live,
             metrics,
-            Box::new(|p: &Path| super::load_file(p)),
+            Box::new(|p: &Path| super::load_file_to_serve(p)),
         )
     }
 
@@ -127,7 +127,15 @@ impl Reloader {
         {
             return ReloadOutcome::Unchanged;
         }
-        let outcome = match (self.loader)(&self.path) {
+        let loaded = (self.loader)(&self.path).and_then(|snapshot| {
+            let refused = super::reload_errors(&self.live.load(), &snapshot);
+            if refused.is_empty() {
+                Ok(snapshot)
+            } else {
+                Err(ConfigErrors(refused))
+            }
+        });
+        let outcome = match loaded {
             Ok(snapshot) if snapshot.hash == self.live.load().hash => ReloadOutcome::Unchanged,
             Ok(snapshot) => {
                 let hash = snapshot.hash.clone();
@@ -139,7 +147,14 @@ impl Reloader {
             }
             Err(errors) => {
                 self.metrics.reload_failed();
-                let text = errors.to_string();
+                // Shown on /config and the console: no virtual-key names (credentials).
+                let names = self
+                    .live
+                    .load()
+                    .virtual_keys
+                    .values()
+                    .any(|k| k.label == k.name);
+                let text = errors.shown(names);
                 tracing::warn!(path = %self.path.display(), errors = %text, "config reload refused; keeping the previous config");
                 ReloadOutcome::Failed(text)
             }
@@ -345,6 +360,9 @@ impl Drop for ReloadTask {
 mod tests {
     use super::*;
 
+    /// The smallest config a reload accepts: a provider and a key.
+    const SERVING: &str = "providers:\n  p: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\nvirtual_keys:\n  vk: { provider: p }\n";
+
     fn write(path: &Path, text: &str) {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).unwrap();
@@ -353,7 +371,7 @@ mod tests {
 
     fn reloader(dir: &Path) -> (Arc<Reloader>, Arc<Metrics>) {
         let path = dir.join("c.yaml");
-        write(&path, "providers: {}\n");
+        write(&path, SERVING);
         let live = Arc::new(ArcSwap::from_pointee(
             super::super::load_file(&path).unwrap(),
         ));
@@ -370,16 +388,34 @@ mod tests {
         let (r, metrics) = reloader(dir.path());
         let first = r.status().hash;
         assert_eq!(r.reload_now(), ReloadOutcome::Unchanged);
-        write(&dir.path().join("c.yaml"), "threads: 1\n");
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: 1\n"),
+        );
         assert!(matches!(r.reload_now(), ReloadOutcome::Reloaded { .. }));
         assert_ne!(r.status().hash, first);
-        write(&dir.path().join("c.yaml"), "threads: nope\n");
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: nope\n"),
+        );
         assert!(matches!(r.reload_now(), ReloadOutcome::Failed(e) if e.contains("threads")));
         // The same bad bytes are not reported again on the next poll.
         assert_eq!(r.reload_now(), ReloadOutcome::Unchanged);
         assert!(r.status().last_error.unwrap().contains("threads"));
+        // Empty, serve-nothing and key-dropping files are refused too; the good one stays.
+        let live = r.status().hash;
+        for bad in [
+            "",
+            "# all commented out\n",
+            "providers: {}\nvirtual_keys: {}\n",
+            "providers:\n  p: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\ndefault_config: c\nconfigs:\n  c: { virtual_key: vk }\n",
+        ] {
+            write(&dir.path().join("c.yaml"), bad);
+            assert!(matches!(r.reload_now(), ReloadOutcome::Failed(_)), "{bad:?}");
+            assert_eq!(r.status().hash, live);
+        }
         let text = String::from_utf8(metrics.render()).unwrap();
-        assert!(text.contains("switchyard_config_reloads_total{result=\"error\"} 1"));
+        assert!(text.contains("switchyard_config_reloads_total{result=\"error\"} 5"));
         assert!(text.contains("switchyard_config_reloads_total{result=\"success\"} 1"));
     }
 
@@ -390,7 +426,10 @@ mod tests {
         let before = r.status().hash;
         let task = r.clone().spawn().unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        write(&dir.path().join("c.yaml"), "threads: 3\n");
+        write(
+            &dir.path().join("c.yaml"),
+            &format!("{SERVING}threads: 3\n"),
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while r.status().hash == before && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

@@ -263,7 +263,7 @@ impl Governance {
             Err(AdmitError::Refused(refusal, report)) => {
                 let charge = &charges[refusal.key_index.min(charges.len() - 1)];
                 m.limit_rejections_total
-                    .with_label_values(&[&charge.key.name, refusal.limit.as_str()])
+                    .with_label_values(&[&charge.key.label, refusal.limit.as_str()])
                     .inc();
                 if let Some(r) = &report {
                     m.report(&charge.key, r);
@@ -273,7 +273,7 @@ impl Governance {
             Err(AdmitError::StateDown { deny }) => {
                 for c in &charges {
                     m.limit_rejections_total
-                        .with_label_values(&[&c.key.name, "state_unavailable"])
+                        .with_label_values(&[&c.key.label, "state_unavailable"])
                         .inc();
                 }
                 if deny {
@@ -618,14 +618,14 @@ fn rejection(
     }
     let error = if refusal.limit.is_budget() {
         GatewayError::BudgetExceeded {
-            virtual_key: charge.key.name.clone(),
+            virtual_key: charge.key.label.clone(),
             limit: refusal.limit,
             limit_value,
             resets_in: openai_duration(refusal.retry_after_us),
         }
     } else {
         GatewayError::RateLimited {
-            virtual_key: charge.key.name.clone(),
+            virtual_key: charge.key.label.clone(),
             limit: refusal.limit,
             limit_value,
             retry_in: openai_duration(refusal.retry_after_us),
@@ -658,7 +658,7 @@ impl GovernanceMetrics {
         let l = &key.limits;
         let set = |limit: LimitKind, v: f64| {
             self.limit_remaining
-                .with_label_values(&[&key.name, limit.as_str()])
+                .with_label_values(&[&key.label, limit.as_str()])
                 .set(v)
         };
         if let Some(s) = r.requests {
@@ -686,10 +686,14 @@ impl GovernanceMetrics {
 
     /// Drops every series of a key the config no longer limits.
     fn forget(&self, key: &str) {
-        for limit in LimitKind::ALL {
-            let _ = self
-                .limit_remaining
-                .remove_label_values(&[key, limit.as_str()]);
+        // The series is labelled with the key's label: its hash, or its name (key_labels: name).
+        let hashed = crate::config::key_label(key, false);
+        for label in [key, hashed.as_str()] {
+            for limit in LimitKind::ALL {
+                let _ = self
+                    .limit_remaining
+                    .remove_label_values(&[label, limit.as_str()]);
+            }
         }
     }
 }

@@ -2,6 +2,12 @@
 //! live config with every secret redacted), and the console (`/` and its files, the `/events`
 //! stream, `/api/console`, `/api/requests/{id}`; see [`crate::console`]). Read-only: every route
 //! is GET (or HEAD); anything else is 405, and nothing here changes state.
+//!
+//! Closed by default (see `docs/security/admin.md`): it listens on loopback unless configured;
+//! a `Host` that is not an IP literal, `localhost` or an `admin.allowed_hosts` name is answered
+//! 421 (a DNS-rebinding page in a browser sends its own host name); with `admin.token_file`,
+//! everything but the probes and `/metrics` needs the token (`Authorization: Bearer`, or the
+//! cookie the console gets from `/?token=…` once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +26,11 @@ use crate::config::watch::Reloader;
 use crate::config::Snapshot;
 use crate::console::{assets, Console};
 use crate::telemetry::Metrics;
+
+/// The cookie the console carries after `?token=`: a digest of the token, not the token.
+const COOKIE: &str = "switchyard_admin";
+/// Routes that never need the token: kubelet probes and the Prometheus scrape.
+const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Keep-alive for admin connections (scrapes, probes, the console's own requests).
 const KEEPALIVE_SECS: u64 = 60;
@@ -84,7 +95,157 @@ fn asset(content_type: &str, body: &str) -> Response<Vec<u8>> {
     resp
 }
 
+/// Whether a `Host` header names this server in a way no DNS-rebinding page can: an IP
+/// literal (v4, or bracketed v6) or `localhost`, with any port, or a configured name.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, port)) = rest.split_once(']') else {
+            return false;
+        };
+        let port_ok = port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return port_ok && v6.parse::<std::net::Ipv6Addr>().is_ok();
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// SHA-256 of `parts`, so comparisons run over fixed-length digests.
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// Compares two digests without an early exit (the time does not depend on where they differ).
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the console cookie holds for `token`: a digest, so the cookie is not the token.
+fn cookie_value(token: &str) -> String {
+    hex::encode(digest(&[b"switchyard-admin-cookie\0", token.as_bytes()]))
+}
+
+/// How a request presented the admin token.
+enum Presented<'a> {
+    None,
+    Bearer(&'a str),
+    Cookie(&'a str),
+    Query(&'a str),
+}
+
+fn presented(req: &pingora::http::RequestHeader) -> Presented<'_> {
+    let header = |name| {
+        req.headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+    };
+    if let Some(t) = header(http::header::AUTHORIZATION).find_map(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) {
+        return Presented::Bearer(t.trim());
+    }
+    if let Some(t) = req
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+    {
+        return Presented::Query(t);
+    }
+    if let Some(c) = header(http::header::COOKIE)
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+    {
+        return Presented::Cookie(c);
+    }
+    Presented::None
+}
+
 impl Admin {
+    /// The Host check and the token check, before any route: `Some` is the answer to send
+    /// instead (421, 401, or the redirect that turns `?token=` into the console cookie).
+    fn gate(&self, req: &pingora::http::RequestHeader) -> Option<Response<Vec<u8>>> {
+        let snapshot = self.live.load();
+        let admin = &snapshot.admin;
+        // A request without Host (HTTP/1.0 tools) cannot come from a browser page.
+        let host = req.headers.get(http::header::HOST).map(|h| h.to_str());
+        if let Some(host) = host {
+            if !host.is_ok_and(|h| host_allowed(h, &admin.allowed_hosts)) {
+                return Some(error(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "misdirected_request",
+                    "the admin port answers only to an IP address, localhost or a name in admin.allowed_hosts".into(),
+                ));
+            }
+        }
+        let token = admin.token.as_ref()?;
+        if OPEN_ROUTES.contains(&req.uri.path()) {
+            return None;
+        }
+        let expected = digest(&[token.expose().as_bytes()]);
+        match presented(req) {
+            Presented::Bearer(t) if same(&digest(&[t.as_bytes()]), &expected) => None,
+            Presented::Cookie(c)
+                if same(
+                    &digest(&[c.as_bytes()]),
+                    &digest(&[cookie_value(token.expose()).as_bytes()]),
+                ) =>
+            {
+                None
+            }
+            Presented::Query(t) if same(&digest(&[t.as_bytes()]), &expected) => {
+                // Once: the token leaves the address bar and history; the page and its
+                // requests (fetch, EventSource) carry the cookie from here on.
+                let mut resp = respond(StatusCode::SEE_OTHER, "text/plain", Vec::new());
+                let cookie = format!(
+                    "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                    cookie_value(token.expose())
+                );
+                let location = req.uri.path().to_string();
+                for (name, value) in [
+                    (http::header::SET_COOKIE, cookie),
+                    (http::header::LOCATION, location),
+                ] {
+                    if let Ok(v) = http::HeaderValue::from_str(&value) {
+                        resp.headers_mut().insert(name, v);
+                    }
+                }
+                Some(resp)
+            }
+            _ => {
+                let mut resp = error(
+                    StatusCode::UNAUTHORIZED,
+                    "admin_token_required",
+                    "this admin route needs the admin token: send Authorization: Bearer <token>, or open /?token=<token> once in a browser".into(),
+                );
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+                );
+                Some(resp)
+            }
+        }
+    }
+
     fn config_view(&self) -> serde_json::Value {
         let snapshot = self.live.load();
         let mut view = serde_json::json!({
@@ -100,6 +261,9 @@ impl Admin {
 
     /// Every route but `/events`.
     pub fn response(&self, req: &pingora::http::RequestHeader) -> Response<Vec<u8>> {
+        if let Some(refused) = self.gate(req) {
+            return refused;
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut resp = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -256,7 +420,9 @@ impl HttpServerApp for Admin {
         });
         let req = http.req_header();
         let read_only = req.method == http::Method::GET || req.method == http::Method::HEAD;
-        let events = req.method == http::Method::GET && req.uri.path() == "/events";
+        let events = req.method == http::Method::GET
+            && req.uri.path() == "/events"
+            && self.gate(req).is_none();
         if !read_only {
             // Refused without reading its body: the connection cannot be reused.
             http.set_keepalive(None);

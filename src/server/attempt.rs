@@ -424,7 +424,7 @@ impl AttemptRunner<'_> {
             if !virtual_key.allows_model(m) {
                 let e = GatewayError::ModelNotAllowed {
                     model: m.chars().take(128).collect(),
-                    virtual_key: virtual_key.name.clone(),
+                    virtual_key: virtual_key.label.clone(),
                 };
                 return Err(failure(FailureKind::Status(403), Reply::Gateway(e)));
             }

@@ -274,7 +274,7 @@ impl Gateway {
         if let Ok(resolved) = ingress::resolve(snapshot, &session.req_header().headers) {
             facts.config.clear();
             facts.config.push_str(resolved.config_label());
-            facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.name.clone());
+            facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
         }
         let body = match Self::read_body(session, MAX_FEEDBACK_BYTES).await {
             Ok(b) => b,
@@ -522,7 +522,7 @@ impl Gateway {
         };
         facts.config.clear();
         facts.config.push_str(resolved.config_label());
-        facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.name.clone());
+        facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
         let body = match Self::read_body(session, snapshot.limits.max_request_body_bytes).await {
             Ok(b) => b,
             Err(e) => {

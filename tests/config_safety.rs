@@ -1,0 +1,237 @@
+//! Issue 17 finding 3: an empty, truncated or serve-nothing config never replaces the live one
+//! (`: > switchyard.yaml` under load used to turn every request into a 401), and `check`
+//! refuses what a reload would refuse.
+
+#[path = "support/gateway.rs"]
+mod harness;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::{chat, check_config, eventually, Gateway};
+use switchyard::mock_provider::{self, MockHandle};
+
+async fn mock() -> MockHandle {
+    mock_provider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start mock")
+}
+
+fn serving(to: &MockHandle) -> String {
+    format!(
+        "providers:\n  up: {{ kind: openai-compatible, base_url: \"http://{}/v1\" }}\nvirtual_keys:\n  vk-app: {{ provider: up }}\n",
+        to.addr
+    )
+}
+
+#[test]
+fn check_refuses_an_empty_file_and_dev_null() {
+    for text in ["", "  \n\n", "# only a comment\n# and another\n", "---\n"] {
+        let (ok, out, err) = check_config(text);
+        assert!(!ok, "{text:?} was accepted: {out}");
+        assert!(err.contains("the config file is empty"), "{text:?}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "/dev/null was accepted");
+    assert!(err.contains("the config file is empty"), "{err}");
+}
+
+#[test]
+fn run_refuses_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    std::fs::write(&path, "# emptied\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = status.expect("switchyard run served an empty config");
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("the config file is empty"), "{err}");
+}
+
+#[test]
+fn check_refuses_a_config_without_providers() {
+    for text in ["providers: {}\n", "threads: 1\n"] {
+        let (ok, _, err) = check_config(text);
+        assert!(!ok, "{text:?} was accepted");
+        assert!(err.contains("providers: no provider is defined"), "{err}");
+    }
+}
+
+#[test]
+fn check_refuses_a_config_where_every_request_would_be_a_401() {
+    let provider =
+        "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\n";
+    for extra in [
+        "",
+        "virtual_keys:\n  vk-a: { provider: up, disabled: true }\n",
+    ] {
+        let (ok, _, err) = check_config(&format!("{provider}{extra}"));
+        assert!(!ok, "{extra:?} was accepted");
+        assert!(
+            err.contains("virtual_keys: no enabled virtual key") && err.contains("401"),
+            "{err}"
+        );
+    }
+    // A default_config serves requests without a key: accepted.
+    let (ok, _, err) = check_config(&format!(
+        "{provider}virtual_keys:\n  vk-a: {{ provider: up, disabled: true }}\ndefault_config: c\nconfigs:\n  c: {{ virtual_key: vk-a }}\n"
+    ));
+    assert!(ok, "{err}");
+}
+
+async fn reload_errors(gw: &Gateway) -> f64 {
+    gw.metric("switchyard_config_reloads_total", &[r#"result="error""#])
+        .await
+}
+
+/// Waits for one more refused reload than `before`, then returns `/config`'s error.
+async fn refused(gw: &Gateway, before: f64) -> String {
+    let counted = eventually(Duration::from_secs(5), || async {
+        reload_errors(gw).await > before
+    })
+    .await;
+    assert!(counted.is_some(), "refusal not counted:\n{}", gw.log());
+    let cfg: serde_json::Value = reqwest::get(gw.admin_url("/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cfg["last_reload_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under_load() {
+    let up = mock().await;
+    let gw = Gateway::start(&serving(&up)).await;
+    let hash_before = reqwest::get(gw.admin_url("/config"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["hash"]
+        .clone();
+
+    // Load: two clients in a loop, bounded in count, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (stop, ok, bad, url) = (
+            stop.clone(),
+            ok.clone(),
+            bad.clone(),
+            gw.url("/v1/chat/completions"),
+        );
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..5_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let status = client
+                    .post(&url)
+                    .bearer_auth("vk-app")
+                    .json(&chat("m", false))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                let counter = if status == 200 { &ok } else { &bad };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    // `: > switchyard.yaml`: truncated in place, not replaced.
+    std::fs::write(&gw.config_path, "").unwrap();
+    let error = refused(&gw, 0.0).await;
+    assert!(error.contains("the config file is empty"), "{error}");
+
+    // A file cut before `virtual_keys:` (what a truncated write parses into).
+    let before = reload_errors(&gw).await;
+    let cut = format!(
+        "listen: {}\nadmin_listen: {}\nthreads: 1\nproviders:\n  up: {{ kind: openai-compatible, base_url: \"http://{}/v1\" }}\n",
+        gw.addr, gw.admin, up.addr
+    );
+    std::fs::write(&gw.config_path, cut).unwrap();
+    let error = refused(&gw, before).await;
+    assert!(
+        error.contains("virtual_keys: no enabled virtual key"),
+        "{error}"
+    );
+
+    // Keys kept but no providers at all.
+    let before = reload_errors(&gw).await;
+    gw.rewrite_config("providers: {}\n");
+    let error = refused(&gw, before).await;
+    assert!(
+        error.contains("providers: no provider is defined"),
+        "{error}"
+    );
+
+    // The console shows the same refusal.
+    let console: serde_json::Value = reqwest::get(gw.admin_url("/api/console"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        console.to_string().contains("no provider is defined"),
+        "{console}"
+    );
+
+    // Let the load run on the last good config a little longer, then stop it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, bad) = (ok.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
+    assert!(ok > 0, "no request was sent");
+    assert_eq!(
+        bad,
+        0,
+        "{bad} of {} requests failed during the bad reloads",
+        ok + bad
+    );
+    let hash_after = reqwest::get(gw.admin_url("/config"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["hash"]
+        .clone();
+    assert_eq!(hash_before, hash_after, "the live config changed");
+    assert!(gw.log().contains("config reload refused"), "{}", gw.log());
+}
