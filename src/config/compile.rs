@@ -502,7 +502,7 @@ impl Compiler<'_> {
         }
         let mut allow_hosts = Vec::new();
         for (i, text) in spec.allow_hosts.iter().flatten().enumerate() {
-            match HostPattern::parse(text) {
+            match crate::server::forward::hosts::AllowHost::parse(text) {
                 Ok(p) => allow_hosts.push(p),
                 Err(e) => self.error(format!("forward.allow_hosts[{i}]"), e),
             }

@@ -436,8 +436,8 @@ pub struct ForwardSettings {
     pub ca: Arc<crate::server::forward::ca::LocalCa>,
     /// Hosts whose TLS is terminated and whose requests run the gateway path, in order.
     pub intercept: Vec<InterceptRule>,
-    /// Hosts tunnelled (or, for plain HTTP, forwarded) untouched.
-    pub allow_hosts: Vec<crate::server::forward::hosts::HostPattern>,
+    /// Hosts (and ports) tunnelled (or, for plain HTTP, forwarded) untouched.
+    pub allow_hosts: Vec<crate::server::forward::hosts::AllowHost>,
 }
 
 /// One `forward.intercept` entry.
