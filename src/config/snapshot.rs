@@ -332,6 +332,9 @@ pub struct TargetSettings {
 pub struct PhaseTimeouts {
     /// TCP (+TLS) connect.
     pub connect: Option<Duration>,
+    /// Response headers when no `request_timeout` applies (top-level `timeouts.headers_ms`, else
+    /// the built-in default); a `request_timeout` wins.
+    pub headers: Option<Duration>,
     /// First content chunk of a stream (measured from sending the request).
     pub ttft: Option<Duration>,
     /// Longest gap between two upstream body reads.
