@@ -577,7 +577,7 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
     // A client that does not trust the CA refuses the minted certificate.
     let tcp = connect(&gw, "api.openai.com:443").await;
     let sni = ServerName::try_from("api.openai.com").unwrap();
-    let other_ca = switchyard::server::forward::ca::generate(1).unwrap().0;
+    let other_ca = switchyard::server::forward::ca::generate(1, &[]).unwrap().0;
     let err = tls_client(&[other_ca.as_bytes()])
         .connect(sni, tcp)
         .await
@@ -713,6 +713,38 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     assert!(!passed && err.contains("forward.allow_hosts[0]"), "{err}");
     let (passed, err) = check(&format!("{ok}\n  intercept: [\"api.*.com\"]"), one);
     assert!(!passed && err.contains("forward.intercept[0]"), "{err}");
+    // The CA is name-constrained: an intercepted host outside its permitted domains is refused
+    // at load; `ca init --permit` widens it.
+    let custom = format!("{ok}\n  intercept: [llm.corp.example]\n  providers: {{ llm.corp.example: openai }}");
+    let (passed, err) = check(&custom, one);
+    assert!(
+        !passed && err.contains("forward.intercept[0]: the CA's name constraints do not permit llm.corp.example"),
+        "{err}"
+    );
+    let permitted = switchyard(&[
+        "ca", "init", "--force", "--permit", "llm.corp.example", "--out", out_dir.to_str().unwrap(),
+    ]);
+    assert!(permitted.status.success(), "{permitted:?}");
+    let (passed, err) = check(&custom, one);
+    assert!(passed, "{err}");
+    let bad = switchyard(&["ca", "init", "--force", "--permit", "*", "--out", out_dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--permit"), "{bad:?}");
+    // A world-readable key is refused with the file named, never its contents.
+    std::fs::set_permissions(out_dir.join("ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (passed, err) = check(ok, one);
+    assert!(!passed && err.contains("forward.ca_key:") && err.contains("mode 0644"), "{err}");
+    assert!(!err.contains("BEGIN"), "{err}");
+    std::fs::set_permissions(out_dir.join("ca.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // `--force` over a symlink at ca.key replaces the link, never writes through it.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::remove_file(out_dir.join("ca.key")).unwrap();
+    std::os::unix::fs::symlink(&victim, out_dir.join("ca.key")).unwrap();
+    let forced = switchyard(&["ca", "init", "--force", "--out", out_dir.to_str().unwrap()]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(out_dir.join("ca.key")).unwrap().file_type().is_file());
     // Two OpenAI providers, neither at api.openai.com: the host needs an explicit provider.
     let two = "  a: { kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key: sk-x }\n  b: { kind: openai, base_url: \"http://127.0.0.1:2/v1\", api_key: sk-x }";
     let (passed, err) = check(ok, two);

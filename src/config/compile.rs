@@ -444,7 +444,9 @@ impl Compiler<'_> {
             }
             Err(e) => {
                 let field = match e {
-                    CaError::BadKey { .. } | CaError::KeyMismatch { .. } => "forward.ca_key",
+                    CaError::BadKey { .. }
+                    | CaError::KeyMismatch { .. }
+                    | CaError::KeyPermissions { .. } => "forward.ca_key",
                     CaError::Read { ref path, .. } if *path == key_path => "forward.ca_key",
                     _ => "forward.ca_cert",
                 };
@@ -490,6 +492,12 @@ impl Compiler<'_> {
                     .or_insert_with(|| forward_route(provider, root_settings))
                     .clone()
             });
+            if ca.as_ref().is_some_and(|ca| !ca.permits(&pattern)) {
+                self.error(
+                    format!("forward.intercept[{i}]"),
+                    format!("the CA's name constraints do not permit {pattern}: re-create it with `switchyard ca init --permit <domain>`"),
+                );
+            }
             intercept.push(InterceptRule { pattern, route });
         }
         for key in spec.providers.iter().flat_map(|m| m.keys()) {
