@@ -470,8 +470,11 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
 
 /// `CONNECT target` answered with a status line starting `HTTP/1.1 {status} `.
 async fn connect_status(gw: &Gateway, target: &str) -> String {
-    raw_exchange(gw, format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-        .await
+    raw_exchange(
+        gw,
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes(),
+    )
+    .await
 }
 
 /// Issue 17 item 10: `allow_hosts: [localhost]` admitted every port, the gateway's own admin and
@@ -505,19 +508,30 @@ async fn allow_hosts_never_reach_the_gateways_own_ports() {
             entries.push(format!("\"{host}:{port}\""));
         }
     }
-    let before = gw.metric("switchyard_config_reloads_total", &["result=\"success\""]).await;
+    let before = gw
+        .metric("switchyard_config_reloads_total", &["result=\"success\""])
+        .await;
     gw.rewrite_config(&config(&mock, &entries.join(", ")));
     let reloaded = harness::eventually(Duration::from_secs(20), || async {
-        gw.metric("switchyard_config_reloads_total", &["result=\"success\""]).await > before
+        gw.metric("switchyard_config_reloads_total", &["result=\"success\""])
+            .await
+            > before
     })
     .await;
-    assert!(reloaded.is_some(), "the config was not reloaded:\n{}", gw.log());
+    assert!(
+        reloaded.is_some(),
+        "the config was not reloaded:\n{}",
+        gw.log()
+    );
     for port in [admin, listen] {
         for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "127.0.0.2"] {
             let target = format!("{host}:{port}");
             let out = connect_status(&gw, &target).await;
             assert!(out.starts_with("HTTP/1.1 403 "), "{target}: {out}");
-            assert!(out.contains("the gateway's own listener"), "{target}: {out}");
+            assert!(
+                out.contains("the gateway's own listener"),
+                "{target}: {out}"
+            );
         }
     }
     let resp = client
@@ -715,27 +729,60 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     assert!(!passed && err.contains("forward.intercept[0]"), "{err}");
     // The CA is name-constrained: an intercepted host outside its permitted domains is refused
     // at load; `ca init --permit` widens it.
-    let custom = format!("{ok}\n  intercept: [llm.corp.example]\n  providers: {{ llm.corp.example: openai }}");
+    let custom = format!(
+        "{ok}\n  intercept: [llm.corp.example]\n  providers: {{ llm.corp.example: openai }}"
+    );
     let (passed, err) = check(&custom, one);
     assert!(
-        !passed && err.contains("forward.intercept[0]: the CA's name constraints do not permit llm.corp.example"),
+        !passed
+            && err.contains(
+                "forward.intercept[0]: the CA's name constraints do not permit llm.corp.example"
+            ),
         "{err}"
     );
     let permitted = switchyard(&[
-        "ca", "init", "--force", "--permit", "llm.corp.example", "--out", out_dir.to_str().unwrap(),
+        "ca",
+        "init",
+        "--force",
+        "--permit",
+        "llm.corp.example",
+        "--out",
+        out_dir.to_str().unwrap(),
     ]);
     assert!(permitted.status.success(), "{permitted:?}");
     let (passed, err) = check(&custom, one);
     assert!(passed, "{err}");
-    let bad = switchyard(&["ca", "init", "--force", "--permit", "*", "--out", out_dir.to_str().unwrap()]);
+    let bad = switchyard(&[
+        "ca",
+        "init",
+        "--force",
+        "--permit",
+        "*",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--permit"), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--permit"),
+        "{bad:?}"
+    );
     // A world-readable key is refused with the file named, never its contents.
-    std::fs::set_permissions(out_dir.join("ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        out_dir.join("ca.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let (passed, err) = check(ok, one);
-    assert!(!passed && err.contains("forward.ca_key:") && err.contains("mode 0644"), "{err}");
+    assert!(
+        !passed && err.contains("forward.ca_key:") && err.contains("mode 0644"),
+        "{err}"
+    );
     assert!(!err.contains("BEGIN"), "{err}");
-    std::fs::set_permissions(out_dir.join("ca.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        out_dir.join("ca.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     // `--force` over a symlink at ca.key replaces the link, never writes through it.
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
@@ -744,7 +791,10 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     let forced = switchyard(&["ca", "init", "--force", "--out", out_dir.to_str().unwrap()]);
     assert!(forced.status.success(), "{forced:?}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-    assert!(std::fs::symlink_metadata(out_dir.join("ca.key")).unwrap().file_type().is_file());
+    assert!(std::fs::symlink_metadata(out_dir.join("ca.key"))
+        .unwrap()
+        .file_type()
+        .is_file());
     // Two OpenAI providers, neither at api.openai.com: the host needs an explicit provider.
     let two = "  a: { kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key: sk-x }\n  b: { kind: openai, base_url: \"http://127.0.0.1:2/v1\", api_key: sk-x }";
     let (passed, err) = check(ok, two);

@@ -243,10 +243,10 @@ pub fn build_request(
     let has_connection = client.headers.contains_key(http::header::CONNECTION);
     for (name, value) in client.headers.iter() {
         let n = name.as_str();
-        if !is_stripped(n)
-            && !is_foreign(provider.kind, n)
-            && !(has_connection && named_in_connection(client, n))
-        {
+        let dropped = is_stripped(n)
+            || is_foreign(provider.kind, n)
+            || (has_connection && named_in_connection(client, n));
+        if !dropped {
             req.append_header(name.clone(), value.clone())?;
         }
     }
@@ -492,10 +492,7 @@ mod tests {
             assert!(req.headers.get(gone).is_none(), "{gone}");
         }
         // The provider's own organisation is what goes upstream.
-        assert_eq!(
-            req.headers.get_all("openai-organization").iter().count(),
-            1
-        );
+        assert_eq!(req.headers.get_all("openai-organization").iter().count(), 1);
         assert_eq!(req.headers.get("openai-organization").unwrap(), "org-real");
         assert_eq!(req.headers.get("x-kept").unwrap(), "yes");
     }

@@ -89,9 +89,10 @@ impl ConnectFailure {
         use pingora::ErrorType as T;
         let kind = match e.etype() {
             T::ConnectRefused => ConnectKind::Refused,
-            T::TLSHandshakeFailure | T::TLSHandshakeTimedout | T::InvalidCert | T::HandshakeError => {
-                ConnectKind::Tls
-            }
+            T::TLSHandshakeFailure
+            | T::TLSHandshakeTimedout
+            | T::InvalidCert
+            | T::HandshakeError => ConnectKind::Tls,
             T::ConnectionClosed => ConnectKind::Closed,
             _ => ConnectKind::Other,
         };

@@ -195,7 +195,9 @@ impl LocalCa {
             nc.permitted_subtrees
                 .iter()
                 .filter_map(|s| match s {
-                    GeneralSubtree::DnsName(d) => Some(d.trim_start_matches('.').to_ascii_lowercase()),
+                    GeneralSubtree::DnsName(d) => {
+                        Some(d.trim_start_matches('.').to_ascii_lowercase())
+                    }
                     _ => None,
                 })
                 .collect::<Vec<String>>()
@@ -453,12 +455,18 @@ mod tests {
             assert!(meta.file_type().is_file(), "{name}");
         }
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode();
         assert_eq!(victim_mode & 0o777, 0o644);
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         LocalCa::load(&out.join("ca.pem"), &out.join("ca.key")).unwrap();
     }
@@ -472,7 +480,10 @@ mod tests {
         for mode in [0o644, 0o604, 0o660, 0o602, 0o666] {
             set_mode(&key, mode);
             let err = LocalCa::load(&pem, &key).unwrap_err();
-            assert!(matches!(err, CaError::KeyPermissions { .. }), "{mode:o}: {err}");
+            assert!(
+                matches!(err, CaError::KeyPermissions { .. }),
+                "{mode:o}: {err}"
+            );
             assert!(err.to_string().contains("ca.key"), "{err}");
         }
         // 0600, 0400, and 0440 (a Secret volume under an fsGroup) load.
@@ -511,7 +522,10 @@ mod tests {
     #[test]
     fn the_ca_is_constrained_to_the_provider_domains() {
         let dir = tempfile::tempdir().unwrap();
-        let permits = ["*.internal.example".to_string(), "llm.corp.example".to_string()];
+        let permits = [
+            "*.internal.example".to_string(),
+            "llm.corp.example".to_string(),
+        ];
         init_dir_with(dir.path(), false, 30, &permits).unwrap();
         let (pem, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
         let ca = LocalCa::load(&pem, &key).unwrap().0;
@@ -526,9 +540,17 @@ mod tests {
         ] {
             verify(&ca, &ca_pem, ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for refused in ["example.com", "evilopenai.com", "api.openai.com.evil.example", "127.0.0.1"] {
+        for refused in [
+            "example.com",
+            "evilopenai.com",
+            "api.openai.com.evil.example",
+            "127.0.0.1",
+        ] {
             let err = verify(&ca, &ca_pem, refused).unwrap_err();
-            assert!(format!("{err:?}").contains("NameConstraint"), "{refused}: {err:?}");
+            assert!(
+                format!("{err:?}").contains("NameConstraint"),
+                "{refused}: {err:?}"
+            );
         }
         use crate::server::forward::hosts::HostPattern;
         let p = |t: &str| HostPattern::parse(t).unwrap();
@@ -539,10 +561,13 @@ mod tests {
         assert!(!ca.permits(&p("xopenai.azure.com")));
         assert!(!ca.permits(&p("127.0.0.1")));
         for bad in ["*", "1.2.3.4", "com", "a b"] {
-            assert!(matches!(
-                permitted_domains(&[bad.to_string()]),
-                Err(CaError::BadPermit(_))
-            ), "{bad}");
+            assert!(
+                matches!(
+                    permitted_domains(&[bad.to_string()]),
+                    Err(CaError::BadPermit(_))
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -107,7 +107,10 @@ pub fn reaches_own(own: &[SocketAddr], addr: SocketAddr) -> bool {
     let ip = addr.ip().to_canonical();
     own.iter().any(|o| {
         o.port() == addr.port()
-            && (ip.is_loopback() || ip.is_unspecified() || ip == o.ip().to_canonical() || is_local(ip))
+            && (ip.is_loopback()
+                || ip.is_unspecified()
+                || ip == o.ip().to_canonical()
+                || is_local(ip))
     })
 }
 
@@ -147,12 +150,14 @@ impl Forwarder {
             port,
         }
         .to_string();
-        let addr = match tokio::time::timeout(RESOLVE_TIMEOUT, self.dns.resolve(host, port)).await
-        {
+        let addr = match tokio::time::timeout(RESOLVE_TIMEOUT, self.dns.resolve(host, port)).await {
             Ok(Ok(addr)) => addr,
             Ok(Err(e)) => {
                 tracing::info!(%target, error = %e, "forward: cannot resolve");
-                return Err((502, unreachable(&target, "the host name cannot be resolved")));
+                return Err((
+                    502,
+                    unreachable(&target, "the host name cannot be resolved"),
+                ));
             }
             Err(_) => return Err((504, unreachable(&target, "name resolution timed out"))),
         };
@@ -210,7 +215,10 @@ impl Forwarder {
         tokio::time::timeout(CONNECT_TIMEOUT, attempts)
             .await
             .unwrap_or_else(|_| {
-                let why = format!("connecting took longer than {} s", CONNECT_TIMEOUT.as_secs());
+                let why = format!(
+                    "connecting took longer than {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                );
                 Err((504, unreachable(&shown, &why)))
             })
     }
@@ -446,7 +454,12 @@ where
         // One snapshot load per connection; dropped before the long-lived part.
         let snapshot = self.live.load_full();
         let forward = snapshot.forward.as_ref();
-        match decide(forward, &target.host, target.port, hosts::DEFAULT_CONNECT_PORT) {
+        match decide(
+            forward,
+            &target.host,
+            target.port,
+            hosts::DEFAULT_CONNECT_PORT,
+        ) {
             Decision::Refuse => {
                 self.forwarder.count(Mode::Refused);
                 tracing::info!(target = %target, "CONNECT refused: host not intercepted or allowed");
@@ -514,7 +527,8 @@ where
         let connected = self.forwarder.connect(target).await;
         // A CONNECT into the gateway itself counts as refused; anything else as a tunnel.
         let refused = matches!(connected, Err((403, _)));
-        self.forwarder.count(if refused { Mode::Refused } else { Mode::Tunnel });
+        self.forwarder
+            .count(if refused { Mode::Refused } else { Mode::Tunnel });
         let mut upstream = match connected {
             Ok(s) => s,
             Err((status, error)) => {
