@@ -28,8 +28,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// OpenAI and Anthropic SDKs' own default, because a non-streamed answer of a reasoning model
 /// sends its headers only when the whole answer is generated.
 pub const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(600);
-/// Default longest silence between two body reads (`idle_ms`): 5 minutes, well above the gap
-/// a streaming model leaves while it reasons (providers send keep-alive events far more often).
+/// Default longest silence between two body reads (`idle_ms`): 5 minutes, room for a streaming
+/// reasoning model that sends nothing while it thinks.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default bound on one whole attempt, body included (`total_ms`): 1 hour, above the longest
 /// generation a provider streams today, yet a hung upstream never holds a slot forever.

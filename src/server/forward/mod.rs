@@ -644,6 +644,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_gateways_own_listeners_are_recognised_however_addressed() {
+        let own: Vec<SocketAddr> = vec![
+            "127.0.0.1:8080".parse().unwrap(),
+            "0.0.0.0:9090".parse().unwrap(),
+        ];
+        for addr in [
+            "127.0.0.1:8080",
+            "127.9.9.9:8080",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:9090",
+            "0.0.0.0:9090",
+            "[::]:9090",
+        ] {
+            assert!(reaches_own(&own, addr.parse().unwrap()), "{addr}");
+        }
+        for addr in ["127.0.0.1:8081", "192.0.2.1:9090", "[2001:db8::1]:8080"] {
+            assert!(!reaches_own(&own, addr.parse().unwrap()), "{addr}");
+        }
+    }
+
+    #[test]
     fn self_addresses_are_base_url_requests() {
         let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert!(is_self("127.0.0.1", 8080, listen));
