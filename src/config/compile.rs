@@ -1250,7 +1250,6 @@ fn infer_forward_provider(
     }
 }
 
-/// A one-target route to `provider` with its own credential, labelled `forward` in metrics.
 /// The root of every target's deadlines: top-level `timeouts:` over the built-in defaults
 /// (`crate::upstream::client::DEFAULT_*`), so no upstream attempt is ever unbounded. The
 /// effective values replace `timeouts` in the `/config` view (milliseconds).
@@ -1283,6 +1282,7 @@ fn default_timeouts(
     t
 }
 
+/// A one-target route to `provider` with its own credential, labelled `forward` in metrics.
 fn forward_route(provider: Arc<Provider>, settings: &TargetSettings) -> Arc<RouteConfig> {
     let key = Arc::new(VirtualKey {
         name: format!("forward:{}", provider.name),
