@@ -51,14 +51,18 @@ enum Command {
 #[derive(Subcommand)]
 enum CaCommand {
     /// Create a CA (ECDSA P-256): DIR/ca.pem, DIR/ca.key (mode 0600) and DIR/bundle.pem (the
-    /// Mozilla roots plus ca.pem, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE).
+    /// Mozilla roots plus ca.pem, for SSL_CERT_FILE / REQUESTS_CA_BUNDLE). The CA is name-
+    /// constrained to the default intercepted provider domains plus each --permit.
     Init {
         /// Directory to write to (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Overwrite existing files.
+        /// Replace existing files (a symlink in their place is replaced, never followed).
         #[arg(long)]
         force: bool,
+        /// Another domain (and its subdomains) the CA may sign for; repeatable.
+        #[arg(long = "permit", value_name = "DOMAIN")]
+        permit: Vec<String>,
         /// Validity of the CA certificate, in days.
         #[arg(long, default_value_t = switchyard::server::forward::ca::DEFAULT_CA_DAYS)]
         days: u32,
@@ -84,13 +88,19 @@ fn main() -> ExitCode {
         Command::MockProvider { listen } => mock_provider(listen),
         Command::Demo => demo(),
         Command::Ca {
-            command: CaCommand::Init { out, force, days },
-        } => ca_init(&out, force, days),
+            command:
+                CaCommand::Init {
+                    out,
+                    force,
+                    days,
+                    permit,
+                },
+        } => ca_init(&out, force, days, &permit),
     }
 }
 
-fn ca_init(out: &std::path::Path, force: bool, days: u32) -> ExitCode {
-    match switchyard::server::forward::ca::init_dir(out, force, days) {
+fn ca_init(out: &std::path::Path, force: bool, days: u32, permit: &[String]) -> ExitCode {
+    match switchyard::server::forward::ca::init_dir_with(out, force, days, permit) {
         Ok(paths) => {
             for p in paths {
                 println!("wrote {}", p.display());

@@ -218,7 +218,7 @@ async fn the_openai_host_is_intercepted_and_served_by_the_gateway() {
 #[tokio::test]
 async fn plain_http_proxy_requests_are_intercepted_forwarded_or_refused() {
     let mock = mock().await;
-    let gw = start(&mock, "127.0.0.1").await;
+    let gw = start(&mock, &format!("\"127.0.0.1:{}\"", mock.addr.port())).await;
     let client = proxied_client(&gw, &[]);
 
     // An intercepted host over plain HTTP: the gateway path.
@@ -362,9 +362,13 @@ async fn tcp_echo_server() -> (u16, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
     let mock = mock().await;
-    let gw = start(&mock, "localhost, 127.0.0.1").await;
     let (tls_port, server_pem, tls_task) = tls_echo_server().await;
     let (tcp_port, tcp_task) = tcp_echo_server().await;
+    let closed = harness::free_port();
+    let allow = format!(
+        "\"127.0.0.1:{tls_port}\", \"127.0.0.1:{tcp_port}\", \"localhost:{closed}\", localhost"
+    );
+    let gw = start(&mock, &allow).await;
 
     // HTTPS through the tunnel, verified against the server's own certificate: not intercepted.
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -433,15 +437,15 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
     );
     drop(s);
 
-    // Not allowed: 403, closed.
-    for target in ["example.com:443", "127.0.0.2:443", "[::1]:443"] {
+    // Not allowed: 403, closed. A bare `localhost` admits port 443 only.
+    let other_port = format!("localhost:{tcp_port}");
+    for target in ["example.com:443", "127.0.0.2:443", "[::1]:443", &other_port] {
         let out = raw_exchange(&gw, format!("CONNECT {target} HTTP/1.1\r\n\r\n").as_bytes()).await;
         assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
         assert!(out.contains("\"code\":\"forbidden\""), "{out}");
         assert!(out.contains(target), "{out}");
     }
     // An allowed host whose port is closed: 502, not a hang.
-    let closed = harness::free_port();
     let out = raw_exchange(
         &gw,
         format!("CONNECT localhost:{closed} HTTP/1.1\r\n\r\n").as_bytes(),
@@ -462,6 +466,89 @@ async fn allowed_hosts_get_a_byte_for_byte_tunnel_and_others_403() {
     );
     tls_task.abort();
     tcp_task.abort();
+}
+
+/// `CONNECT target` answered with a status line starting `HTTP/1.1 {status} `.
+async fn connect_status(gw: &Gateway, target: &str) -> String {
+    raw_exchange(
+        gw,
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+/// Issue 17 item 10: `allow_hosts: [localhost]` admitted every port, the gateway's own admin and
+/// proxy ports included. Bare entries now admit 443 (CONNECT) / 80 (plain HTTP) only, and no
+/// entry, however spelled, reaches the gateway's own listeners.
+#[tokio::test]
+async fn allow_hosts_never_reach_the_gateways_own_ports() {
+    let mock = mock().await;
+    // Bare entries, as the finding had them.
+    let gw = start(&mock, "localhost, 127.0.0.1, \"::1\", 0.0.0.0").await;
+    let (listen, admin) = (gw.addr.port(), gw.admin.port());
+    for port in [admin, listen] {
+        for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"] {
+            let out = connect_status(&gw, &format!("{host}:{port}")).await;
+            assert!(out.starts_with("HTTP/1.1 403 "), "{host}:{port}: {out}");
+        }
+    }
+    let client = proxied_client(&gw, &[]);
+    let resp = client
+        .get(format!("http://localhost:{admin}/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Entries naming the ports explicitly, and a name that resolves to loopback: still refused,
+    // after resolution (the check runs on the addresses connected to).
+    let mut entries = Vec::new();
+    for port in [admin, listen] {
+        for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "127.0.0.2"] {
+            entries.push(format!("\"{host}:{port}\""));
+        }
+    }
+    let before = gw
+        .metric("switchyard_config_reloads_total", &["result=\"success\""])
+        .await;
+    gw.rewrite_config(&config(&mock, &entries.join(", ")));
+    let reloaded = harness::eventually(Duration::from_secs(20), || async {
+        gw.metric("switchyard_config_reloads_total", &["result=\"success\""])
+            .await
+            > before
+    })
+    .await;
+    assert!(
+        reloaded.is_some(),
+        "the config was not reloaded:\n{}",
+        gw.log()
+    );
+    for port in [admin, listen] {
+        for host in ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "127.0.0.2"] {
+            let target = format!("{host}:{port}");
+            let out = connect_status(&gw, &target).await;
+            assert!(out.starts_with("HTTP/1.1 403 "), "{target}: {out}");
+            assert!(
+                out.contains("the gateway's own listener"),
+                "{target}: {out}"
+            );
+        }
+    }
+    let resp = client
+        .get(format!("http://127.0.0.1:{admin}/config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = client
+        .get(format!("http://localhost:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // The gateway still answers on both ports directly.
+    let health = reqwest::get(gw.admin_url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
 }
 
 #[tokio::test]
@@ -504,7 +591,7 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
     // A client that does not trust the CA refuses the minted certificate.
     let tcp = connect(&gw, "api.openai.com:443").await;
     let sni = ServerName::try_from("api.openai.com").unwrap();
-    let other_ca = switchyard::server::forward::ca::generate(1).unwrap().0;
+    let other_ca = switchyard::server::forward::ca::generate(1, &[]).unwrap().0;
     let err = tls_client(&[other_ca.as_bytes()])
         .connect(sni, tcp)
         .await
@@ -640,6 +727,74 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     assert!(!passed && err.contains("forward.allow_hosts[0]"), "{err}");
     let (passed, err) = check(&format!("{ok}\n  intercept: [\"api.*.com\"]"), one);
     assert!(!passed && err.contains("forward.intercept[0]"), "{err}");
+    // The CA is name-constrained: an intercepted host outside its permitted domains is refused
+    // at load; `ca init --permit` widens it.
+    let custom = format!(
+        "{ok}\n  intercept: [llm.corp.example]\n  providers: {{ llm.corp.example: openai }}"
+    );
+    let (passed, err) = check(&custom, one);
+    assert!(
+        !passed
+            && err.contains(
+                "forward.intercept[0]: the CA's name constraints do not permit llm.corp.example"
+            ),
+        "{err}"
+    );
+    let permitted = switchyard(&[
+        "ca",
+        "init",
+        "--force",
+        "--permit",
+        "llm.corp.example",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(permitted.status.success(), "{permitted:?}");
+    let (passed, err) = check(&custom, one);
+    assert!(passed, "{err}");
+    let bad = switchyard(&[
+        "ca",
+        "init",
+        "--force",
+        "--permit",
+        "*",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--permit"),
+        "{bad:?}"
+    );
+    // A world-readable key is refused with the file named, never its contents.
+    std::fs::set_permissions(
+        out_dir.join("ca.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (passed, err) = check(ok, one);
+    assert!(
+        !passed && err.contains("forward.ca_key:") && err.contains("mode 0644"),
+        "{err}"
+    );
+    assert!(!err.contains("BEGIN"), "{err}");
+    std::fs::set_permissions(
+        out_dir.join("ca.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    // `--force` over a symlink at ca.key replaces the link, never writes through it.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::remove_file(out_dir.join("ca.key")).unwrap();
+    std::os::unix::fs::symlink(&victim, out_dir.join("ca.key")).unwrap();
+    let forced = switchyard(&["ca", "init", "--force", "--out", out_dir.to_str().unwrap()]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(out_dir.join("ca.key"))
+        .unwrap()
+        .file_type()
+        .is_file());
     // Two OpenAI providers, neither at api.openai.com: the host needs an explicit provider.
     let two = "  a: { kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key: sk-x }\n  b: { kind: openai, base_url: \"http://127.0.0.1:2/v1\", api_key: sk-x }";
     let (passed, err) = check(ok, two);

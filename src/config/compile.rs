@@ -382,7 +382,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn compile(&mut self, file: FileConfig, redacted: Value) -> Option<Snapshot> {
+    fn compile(&mut self, file: FileConfig, mut redacted: Value) -> Option<Snapshot> {
         let listen = self.addr("listen", file.listen.as_deref(), DEFAULT_LISTEN);
         let admin_listen = self.addr(
             "admin_listen",
@@ -489,7 +489,7 @@ impl Compiler<'_> {
         let root_settings = TargetSettings {
             retry: RetrySettings::default(),
             request_timeout: None,
-            timeouts: PhaseTimeouts::default(),
+            timeouts: default_timeouts(file.timeouts.as_ref(), &mut redacted),
             override_params: Default::default(),
             circuit_breaker: circuit_breaker.clone(),
             cache: None,
@@ -689,7 +689,9 @@ impl Compiler<'_> {
             }
             Err(e) => {
                 let field = match e {
-                    CaError::BadKey { .. } | CaError::KeyMismatch { .. } => "forward.ca_key",
+                    CaError::BadKey { .. }
+                    | CaError::KeyMismatch { .. }
+                    | CaError::KeyPermissions { .. } => "forward.ca_key",
                     CaError::Read { ref path, .. } if *path == key_path => "forward.ca_key",
                     _ => "forward.ca_cert",
                 };
@@ -735,6 +737,12 @@ impl Compiler<'_> {
                     .or_insert_with(|| forward_route(provider, root_settings))
                     .clone()
             });
+            if ca.as_ref().is_some_and(|ca| !ca.permits(&pattern)) {
+                self.error(
+                    format!("forward.intercept[{i}]"),
+                    format!("the CA's name constraints do not permit {pattern}: re-create it with `switchyard ca init --permit <domain>`"),
+                );
+            }
             intercept.push(InterceptRule { pattern, route });
         }
         for key in spec.providers.iter().flat_map(|m| m.keys()) {
@@ -747,7 +755,7 @@ impl Compiler<'_> {
         }
         let mut allow_hosts = Vec::new();
         for (i, text) in spec.allow_hosts.iter().flatten().enumerate() {
-            match HostPattern::parse(text) {
+            match crate::server::forward::hosts::AllowHost::parse(text) {
                 Ok(p) => allow_hosts.push(p),
                 Err(e) => self.error(format!("forward.allow_hosts[{i}]"), e),
             }
@@ -1143,6 +1151,7 @@ impl Compiler<'_> {
         let timeouts = match &spec.timeouts {
             Some(t) => PhaseTimeouts {
                 connect: t.connect_ms.map(|d| d.0).or(parent.timeouts.connect),
+                headers: parent.timeouts.headers,
                 ttft: t.ttft_ms.map(|d| d.0).or(parent.timeouts.ttft),
                 idle: t.idle_ms.map(|d| d.0).or(parent.timeouts.idle),
                 total: t.total_ms.map(|d| d.0).or(parent.timeouts.total),
@@ -1484,6 +1493,38 @@ fn infer_forward_provider(
                 .join(", ")
         )),
     }
+}
+
+/// The root of every target's deadlines: top-level `timeouts:` over the built-in defaults
+/// (`crate::upstream::client::DEFAULT_*`), so no upstream attempt is ever unbounded. The
+/// effective values replace `timeouts` in the `/config` view (milliseconds).
+fn default_timeouts(
+    spec: Option<&crate::config::schema::DefaultTimeoutsSpec>,
+    view: &mut Value,
+) -> PhaseTimeouts {
+    use crate::upstream::client as d;
+    let spec = spec.cloned().unwrap_or_default();
+    let t = PhaseTimeouts {
+        connect: Some(spec.connect_ms.map_or(d::DEFAULT_CONNECT_TIMEOUT, |t| t.0)),
+        headers: Some(spec.headers_ms.map_or(d::DEFAULT_HEADERS_TIMEOUT, |t| t.0)),
+        ttft: spec.ttft_ms.map(|t| t.0),
+        idle: Some(spec.idle_ms.map_or(d::DEFAULT_IDLE_TIMEOUT, |t| t.0)),
+        total: Some(spec.total_ms.map_or(d::DEFAULT_TOTAL_TIMEOUT, |t| t.0)),
+    };
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+    if let Some(root) = view.as_object_mut() {
+        root.insert(
+            "timeouts".into(),
+            serde_json::json!({
+                "connect_ms": ms(t.connect),
+                "headers_ms": ms(t.headers),
+                "ttft_ms": ms(t.ttft),
+                "idle_ms": ms(t.idle),
+                "total_ms": ms(t.total),
+            }),
+        );
+    }
+    t
 }
 
 /// A one-target route to `provider` with its own credential, labelled `forward` in metrics.

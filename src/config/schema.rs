@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub state: Option<StateSpec>,
     pub forward: Option<ForwardSpec>,
     pub circuit_breaker: Option<BreakerSpec>,
+    /// Upstream deadlines for every target that sets none (built-in defaults otherwise).
+    pub timeouts: Option<DefaultTimeoutsSpec>,
     #[serde(default)]
     pub configs: BTreeMap<String, NodeSpec>,
     #[serde(default)]
@@ -265,6 +267,18 @@ pub struct RetrySpec {
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsSpec {
     pub connect_ms: Option<Millis>,
+    pub ttft_ms: Option<Millis>,
+    pub idle_ms: Option<Millis>,
+    pub total_ms: Option<Millis>,
+}
+
+/// Top-level `timeouts:`: a target's phases plus `headers_ms`, the response-header deadline
+/// when no `request_timeout` applies.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultTimeoutsSpec {
+    pub connect_ms: Option<Millis>,
+    pub headers_ms: Option<Millis>,
     pub ttft_ms: Option<Millis>,
     pub idle_ms: Option<Millis>,
     pub total_ms: Option<Millis>,

@@ -358,6 +358,9 @@ pub struct TargetSettings {
 pub struct PhaseTimeouts {
     /// TCP (+TLS) connect.
     pub connect: Option<Duration>,
+    /// Response headers when no `request_timeout` applies (top-level `timeouts.headers_ms`, else
+    /// the built-in default); a `request_timeout` wins.
+    pub headers: Option<Duration>,
     /// First content chunk of a stream (measured from sending the request).
     pub ttft: Option<Duration>,
     /// Longest gap between two upstream body reads.
@@ -466,8 +469,8 @@ pub struct ForwardSettings {
     pub ca: Arc<crate::server::forward::ca::LocalCa>,
     /// Hosts whose TLS is terminated and whose requests run the gateway path, in order.
     pub intercept: Vec<InterceptRule>,
-    /// Hosts tunnelled (or, for plain HTTP, forwarded) untouched.
-    pub allow_hosts: Vec<crate::server::forward::hosts::HostPattern>,
+    /// Hosts (and ports) tunnelled (or, for plain HTTP, forwarded) untouched.
+    pub allow_hosts: Vec<crate::server::forward::hosts::AllowHost>,
 }
 
 /// One `forward.intercept` entry.

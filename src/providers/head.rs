@@ -1,6 +1,9 @@
 //! The upstream request head for one attempt, per provider kind: method, path and query,
 //! `Host`, the provider's credential, version headers, and the client headers worth
-//! forwarding (never the client's credentials, our control headers, hop-by-hop headers or
+//! forwarding (never the client's credentials or the account they select — `OpenAI-Organization`,
+//! `OpenAI-Project` belong to the real credential: set them in the provider's `headers:` —, our
+//! control headers, hop-by-hop headers (the fixed list and any named in `Connection`), the
+//! client-address headers `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`, or
 //! `accept-encoding`).
 //!
 //! | kind | chat request goes to | auth (default) |
@@ -45,7 +48,10 @@ pub struct ChatCall<'a> {
 }
 
 /// Client headers never forwarded upstream: credentials the app sent (the provider's own is
-/// injected instead), our control headers, hop-by-hop headers, and what we recompute.
+/// injected instead) and the organisation/project they would select on the provider's account,
+/// our control headers, hop-by-hop headers, what we recompute, and headers that describe the
+/// client's network (the provider has no business with pod addresses, and a client could forge
+/// them).
 fn is_stripped(name: &str) -> bool {
     matches!(
         name,
@@ -54,7 +60,14 @@ fn is_stripped(name: &str) -> bool {
             | "x-api-key"
             | "api-key"
             | "x-goog-api-key"
+            | "openai-organization"
+            | "openai-project"
             | "cookie"
+            | "forwarded"
+            | "x-real-ip"
+            | "x-client-ip"
+            | "true-client-ip"
+            | "via"
             | "host"
             | "content-length"
             | "transfer-encoding"
@@ -69,6 +82,19 @@ fn is_stripped(name: &str) -> bool {
             | "accept-encoding"
     ) || name.starts_with("x-portkey-")
         || name.starts_with("x-switchyard-")
+        || name.starts_with("x-forwarded-")
+}
+
+/// Whether the client's `Connection` header lists `name` (RFC 9110 §7.6.1: such headers are
+/// hop-by-hop and end at this proxy).
+fn named_in_connection(client: &RequestHeader, name: &str) -> bool {
+    client
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case(name))
 }
 
 /// Headers that belong to another provider's API (an Anthropic SDK's `anthropic-beta` means
@@ -214,9 +240,13 @@ pub fn build_request(
         Some(client.headers.len() + 4),
     )?;
     req.insert_header(http::header::HOST, provider.base_url.host_header())?;
+    let has_connection = client.headers.contains_key(http::header::CONNECTION);
     for (name, value) in client.headers.iter() {
         let n = name.as_str();
-        if !is_stripped(n) && !is_foreign(provider.kind, n) {
+        let dropped = is_stripped(n)
+            || is_foreign(provider.kind, n)
+            || (has_connection && named_in_connection(client, n));
+        if !dropped {
             req.append_header(name.clone(), value.clone())?;
         }
     }
@@ -399,8 +429,8 @@ mod tests {
         assert_eq!(h("host").as_deref(), Some("127.0.0.1:9000"));
         assert_eq!(h("content-length").as_deref(), Some("12"));
         assert_eq!(h("user-agent").as_deref(), Some("OpenAI/Python"));
-        assert_eq!(h("openai-organization").as_deref(), Some("org-1"));
         for gone in [
+            "openai-organization",
             "x-api-key",
             "x-portkey-config",
             "x-switchyard-virtual-key",
@@ -417,6 +447,54 @@ mod tests {
         .unwrap();
         assert_eq!(azure.headers.get("api-key").unwrap(), "sk-real");
         assert!(azure.headers.get("authorization").is_none());
+    }
+
+    /// Issue 17 item 10: the client's organisation/project and address headers reached the
+    /// provider.
+    #[test]
+    fn account_and_client_address_headers_never_reach_the_provider() {
+        let mut client = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (k, v) in [
+            ("OpenAI-Organization", "org-attacker"),
+            ("OpenAI-Project", "proj-attacker"),
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("X-Forwarded-Host", "internal.example"),
+            ("X-Forwarded-Proto", "http"),
+            ("Forwarded", "for=10.0.0.1"),
+            ("X-Real-IP", "10.0.0.1"),
+            ("Via", "1.1 app"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("X-Kept", "yes"),
+        ] {
+            client.append_header(k, v).unwrap();
+        }
+        let mut p = provider(ProviderKind::OpenAi, "/v1", "authorization");
+        p.headers = vec![("openai-organization".into(), "org-real".into())];
+        let req = build_request(&p, &client, &head("/v1/chat/completions", None)).unwrap();
+        for gone in [
+            "openai-project",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "forwarded",
+            "x-real-ip",
+            "via",
+            "connection",
+            "x-hop",
+            "keep-alive",
+            "te",
+            "upgrade",
+        ] {
+            assert!(req.headers.get(gone).is_none(), "{gone}");
+        }
+        // The provider's own organisation is what goes upstream.
+        assert_eq!(req.headers.get_all("openai-organization").iter().count(), 1);
+        assert_eq!(req.headers.get("openai-organization").unwrap(), "org-real");
+        assert_eq!(req.headers.get("x-kept").unwrap(), "yes");
     }
 
     #[test]

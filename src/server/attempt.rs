@@ -293,7 +293,9 @@ fn deadlines(settings: &TargetSettings, request_timeout: Option<Duration>) -> De
     Deadlines {
         connect: settings.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         // Portkey: the `x-portkey-request-timeout` header wins over the config.
-        headers: request_timeout.or(settings.request_timeout),
+        headers: request_timeout
+            .or(settings.request_timeout)
+            .or(settings.timeouts.headers),
         first_chunk: settings.timeouts.ttft,
         idle: settings.timeouts.idle,
         total: settings.timeouts.total,
@@ -323,10 +325,14 @@ pub fn gateway_error(target: &str, error: AttemptError) -> GatewayError {
             target: target.to_string(),
             reason: error.to_string(),
         },
-        other => GatewayError::UpstreamUnreachable {
-            target: target.to_string(),
-            reason: other.to_string(),
-        },
+        other => {
+            // The detail names addresses and SNI: the log gets it, the client a fixed phrase.
+            tracing::warn!(%target, error = %other, "upstream attempt failed");
+            GatewayError::UpstreamUnreachable {
+                target: target.to_string(),
+                reason: other.client_reason(),
+            }
+        }
     }
 }
 

@@ -122,7 +122,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         live.clone(),
         reloader.clone(),
     );
-    let forwarder = Arc::new(forward::Forwarder::new(&metrics));
+    let forwarder = Arc::new(forward::Forwarder::new(&metrics, &[listen, admin_listen]));
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),

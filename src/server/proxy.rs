@@ -461,11 +461,8 @@ impl Gateway {
                 session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
                 Ok(false)
             }
-            Err(reason) => {
-                let e = GatewayError::UpstreamUnreachable {
-                    target: host.chars().take(256).collect(),
-                    reason,
-                };
+            // 403 for the gateway's own address, 502 when it cannot be resolved.
+            Err((_, e)) => {
                 session.set_keepalive(None);
                 respond::write_error(session, ClientFormat::OpenAi, &e, &[]).await;
                 Ok(true)

@@ -4,6 +4,10 @@
 //! Each phase gets its own `tokio::time::timeout` so a slow provider is classified precisely
 //! (a `ttft` timeout is not a `connect` timeout). Connections go back to the pool only when their
 //! response was read to the end; anything else is shut down.
+//!
+//! An [`AttemptError`]'s `Display` is the full detail for the log (pingora's text carries the
+//! resolved address, SNI and TLS library errors); what a client is told is
+//! [`AttemptError::client_reason`], a fixed phrase per kind of failure.
 
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -20,6 +24,16 @@ use crate::config::Provider;
 
 /// Default TCP (+TLS) connect budget when a target sets no `connect_ms`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default deadline for the response headers when no `request_timeout` applies: 10 minutes, the
+/// OpenAI and Anthropic SDKs' own default, because a non-streamed answer of a reasoning model
+/// sends its headers only when the whole answer is generated.
+pub const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default longest silence between two body reads (`idle_ms`): 5 minutes, room for a streaming
+/// reasoning model that sends nothing while it thinks.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default bound on one whole attempt, body included (`total_ms`): 1 hour, above the longest
+/// generation a provider streams today, yet a hung upstream never holds a slot forever.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pooled connections across all upstreams.
@@ -51,13 +65,51 @@ impl Phase {
     }
 }
 
+/// What kind of connection failure, for the client's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectKind {
+    Refused,
+    /// TLS handshake or certificate verification.
+    Tls,
+    /// Closed or reset before any response byte.
+    Closed,
+    Other,
+}
+
+/// A connection failure: its kind and the full detail (log only).
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct ConnectFailure {
+    pub kind: ConnectKind,
+    pub detail: String,
+}
+
+impl ConnectFailure {
+    fn from_pingora(e: &pingora::Error) -> ConnectFailure {
+        use pingora::ErrorType as T;
+        let kind = match e.etype() {
+            T::ConnectRefused => ConnectKind::Refused,
+            T::TLSHandshakeFailure
+            | T::TLSHandshakeTimedout
+            | T::InvalidCert
+            | T::HandshakeError => ConnectKind::Tls,
+            T::ConnectionClosed => ConnectKind::Closed,
+            _ => ConnectKind::Other,
+        };
+        ConnectFailure {
+            kind,
+            detail: e.to_string(),
+        }
+    }
+}
+
 /// Why an attempt failed before or while reading its response.
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
     #[error("cannot resolve {host}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("connect failed: {0}")]
-    Connect(String),
+    Connect(ConnectFailure),
     #[error(transparent)]
     Trust(#[from] TrustError),
     #[error("{} timeout after {}ms", phase.as_str(), budget.as_millis())]
@@ -66,6 +118,25 @@ pub enum AttemptError {
     Io(String),
     #[error("upstream response body exceeds {limit} bytes")]
     TooLarge { limit: usize },
+}
+
+impl AttemptError {
+    /// The failure as a client may see it: no resolved address, host name, SNI, file path or
+    /// library text (the [`Display`](std::fmt::Display) form, for the log, has those).
+    pub fn client_reason(&self) -> String {
+        match self {
+            AttemptError::Resolve { .. } => "the provider's host name cannot be resolved".into(),
+            AttemptError::Connect(c) => match c.kind {
+                ConnectKind::Refused => "the connection was refused".into(),
+                ConnectKind::Tls => "the TLS handshake failed (certificate not trusted, wrong name or protocol mismatch)".into(),
+                ConnectKind::Closed => "the connection closed before the response head".into(),
+                ConnectKind::Other => "the connection failed".into(),
+            },
+            AttemptError::Trust(_) => "the provider's ca_file cannot be used".into(),
+            AttemptError::Timeout { .. } | AttemptError::TooLarge { .. } => self.to_string(),
+            AttemptError::Io(_) => "the upstream connection failed while reading the response".into(),
+        }
+    }
 }
 
 /// Per-phase budgets of one attempt.
@@ -207,7 +278,7 @@ impl UpstreamClient {
                         phase: Phase::Connect,
                         budget: deadlines.connect,
                     },
-                    _ => AttemptError::Connect(e.to_string()),
+                    _ => AttemptError::Connect(ConnectFailure::from_pingora(&e)),
                 })?;
             session.set_read_timeout(None);
             let connected = started.elapsed();
@@ -216,9 +287,9 @@ impl UpstreamClient {
                 Err(_) if reused && tries < 2 => continue,
                 // Refused, reset or closed before any response byte: a connection failure.
                 Err(e) => {
-                    return Err(AttemptError::Connect(format!(
-                        "connection failed before the response head: {e}"
-                    )))
+                    let mut failure = ConnectFailure::from_pingora(&e);
+                    failure.detail = format!("connection failed before the response head: {e}");
+                    return Err(AttemptError::Connect(failure));
                 }
             }
         };

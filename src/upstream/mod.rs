@@ -5,4 +5,6 @@ pub mod dns;
 pub mod sse;
 pub mod tls;
 
-pub use client::{AttemptError, Deadlines, Phase, UpstreamClient, UpstreamResponse};
+pub use client::{
+    AttemptError, ConnectFailure, ConnectKind, Deadlines, Phase, UpstreamClient, UpstreamResponse,
+};

@@ -1,6 +1,11 @@
 //! Host names as forward-proxy mode compares them: normalisation (lower case, no trailing dot,
 //! no IPv6 brackets), validation, and the `intercept` / `allow_hosts` patterns (`api.openai.com`,
 //! or `*.openai.azure.com` for any name under that domain).
+//!
+//! An `allow_hosts` entry also names its port ([`AllowHost`]): `pypi.org:8443`. A bare host
+//! admits only the scheme's default port — 443 for a `CONNECT`, 80 for a plain-HTTP request — so
+//! allowing `localhost` for one service never opens every port of the pod (the gateway's own
+//! admin port included).
 
 use std::net::IpAddr;
 
@@ -55,6 +60,78 @@ impl std::fmt::Display for HostPattern {
             HostPattern::Subdomains(s) => write!(f, "*{s}"),
         }
     }
+}
+
+/// The port a bare `allow_hosts` entry admits on a `CONNECT` tunnel.
+pub const DEFAULT_CONNECT_PORT: u16 = 443;
+/// The port a bare `allow_hosts` entry admits on a plain-HTTP (absolute-form) request.
+pub const DEFAULT_HTTP_PORT: u16 = 80;
+
+/// One `forward.allow_hosts` entry: `host`, `host:port`, `*.domain[:port]`, `[v6][:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowHost {
+    pub pattern: HostPattern,
+    /// `None`: the scheme's default port ([`DEFAULT_CONNECT_PORT`] / [`DEFAULT_HTTP_PORT`]).
+    pub port: Option<u16>,
+}
+
+impl AllowHost {
+    /// Parses one entry as written in the config.
+    pub fn parse(text: &str) -> Result<AllowHost, String> {
+        let t = text.trim();
+        let (host, port) = split_port(t)?;
+        Ok(AllowHost {
+            pattern: HostPattern::parse(host)?,
+            port,
+        })
+    }
+
+    /// Whether a request to `host` (already [`normalize`]d) on `port` is admitted; a bare entry
+    /// admits `default_port` only.
+    pub fn admits(&self, host: &str, port: u16, default_port: u16) -> bool {
+        port == self.port.unwrap_or(default_port) && self.pattern.matches(host)
+    }
+}
+
+impl std::fmt::Display for AllowHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.pattern, self.port) {
+            (HostPattern::Exact(h), Some(p)) if h.contains(':') => write!(f, "[{h}]:{p}"),
+            (p, Some(port)) => write!(f, "{p}:{port}"),
+            (p, None) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// `host[:port]` → host text and port. A bracketed IPv6 address may carry a port; an unbracketed
+/// one (two or more colons) never does.
+fn split_port(t: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if t.starts_with('[') {
+        match t.find(']') {
+            Some(end) if end + 1 == t.len() => (t, None),
+            Some(end) => match t[end + 1..].strip_prefix(':') {
+                Some(port) => (&t[..=end], Some(port)),
+                None => return Err(format!("{t:?}: expected [IPv6]:port")),
+            },
+            None => return Err(format!("{t:?} is not a host name or IP address")),
+        }
+    } else if t.matches(':').count() == 1 {
+        let (h, p) = t.split_once(':').unwrap_or((t, ""));
+        (h, Some(p))
+    } else {
+        (t, None)
+    };
+    let port = match port {
+        None => None,
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(format!("{t:?}: the port must be 1-65535")),
+            }
+        }
+        Some(_) => return Err(format!("{t:?}: the port must be 1-65535")),
+    };
+    Ok((host, port))
 }
 
 /// The first pattern of `patterns` that matches `host`, with its index.
@@ -132,6 +209,39 @@ mod tests {
             "1.2.3",
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn allow_entries_carry_a_port_and_bare_ones_admit_the_default_only() {
+        let bare = AllowHost::parse("localhost").unwrap();
+        assert!(bare.admits("localhost", 443, DEFAULT_CONNECT_PORT));
+        assert!(!bare.admits("localhost", 9090, DEFAULT_CONNECT_PORT));
+        assert!(bare.admits("localhost", 80, DEFAULT_HTTP_PORT));
+        assert!(!bare.admits("localhost", 443, DEFAULT_HTTP_PORT));
+        let with_port = AllowHost::parse(" *.example.com:8443 ").unwrap();
+        assert!(with_port.admits("a.example.com", 8443, DEFAULT_CONNECT_PORT));
+        assert!(!with_port.admits("a.example.com", 443, DEFAULT_CONNECT_PORT));
+        assert_eq!(with_port.to_string(), "*.example.com:8443");
+        let v6 = AllowHost::parse("[::1]:8080").unwrap();
+        assert!(v6.admits("::1", 8080, DEFAULT_HTTP_PORT));
+        assert_eq!(v6.to_string(), "[::1]:8080");
+        let v6_bare = AllowHost::parse("::1").unwrap();
+        assert_eq!(v6_bare.port, None);
+        assert_eq!(AllowHost::parse("[::1]").unwrap().port, None);
+        assert_eq!(AllowHost::parse("127.0.0.1:1").unwrap().port, Some(1));
+        for bad in [
+            "a.com:",
+            "a.com:0",
+            "a.com:65536",
+            "a.com:+1",
+            "a.com:http",
+            "[::1]8080",
+            "[::1",
+            "*:443",
+            ":443",
+        ] {
+            assert!(AllowHost::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -7,8 +7,14 @@
 //! - an `intercept` host: `200`, TLS terminated with a certificate minted for that host from the
 //!   local CA ([`ca`], [`intercept`]), and the decrypted stream handed to the same HTTP app, so
 //!   the requests run the ingress → router → providers path (HTTP/1.1, or HTTP/2 by ALPN);
-//! - an `allow_hosts` host: `200` and a byte-for-byte tunnel once the upstream connected;
+//! - an `allow_hosts` host and port (a bare host admits port 443): `200` and a byte-for-byte
+//!   tunnel once the upstream connected;
 //! - anything else, or no `forward:` block: `403`. The sidecar is never an open proxy.
+//!
+//! A tunnel or forwarded request whose resolved address is the gateway itself (one of its own
+//! listening ports on a loopback, unspecified or local address) is refused with `403` whatever
+//! `allow_hosts` says: names are resolved first and the check runs on the addresses actually
+//! connected to, so a DNS name pointing at 127.0.0.1 cannot reach the admin port.
 //!
 //! Plain-HTTP absolute-form requests (`GET http://host/…`) reach the HTTP app, which asks
 //! [`route_request`]: intercepted hosts run the gateway path, allowed hosts are forwarded by
@@ -58,6 +64,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// acceptors (both outlive reloads) and the connection counters.
 pub struct Forwarder {
     pub dns: DnsCache,
+    /// The gateway's own listening addresses (proxy and admin): never a tunnel's destination.
+    own: Vec<SocketAddr>,
     pub acceptors: intercept::Acceptors,
     intercepted: IntCounter,
     tunnelled: IntCounter,
@@ -72,11 +80,53 @@ pub enum Mode {
     Refused,
 }
 
+/// Why a tunnel or forwarded request was not connected: the status to answer and the client's
+/// error. Details with resolved addresses go to the log only.
+pub type ConnectFailure = (u16, GatewayError);
+
+/// The refusal of a destination that is the gateway itself.
+fn self_loop(target: &str) -> ConnectFailure {
+    (
+        403,
+        GatewayError::Forbidden(format!(
+            "proxying to {target} refused: it is the gateway's own listener"
+        )),
+    )
+}
+
+fn unreachable(target: &str, reason: &str) -> GatewayError {
+    GatewayError::UpstreamUnreachable {
+        target: target.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Whether `addr` is one of `own` listening addresses: the same port, and an address that
+/// reaches this host (loopback, unspecified, the listener's own address, or any local one).
+pub fn reaches_own(own: &[SocketAddr], addr: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    own.iter().any(|o| {
+        o.port() == addr.port()
+            && (ip.is_loopback()
+                || ip.is_unspecified()
+                || ip == o.ip().to_canonical()
+                || is_local(ip))
+    })
+}
+
+/// Whether `ip` is an address of this host: binding to it succeeds only then. Runs only for a
+/// destination on one of our own ports.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
 impl Forwarder {
-    pub fn new(metrics: &Metrics) -> Self {
+    /// `own`: the gateway's listening addresses (`listen`, `admin_listen`).
+    pub fn new(metrics: &Metrics, own: &[SocketAddr]) -> Self {
         let c = &metrics.forward_connections_total;
         Forwarder {
             dns: DnsCache::new(),
+            own: own.to_vec(),
             acceptors: intercept::Acceptors::new(),
             intercepted: c.with_label_values(&["intercept"]),
             tunnelled: c.with_label_values(&["tunnel"]),
@@ -92,22 +142,39 @@ impl Forwarder {
         }
     }
 
-    /// `host:port` resolved asynchronously within [`RESOLVE_TIMEOUT`].
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
-        match tokio::time::timeout(RESOLVE_TIMEOUT, self.dns.resolve(host, port)).await {
-            Ok(Ok(addr)) => Ok(addr),
-            Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
-            Err(_) => Err(format!(
-                "resolving {host} took longer than {} s",
-                RESOLVE_TIMEOUT.as_secs()
-            )),
+    /// `host:port` resolved asynchronously within [`RESOLVE_TIMEOUT`], for a forwarded
+    /// plain-HTTP request; the gateway's own address is refused (403).
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ConnectFailure> {
+        let target = Authority {
+            host: host.to_string(),
+            port,
         }
+        .to_string();
+        let addr = match tokio::time::timeout(RESOLVE_TIMEOUT, self.dns.resolve(host, port)).await {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                tracing::info!(%target, error = %e, "forward: cannot resolve");
+                return Err((
+                    502,
+                    unreachable(&target, "the host name cannot be resolved"),
+                ));
+            }
+            Err(_) => return Err((504, unreachable(&target, "name resolution timed out"))),
+        };
+        if reaches_own(&self.own, addr) {
+            tracing::warn!(%target, %addr, "forward: refused a request to the gateway itself");
+            return Err(self_loop(&target));
+        }
+        Ok(addr)
     }
 
     /// A TCP connection for a tunnel: every address of `host` tried in turn, within
-    /// [`RESOLVE_TIMEOUT`] to resolve and [`CONNECT_TIMEOUT`] to connect in all. Returns the
-    /// status to answer with and why, on failure.
-    pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, (u16, String)> {
+    /// [`RESOLVE_TIMEOUT`] to resolve and [`CONNECT_TIMEOUT`] to connect in all. Refused (403)
+    /// when any address is the gateway's own listener. Returns the status to answer with and the
+    /// error, on failure.
+    pub async fn connect(&self, target: &Authority) -> Result<TcpStream, ConnectFailure> {
+        let (host, port) = (target.host.as_str(), target.port);
+        let shown = target.to_string();
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
@@ -115,31 +182,44 @@ impl Forwarder {
                     .await
                 {
                     Ok(Ok(a)) => a.take(8).collect(),
-                    Ok(Err(e)) => return Err((502, format!("cannot resolve {host}: {e}"))),
-                    Err(_) => return Err((504, format!("resolving {host} timed out"))),
+                    Ok(Err(e)) => {
+                        tracing::info!(target = %shown, error = %e, "tunnel: cannot resolve");
+                        let e = unreachable(&shown, "the host name cannot be resolved");
+                        return Err((502, e));
+                    }
+                    Err(_) => return Err((504, unreachable(&shown, "name resolution timed out"))),
                 }
             }
         };
+        if let Some(addr) = addrs.iter().find(|a| reaches_own(&self.own, **a)) {
+            tracing::warn!(target = %shown, %addr, "tunnel: refused a CONNECT into the gateway itself");
+            return Err(self_loop(&shown));
+        }
         let attempts = async {
-            let mut last = format!("{host} resolved to no address");
+            let mut last = "the host name resolved to no address";
             for addr in addrs {
                 match TcpStream::connect(addr).await {
                     Ok(s) => return Ok(s),
-                    Err(e) => last = format!("cannot connect to {addr}: {e}"),
+                    Err(e) => {
+                        // The resolved address stays in the log: the client named the host.
+                        tracing::info!(target = %shown, %addr, error = %e, "tunnel: cannot connect");
+                        last = match e.kind() {
+                            std::io::ErrorKind::ConnectionRefused => "the connection was refused",
+                            _ => "the connection failed",
+                        };
+                    }
                 }
             }
-            Err((502, last))
+            Err((502, unreachable(&shown, last)))
         };
         tokio::time::timeout(CONNECT_TIMEOUT, attempts)
             .await
             .unwrap_or_else(|_| {
-                Err((
-                    504,
-                    format!(
-                        "connecting to {host} took longer than {} s",
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                ))
+                let why = format!(
+                    "connecting took longer than {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                );
+                Err((504, unreachable(&shown, &why)))
             })
     }
 }
@@ -152,14 +232,24 @@ pub enum Decision {
     Refuse,
 }
 
-/// `intercept` first, then `allow_hosts`, else refuse; no `forward:` block refuses everything.
-pub fn decide(forward: Option<&ForwardSettings>, host: &str) -> Decision {
+/// `intercept` first (any port: the gateway path serves it), then `allow_hosts` (host and port;
+/// a bare entry admits `default_port`), else refuse; no `forward:` block refuses everything.
+pub fn decide(
+    forward: Option<&ForwardSettings>,
+    host: &str,
+    port: u16,
+    default_port: u16,
+) -> Decision {
     let Some(f) = forward else {
         return Decision::Refuse;
     };
     if f.intercept_rule(host).is_some() {
         Decision::Intercept
-    } else if f.allow_hosts.iter().any(|p| p.matches(host)) {
+    } else if f
+        .allow_hosts
+        .iter()
+        .any(|p| p.admits(host, port, default_port))
+    {
         Decision::Tunnel
     } else {
         Decision::Refuse
@@ -170,7 +260,7 @@ fn refusal(forward: Option<&ForwardSettings>, target: &str) -> String {
     if forward.is_none() {
         format!("proxying to {target} refused: forward-proxy mode is not configured (no forward: block)")
     } else {
-        format!("proxying to {target} refused: the host is in neither forward.intercept nor forward.allow_hosts")
+        format!("proxying to {target} refused: the host and port are in neither forward.intercept nor forward.allow_hosts")
     }
 }
 
@@ -231,7 +321,7 @@ pub fn route_request<'a>(
             "only http:// targets can be proxied without CONNECT".into(),
         ));
     }
-    match decide(forward, &host) {
+    match decide(forward, &host, port, hosts::DEFAULT_HTTP_PORT) {
         Decision::Intercept => {
             forwarder.count(Mode::Intercept);
             RequestRoute::Intercepted(forward.and_then(|f| f.route_for(&host)))
@@ -364,7 +454,12 @@ where
         // One snapshot load per connection; dropped before the long-lived part.
         let snapshot = self.live.load_full();
         let forward = snapshot.forward.as_ref();
-        match decide(forward, &target.host) {
+        match decide(
+            forward,
+            &target.host,
+            target.port,
+            hosts::DEFAULT_CONNECT_PORT,
+        ) {
             Decision::Refuse => {
                 self.forwarder.count(Mode::Refused);
                 tracing::info!(target = %target, "CONNECT refused: host not intercepted or allowed");
@@ -373,7 +468,6 @@ where
             }
             Decision::Tunnel => {
                 drop(snapshot);
-                self.forwarder.count(Mode::Tunnel);
                 self.tunnel(client, &target, &rest).await;
             }
             Decision::Intercept => {
@@ -430,13 +524,14 @@ where
     }
 
     async fn tunnel(&self, mut client: L4Stream, target: &Authority, rest: &[u8]) {
-        let mut upstream = match self.forwarder.connect(&target.host, target.port).await {
+        let connected = self.forwarder.connect(target).await;
+        // A CONNECT into the gateway itself counts as refused; anything else as a tunnel.
+        let refused = matches!(connected, Err((403, _)));
+        self.forwarder
+            .count(if refused { Mode::Refused } else { Mode::Tunnel });
+        let mut upstream = match connected {
             Ok(s) => s,
-            Err((status, reason)) => {
-                let error = GatewayError::UpstreamUnreachable {
-                    target: target.to_string(),
-                    reason,
-                };
+            Err((status, error)) => {
                 respond(&mut client, status, Some(&error)).await;
                 return;
             }
@@ -547,6 +642,27 @@ async fn linger(client: &mut L4Stream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateways_own_listeners_are_recognised_however_addressed() {
+        let own: Vec<SocketAddr> = vec![
+            "127.0.0.1:8080".parse().unwrap(),
+            "0.0.0.0:9090".parse().unwrap(),
+        ];
+        for addr in [
+            "127.0.0.1:8080",
+            "127.9.9.9:8080",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:9090",
+            "0.0.0.0:9090",
+            "[::]:9090",
+        ] {
+            assert!(reaches_own(&own, addr.parse().unwrap()), "{addr}");
+        }
+        for addr in ["127.0.0.1:8081", "192.0.2.1:9090", "[2001:db8::1]:8080"] {
+            assert!(!reaches_own(&own, addr.parse().unwrap()), "{addr}");
+        }
+    }
 
     #[test]
     fn self_addresses_are_base_url_requests() {
