@@ -1,6 +1,8 @@
 //! Ingress: which virtual key a request carries and which config runs it (DESIGN.md §3), read
 //! from the request headers against one snapshot.
 
+pub mod path;
+
 use std::sync::Arc;
 
 use http::HeaderMap;
