@@ -43,7 +43,9 @@ pub enum PathError {
     QueryTooLong,
     #[error("the request path has an invalid percent-escape at byte {at}")]
     InvalidEscape { at: usize },
-    #[error("the request path escapes a byte that may not be escaped there (%{byte:02X} at byte {at})")]
+    #[error(
+        "the request path escapes a byte that may not be escaped there (%{byte:02X} at byte {at})"
+    )]
     EscapedByte { byte: u8, at: usize },
     #[error("the request path has a character that is not allowed in a path (byte 0x{byte:02X} at byte {at})")]
     BadCharacter { byte: u8, at: usize },
@@ -51,6 +53,8 @@ pub enum PathError {
     AboveRoot,
     #[error("the request target is not valid UTF-8")]
     NotUtf8,
+    #[error("the canonical request target cannot be parsed as a URI")]
+    Unparseable,
 }
 
 /// RFC 3986 `unreserved`: an escape of one of these is decoded.
@@ -195,7 +199,7 @@ pub fn canonical_uri(head: &pingora::http::RequestHeader) -> Result<Option<http:
     // Only characters the `Uri` parser accepted (or upper-cased escapes) are left.
     http::Uri::try_from(target)
         .map(Some)
-        .map_err(|_| PathError::BadCharacter { byte: b'?', at: 0 })
+        .map_err(|_| PathError::Unparseable)
 }
 
 /// What a route's body is.
@@ -237,12 +241,37 @@ const fn route(
 /// a batch's models are inside an uploaded file no allowlist sees), multipart audio and image
 /// edits (their `model` is a form field the policy does not parse), stored responses by id.
 pub static ROUTES: [Route; 10] = [
-    route(Method::POST, "/v1/chat/completions", RouteBody::Json, "chat"),
+    route(
+        Method::POST,
+        "/v1/chat/completions",
+        RouteBody::Json,
+        "chat",
+    ),
     route(Method::POST, "/v1/messages", RouteBody::Json, "chat"),
-    route(Method::POST, "/v1/messages/count_tokens", RouteBody::Json, "other"),
-    route(Method::POST, "/v1/completions", RouteBody::Json, "text_completion"),
-    route(Method::POST, "/v1/embeddings", RouteBody::Json, "embeddings"),
-    route(Method::POST, "/v1/responses", RouteBody::Json, "generate_content"),
+    route(
+        Method::POST,
+        "/v1/messages/count_tokens",
+        RouteBody::Json,
+        "other",
+    ),
+    route(
+        Method::POST,
+        "/v1/completions",
+        RouteBody::Json,
+        "text_completion",
+    ),
+    route(
+        Method::POST,
+        "/v1/embeddings",
+        RouteBody::Json,
+        "embeddings",
+    ),
+    route(
+        Method::POST,
+        "/v1/responses",
+        RouteBody::Json,
+        "generate_content",
+    ),
     route(Method::POST, "/v1/moderations", RouteBody::Json, "other"),
     route(Method::GET, "/v1/models", RouteBody::None, "other"),
     route(Method::GET, "/v1/models/*", RouteBody::None, "other"),
@@ -326,7 +355,10 @@ mod tests {
         assert_eq!(canon("/v1/models/%6D").as_deref(), Ok("/v1/models/m"));
         assert_eq!(canon("/v1/models/%6d").as_deref(), Ok("/v1/models/m"));
         assert_eq!(canon("/v1/..").as_deref(), Ok("/"));
-        assert_eq!(canon("/v1/../_mock/requests").as_deref(), Ok("/_mock/requests"));
+        assert_eq!(
+            canon("/v1/../_mock/requests").as_deref(),
+            Ok("/_mock/requests")
+        );
     }
 
     #[test]
@@ -340,13 +372,25 @@ mod tests {
     #[test]
     fn dangerous_forms_are_refused() {
         for (p, want) in [
-            ("/v1/chat%2Fcompletions", PathError::EscapedByte { byte: 0x2F, at: 8 }),
-            ("/v1/chat%2fcompletions", PathError::EscapedByte { byte: 0x2F, at: 8 }),
-            ("/v1/chat%5Ccompletions", PathError::EscapedByte { byte: 0x5C, at: 8 }),
+            (
+                "/v1/chat%2Fcompletions",
+                PathError::EscapedByte { byte: 0x2F, at: 8 },
+            ),
+            (
+                "/v1/chat%2fcompletions",
+                PathError::EscapedByte { byte: 0x2F, at: 8 },
+            ),
+            (
+                "/v1/chat%5Ccompletions",
+                PathError::EscapedByte { byte: 0x5C, at: 8 },
+            ),
             ("/v1/chat%00", PathError::EscapedByte { byte: 0, at: 8 }),
             ("/v1/%C3%A9", PathError::EscapedByte { byte: 0xC3, at: 4 }),
             ("/v1/%252e", PathError::EscapedByte { byte: b'%', at: 4 }),
-            ("/v1/chat\\completions", PathError::BadCharacter { byte: b'\\', at: 8 }),
+            (
+                "/v1/chat\\completions",
+                PathError::BadCharacter { byte: b'\\', at: 8 },
+            ),
             ("/v1/%", PathError::InvalidEscape { at: 4 }),
             ("/v1/%4", PathError::InvalidEscape { at: 4 }),
             ("/v1/%G1", PathError::InvalidEscape { at: 4 }),
