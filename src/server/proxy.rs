@@ -532,7 +532,9 @@ impl Gateway {
         // path, the record) sees the canonical target only.
         if let Err(e) = Self::canonical_route(session) {
             session.set_keepalive(None);
-            return respond::write_error(session, ClientFormat::OpenAi, &e, &traced).await;
+            let path = session.req_header().uri.path();
+            let client = ClientFormat::from_path(path).unwrap_or(ClientFormat::OpenAi);
+            return respond::write_error(session, client, &e, &traced).await;
         }
         let head = session.req_header();
         let path_and_query = head
