@@ -20,10 +20,15 @@ pub enum GatewayError {
     InvalidJson(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// Not a route in `ingress::path::ROUTES` (404). `method` and `path` are client values:
+    /// bounded with `ingress::path::bounded` before they get here.
     #[error(
-        "unknown route {method} {path}: Switchyard serves the OpenAI-compatible API under /v1/"
+        "unknown route {method} {path}: Switchyard serves the OpenAI and Anthropic inference routes under /v1/ (chat/completions, messages, completions, embeddings, responses, models, …)"
     )]
     UnknownRoute { method: String, path: String },
+    /// A request path that is not canonical and cannot be made so safely (400).
+    #[error("invalid request path: {0}")]
+    InvalidPath(#[from] crate::ingress::path::PathError),
     #[error("{0}")]
     Unauthorized(String),
     #[error("model \"{model}\" is not allowed for virtual key \"{virtual_key}\"")]
@@ -69,6 +74,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(_) | GatewayError::InvalidJson(_) => 400,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::UnknownRoute { .. } => 404,
+            GatewayError::InvalidPath(_) => 400,
             GatewayError::Unauthorized(_) => 401,
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => 403,
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => 502,
@@ -85,7 +91,8 @@ impl GatewayError {
             GatewayError::InvalidRequest(_)
             | GatewayError::InvalidJson(_)
             | GatewayError::BodyTooLarge { .. }
-            | GatewayError::UnknownRoute { .. } => "invalid_request_error",
+            | GatewayError::UnknownRoute { .. }
+            | GatewayError::InvalidPath(_) => "invalid_request_error",
             GatewayError::Unauthorized(_) => "authentication_error",
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => "permission_error",
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => {
@@ -106,6 +113,7 @@ impl GatewayError {
             GatewayError::InvalidJson(_) => "invalid_json",
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::UnknownRoute { .. } => "unknown_route",
+            GatewayError::InvalidPath(_) => "invalid_path",
             GatewayError::Unauthorized(_) => "invalid_api_key",
             GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
             GatewayError::Forbidden(_) => "forbidden",

@@ -2,6 +2,7 @@
 //! from the request headers against one snapshot.
 
 pub mod body;
+pub mod path;
 
 use std::sync::Arc;
 

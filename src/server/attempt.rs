@@ -153,15 +153,9 @@ impl ClientRequest {
 }
 
 /// The GenAI operation name of a path (`gen_ai.operation.name`; ours for the rest).
+/// The route table (`ingress::path::ROUTES`) names it; the path is the canonical one.
 pub fn operation_of(path: &str) -> &'static str {
-    match path {
-        "/v1/chat/completions" | "/v1/messages" => "chat",
-        "/v1/completions" => "text_completion",
-        "/v1/embeddings" => "embeddings",
-        "/v1/responses" => "generate_content",
-        "/v1/feedback" => "feedback",
-        _ => "other",
-    }
+    crate::ingress::path::operation_of(path)
 }
 
 /// What the client gets if a failure is the last one.

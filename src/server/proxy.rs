@@ -29,7 +29,7 @@ use crate::console::Console;
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
 use crate::guardrails::{self, report::Denial, Screened};
-use crate::ingress::{self, Resolved};
+use crate::ingress::{self, path, Resolved};
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
@@ -44,14 +44,6 @@ use crate::upstream::UpstreamClient;
 const DOWNSTREAM_KEEPALIVE_SECS: u64 = 75;
 /// Largest `x-portkey-metadata` header accepted.
 const MAX_METADATA_BYTES: usize = 4096;
-/// Routes whose body must be a JSON object.
-const JSON_ROUTES: [&str; 5] = [
-    "/v1/chat/completions",
-    "/v1/messages",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/responses",
-];
 
 /// The app-facing service.
 pub struct Gateway {
@@ -364,7 +356,7 @@ impl Gateway {
         }
     }
 
-    /// Parses what the client sent; routes in [`JSON_ROUTES`] need a JSON object.
+    /// Parses what the client sent; JSON routes ([`path::ROUTES`]) need a JSON object.
     fn parse_request(
         head: &pingora::http::RequestHeader,
         path_and_query: String,
@@ -388,7 +380,8 @@ impl Gateway {
             },
         };
         let path = path_and_query.split('?').next().unwrap_or("");
-        let is_json_route = method == http::Method::POST && JSON_ROUTES.contains(&path);
+        // Every route whose body carries a `model` (ingress::path::ROUTES) is parsed here.
+        let is_json_route = path::is_json_route(&method, path);
         let (json, model, stream) = match (is_json_route, needs_body) {
             (false, _) => (None, None, false),
             // The config reads the body: validate and parse it whole, in one pass.
@@ -470,6 +463,23 @@ impl Gateway {
         }
     }
 
+    /// Rewrites the request target to its canonical form ([`path::canonicalize`]) and checks
+    /// it is a route the gateway serves: a 400 for a path that cannot be made canonical
+    /// safely, a 404 `unknown_route` for the rest.
+    fn canonical_route(session: &mut Session) -> Result<(), GatewayError> {
+        if let Some(uri) = path::canonical_uri(session.req_header())? {
+            session.req_header_mut().set_uri(uri);
+        }
+        let head = session.req_header();
+        match path::route_of(&head.method, head.uri.path()) {
+            Some(_) => Ok(()),
+            None => Err(GatewayError::UnknownRoute {
+                method: path::bounded(head.method.as_str()),
+                path: path::bounded(head.uri.path()),
+            }),
+        }
+    }
+
     /// Serves one request end to end.
     async fn serve(
         &self,
@@ -481,6 +491,23 @@ impl Gateway {
         upstream_wait_ns: &AtomicU64,
     ) -> Finished {
         let traced = trace_headers(&journal.trace);
+        // Forward-proxy mode: the intercepted host's provider when the request selects none.
+        let inferred = match route {
+            RequestRoute::Intercepted(inferred) => inferred,
+            RequestRoute::Refused(e) => {
+                session.set_keepalive(None);
+                return respond::write_error(session, ClientFormat::OpenAi, &e, &traced).await;
+            }
+            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
+        };
+        // One spelling per route: everything after this (route match, policy, the forwarded
+        // path, the record) sees the canonical target only.
+        if let Err(e) = Self::canonical_route(session) {
+            session.set_keepalive(None);
+            let path = session.req_header().uri.path();
+            let client = ClientFormat::from_path(path).unwrap_or(ClientFormat::OpenAi);
+            return respond::write_error(session, client, &e, &traced).await;
+        }
         let head = session.req_header();
         let path_and_query = head
             .uri
@@ -489,23 +516,6 @@ impl Gateway {
             .unwrap_or_else(|| head.uri.path().to_string());
         // Our own errors are written in the format of the client's API.
         let client = ClientFormat::from_path(head.uri.path()).unwrap_or(ClientFormat::OpenAi);
-        // Forward-proxy mode: the intercepted host's provider when the request selects none.
-        let inferred = match route {
-            RequestRoute::Intercepted(inferred) => inferred,
-            RequestRoute::Refused(e) => {
-                session.set_keepalive(None);
-                return respond::write_error(session, client, &e, &traced).await;
-            }
-            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
-        };
-        if !head.uri.path().starts_with("/v1/") {
-            let error = GatewayError::UnknownRoute {
-                method: head.method.to_string(),
-                path: head.uri.path().chars().take(128).collect(),
-            };
-            session.set_keepalive(None);
-            return respond::write_error(session, client, &error, &traced).await;
-        }
         if head.method == http::Method::POST && head.uri.path() == "/v1/feedback" {
             return self.feedback(session, snapshot, facts, &traced).await;
         }
