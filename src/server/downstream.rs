@@ -80,7 +80,6 @@ pub struct Listener {
     over_capacity: IntCounter,
     header_timeout: IntCounter,
     header_too_large: IntCounter,
-    body_too_slow: IntCounter,
     write_stalled: IntCounter,
 }
 
@@ -94,7 +93,6 @@ impl Listener {
             over_capacity: c("over_capacity"),
             header_timeout: c("header_timeout"),
             header_too_large: c("header_too_large"),
-            body_too_slow: c("body_too_slow"),
             write_stalled: c("write_stalled"),
         }
     }
@@ -117,11 +115,6 @@ impl Listener {
             open: self.open.clone(),
             gauge: self.gauge.clone(),
         })
-    }
-
-    /// Counts a request cut for sending its body below `min_body_rate`.
-    pub fn body_too_slow(&self) {
-        self.body_too_slow.inc();
     }
 
     /// Wraps an admitted connection's stream; `head_started` is when it was accepted.
