@@ -76,7 +76,11 @@ async fn dribble(
     let mut buf = [0u8; 4096];
     for byte in drip.iter().cycle() {
         if started.elapsed() > limit {
-            return (String::from_utf8_lossy(&got).into(), false, started.elapsed());
+            return (
+                String::from_utf8_lossy(&got).into(),
+                false,
+                started.elapsed(),
+            );
         }
         match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
@@ -97,7 +101,11 @@ async fn dribble(
     }
     let (rest, _) = read_to_close(&mut conn, Duration::from_secs(2)).await;
     got.extend_from_slice(&rest);
-    (String::from_utf8_lossy(&got).into(), true, started.elapsed())
+    (
+        String::from_utf8_lossy(&got).into(),
+        true,
+        started.elapsed(),
+    )
 }
 
 #[tokio::test]
@@ -105,8 +113,17 @@ async fn a_dribbled_head_is_cut_at_the_header_deadline() {
     let mock = mock().await;
     let gw = Gateway::start(&config(&mock, "", "  header_timeout_ms: 1000")).await;
     let first = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n";
-    let (answer, closed, took) = dribble(&gw, first, b"x-pad-aaaaaaaaaa: b\r\n", Duration::from_secs(8)).await;
-    assert!(closed, "the connection stayed open for {took:?}: {answer:?}");
+    let (answer, closed, took) = dribble(
+        &gw,
+        first,
+        b"x-pad-aaaaaaaaaa: b\r\n",
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(
+        closed,
+        "the connection stayed open for {took:?}: {answer:?}"
+    );
     assert!(took < Duration::from_secs(5), "cut after {took:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "answer: {answer:?}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"));
@@ -132,7 +149,11 @@ async fn an_idle_connection_is_closed_at_the_header_deadline_without_an_answer()
     assert!(closed, "the keep-alive connection stayed open: {text}");
     assert!(started.elapsed() < Duration::from_secs(6));
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert_eq!(text.matches("HTTP/1.1").count(), 1, "no answer for no request: {text}");
+    assert_eq!(
+        text.matches("HTTP/1.1").count(),
+        1,
+        "no answer for no request: {text}"
+    );
 }
 
 #[tokio::test]
@@ -140,14 +161,24 @@ async fn an_oversized_head_gets_431_and_is_closed() {
     let mock = mock().await;
     let gw = Gateway::start(&config(&mock, "", "  max_header_bytes: 4096")).await;
     // Under the limit: served.
-    let small = chat_request(CHAT).replace("Host: gw\r\n", &format!("Host: gw\r\nx-pad: {}\r\n", "a".repeat(2000)));
+    let small = chat_request(CHAT).replace(
+        "Host: gw\r\n",
+        &format!("Host: gw\r\nx-pad: {}\r\n", "a".repeat(2000)),
+    );
     let mut conn = TcpStream::connect(gw.addr).await.unwrap();
     conn.write_all(small.as_bytes()).await.unwrap();
     let mut buf = [0u8; 64];
     let n = conn.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     // Over it: 431, closed.
-    let big = chat_request(CHAT).replace("Host: gw\r\n", &format!("Host: gw\r\nx-pad: {}\r\n", "a".repeat(8000)));
+    let big = chat_request(CHAT).replace(
+        "Host: gw\r\n",
+        &format!("Host: gw\r\nx-pad: {}\r\n", "a".repeat(8000)),
+    );
     let mut conn = TcpStream::connect(gw.addr).await.unwrap();
     conn.write_all(big.as_bytes()).await.unwrap();
     let (got, closed) = read_to_close(&mut conn, Duration::from_secs(5)).await;
@@ -155,7 +186,10 @@ async fn an_oversized_head_gets_431_and_is_closed() {
     assert!(text.starts_with("HTTP/1.1 431"), "answer: {text:?}");
     assert!(text.contains("request_headers_too_large"), "{text}");
     assert!(closed);
-    assert!(mock.requests().len() == 1, "the oversized request reached the provider");
+    assert!(
+        mock.requests().len() == 1,
+        "the oversized request reached the provider"
+    );
     gw.expect_metric(
         "switchyard_downstream_closed_total",
         &["reason=\"header_too_large\""],
@@ -172,7 +206,10 @@ async fn a_body_below_the_minimum_rate_gets_408() {
     let head = chat_request(&" ".repeat(2000));
     let head = &head[..head.len() - 2000];
     let (answer, closed, took) = dribble(&gw, head, b" ", Duration::from_secs(10)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "answer after {took:?}: {answer:?}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "answer after {took:?}: {answer:?}"
+    );
     assert!(closed, "the connection stayed open");
     assert!(took < Duration::from_secs(6), "cut after {took:?}");
     assert!(mock.requests().is_empty());
@@ -188,8 +225,14 @@ async fn a_body_below_the_minimum_rate_gets_408() {
 async fn a_client_that_stops_reading_a_stream_is_cut_and_its_upstream_released() {
     let mock = mock().await;
     // Far more than the socket buffers between the mock and the client can hold.
-    let gw = Gateway::start(&config(&mock, "/fault/chunks=400000", "  write_timeout_ms: 1000")).await;
-    let body = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let gw = Gateway::start(&config(
+        &mock,
+        "/fault/chunks=400000",
+        "  write_timeout_ms: 1000",
+    ))
+    .await;
+    let body =
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut conn = socket.connect(gw.addr).await.unwrap();
@@ -203,9 +246,17 @@ async fn a_client_that_stops_reading_a_stream_is_cut_and_its_upstream_released()
         s.streams_started == 1 && s.open_connections == 0
     })
     .await;
-    assert!(released.is_some(), "the upstream stream is still held: {:?}", mock.stats());
-    gw.expect_metric("switchyard_requests_total", &["outcome=\"client_stalled\""], 1.0)
-        .await;
+    assert!(
+        released.is_some(),
+        "the upstream stream is still held: {:?}",
+        mock.stats()
+    );
+    gw.expect_metric(
+        "switchyard_requests_total",
+        &["outcome=\"client_stalled\""],
+        1.0,
+    )
+    .await;
     gw.expect_metric(
         "switchyard_downstream_closed_total",
         &["reason=\"write_stalled\""],
@@ -227,7 +278,8 @@ async fn an_idle_flood_past_the_cap_leaves_the_admin_port_and_a_bounded_proxy() 
     let capped = eventually(Duration::from_secs(10), || async {
         let m = gw.metrics().await;
         harness::metric_value(&m, "switchyard_downstream_connections", &[]) == 50.0
-            && harness::metric_value(&m, "switchyard_downstream_closed_total", &["over_capacity"]) >= 150.0
+            && harness::metric_value(&m, "switchyard_downstream_closed_total", &["over_capacity"])
+                >= 150.0
     })
     .await;
     assert!(capped.is_some(), "{}", gw.metrics().await);
@@ -240,7 +292,11 @@ async fn an_idle_flood_past_the_cap_leaves_the_admin_port_and_a_bounded_proxy() 
     let mut extra = TcpStream::connect(gw.addr).await.unwrap();
     let _ = extra.write_all(chat_request(CHAT).as_bytes()).await;
     let (got, closed) = read_to_close(&mut extra, Duration::from_secs(3)).await;
-    assert!(closed && got.is_empty(), "over the cap but served: {:?}", String::from_utf8_lossy(&got));
+    assert!(
+        closed && got.is_empty(),
+        "over the cap but served: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     // The flood gone, requests are served again.
     drop(idle);
     let served = eventually(Duration::from_secs(10), || async {
@@ -268,7 +324,11 @@ async fn read_response(conn: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(S
             let head = String::from_utf8_lossy(&pending[..end]).to_string();
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if pending.len() >= end + 4 + len {
                 let body = String::from_utf8_lossy(&pending[end + 4..end + 4 + len]).to_string();
@@ -310,7 +370,9 @@ async fn pipelined_requests_are_answered_in_order() {
     conn.write_all(a.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     conn.write_all(b.as_bytes()).await.unwrap();
-    let (head, _) = read_response(&mut conn, &mut pending).await.expect("fourth answer");
+    let (head, _) = read_response(&mut conn, &mut pending)
+        .await
+        .expect("fourth answer");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(mock.requests().len(), 4);
 }

@@ -71,7 +71,7 @@ const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MIN_BODY_RATE: usize = 1024;
 const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const REDACTED: &str = "[redacted]";
 const MAX_ACCESS_LOG_BUFFER_LINES: usize = 1 << 20;
@@ -721,7 +721,13 @@ impl Compiler<'_> {
     }
 
     /// A count between 1 and `max`, else an error at `path`.
-    fn bounded_size(&mut self, path: &str, value: Option<usize>, default: usize, max: usize) -> usize {
+    fn bounded_size(
+        &mut self,
+        path: &str,
+        value: Option<usize>,
+        default: usize,
+        max: usize,
+    ) -> usize {
         match value {
             None => default,
             Some(v) if v == 0 || v > max => {

@@ -89,7 +89,7 @@ pub struct RequestLimits {
     pub min_body_rate: usize,
     /// A write to the client that makes no progress this long cuts the connection. Default 30 s.
     pub write_timeout: Duration,
-    /// Open connections on the proxy listener (also bounded by the fd limit). Default 4096.
+    /// Open connections on the proxy listener (also bounded by the fd limit). Default 1024.
     pub max_connections: usize,
 }
 

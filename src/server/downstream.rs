@@ -28,12 +28,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::SslDigest;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
     UniqueIDType, ALPN,
 };
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::tls::SslDigest;
 use pingora::protocols::{SocketDigest, TimingDigest};
 use pingora::proxy::Session;
 use prometheus::{IntCounter, IntGauge};
@@ -74,6 +74,8 @@ impl From<&RequestLimits> for Settings {
 /// counters of connections cut.
 pub struct Listener {
     open: Arc<AtomicUsize>,
+    /// The most connections open at once since the trimmer last looked.
+    peak: AtomicUsize,
     /// The most connections the file-descriptor limit leaves room for (see [`raise_fd_limit`]).
     fd_cap: usize,
     gauge: IntGauge,
@@ -88,6 +90,7 @@ impl Listener {
         let c = |reason: &str| metrics.closed_total.with_label_values(&[reason]);
         Listener {
             open: Arc::new(AtomicUsize::new(0)),
+            peak: AtomicUsize::new(0),
             fd_cap,
             gauge: metrics.open.clone(),
             over_capacity: c("over_capacity"),
@@ -106,10 +109,11 @@ impl Listener {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < cap).then_some(n + 1)
             });
-        if taken.is_err() {
+        let Ok(before) = taken else {
             self.over_capacity.inc();
             return None;
-        }
+        };
+        self.peak.fetch_max(before + 1, Ordering::AcqRel);
         self.gauge.inc();
         Some(Slot {
             open: self.open.clone(),
@@ -403,7 +407,11 @@ impl Guarded {
     }
 
     /// A write-side poll result through the stall deadline.
-    fn stall_guard<T>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn stall_guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match res {
             Poll::Ready(r) => {
                 self.write_waiting = false;
@@ -582,3 +590,46 @@ impl Peek for Guarded {
         self.inner.try_peek(buf).await
     }
 }
+
+/// How often the trimmer looks at the connection count.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// Connections that must have closed since the last look for a trim to be worth it.
+const TRIM_AFTER_DROP: usize = 64;
+
+impl Listener {
+    /// Starts a thread that hands freed heap back to the OS after a connection flood.
+    ///
+    /// glibc keeps memory freed by many short-lived connections in its per-thread arenas (the
+    /// top of a heap is only released when it is free, and the middle never), so RSS stayed at
+    /// a flood's peak after every connection had closed. `malloc_trim` releases the free pages
+    /// of every arena; it runs on its own thread and only when the open-connection count has
+    /// fallen by [`TRIM_AFTER_DROP`] since the last look, never on a request path.
+    pub fn spawn_trimmer(self: &Arc<Self>) {
+        let listener = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("switchyard-trim".into())
+            .spawn(move || loop {
+                std::thread::sleep(TRIM_EVERY);
+                let Some(l) = listener.upgrade() else { return };
+                let open = l.open.load(Ordering::Acquire);
+                let peak = l.peak.swap(open, Ordering::AcqRel);
+                if peak >= open + TRIM_AFTER_DROP {
+                    trim();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the memory trimmer");
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim has no preconditions; it only takes the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}

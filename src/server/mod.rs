@@ -126,7 +126,16 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     let forwarder = Arc::new(forward::Forwarder::new(&metrics));
     // Raised before the listeners open; the connection cap keeps fds back for the admin port.
     let fd_cap = downstream::raise_fd_limit();
+    let max_connections = live.load().limits.max_connections;
+    if fd_cap < max_connections {
+        tracing::warn!(
+            fd_cap,
+            max_connections,
+            "the file-descriptor limit caps proxy connections below limits.max_connections"
+        );
+    }
     let downstream = Arc::new(downstream::Listener::new(&metrics.downstream, fd_cap));
+    downstream.spawn_trimmer();
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),

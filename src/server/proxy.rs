@@ -573,7 +573,13 @@ impl Gateway {
         facts.config.clear();
         facts.config.push_str(resolved.config_label());
         facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.name.clone());
-        let body = match Self::read_body(session, snapshot.limits.max_request_body_bytes, &snapshot.limits).await {
+        let body = match Self::read_body(
+            session,
+            snapshot.limits.max_request_body_bytes,
+            &snapshot.limits,
+        )
+        .await
+        {
             Ok(b) => b,
             Err(e) => {
                 if matches!(e, GatewayError::ClientTooSlow(_)) {
