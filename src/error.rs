@@ -66,6 +66,12 @@ pub enum GatewayError {
     /// Limits could not be checked (shared state unreachable, `on_state_error: deny`).
     #[error("{0}")]
     StateUnavailable(String),
+    /// The client sent its request head or body too slowly (408, connection closed).
+    #[error("{0}")]
+    ClientTooSlow(String),
+    /// The request head (request line and headers) is over `limits.max_header_bytes` (431).
+    #[error("request headers exceed the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
 }
 
 impl GatewayError {
@@ -82,6 +88,8 @@ impl GatewayError {
             GatewayError::Internal(_) => 500,
             GatewayError::RateLimited { .. } | GatewayError::BudgetExceeded { .. } => 429,
             GatewayError::StateUnavailable(_) => 503,
+            GatewayError::ClientTooSlow(_) => 408,
+            GatewayError::HeadersTooLarge { .. } => 431,
         }
     }
 
@@ -92,7 +100,9 @@ impl GatewayError {
             | GatewayError::InvalidJson(_)
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::UnknownRoute { .. }
-            | GatewayError::InvalidPath(_) => "invalid_request_error",
+            | GatewayError::InvalidPath(_)
+            | GatewayError::ClientTooSlow(_)
+            | GatewayError::HeadersTooLarge { .. } => "invalid_request_error",
             GatewayError::Unauthorized(_) => "authentication_error",
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => "permission_error",
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => {
@@ -130,6 +140,8 @@ impl GatewayError {
                 LimitKind::UsdPerMonth => "usd_per_month_exceeded",
             },
             GatewayError::StateUnavailable(_) => "state_unavailable",
+            GatewayError::ClientTooSlow(_) => "request_timeout",
+            GatewayError::HeadersTooLarge { .. } => "request_headers_too_large",
         }
     }
 

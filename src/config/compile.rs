@@ -104,6 +104,12 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 const DEFAULT_THREADS: usize = 2;
 const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MIN_BODY_RATE: usize = 1024;
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const REDACTED: &str = "[redacted]";
 const MAX_ACCESS_LOG_BUFFER_LINES: usize = 1 << 20;
@@ -401,6 +407,31 @@ impl Compiler<'_> {
             max_response_body_bytes: self.positive_size(
                 "limits.max_response_body_bytes",
                 file.limits.max_response_body_bytes,
+            ),
+            header_timeout: file
+                .limits
+                .header_timeout_ms
+                .map_or(DEFAULT_HEADER_TIMEOUT, |t| t.0),
+            max_header_bytes: self.bounded_size(
+                "limits.max_header_bytes",
+                file.limits.max_header_bytes,
+                DEFAULT_MAX_HEADER_BYTES,
+                1 << 20,
+            ),
+            body_timeout: file
+                .limits
+                .body_timeout_ms
+                .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0),
+            min_body_rate: file.limits.min_body_rate.unwrap_or(DEFAULT_MIN_BODY_RATE),
+            write_timeout: file
+                .limits
+                .write_timeout_ms
+                .map_or(DEFAULT_WRITE_TIMEOUT, |t| t.0),
+            max_connections: self.bounded_size(
+                "limits.max_connections",
+                file.limits.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                1 << 20,
             ),
         };
         let circuit_breaker = self.breaker(
@@ -939,6 +970,24 @@ impl Compiler<'_> {
             }
             Some(v) => v,
             None => DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// A count between 1 and `max`, else an error at `path`.
+    fn bounded_size(
+        &mut self,
+        path: &str,
+        value: Option<usize>,
+        default: usize,
+        max: usize,
+    ) -> usize {
+        match value {
+            None => default,
+            Some(v) if v == 0 || v > max => {
+                self.error(path, format!("must be between 1 and {max}"));
+                default
+            }
+            Some(v) => v,
         }
     }
 

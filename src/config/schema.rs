@@ -107,6 +107,18 @@ pub struct OtlpSpec {
 pub struct LimitsSpec {
     pub max_request_body_bytes: Option<usize>,
     pub max_response_body_bytes: Option<usize>,
+    /// From accept, or the end of the previous request, to the end of the request head.
+    pub header_timeout_ms: Option<Millis>,
+    /// Largest request head (request line and headers).
+    pub max_header_bytes: Option<usize>,
+    /// Time allowed for the request body before `min_body_rate` counts.
+    pub body_timeout_ms: Option<Millis>,
+    /// Bytes per second the body must average after `body_timeout_ms`.
+    pub min_body_rate: Option<usize>,
+    /// How long a write to the client may make no progress before the connection is cut.
+    pub write_timeout_ms: Option<Millis>,
+    /// Open connections on the proxy listener; more are closed at once.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

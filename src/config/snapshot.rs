@@ -102,6 +102,18 @@ pub struct RequestLimits {
     pub max_request_body_bytes: usize,
     /// Largest non-streaming upstream response body buffered. Default 16 MiB.
     pub max_response_body_bytes: usize,
+    /// Accept (or end of the previous request) to end of request head; 408 after. Default 10 s.
+    pub header_timeout: Duration,
+    /// Largest request head; 431 above. Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Grace before `min_body_rate` applies to a request body. Default 10 s.
+    pub body_timeout: Duration,
+    /// Minimum average request-body rate in bytes/s after the grace; 408 below. Default 1 KiB/s.
+    pub min_body_rate: usize,
+    /// A write to the client that makes no progress this long cuts the connection. Default 30 s.
+    pub write_timeout: Duration,
+    /// Open connections on the proxy listener (also bounded by the fd limit). Default 1024.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

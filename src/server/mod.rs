@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod attempt;
+pub mod downstream;
 pub mod embed;
 pub mod forward;
 pub mod journal;
@@ -123,6 +124,18 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         reloader.clone(),
     );
     let forwarder = Arc::new(forward::Forwarder::new(&metrics, &[listen, admin_listen]));
+    // Raised before the listeners open; the connection cap keeps fds back for the admin port.
+    let fd_cap = downstream::raise_fd_limit();
+    let max_connections = live.load().limits.max_connections;
+    if fd_cap < max_connections {
+        tracing::warn!(
+            fd_cap,
+            max_connections,
+            "the file-descriptor limit caps proxy connections below limits.max_connections"
+        );
+    }
+    let downstream = Arc::new(downstream::Listener::new(&metrics.downstream, fd_cap));
+    downstream.spawn_trimmer();
     let gateway = proxy::Gateway {
         live: live.clone(),
         client: UpstreamClient::new(),
@@ -142,6 +155,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
         live: live.clone(),
         forwarder,
+        downstream,
     };
     let mut proxy_service = Service::new("switchyard".to_string(), app);
     proxy_service.add_listener(

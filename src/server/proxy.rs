@@ -18,13 +18,14 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::downstream;
 use super::embed::EmbedCalls;
 use super::forward::{self, Forwarder, PlainForward, RequestRoute};
 use super::journal::Journal;
 use super::respond::{self, Commit, Finished, Outcome};
 use super::shutdown::Drain;
 use crate::cache::{self, Cache, Lookup};
-use crate::config::{CacheSettings, Snapshot, Target, TargetKind};
+use crate::config::{CacheSettings, RequestLimits, Snapshot, Target, TargetKind};
 use crate::console::Console;
 use crate::error::GatewayError;
 use crate::governance::{Governance, RequestView, Ticket};
@@ -268,7 +269,7 @@ impl Gateway {
             facts.config.push_str(resolved.config_label());
             facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
         }
-        let body = match Self::read_body(session, MAX_FEEDBACK_BYTES).await {
+        let body = match Self::read_body(session, MAX_FEEDBACK_BYTES, &snapshot.limits).await {
             Ok(b) => b,
             Err(e) => {
                 session.set_keepalive(None);
@@ -326,8 +327,14 @@ impl Gateway {
         respond::write_json(session, Bytes::from(answer.to_string()), traced).await
     }
 
-    /// Reads the client body within the limit.
-    async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+    /// Reads the client body within the size limit and the minimum rate: byte `n` must have
+    /// arrived by `body_timeout + n / min_body_rate` after the first read (Apache
+    /// mod_reqtimeout's rule), so a body dribbled to hold the connection is cut with a 408.
+    async fn read_body(
+        session: &mut Session,
+        limit: usize,
+        limits: &RequestLimits,
+    ) -> Result<Bytes, GatewayError> {
         let declared = session
             .req_header()
             .headers
@@ -338,18 +345,36 @@ impl Gateway {
             return Err(GatewayError::BodyTooLarge { limit });
         }
         let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+        let started = tokio::time::Instant::now();
         loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
+            let read = session.read_request_body();
+            let read = match limits.min_body_rate {
+                // 0: no minimum rate (only pingora's per-read timeout).
+                0 => Ok(read.await),
+                rate => {
+                    let earned = Duration::from_secs_f64(body.len() as f64 / rate as f64);
+                    let deadline = started + limits.body_timeout + earned;
+                    tokio::time::timeout_at(deadline, read).await
+                }
+            };
+            match read {
+                Ok(Ok(Some(chunk))) => {
                     if body.len() + chunk.len() > limit {
                         return Err(GatewayError::BodyTooLarge { limit });
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(body.freeze()),
-                Err(e) => {
+                Ok(Ok(None)) => return Ok(body.freeze()),
+                Ok(Err(e)) => {
                     return Err(GatewayError::InvalidRequest(format!(
                         "cannot read the request body: {e}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(GatewayError::ClientTooSlow(format!(
+                        "the request body arrived slower than {} bytes/s after the first {} ms (limits.min_body_rate)",
+                        limits.min_body_rate,
+                        limits.body_timeout.as_millis()
                     )))
                 }
             }
@@ -530,9 +555,19 @@ impl Gateway {
         facts.config.clear();
         facts.config.push_str(resolved.config_label());
         facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
-        let body = match Self::read_body(session, snapshot.limits.max_request_body_bytes).await {
+        let body = match Self::read_body(
+            session,
+            snapshot.limits.max_request_body_bytes,
+            &snapshot.limits,
+        )
+        .await
+        {
             Ok(b) => b,
             Err(e) => {
+                if matches!(e, GatewayError::ClientTooSlow(_)) {
+                    let closed = &self.metrics.downstream.closed_total;
+                    closed.with_label_values(&["body_too_slow"]).inc();
+                }
                 // The rest of the body is unread: the connection cannot be reused.
                 session.set_keepalive(None);
                 return respond::write_error(session, client, &e, &traced).await;
@@ -841,6 +876,11 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
+        // The head is in: body reads and idle probes are not held to the head deadline.
+        downstream::request_started(session);
+        // A client that pipelines gets its answers in order (pingora keeps the bytes read past
+        // this request for the next one) instead of losing every request after the first.
+        session.as_downstream_mut().set_pipelining_enabled(true);
         let snapshot = self.live.load_full();
         let route = forward::route_request(&snapshot, session.as_downstream(), &self.forward);
         if let RequestRoute::Forward { host, port } = &route {
@@ -910,6 +950,11 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::ConnectionClosed, "response aborted");
         }
         Ok(true)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, _ctx: &mut Self::CTX) {
+        // The next request on this keep-alive connection gets a fresh head deadline.
+        downstream::request_finished(session);
     }
 
     async fn fail_to_proxy(

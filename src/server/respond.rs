@@ -11,6 +11,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::Session;
 
 use super::attempt::{failure_kind, gateway_error, Prepared, Reply, StreamPump};
+use super::downstream;
 use crate::error::GatewayError;
 use crate::guardrails::report::{self as guard_report, Denial};
 use crate::guardrails::{CommitReport, Screened};
@@ -31,6 +32,8 @@ pub enum Outcome {
     Rejected,
     StreamAborted,
     ClientClosed,
+    /// The client stopped reading: a write made no progress for `limits.write_timeout_ms`.
+    ClientStalled,
     /// Served from the response cache (no upstream attempt).
     CacheHit,
 }
@@ -45,6 +48,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::StreamAborted => "stream_aborted",
             Outcome::ClientClosed => "client_closed",
+            Outcome::ClientStalled => "client_stalled",
             Outcome::CacheHit => "cache_hit",
         }
     }
@@ -319,7 +323,10 @@ impl Commit<'_> {
                 response_body: kept.map(BytesMut::freeze),
                 captured: captured.filter(|_| written.is_ok()),
                 status,
-                outcome: self.outcome_if_ok,
+                outcome: match written {
+                    Err(_) if downstream::stalled(session) => Outcome::ClientStalled,
+                    _ => self.outcome_if_ok,
+                },
                 abort: written.is_err(),
             };
         }
@@ -345,7 +352,7 @@ impl Commit<'_> {
             Err(_) => false,
         };
         let (result, finished) = if !committed {
-            ("ok", client_closed(status))
+            ("ok", client_gone(session, status))
         } else if upstream_ended {
             let abort = session.write_response_body(None, true).await.is_err();
             let mut done = self.finished(status, abort);
@@ -407,9 +414,9 @@ impl Commit<'_> {
                         {
                             continue;
                         }
-                        break ("ok", client_closed(status));
+                        break ("ok", client_gone(session, status));
                     }
-                    Step::ClientGone => break ("ok", client_closed(status)),
+                    Step::ClientGone => break ("ok", client_gone(session, status)),
                     Step::End(last) => {
                         if chunks > 0 {
                             self.metrics
@@ -574,14 +581,19 @@ fn pump_abort(pump: &mut StreamPump, error: &GatewayError) -> Bytes {
     Bytes::from(out)
 }
 
-/// The client went away mid-response: drop the connection.
-fn client_closed(status: u16) -> Finished {
+/// The client went away mid-response, or stopped reading it: drop the connection.
+fn client_gone(session: &Session, status: u16) -> Finished {
+    let outcome = if downstream::stalled(session) {
+        Outcome::ClientStalled
+    } else {
+        Outcome::ClientClosed
+    };
     Finished {
         attempt: None,
         response_body: None,
         captured: None,
         status,
-        outcome: Outcome::ClientClosed,
+        outcome,
         abort: true,
     }
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub genai: GenAiMetrics,
     /// Per-virtual-key limits (`governance`).
     pub governance: GovernanceMetrics,
+    /// Proxy-listener connections and the ones cut for slowness or over the cap.
+    pub downstream: DownstreamMetrics,
 }
 
 /// Per-virtual-key limits. The `virtual_key` label is bounded by the config (only keys with
@@ -248,6 +250,7 @@ impl Metrics {
         }
         let genai = GenAiMetrics::new(&registry)?;
         let governance = GovernanceMetrics::new(&registry)?;
+        let downstream = DownstreamMetrics::new(&registry)?;
         Ok(Metrics {
             genai,
             governance,
@@ -269,6 +272,7 @@ impl Metrics {
             guardrail_verdicts_total,
             forward_connections_total,
             cache_requests_total,
+            downstream,
         })
     }
 
@@ -296,5 +300,44 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// The proxy listener's connections (`server::downstream`).
+pub struct DownstreamMetrics {
+    /// `switchyard_downstream_connections`: open proxy-listener connections.
+    pub open: IntGauge,
+    /// `switchyard_downstream_closed_total{reason}`: connections the gateway cut.
+    pub closed_total: IntCounterVec,
+}
+
+impl DownstreamMetrics {
+    /// Every `reason` of `switchyard_downstream_closed_total`.
+    pub const REASONS: [&'static str; 5] = [
+        "over_capacity",
+        "header_timeout",
+        "header_too_large",
+        "body_too_slow",
+        "write_stalled",
+    ];
+
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let open = IntGauge::new(
+            "switchyard_downstream_connections",
+            "Open connections on the proxy listener.",
+        )?;
+        registry.register(Box::new(open.clone()))?;
+        let closed_total = IntCounterVec::new(
+            Opts::new(
+                "switchyard_downstream_closed_total",
+                "Proxy-listener connections closed by the gateway, by reason: over_capacity, header_timeout, header_too_large, body_too_slow, write_stalled.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(closed_total.clone()))?;
+        for reason in Self::REASONS {
+            closed_total.with_label_values(&[reason]);
+        }
+        Ok(DownstreamMetrics { open, closed_total })
     }
 }

@@ -70,7 +70,7 @@ pub struct RequestRecord {
     pub response_model: Option<String>,
     pub stream: bool,
     pub status: u16,
-    /// `ok`, `fallback_ok`, `error`, `timeout`, `rejected`, `stream_aborted`, `client_closed`.
+    /// `ok`, `fallback_ok`, `error`, `timeout`, `rejected`, `stream_aborted`, `client_closed`, `client_stalled`.
     pub outcome: &'static str,
     pub attempts: Vec<AttemptRecord>,
     pub usage: Option<Usage>,

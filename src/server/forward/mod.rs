@@ -42,6 +42,7 @@ use prometheus::IntCounter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::downstream::{self, Slot};
 use crate::config::{ForwardSettings, RouteConfig, Snapshot};
 use crate::error::GatewayError;
 use crate::telemetry::Metrics;
@@ -49,8 +50,6 @@ use crate::upstream::dns::DnsCache;
 use connect::{Authority, ConnectError};
 pub use intercept::{intercepted_host, Intercepted};
 
-/// How long a new connection may take to send its first bytes.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a `CONNECT` head may take to arrive whole.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshake with the app on an intercepted connection.
@@ -391,6 +390,8 @@ pub struct ForwardApp<SV: ProxyHttp> {
     pub proxy: Arc<HttpProxy<SV>>,
     pub live: Arc<ArcSwap<Snapshot>>,
     pub forwarder: Arc<Forwarder>,
+    /// Connection cap and per-connection bounds (`limits:`).
+    pub downstream: Arc<downstream::Listener>,
 }
 
 #[async_trait]
@@ -404,16 +405,25 @@ where
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let accepted = tokio::time::Instant::now();
+        let (settings, max_connections) = {
+            let snapshot = self.live.load();
+            let limits = &snapshot.limits;
+            (downstream::Settings::from(limits), limits.max_connections)
+        };
+        // Over the cap: dropping the stream closes it at once, before it costs any memory.
+        let slot = self.downstream.admit(max_connections)?;
         // Only a plain TCP connection can carry a CONNECT (and be rewound after peeking).
         if stream.as_any().is::<L4Stream>() {
             let mut first = [0u8; 8];
-            match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.try_peek(&mut first)).await {
+            let peek = stream.try_peek(&mut first);
+            match tokio::time::timeout(settings.header_timeout, peek).await {
                 Ok(Ok(true)) if &first == b"CONNECT " => {
                     // Checked above; the `Any` box must not live across an await (not `Send`).
                     let l4 = stream.into_any().downcast::<L4Stream>().ok()?;
                     // Boxed: the CONNECT path (TLS, then a whole HTTP session inside) is large,
                     // and inline it would size every plain connection's future too.
-                    Box::pin(self.connect(*l4, shutdown)).await;
+                    Box::pin(self.connect(*l4, shutdown, slot, settings)).await;
                     return None;
                 }
                 Ok(Ok(_)) => {}
@@ -421,6 +431,7 @@ where
                 _ => return None,
             }
         }
+        let stream = self.downstream.guard(stream, settings, accepted, slot);
         ServerApp::process_new(&self.proxy, stream, shutdown).await
     }
 
@@ -435,7 +446,13 @@ where
     <SV as ProxyHttp>::CTX: Send + Sync,
 {
     /// One `CONNECT` connection, from its head to the end of the tunnel or intercepted session.
-    async fn connect(self: &Arc<Self>, mut client: L4Stream, shutdown: &ShutdownWatch) {
+    async fn connect(
+        self: &Arc<Self>,
+        mut client: L4Stream,
+        shutdown: &ShutdownWatch,
+        slot: Slot,
+        settings: downstream::Settings,
+    ) {
         let (target, rest) = match read_head(&mut client).await {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -476,7 +493,9 @@ where
                 };
                 drop(snapshot);
                 self.forwarder.count(Mode::Intercept);
-                self.intercept(client, &target, &rest, &ca, shutdown).await;
+                let guard = (slot, settings);
+                self.intercept(client, &target, &rest, &ca, shutdown, guard)
+                    .await;
             }
         }
     }
@@ -488,6 +507,7 @@ where
         rest: &[u8],
         ca: &ca::LocalCa,
         shutdown: &ShutdownWatch,
+        (slot, settings): (Slot, downstream::Settings),
     ) {
         let acceptor = match self.forwarder.acceptors.get(ca, &target.host) {
             Ok(a) => a,
@@ -519,7 +539,11 @@ where
                 return;
             }
         };
-        let tls: Stream = Box::new(tls);
+        // The head deadline runs from the end of the handshake: the CONNECT had its own.
+        let started = tokio::time::Instant::now();
+        let tls = self
+            .downstream
+            .guard(Box::new(tls), settings, started, slot);
         ServerApp::process_new(&self.proxy, tls, shutdown).await;
     }
 
