@@ -137,10 +137,11 @@ async fn a_dribbled_head_is_cut_at_the_header_deadline() {
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_at_the_header_deadline_without_an_answer() {
+async fn an_idle_keepalive_connection_is_closed_at_its_idle_limit_without_an_answer() {
     let mock = mock().await;
-    let gw = Gateway::start(&config(&mock, "", "  header_timeout_ms: 1000")).await;
-    // A served request, then silence: the next head's deadline runs from the end of the first.
+    let limits = "  header_timeout_ms: 1000\n  keepalive_idle_ms: 1000";
+    let gw = Gateway::start(&config(&mock, "", limits)).await;
+    // A served request, then silence: the idle limit runs from the end of the first.
     let mut conn = TcpStream::connect(gw.addr).await.unwrap();
     conn.write_all(chat_request(CHAT).as_bytes()).await.unwrap();
     let started = Instant::now();
@@ -154,6 +155,31 @@ async fn an_idle_connection_is_closed_at_the_header_deadline_without_an_answer()
         1,
         "no answer for no request: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_may_idle_longer_than_the_head_deadline() {
+    let mock = mock().await;
+    let limits = "  header_timeout_ms: 300\n  keepalive_idle_ms: 20000";
+    let gw = Gateway::start(&config(&mock, "", limits)).await;
+    // A client's connection pool keeps the connection between requests: idle is not slow.
+    let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+    for _ in 0..2 {
+        conn.write_all(chat_request(CHAT).as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("chat.completion") {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("an answer within 5 s")
+                .unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+        // Three head deadlines of silence between the two requests.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
 }
 
 #[tokio::test]

@@ -105,6 +105,8 @@ const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 const DEFAULT_THREADS: usize = 2;
 const DEFAULT_BODY_LIMIT: usize = 16 << 20;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// As long as the gateway kept idle client connections before there was a head deadline.
+const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(75);
 const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MIN_BODY_RATE: usize = 1024;
@@ -412,6 +414,10 @@ impl Compiler<'_> {
                 .limits
                 .header_timeout_ms
                 .map_or(DEFAULT_HEADER_TIMEOUT, |t| t.0),
+            keepalive_idle: file
+                .limits
+                .keepalive_idle_ms
+                .map_or(DEFAULT_KEEPALIVE_IDLE, |t| t.0),
             max_header_bytes: self.bounded_size(
                 "limits.max_header_bytes",
                 file.limits.max_header_bytes,

@@ -109,6 +109,8 @@ pub struct LimitsSpec {
     pub max_response_body_bytes: Option<usize>,
     /// From accept, or the end of the previous request, to the end of the request head.
     pub header_timeout_ms: Option<Millis>,
+    /// How long a keep-alive connection may wait for the first byte of its next request.
+    pub keepalive_idle_ms: Option<Millis>,
     /// Largest request head (request line and headers).
     pub max_header_bytes: Option<usize>,
     /// Time allowed for the request body before `min_body_rate` counts.

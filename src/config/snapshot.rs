@@ -104,6 +104,9 @@ pub struct RequestLimits {
     pub max_response_body_bytes: usize,
     /// Accept (or end of the previous request) to end of request head; 408 after. Default 10 s.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle before its next request's first byte;
+    /// closed without an answer after. Default 75 s.
+    pub keepalive_idle: Duration,
     /// Largest request head; 431 above. Default 64 KiB.
     pub max_header_bytes: usize,
     /// Grace before `min_body_rate` applies to a request body. Default 10 s.

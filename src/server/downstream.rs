@@ -56,6 +56,7 @@ const RESERVED_FDS: u64 = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub header_timeout: Duration,
+    pub keepalive_idle: Duration,
     pub max_header_bytes: usize,
     pub write_timeout: Duration,
 }
@@ -64,6 +65,7 @@ impl From<&RequestLimits> for Settings {
     fn from(l: &RequestLimits) -> Self {
         Settings {
             header_timeout: l.header_timeout,
+            keepalive_idle: l.keepalive_idle,
             max_header_bytes: l.max_header_bytes,
             write_timeout: l.write_timeout,
         }
@@ -143,6 +145,7 @@ impl Listener {
             head_bytes: 0,
             newlines: 0,
             head_text: false,
+            idle: false,
             read_timer: None,
             write_timer: None,
             write_waiting: false,
@@ -230,6 +233,8 @@ pub struct Guarded {
     newlines: u8,
     /// A byte other than a line break was read in this head (leading empty lines do not end it).
     head_text: bool,
+    /// Waiting for the first byte of a keep-alive connection's next request.
+    idle: bool,
     read_timer: Option<Pin<Box<Sleep>>>,
     write_timer: Option<Pin<Box<Sleep>>>,
     write_waiting: bool,
@@ -318,8 +323,12 @@ impl Guarded {
     fn armed(&mut self) -> bool {
         if self.flags.rearm.swap(false, Ordering::AcqRel) {
             self.flags.disarmed.store(false, Ordering::Release);
-            self.head_deadline = Instant::now() + self.settings.header_timeout;
+            // Until the next head's first byte, the connection is idle in the pool of the
+            // client: it may wait `keepalive_idle`; from that byte on the head has
+            // `header_timeout` (see `scan_head`).
+            self.head_deadline = Instant::now() + self.settings.keepalive_idle;
             self.head_bytes = 0;
+            self.idle = true;
             self.newlines = 0;
             self.head_text = false;
         }
@@ -328,6 +337,10 @@ impl Guarded {
 
     /// Accounts the head bytes just read; `true` when they are over the limit.
     fn scan_head(&mut self, bytes: &[u8]) -> bool {
+        if self.idle && !bytes.is_empty() {
+            self.idle = false;
+            self.head_deadline = Instant::now() + self.settings.header_timeout;
+        }
         for (i, b) in bytes.iter().enumerate() {
             match b {
                 b'\n' => {

@@ -904,7 +904,7 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(if self.drain.is_draining() {
             None
         } else {
-            Some(DOWNSTREAM_KEEPALIVE_SECS)
+            Some(snapshot.limits.keepalive_idle.as_secs().max(1))
         });
         let mut finished = self
             .serve(
