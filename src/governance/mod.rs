@@ -3,9 +3,11 @@
 //! usage and cost when it ends. Model allowlists and `disabled` keys are refused earlier, in
 //! ingress and the proxy.
 //!
-//! - **Which key**: the virtual key the client presented. A request that presents none (a config
-//!   chosen by header or `default_config`) is governed by every limited key its config can route
-//!   to, so naming a config never escapes a key's limits; it is charged to the key that answered.
+//! - **Which keys**: the virtual key the client presented (when it has limits) *and* every limited
+//!   key its config can route to (`RouteConfig::governed_keys`, computed once per config): all
+//!   must admit, so neither naming a config nor presenting an unlimited key escapes a limit. The
+//!   presented key is charged what the request used, and so is the config's key that answered.
+//!   `x-ratelimit-*` headers show, per dimension, the governing key with the least left.
 //! - **Admission** ([`Governance::admit`]) reserves before the call: one request (`rpm`), an
 //!   estimate of its tokens (`tpm`: prompt bytes / 4 plus `max_tokens`, or a default), a slot
 //!   (`concurrent`) and the estimate's price (`usd_per_*`). All checks pass or none is charged.
@@ -195,42 +197,27 @@ impl Governance {
         resolved: &Resolved,
         request: RequestView<'_>,
     ) -> Result<Option<Ticket>, Rejection> {
-        let (keys, presented): (&[Arc<VirtualKey>], bool) = match &resolved.virtual_key {
-            Some(k) if k.limits.is_empty() => return Ok(None),
-            Some(k) => (std::slice::from_ref(k), true),
-            None if resolved.route.governed_keys.is_empty() => return Ok(None),
-            None => (&resolved.route.governed_keys, false),
-        };
+        // Limits follow the route: the presented key (when it has limits) and every limited key
+        // the config can route to all govern the request, so presenting an unlimited key next
+        // to a config header never escapes the config's limits.
+        let presented = resolved
+            .virtual_key
+            .as_ref()
+            .filter(|k| !k.limits.is_empty());
+        let route_keys = &resolved.route.governed_keys;
+        if presented.is_none() && route_keys.is_empty() {
+            return Ok(None);
+        }
         self.inner.observe(snapshot);
         let estimate = estimate_tokens(request);
+        let (keys, presented) = governing_keys(presented, route_keys);
         let charges: Vec<Charge> = keys
             .iter()
-            .map(|key| {
-                let l = &key.limits;
-                let pico = if l.usd_per_day.is_some() || l.usd_per_month.is_some() {
-                    request
-                        .model
-                        .and_then(|m| {
-                            snapshot.telemetry.prices.cost_pico_usd(
-                                key.provider.kind.as_str(),
-                                m,
-                                &estimate,
-                            )
-                        })
-                        .map(|p| u64::try_from(p).unwrap_or(u64::MAX))
-                        .unwrap_or(0)
-                } else {
-                    0
-                };
-                Charge {
-                    key: key.clone(),
-                    tokens: l.tpm.map_or(0, |t| estimate.total_tokens().min(t)),
-                    pico,
-                    day_cap: l.usd_per_day.map(usd_to_pico),
-                    month_cap: l.usd_per_month.map(usd_to_pico),
-                }
-            })
+            .map(|key| charge_for(snapshot, key, request.model, &estimate))
             .collect();
+        // Another key than the presented one may answer: settlement needs the route to find it.
+        let route = (charges.len() > usize::from(presented.is_some()))
+            .then(|| resolved.route.clone());
         let periods = Periods::now();
         let mut reports = Vec::with_capacity(charges.len());
         let outcome = match &self.inner.engine {
@@ -244,13 +231,10 @@ impl Governance {
                 for (c, r) in charges.iter().zip(&reports) {
                     m.report(&c.key, r);
                 }
-                let headers = match (presented, reports.first()) {
-                    (true, Some(r)) => rate_headers(r),
-                    _ => Vec::new(),
-                };
+                let headers = rate_headers(&strictest(&reports));
                 Ok(Some(Ticket {
                     inner: self.inner.clone(),
-                    route: (!presented).then(|| resolved.route.clone()),
+                    route,
                     charges,
                     presented,
                     periods,
@@ -268,7 +252,7 @@ impl Governance {
                 if let Some(r) = &report {
                     m.report(&charge.key, r);
                 }
-                Err(rejection(charge, refusal, report.as_ref(), presented))
+                Err(rejection(charge, refusal, report.as_ref()))
             }
             Err(AdmitError::StateDown { deny }) => {
                 for c in &charges {
@@ -297,7 +281,7 @@ impl Governance {
                     .collect();
                 Ok(Some(Ticket {
                     inner: self.inner.clone(),
-                    route: (!presented).then(|| resolved.route.clone()),
+                    route,
                     charges: unreserved,
                     presented,
                     periods,
@@ -367,9 +351,10 @@ impl From<Refusal> for AdmitError {
 pub struct Ticket {
     inner: Arc<Inner>,
     charges: Vec<Charge>,
-    /// `charges[0]` is the key the client presented (else: the keys the config can use).
-    presented: bool,
-    /// The config, to find which key answered when none was presented.
+    /// Where the key the client presented is in `charges` (sorted by name), when it has limits;
+    /// the others are the limited keys the config can route to.
+    presented: Option<usize>,
+    /// The config, to find which of its keys answered (`None`: only the presented key governs).
     route: Option<Arc<RouteConfig>>,
     periods: Periods,
     /// The Redis concurrency lease.
@@ -414,17 +399,17 @@ impl Used {
 }
 
 impl Ticket {
-    /// `x-ratelimit-*` headers of the presented key, for the response.
+    /// `x-ratelimit-*` headers of the strictest governing key, for the response.
     pub fn headers(&self) -> &[(&'static str, String)] {
         &self.headers
     }
 
     /// Frees the slot and replaces the reservations by the request's real tokens and cost.
     pub fn settle(mut self, record: &RequestRecord) {
-        let answering = match (&self.route, self.presented) {
-            (Some(route), false) => answering_key(route, record),
-            _ => None,
-        };
+        let answering = self
+            .route
+            .as_ref()
+            .and_then(|route| answering_key(route, record));
         self.finish(Used::from_record(record), answering.as_deref());
     }
 
@@ -435,11 +420,10 @@ impl Ticket {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let charged = if self.presented {
-                    i == 0
-                } else {
-                    answering == Some(c.key.name.as_str())
-                };
+                // The presented key pays for what its client used; a key of the config pays
+                // only when it answered.
+                let charged =
+                    self.presented == Some(i) || answering == Some(c.key.name.as_str());
                 let reserved = (signed(c.tokens), signed(c.pico));
                 match (charged, used.tokens) {
                     (true, Some(tokens)) => (
@@ -506,6 +490,74 @@ fn leaf_key<'a>(target: &'a Target, path: &str) -> Option<&'a Arc<VirtualKey>> {
     match &target.kind {
         TargetKind::Leaf { virtual_key } => (target.path == path).then_some(virtual_key),
         TargetKind::Group { targets, .. } => targets.iter().find_map(|t| leaf_key(t, path)),
+    }
+}
+
+/// The keys that govern a request, sorted by name without duplicates (the engines lock and
+/// script them in this order): the config's limited keys with the presented one merged in, and
+/// where the presented one is.
+fn governing_keys<'a>(
+    presented: Option<&'a Arc<VirtualKey>>,
+    route_keys: &'a [Arc<VirtualKey>],
+) -> (Vec<&'a Arc<VirtualKey>>, Option<usize>) {
+    let mut keys: Vec<&Arc<VirtualKey>> = Vec::with_capacity(route_keys.len() + 1);
+    keys.extend(route_keys);
+    let at = presented.map(
+        |p| match keys.binary_search_by(|k| k.name.as_str().cmp(&p.name)) {
+            Ok(i) => i,
+            Err(i) => {
+                keys.insert(i, p);
+                i
+            }
+        },
+    );
+    (keys, at)
+}
+
+/// What a request reserves against one key: its token estimate (at most the key's `tpm`) and,
+/// when the key has a spend cap, the estimate's price at the key's provider.
+fn charge_for(
+    snapshot: &Snapshot,
+    key: &Arc<VirtualKey>,
+    model: Option<&str>,
+    estimate: &Usage,
+) -> Charge {
+    let l = &key.limits;
+    let pico = if l.usd_per_day.is_some() || l.usd_per_month.is_some() {
+        model
+            .and_then(|m| {
+                snapshot
+                    .telemetry
+                    .prices
+                    .cost_pico_usd(key.provider.kind.as_str(), m, estimate)
+            })
+            .map(|p| u64::try_from(p).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    Charge {
+        key: key.clone(),
+        tokens: l.tpm.map_or(0, |t| estimate.total_tokens().min(t)),
+        pico,
+        day_cap: l.usd_per_day.map(usd_to_pico),
+        month_cap: l.usd_per_month.map(usd_to_pico),
+    }
+}
+
+/// Per dimension, the standing with the least left among the governing keys: what the client
+/// will run into first.
+fn strictest(reports: &[KeyReport]) -> KeyReport {
+    let least = |pick: fn(&KeyReport) -> Option<Standing>| {
+        reports
+            .iter()
+            .filter_map(pick)
+            .min_by_key(|s| (s.remaining, std::cmp::Reverse(s.reset_us)))
+    };
+    KeyReport {
+        requests: least(|r| r.requests),
+        tokens: least(|r| r.tokens),
+        ..KeyReport::default()
     }
 }
 
@@ -586,12 +638,7 @@ fn rate_headers(report: &KeyReport) -> Vec<(&'static str, String)> {
     h
 }
 
-fn rejection(
-    charge: &Charge,
-    refusal: Refusal,
-    report: Option<&KeyReport>,
-    presented: bool,
-) -> Rejection {
+fn rejection(charge: &Charge, refusal: Refusal, report: Option<&KeyReport>) -> Rejection {
     let retry_after = Duration::from_micros(refusal.retry_after_us);
     let l = &charge.key.limits;
     let limit_value = match refusal.limit {
@@ -611,10 +658,9 @@ fn rejection(
             (refusal.retry_after_us.div_ceil(1000)).to_string(),
         ),
     ];
-    if presented {
-        if let Some(r) = report {
-            headers.extend(rate_headers(r));
-        }
+    // The refused key is the strictest one: its standing is what the client runs into.
+    if let Some(r) = report {
+        headers.extend(rate_headers(r));
     }
     let error = if refusal.limit.is_budget() {
         GatewayError::BudgetExceeded {
