@@ -304,9 +304,17 @@ async fn redis_outage_follows_on_state_error_and_recovers() {
     );
     assert_eq!(last.code(), "state_unavailable");
     assert!(last.header("retry-after").is_some());
-    // allow: served throughout, limits unenforced (30 requests on an rpm 20 key).
-    for answer in burst(&[&allow], "vk-rpm", &req, 30).await {
-        assert_eq!(answer.status, 200, "{answer:?}");
+    // allow: served throughout, against this process's own counters — failing open never
+    // means unlimited (30 requests at once on an rpm 20 key: 20 pass, the rest are refused).
+    let started = Instant::now();
+    let answers = burst(&[&allow], "vk-rpm", &req, 30).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count() as u64;
+    assert!(
+        ok >= 20 && ok <= rate_bound(20, started.elapsed()),
+        "{ok} of 30 admitted on rpm 20 while Redis was down"
+    );
+    for a in answers.iter().filter(|a| a.status != 200) {
+        assert_rate_limited(a, "rpm_limit_exceeded", 20);
     }
     // Unlimited keys never touch Redis.
     assert_eq!(send(&deny, "vk-free", &req, None).await.status, 200);
@@ -330,15 +338,23 @@ async fn redis_outage_follows_on_state_error_and_recovers() {
     );
 
     redis.restart();
-    // Both recover by themselves, and enforce limits again (vk-small: rpm 3).
-    for gw in [&deny, &allow] {
-        let back = eventually(Duration::from_secs(15), || async {
-            send(gw, "vk-free", &req, None).await.status == 200
-                && send(gw, "vk-rpm", &req, None).await.status == 200
-        })
-        .await;
-        assert!(back.is_some(), "did not recover: {}", gw.log());
-    }
+    // Both recover by themselves. Wait on what shows each one is back on Redis, never on time:
+    // `deny` admits nothing unless Redis answered; for `allow`, whose fallback also answers 200,
+    // the restarted (empty) Redis must hold the rpm bucket of a key only `allow` uses from now
+    // on (settlement never writes that bucket, only an admission does).
+    let back = eventually(Duration::from_secs(15), || async {
+        send(&deny, "vk-free", &req, None).await.status == 200
+            && send(&deny, "vk-conc", &req, None).await.status == 200
+    })
+    .await;
+    assert!(back.is_some(), "deny did not recover: {}", deny.log());
+    let back = eventually(Duration::from_secs(15), || async {
+        send(&allow, "vk-rpm", &req, None).await;
+        redis.command("EXISTS switchyard:gov:vk-rpm:rpm").as_deref() == Some(":1\r\n")
+    })
+    .await;
+    assert!(back.is_some(), "allow did not recover: {}", allow.log());
+    // Both enforce the shared limit again (vk-small: rpm 3, fresh in the restarted Redis).
     let started = Instant::now();
     let answers = burst(&[&deny, &allow], "vk-small", &req, 8).await;
     let ok = answers.iter().filter(|a| a.status == 200).count() as u64;
@@ -573,9 +589,10 @@ async fn local_budget_and_a_reload_that_keeps_counters() {
 
 /// Sends a chat request with exactly these headers (no credential unless given).
 async fn send_with(gw: &Gateway, headers: &[(&str, &str)]) -> Answer {
-    let mut req = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body("gpt-4o-mini", 5, false));
+    let mut req =
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&body("gpt-4o-mini", 5, false));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -655,9 +672,21 @@ async fn a_credential_naming_no_virtual_key_is_refused_not_defaulted() {
     let (with_default, without) = tokio::join!(Gateway::start(&a_cfg), Gateway::start(&b_cfg));
     // vk-small used up (rpm 3): a typo of it must not escape through default_config.
     for _ in 0..3 {
-        send(&with_default, "vk-small", &body("gpt-4o-mini", 5, false), None).await;
+        send(
+            &with_default,
+            "vk-small",
+            &body("gpt-4o-mini", 5, false),
+            None,
+        )
+        .await;
     }
-    let refused = send(&with_default, "vk-small", &body("gpt-4o-mini", 5, false), None).await;
+    let refused = send(
+        &with_default,
+        "vk-small",
+        &body("gpt-4o-mini", 5, false),
+        None,
+    )
+    .await;
     assert_eq!(refused.status, 429, "{refused:?}");
     for gw in [&with_default, &without] {
         let a = send_with(gw, &[("authorization", "Bearer vk-smal")]).await;
@@ -669,7 +698,10 @@ async fn a_credential_naming_no_virtual_key_is_refused_not_defaulted() {
         let a = send_with(gw, &[("x-portkey-virtual-key", "vk-smal")]).await;
         assert_unknown_credential(&a, "x-portkey-virtual-key", "vk-smal");
         // The portkey-ai SDK's placeholder next to a config or virtual-key header is served.
-        for extra in [("x-portkey-config", "open"), ("x-portkey-virtual-key", "vk-free")] {
+        for extra in [
+            ("x-portkey-config", "open"),
+            ("x-portkey-virtual-key", "vk-free"),
+        ] {
             let a = send_with(gw, &[("authorization", "Bearer OPENAI_API_KEY"), extra]).await;
             assert_eq!(a.status, 200, "{extra:?}: {a:?}");
         }

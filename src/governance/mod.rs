@@ -163,7 +163,20 @@ struct Inner {
 
 enum Engine {
     Local(LocalEngine),
-    Shared(Arc<SharedEngine>),
+    /// Redis, and this process's own counters for while Redis cannot be asked and
+    /// `on_state_error` is `allow`: failing open never means unlimited.
+    Shared {
+        redis: Arc<SharedEngine>,
+        fallback: LocalEngine,
+    },
+}
+
+/// Which counters admitted a request (and so settle it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Engine,
+    /// The process-local fallback of a shared engine (Redis unreachable, `allow`).
+    Fallback,
 }
 
 impl Governance {
@@ -172,7 +185,10 @@ impl Governance {
     pub fn new(state: Option<&StateSettings>, metrics: GovernanceMetrics) -> Governance {
         let engine = match state {
             Some(s) => match SharedEngine::start(s, metrics.clone()) {
-                Ok(e) => Engine::Shared(e),
+                Ok(redis) => Engine::Shared {
+                    redis,
+                    fallback: LocalEngine::new(),
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the Redis state client; limits fall back to this process");
                     Engine::Local(LocalEngine::new())
@@ -189,8 +205,7 @@ impl Governance {
         }
     }
 
-    /// Admits a request or refuses it. `Ok(None)`: nothing governs it (no limits), or the
-    /// shared state is down and `on_state_error: allow` let it through unreserved.
+    /// Admits a request or refuses it. `Ok(None)`: nothing governs it (no limits).
     pub async fn admit(
         &self,
         snapshot: &Snapshot,
@@ -216,20 +231,18 @@ impl Governance {
             .map(|key| charge_for(snapshot, key, request.model, &estimate))
             .collect();
         // Another key than the presented one may answer: settlement needs the route to find it.
-        let route = (charges.len() > usize::from(presented.is_some()))
-            .then(|| resolved.route.clone());
+        let route =
+            (charges.len() > usize::from(presented.is_some())).then(|| resolved.route.clone());
         let periods = Periods::now();
         let mut reports = Vec::with_capacity(charges.len());
-        let outcome = match &self.inner.engine {
-            Engine::Local(l) => l.admit(&charges, &periods, &mut reports).map(|()| None),
-            // Boxed: the Redis call's future is large, and only governed requests pay for it.
-            Engine::Shared(s) => Box::pin(s.admit(&charges, &periods, &mut reports)).await,
-        };
         let m = &self.inner.metrics;
-        match outcome {
-            Ok(lease) => {
-                for (c, r) in charges.iter().zip(&reports) {
-                    m.report(&c.key, r);
+        match self.inner.admit(&charges, &periods, &mut reports).await {
+            Ok((lease, via)) => {
+                // Gauges show the shared standing, not the fallback's per-process one.
+                if via == Via::Engine {
+                    for (c, r) in charges.iter().zip(&reports) {
+                        m.report(&c.key, r);
+                    }
                 }
                 let headers = rate_headers(&strictest(&reports));
                 Ok(Some(Ticket {
@@ -239,7 +252,7 @@ impl Governance {
                     presented,
                     periods,
                     lease,
-                    reserved: true,
+                    via,
                     headers,
                     settled: false,
                 }))
@@ -254,48 +267,58 @@ impl Governance {
                 }
                 Err(rejection(charge, refusal, report.as_ref()))
             }
-            Err(AdmitError::StateDown { deny }) => {
-                for c in &charges {
-                    m.limit_rejections_total
-                        .with_label_values(&[&c.key.name, "state_unavailable"])
-                        .inc();
-                }
-                if deny {
-                    let error = GatewayError::StateUnavailable(
-                        "limits cannot be checked: the shared state (Redis) is unreachable and state.on_state_error is deny".into(),
-                    );
-                    return Err(Rejection {
-                        error,
-                        headers: vec![("retry-after", "1".into())],
-                    });
-                }
-                // Allowed without a reservation; its real usage is still charged if the state
-                // answers by the time it ends.
-                let unreserved = charges
-                    .into_iter()
-                    .map(|c| Charge {
-                        tokens: 0,
-                        pico: 0,
-                        ..c
-                    })
-                    .collect();
-                Ok(Some(Ticket {
-                    inner: self.inner.clone(),
-                    route,
-                    charges: unreserved,
-                    presented,
-                    periods,
-                    lease: None,
-                    reserved: false,
-                    headers: Vec::new(),
-                    settled: false,
-                }))
+            Err(AdmitError::StateDown { .. }) => {
+                let error = GatewayError::StateUnavailable(
+                    "limits cannot be checked: the shared state (Redis) is unreachable and state.on_state_error is deny".into(),
+                );
+                Err(Rejection {
+                    error,
+                    headers: vec![("retry-after", "1".into())],
+                })
             }
         }
     }
 }
 
 impl Inner {
+    /// Runs the engine: `Ok((lease, via))` when admitted. While Redis cannot be asked,
+    /// `on_state_error: allow` admits against this process's own counters — a state error never
+    /// admits a burst past a key's limit from one replica (it used to admit every request
+    /// unchecked, and a Redis restart made the first call fail on the dropped connection).
+    async fn admit(
+        &self,
+        charges: &[Charge],
+        periods: &Periods,
+        reports: &mut Vec<KeyReport>,
+    ) -> Result<(Option<String>, Via), AdmitError> {
+        match &self.engine {
+            Engine::Local(l) => l
+                .admit(charges, periods, reports)
+                .map(|()| (None, Via::Engine)),
+            // Boxed: the Redis call's future is large, and only governed requests pay for it.
+            Engine::Shared { redis, fallback } => {
+                match Box::pin(redis.admit(charges, periods, reports)).await {
+                    Err(AdmitError::StateDown { deny }) => {
+                        for c in charges {
+                            self.metrics
+                                .limit_rejections_total
+                                .with_label_values(&[&c.key.name, "state_unavailable"])
+                                .inc();
+                        }
+                        if deny {
+                            return Err(AdmitError::StateDown { deny });
+                        }
+                        reports.clear();
+                        fallback
+                            .admit(charges, periods, reports)
+                            .map(|()| (None, Via::Fallback))
+                    }
+                    other => other.map(|lease| (lease, Via::Engine)),
+                }
+            }
+        }
+    }
+
     /// On a new config: forget the counters and series of keys it no longer has.
     fn observe(&self, snapshot: &Snapshot) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -325,9 +348,8 @@ impl Inner {
                 .filter(|k| !k.limits.is_empty())
                 .map(|k| k.name.clone()),
         );
-        if let Engine::Local(l) = &self.engine {
-            l.retain(|k| snapshot.virtual_keys.contains_key(k));
-        }
+        let (Engine::Local(l) | Engine::Shared { fallback: l, .. }) = &self.engine;
+        l.retain(|k| snapshot.virtual_keys.contains_key(k));
     }
 }
 
@@ -359,8 +381,8 @@ pub struct Ticket {
     periods: Periods,
     /// The Redis concurrency lease.
     lease: Option<String>,
-    /// `false`: admitted without reservations (state down, `on_state_error: allow`).
-    reserved: bool,
+    /// Which counters hold its reservations.
+    via: Via,
     headers: Vec<(&'static str, String)>,
     settled: bool,
 }
@@ -372,7 +394,7 @@ impl std::fmt::Debug for Ticket {
                 "keys",
                 &self.charges.iter().map(|c| &c.key.name).collect::<Vec<_>>(),
             )
-            .field("reserved", &self.reserved)
+            .field("via", &self.via)
             .finish()
     }
 }
@@ -422,8 +444,7 @@ impl Ticket {
             .map(|(i, c)| {
                 // The presented key pays for what its client used; a key of the config pays
                 // only when it answered.
-                let charged =
-                    self.presented == Some(i) || answering == Some(c.key.name.as_str());
+                let charged = self.presented == Some(i) || answering == Some(c.key.name.as_str());
                 let reserved = (signed(c.tokens), signed(c.pico));
                 match (charged, used.tokens) {
                     (true, Some(tokens)) => (
@@ -438,19 +459,42 @@ impl Ticket {
             })
             .collect();
         let mut reports = Vec::with_capacity(self.charges.len());
-        match &self.inner.engine {
-            Engine::Local(l) => {
+        match (&self.inner.engine, self.via) {
+            (Engine::Local(l), _) => {
                 l.settle(&self.charges, &deltas, &self.periods, &mut reports);
                 for (c, r) in self.charges.iter().zip(&reports) {
                     self.inner.metrics.report(&c.key, r);
                 }
             }
-            Engine::Shared(s) => s.settle(
+            (Engine::Shared { redis, .. }, Via::Engine) => redis.settle(
                 std::mem::take(&mut self.charges),
                 deltas,
                 self.periods,
                 self.lease.take(),
             ),
+            (Engine::Shared { redis, fallback }, Via::Fallback) => {
+                fallback.settle(&self.charges, &deltas, &self.periods, &mut reports);
+                // Nothing was reserved in Redis: what the request is finally charged (its
+                // reservation plus the correction) goes there too, so an outage's usage still
+                // counts if Redis answers by the time the request ends.
+                let totals = self
+                    .charges
+                    .iter()
+                    .zip(&deltas)
+                    .map(|(c, d)| {
+                        (
+                            signed(c.tokens).saturating_add(d.0),
+                            signed(c.pico).saturating_add(d.1),
+                        )
+                    })
+                    .collect();
+                redis.settle(
+                    std::mem::take(&mut self.charges),
+                    totals,
+                    self.periods,
+                    None,
+                );
+            }
         }
     }
 }

@@ -183,7 +183,11 @@ virtual_keys:
 configs:
   chat: {{ virtual_key: vk-app }}
 "#,
-            default = if default_config { "default_config: chat" } else { "" }
+            default = if default_config {
+                "default_config: chat"
+            } else {
+                ""
+            }
         );
         crate::config::load_str(&text, None).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -209,9 +213,15 @@ configs:
             let s = snapshot(with_default);
             for (pairs, carrier) in [
                 (&[("authorization", "Bearer vk-ap")][..], "`Authorization`"),
-                (&[("authorization", "bearer sk-proj-123")][..], "`Authorization`"),
+                (
+                    &[("authorization", "bearer sk-proj-123")][..],
+                    "`Authorization`",
+                ),
                 (&[("x-api-key", "vk-nope")][..], "`x-api-key`"),
-                (&[("x-portkey-virtual-key", "vk-ap")][..], "`x-portkey-virtual-key`"),
+                (
+                    &[("x-portkey-virtual-key", "vk-ap")][..],
+                    "`x-portkey-virtual-key`",
+                ),
             ] {
                 let m = refusal(&s, pairs);
                 assert!(m.contains(carrier) && m.contains("no such key"), "{m}");
@@ -240,7 +250,11 @@ configs:
     #[test]
     fn a_config_header_or_forward_mode_ignores_a_non_virtual_key_credential() {
         let s = snapshot(false);
-        for auth in ["Bearer OPENAI_API_KEY", "Bearer sk-anything", "Bearer vk-ap"] {
+        for auth in [
+            "Bearer OPENAI_API_KEY",
+            "Bearer sk-anything",
+            "Bearer vk-ap",
+        ] {
             let h = headers(&[("authorization", auth), ("x-portkey-config", "chat")]);
             let r = resolve(&s, &h).unwrap();
             assert_eq!(r.route.name, "chat");
