@@ -73,15 +73,19 @@ fn usable(key: &Arc<VirtualKey>) -> Result<Arc<VirtualKey>, GatewayError> {
 
 /// Finds the virtual key and the config for a request.
 pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, GatewayError> {
-    resolve_with(snapshot, headers, None)
+    resolve_with(snapshot, headers, None, false)
 }
 
 /// Like [`resolve`], with the route to run when the request selects nothing and there is no
 /// `default_config` (forward-proxy mode: the intercepted host's provider) instead of a 401.
+/// `intercepted`: the request came through forward-proxy interception, where the app's own
+/// provider key is expected (and never sent upstream), so a credential that is not a virtual
+/// key is ignored rather than refused.
 pub fn resolve_with(
     snapshot: &Snapshot,
     headers: &HeaderMap,
     inferred: Option<&Arc<RouteConfig>>,
+    intercepted: bool,
 ) -> Result<Resolved, GatewayError> {
     let named_config = first_header(headers, &CONFIG_HEADERS);
     let key_header = VIRTUAL_KEY_HEADERS
@@ -103,10 +107,7 @@ pub fn resolve_with(
                 // only next to a config header (DESIGN §3: that header selects the route, whose
                 // keys' limits govern it), in forward-proxy mode (the app's own provider key,
                 // never sent upstream), and when it is the portkey-ai SDK's placeholder.
-                None if named_config.is_none()
-                    && inferred.is_none()
-                    && value != PORTKEY_PLACEHOLDER =>
-                {
+                None if named_config.is_none() && !intercepted && value != PORTKEY_PLACEHOLDER => {
                     return Err(unknown_credential(carrier));
                 }
                 None => None,
@@ -262,7 +263,14 @@ configs:
         }
         let inferred = s.configs["chat"].clone();
         let h = headers(&[("authorization", "Bearer sk-app-own-key")]);
-        let r = resolve_with(&s, &h, Some(&inferred)).unwrap();
+        let r = resolve_with(&s, &h, Some(&inferred), true).unwrap();
         assert_eq!(r.route.name, "chat");
+        // Intercepted for a host without a provider: default_config (here: none → the hint).
+        let m = match resolve_with(&s, &h, None, true) {
+            Err(GatewayError::Unauthorized(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(m.starts_with("no virtual key"), "{m}");
+        assert!(resolve_with(&snapshot(true), &h, None, true).is_ok());
     }
 }

@@ -518,13 +518,13 @@ impl Gateway {
         // Our own errors are written in the format of the client's API.
         let client = ClientFormat::from_path(head.uri.path()).unwrap_or(ClientFormat::OpenAi);
         // Forward-proxy mode: the intercepted host's provider when the request selects none.
-        let inferred = match route {
-            RequestRoute::Intercepted(inferred) => inferred,
+        let (inferred, intercepted) = match route {
+            RequestRoute::Intercepted(inferred) => (inferred, true),
             RequestRoute::Refused(e) => {
                 session.set_keepalive(None);
                 return respond::write_error(session, client, &e, &traced).await;
             }
-            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
+            RequestRoute::Gateway | RequestRoute::Forward { .. } => (None, false),
         };
         if !head.uri.path().starts_with("/v1/") {
             let error = GatewayError::UnknownRoute {
@@ -538,7 +538,7 @@ impl Gateway {
             return self.feedback(session, snapshot, facts, &traced).await;
         }
         let headers = &session.req_header().headers;
-        let resolved = match ingress::resolve_with(snapshot, headers, inferred) {
+        let resolved = match ingress::resolve_with(snapshot, headers, inferred, intercepted) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
