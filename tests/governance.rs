@@ -38,7 +38,7 @@ const USD_PER_TOKEN: f64 = 0.01;
 
 /// Keys: `vk-rpm` (rpm 20), `vk-budget` (usd_per_day 1), `vk-tokens` (tpm 1000), `vk-small`
 /// (rpm 3), `vk-conc` (concurrent 3), `vk-free` (no limits); config `limited` routes to
-/// `vk-small`. `state` is appended as given.
+/// `vk-small`, config `open` to `vk-free`. `state` is appended as given.
 fn config(mock: &MockHandle, state: &str) -> String {
     format!(
         r#"
@@ -68,6 +68,8 @@ virtual_keys:
 configs:
   limited:
     virtual_key: vk-small
+  open:
+    virtual_key: vk-free
 telemetry:
   access_log: {{ path: "off" }}
   prices:
@@ -311,9 +313,17 @@ async fn redis_outage_follows_on_state_error_and_recovers() {
     );
     assert_eq!(last.code(), "state_unavailable");
     assert!(last.header("retry-after").is_some());
-    // allow: served throughout, limits unenforced (30 requests on an rpm 20 key).
-    for answer in burst(&[&allow], "vk-rpm", &req, 30).await {
-        assert_eq!(answer.status, 200, "{answer:?}");
+    // allow: served throughout, against this process's own counters — failing open never
+    // means unlimited (30 requests at once on an rpm 20 key: 20 pass, the rest are refused).
+    let started = Instant::now();
+    let answers = burst(&[&allow], "vk-rpm", &req, 30).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count() as u64;
+    assert!(
+        ok >= 20 && ok <= rate_bound(20, started.elapsed()),
+        "{ok} of 30 admitted on rpm 20 while Redis was down"
+    );
+    for a in answers.iter().filter(|a| a.status != 200) {
+        assert_rate_limited(a, "rpm_limit_exceeded", 20);
     }
     // Unlimited keys never touch Redis.
     assert_eq!(send(&deny, "vk-free", &req, None).await.status, 200);
@@ -337,15 +347,23 @@ async fn redis_outage_follows_on_state_error_and_recovers() {
     );
 
     redis.restart();
-    // Both recover by themselves, and enforce limits again (vk-small: rpm 3).
-    for gw in [&deny, &allow] {
-        let back = eventually(Duration::from_secs(15), || async {
-            send(gw, "vk-free", &req, None).await.status == 200
-                && send(gw, "vk-rpm", &req, None).await.status == 200
-        })
-        .await;
-        assert!(back.is_some(), "did not recover: {}", gw.log());
-    }
+    // Both recover by themselves. Wait on what shows each one is back on Redis, never on time:
+    // `deny` admits nothing unless Redis answered; for `allow`, whose fallback also answers 200,
+    // the restarted (empty) Redis must hold the rpm bucket of a key only `allow` uses from now
+    // on (settlement never writes that bucket, only an admission does).
+    let back = eventually(Duration::from_secs(15), || async {
+        send(&deny, "vk-free", &req, None).await.status == 200
+            && send(&deny, "vk-conc", &req, None).await.status == 200
+    })
+    .await;
+    assert!(back.is_some(), "deny did not recover: {}", deny.log());
+    let back = eventually(Duration::from_secs(15), || async {
+        send(&allow, "vk-rpm", &req, None).await;
+        redis.command("EXISTS switchyard:gov:vk-rpm:rpm").as_deref() == Some(":1\r\n")
+    })
+    .await;
+    assert!(back.is_some(), "allow did not recover: {}", allow.log());
+    // Both enforce the shared limit again (vk-small: rpm 3, fresh in the restarted Redis).
     let started = Instant::now();
     let answers = burst(&[&deny, &allow], "vk-small", &req, 8).await;
     let ok = answers.iter().filter(|a| a.status == 200).count() as u64;
@@ -576,6 +594,136 @@ async fn local_budget_and_a_reload_that_keeps_counters() {
                 .any(|l| l.starts_with("switchyard_limit_remaining") && l.contains(&vk("vk-rpm"))),
         "stale series:\n{text}"
     );
+}
+
+/// Sends a chat request with exactly these headers (no credential unless given).
+async fn send_with(gw: &Gateway, headers: &[(&str, &str)]) -> Answer {
+    let mut req =
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&body("gpt-4o-mini", 5, false));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let json = resp.json().await.unwrap_or(serde_json::Value::Null);
+    Answer {
+        status,
+        headers,
+        json,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unlimited_key_naming_a_limited_config_is_limited() {
+    let mock = mock().await;
+    let gw = Gateway::start(&config(&mock, "")).await;
+    // vk-free has no limits; `limited` routes to vk-small (rpm 3): 6 at once, at most 3 pass.
+    let started = Instant::now();
+    let headers = [
+        ("authorization", "Bearer vk-free"),
+        ("x-portkey-config", "limited"),
+    ];
+    let answers = join_all((0..6).map(|_| send_with(&gw, &headers))).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count() as u64;
+    assert!(
+        ok >= 3 && ok <= rate_bound(3, started.elapsed()),
+        "{ok} admitted: {answers:?}"
+    );
+    for a in &answers {
+        if a.status == 200 {
+            // The headers are the strictest governing key's: vk-small's.
+            assert_eq!(a.header_u64("x-ratelimit-limit-requests"), 3, "{a:?}");
+        } else {
+            assert_rate_limited(a, "rpm_limit_exceeded", 3);
+            let message = a.json["error"]["message"].as_str().unwrap_or("");
+            assert!(message.contains("vk-small"), "names the key hit: {a:?}");
+        }
+    }
+    // A limited key of its own does not lift the config's limit either.
+    let a = send_with(
+        &gw,
+        &[
+            ("authorization", "Bearer vk-rpm"),
+            ("x-portkey-config", "limited"),
+        ],
+    )
+    .await;
+    assert_rate_limited(&a, "rpm_limit_exceeded", 3);
+    assert!(a.json["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("vk-small"));
+}
+
+/// The 401 for a credential that names no virtual key: which header, never the value.
+fn assert_unknown_credential(a: &Answer, carrier: &str, value: &str) {
+    assert_eq!(a.status, 401, "{a:?}");
+    assert_eq!(a.json["error"]["type"], "authentication_error", "{a:?}");
+    assert_eq!(a.code(), "invalid_api_key", "{a:?}");
+    let message = a.json["error"]["message"].as_str().unwrap_or("");
+    assert_eq!(
+        message,
+        format!(
+            "the credential in the `{carrier}` header is not a configured virtual key: no such key exists (the value is not shown)"
+        ),
+        "{a:?}"
+    );
+    assert!(!a.json.to_string().contains(value), "value echoed: {a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_credential_naming_no_virtual_key_is_refused_not_defaulted() {
+    let mock = mock().await;
+    let (a_cfg, b_cfg) = (config(&mock, "default_config: open"), config(&mock, ""));
+    let (with_default, without) = tokio::join!(Gateway::start(&a_cfg), Gateway::start(&b_cfg));
+    // vk-small used up (rpm 3): a typo of it must not escape through default_config.
+    for _ in 0..3 {
+        send(
+            &with_default,
+            "vk-small",
+            &body("gpt-4o-mini", 5, false),
+            None,
+        )
+        .await;
+    }
+    let refused = send(
+        &with_default,
+        "vk-small",
+        &body("gpt-4o-mini", 5, false),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 429, "{refused:?}");
+    for gw in [&with_default, &without] {
+        let a = send_with(gw, &[("authorization", "Bearer vk-smal")]).await;
+        assert_unknown_credential(&a, "Authorization", "vk-smal");
+        let a = send_with(gw, &[("x-api-key", "vk-nope")]).await;
+        assert_unknown_credential(&a, "x-api-key", "vk-nope");
+        let a = send_with(gw, &[("authorization", "Bearer sk-proj-abc123")]).await;
+        assert_unknown_credential(&a, "Authorization", "sk-proj-abc123");
+        let a = send_with(gw, &[("x-portkey-virtual-key", "vk-smal")]).await;
+        assert_unknown_credential(&a, "x-portkey-virtual-key", "vk-smal");
+        // The portkey-ai SDK's placeholder next to a config or virtual-key header is served.
+        for extra in [
+            ("x-portkey-config", "open"),
+            ("x-portkey-virtual-key", "vk-free"),
+        ] {
+            let a = send_with(gw, &[("authorization", "Bearer OPENAI_API_KEY"), extra]).await;
+            assert_eq!(a.status, 200, "{extra:?}: {a:?}");
+        }
+    }
+    // default_config serves requests without a credential (and the SDK's placeholder) only.
+    assert_eq!(send_with(&with_default, &[]).await.status, 200);
+    let a = send_with(&with_default, &[("authorization", "Bearer OPENAI_API_KEY")]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // Without it, a request with no credential at all is told to send one.
+    let a = send_with(&without, &[]).await;
+    assert_eq!(a.status, 401, "{a:?}");
+    let message = a.json["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("no virtual key: send one"), "{a:?}");
 }
 
 #[test]

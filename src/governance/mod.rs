@@ -3,9 +3,11 @@
 //! usage and cost when it ends. Model allowlists and `disabled` keys are refused earlier, in
 //! ingress and the proxy.
 //!
-//! - **Which key**: the virtual key the client presented. A request that presents none (a config
-//!   chosen by header or `default_config`) is governed by every limited key its config can route
-//!   to, so naming a config never escapes a key's limits; it is charged to the key that answered.
+//! - **Which keys**: the virtual key the client presented (when it has limits) *and* every limited
+//!   key its config can route to (`RouteConfig::governed_keys`, computed once per config): all
+//!   must admit, so neither naming a config nor presenting an unlimited key escapes a limit. The
+//!   presented key is charged what the request used, and so is the config's key that answered.
+//!   `x-ratelimit-*` headers show, per dimension, the governing key with the least left.
 //! - **Admission** ([`Governance::admit`]) reserves before the call: one request (`rpm`), an
 //!   estimate of its tokens (`tpm`: prompt bytes / 4 plus `max_tokens`, or a default), a slot
 //!   (`concurrent`) and the estimate's price (`usd_per_*`). All checks pass or none is charged.
@@ -161,7 +163,20 @@ struct Inner {
 
 enum Engine {
     Local(LocalEngine),
-    Shared(Arc<SharedEngine>),
+    /// Redis, and this process's own counters for while Redis cannot be asked and
+    /// `on_state_error` is `allow`: failing open never means unlimited.
+    Shared {
+        redis: Arc<SharedEngine>,
+        fallback: LocalEngine,
+    },
+}
+
+/// Which counters admitted a request (and so settle it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Engine,
+    /// The process-local fallback of a shared engine (Redis unreachable, `allow`).
+    Fallback,
 }
 
 impl Governance {
@@ -170,7 +185,10 @@ impl Governance {
     pub fn new(state: Option<&StateSettings>, metrics: GovernanceMetrics) -> Governance {
         let engine = match state {
             Some(s) => match SharedEngine::start(s, metrics.clone()) {
-                Ok(e) => Engine::Shared(e),
+                Ok(redis) => Engine::Shared {
+                    redis,
+                    fallback: LocalEngine::new(),
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the Redis state client; limits fall back to this process");
                     Engine::Local(LocalEngine::new())
@@ -187,75 +205,54 @@ impl Governance {
         }
     }
 
-    /// Admits a request or refuses it. `Ok(None)`: nothing governs it (no limits), or the
-    /// shared state is down and `on_state_error: allow` let it through unreserved.
+    /// Admits a request or refuses it. `Ok(None)`: nothing governs it (no limits).
     pub async fn admit(
         &self,
         snapshot: &Snapshot,
         resolved: &Resolved,
         request: RequestView<'_>,
     ) -> Result<Option<Ticket>, Rejection> {
-        let (keys, presented): (&[Arc<VirtualKey>], bool) = match &resolved.virtual_key {
-            Some(k) if k.limits.is_empty() => return Ok(None),
-            Some(k) => (std::slice::from_ref(k), true),
-            None if resolved.route.governed_keys.is_empty() => return Ok(None),
-            None => (&resolved.route.governed_keys, false),
-        };
+        // Limits follow the route: the presented key (when it has limits) and every limited key
+        // the config can route to all govern the request, so presenting an unlimited key next
+        // to a config header never escapes the config's limits.
+        let presented = resolved
+            .virtual_key
+            .as_ref()
+            .filter(|k| !k.limits.is_empty());
+        let route_keys = &resolved.route.governed_keys;
+        if presented.is_none() && route_keys.is_empty() {
+            return Ok(None);
+        }
         self.inner.observe(snapshot);
         let estimate = estimate_tokens(request);
+        let (keys, presented) = governing_keys(presented, route_keys);
         let charges: Vec<Charge> = keys
             .iter()
-            .map(|key| {
-                let l = &key.limits;
-                let pico = if l.usd_per_day.is_some() || l.usd_per_month.is_some() {
-                    request
-                        .model
-                        .and_then(|m| {
-                            snapshot.telemetry.prices.cost_pico_usd(
-                                key.provider.kind.as_str(),
-                                m,
-                                &estimate,
-                            )
-                        })
-                        .map(|p| u64::try_from(p).unwrap_or(u64::MAX))
-                        .unwrap_or(0)
-                } else {
-                    0
-                };
-                Charge {
-                    key: key.clone(),
-                    tokens: l.tpm.map_or(0, |t| estimate.total_tokens().min(t)),
-                    pico,
-                    day_cap: l.usd_per_day.map(usd_to_pico),
-                    month_cap: l.usd_per_month.map(usd_to_pico),
-                }
-            })
+            .map(|key| charge_for(snapshot, key, request.model, &estimate))
             .collect();
+        // Another key than the presented one may answer: settlement needs the route to find it.
+        let route =
+            (charges.len() > usize::from(presented.is_some())).then(|| resolved.route.clone());
         let periods = Periods::now();
         let mut reports = Vec::with_capacity(charges.len());
-        let outcome = match &self.inner.engine {
-            Engine::Local(l) => l.admit(&charges, &periods, &mut reports).map(|()| None),
-            // Boxed: the Redis call's future is large, and only governed requests pay for it.
-            Engine::Shared(s) => Box::pin(s.admit(&charges, &periods, &mut reports)).await,
-        };
         let m = &self.inner.metrics;
-        match outcome {
-            Ok(lease) => {
-                for (c, r) in charges.iter().zip(&reports) {
-                    m.report(&c.key, r);
+        match self.inner.admit(&charges, &periods, &mut reports).await {
+            Ok((lease, via)) => {
+                // Gauges show the shared standing, not the fallback's per-process one.
+                if via == Via::Engine {
+                    for (c, r) in charges.iter().zip(&reports) {
+                        m.report(&c.key, r);
+                    }
                 }
-                let headers = match (presented, reports.first()) {
-                    (true, Some(r)) => rate_headers(r),
-                    _ => Vec::new(),
-                };
+                let headers = rate_headers(&strictest(&reports));
                 Ok(Some(Ticket {
                     inner: self.inner.clone(),
-                    route: (!presented).then(|| resolved.route.clone()),
+                    route,
                     charges,
                     presented,
                     periods,
                     lease,
-                    reserved: true,
+                    via,
                     headers,
                     settled: false,
                 }))
@@ -268,50 +265,60 @@ impl Governance {
                 if let Some(r) = &report {
                     m.report(&charge.key, r);
                 }
-                Err(rejection(charge, refusal, report.as_ref(), presented))
+                Err(rejection(charge, refusal, report.as_ref()))
             }
-            Err(AdmitError::StateDown { deny }) => {
-                for c in &charges {
-                    m.limit_rejections_total
-                        .with_label_values(&[&c.key.label, "state_unavailable"])
-                        .inc();
-                }
-                if deny {
-                    let error = GatewayError::StateUnavailable(
-                        "limits cannot be checked: the shared state (Redis) is unreachable and state.on_state_error is deny".into(),
-                    );
-                    return Err(Rejection {
-                        error,
-                        headers: vec![("retry-after", "1".into())],
-                    });
-                }
-                // Allowed without a reservation; its real usage is still charged if the state
-                // answers by the time it ends.
-                let unreserved = charges
-                    .into_iter()
-                    .map(|c| Charge {
-                        tokens: 0,
-                        pico: 0,
-                        ..c
-                    })
-                    .collect();
-                Ok(Some(Ticket {
-                    inner: self.inner.clone(),
-                    route: (!presented).then(|| resolved.route.clone()),
-                    charges: unreserved,
-                    presented,
-                    periods,
-                    lease: None,
-                    reserved: false,
-                    headers: Vec::new(),
-                    settled: false,
-                }))
+            Err(AdmitError::StateDown { .. }) => {
+                let error = GatewayError::StateUnavailable(
+                    "limits cannot be checked: the shared state (Redis) is unreachable and state.on_state_error is deny".into(),
+                );
+                Err(Rejection {
+                    error,
+                    headers: vec![("retry-after", "1".into())],
+                })
             }
         }
     }
 }
 
 impl Inner {
+    /// Runs the engine: `Ok((lease, via))` when admitted. While Redis cannot be asked,
+    /// `on_state_error: allow` admits against this process's own counters — a state error never
+    /// admits a burst past a key's limit from one replica (it used to admit every request
+    /// unchecked, and a Redis restart made the first call fail on the dropped connection).
+    async fn admit(
+        &self,
+        charges: &[Charge],
+        periods: &Periods,
+        reports: &mut Vec<KeyReport>,
+    ) -> Result<(Option<String>, Via), AdmitError> {
+        match &self.engine {
+            Engine::Local(l) => l
+                .admit(charges, periods, reports)
+                .map(|()| (None, Via::Engine)),
+            // Boxed: the Redis call's future is large, and only governed requests pay for it.
+            Engine::Shared { redis, fallback } => {
+                match Box::pin(redis.admit(charges, periods, reports)).await {
+                    Err(AdmitError::StateDown { deny }) => {
+                        for c in charges {
+                            self.metrics
+                                .limit_rejections_total
+                                .with_label_values(&[&c.key.label, "state_unavailable"])
+                                .inc();
+                        }
+                        if deny {
+                            return Err(AdmitError::StateDown { deny });
+                        }
+                        reports.clear();
+                        fallback
+                            .admit(charges, periods, reports)
+                            .map(|()| (None, Via::Fallback))
+                    }
+                    other => other.map(|lease| (lease, Via::Engine)),
+                }
+            }
+        }
+    }
+
     /// On a new config: forget the counters and series of keys it no longer has.
     fn observe(&self, snapshot: &Snapshot) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -341,9 +348,8 @@ impl Inner {
                 .filter(|k| !k.limits.is_empty())
                 .map(|k| k.name.clone()),
         );
-        if let Engine::Local(l) = &self.engine {
-            l.retain(|k| snapshot.virtual_keys.contains_key(k));
-        }
+        let (Engine::Local(l) | Engine::Shared { fallback: l, .. }) = &self.engine;
+        l.retain(|k| snapshot.virtual_keys.contains_key(k));
     }
 }
 
@@ -367,15 +373,16 @@ impl From<Refusal> for AdmitError {
 pub struct Ticket {
     inner: Arc<Inner>,
     charges: Vec<Charge>,
-    /// `charges[0]` is the key the client presented (else: the keys the config can use).
-    presented: bool,
-    /// The config, to find which key answered when none was presented.
+    /// Where the key the client presented is in `charges` (sorted by name), when it has limits;
+    /// the others are the limited keys the config can route to.
+    presented: Option<usize>,
+    /// The config, to find which of its keys answered (`None`: only the presented key governs).
     route: Option<Arc<RouteConfig>>,
     periods: Periods,
     /// The Redis concurrency lease.
     lease: Option<String>,
-    /// `false`: admitted without reservations (state down, `on_state_error: allow`).
-    reserved: bool,
+    /// Which counters hold its reservations.
+    via: Via,
     headers: Vec<(&'static str, String)>,
     settled: bool,
 }
@@ -387,7 +394,7 @@ impl std::fmt::Debug for Ticket {
                 "keys",
                 &self.charges.iter().map(|c| &c.key.name).collect::<Vec<_>>(),
             )
-            .field("reserved", &self.reserved)
+            .field("via", &self.via)
             .finish()
     }
 }
@@ -414,17 +421,17 @@ impl Used {
 }
 
 impl Ticket {
-    /// `x-ratelimit-*` headers of the presented key, for the response.
+    /// `x-ratelimit-*` headers of the strictest governing key, for the response.
     pub fn headers(&self) -> &[(&'static str, String)] {
         &self.headers
     }
 
     /// Frees the slot and replaces the reservations by the request's real tokens and cost.
     pub fn settle(mut self, record: &RequestRecord) {
-        let answering = match (&self.route, self.presented) {
-            (Some(route), false) => answering_key(route, record),
-            _ => None,
-        };
+        let answering = self
+            .route
+            .as_ref()
+            .and_then(|route| answering_key(route, record));
         self.finish(Used::from_record(record), answering.as_deref());
     }
 
@@ -435,11 +442,9 @@ impl Ticket {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let charged = if self.presented {
-                    i == 0
-                } else {
-                    answering == Some(c.key.name.as_str())
-                };
+                // The presented key pays for what its client used; a key of the config pays
+                // only when it answered.
+                let charged = self.presented == Some(i) || answering == Some(c.key.name.as_str());
                 let reserved = (signed(c.tokens), signed(c.pico));
                 match (charged, used.tokens) {
                     (true, Some(tokens)) => (
@@ -454,19 +459,42 @@ impl Ticket {
             })
             .collect();
         let mut reports = Vec::with_capacity(self.charges.len());
-        match &self.inner.engine {
-            Engine::Local(l) => {
+        match (&self.inner.engine, self.via) {
+            (Engine::Local(l), _) => {
                 l.settle(&self.charges, &deltas, &self.periods, &mut reports);
                 for (c, r) in self.charges.iter().zip(&reports) {
                     self.inner.metrics.report(&c.key, r);
                 }
             }
-            Engine::Shared(s) => s.settle(
+            (Engine::Shared { redis, .. }, Via::Engine) => redis.settle(
                 std::mem::take(&mut self.charges),
                 deltas,
                 self.periods,
                 self.lease.take(),
             ),
+            (Engine::Shared { redis, fallback }, Via::Fallback) => {
+                fallback.settle(&self.charges, &deltas, &self.periods, &mut reports);
+                // Nothing was reserved in Redis: what the request is finally charged (its
+                // reservation plus the correction) goes there too, so an outage's usage still
+                // counts if Redis answers by the time the request ends.
+                let totals = self
+                    .charges
+                    .iter()
+                    .zip(&deltas)
+                    .map(|(c, d)| {
+                        (
+                            signed(c.tokens).saturating_add(d.0),
+                            signed(c.pico).saturating_add(d.1),
+                        )
+                    })
+                    .collect();
+                redis.settle(
+                    std::mem::take(&mut self.charges),
+                    totals,
+                    self.periods,
+                    None,
+                );
+            }
         }
     }
 }
@@ -506,6 +534,74 @@ fn leaf_key<'a>(target: &'a Target, path: &str) -> Option<&'a Arc<VirtualKey>> {
     match &target.kind {
         TargetKind::Leaf { virtual_key } => (target.path == path).then_some(virtual_key),
         TargetKind::Group { targets, .. } => targets.iter().find_map(|t| leaf_key(t, path)),
+    }
+}
+
+/// The keys that govern a request, sorted by name without duplicates (the engines lock and
+/// script them in this order): the config's limited keys with the presented one merged in, and
+/// where the presented one is.
+fn governing_keys<'a>(
+    presented: Option<&'a Arc<VirtualKey>>,
+    route_keys: &'a [Arc<VirtualKey>],
+) -> (Vec<&'a Arc<VirtualKey>>, Option<usize>) {
+    let mut keys: Vec<&Arc<VirtualKey>> = Vec::with_capacity(route_keys.len() + 1);
+    keys.extend(route_keys);
+    let at = presented.map(
+        |p| match keys.binary_search_by(|k| k.name.as_str().cmp(&p.name)) {
+            Ok(i) => i,
+            Err(i) => {
+                keys.insert(i, p);
+                i
+            }
+        },
+    );
+    (keys, at)
+}
+
+/// What a request reserves against one key: its token estimate (at most the key's `tpm`) and,
+/// when the key has a spend cap, the estimate's price at the key's provider.
+fn charge_for(
+    snapshot: &Snapshot,
+    key: &Arc<VirtualKey>,
+    model: Option<&str>,
+    estimate: &Usage,
+) -> Charge {
+    let l = &key.limits;
+    let pico = if l.usd_per_day.is_some() || l.usd_per_month.is_some() {
+        model
+            .and_then(|m| {
+                snapshot
+                    .telemetry
+                    .prices
+                    .cost_pico_usd(key.provider.kind.as_str(), m, estimate)
+            })
+            .map(|p| u64::try_from(p).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    Charge {
+        key: key.clone(),
+        tokens: l.tpm.map_or(0, |t| estimate.total_tokens().min(t)),
+        pico,
+        day_cap: l.usd_per_day.map(usd_to_pico),
+        month_cap: l.usd_per_month.map(usd_to_pico),
+    }
+}
+
+/// Per dimension, the standing with the least left among the governing keys: what the client
+/// will run into first.
+fn strictest(reports: &[KeyReport]) -> KeyReport {
+    let least = |pick: fn(&KeyReport) -> Option<Standing>| {
+        reports
+            .iter()
+            .filter_map(pick)
+            .min_by_key(|s| (s.remaining, std::cmp::Reverse(s.reset_us)))
+    };
+    KeyReport {
+        requests: least(|r| r.requests),
+        tokens: least(|r| r.tokens),
+        ..KeyReport::default()
     }
 }
 
@@ -586,12 +682,7 @@ fn rate_headers(report: &KeyReport) -> Vec<(&'static str, String)> {
     h
 }
 
-fn rejection(
-    charge: &Charge,
-    refusal: Refusal,
-    report: Option<&KeyReport>,
-    presented: bool,
-) -> Rejection {
+fn rejection(charge: &Charge, refusal: Refusal, report: Option<&KeyReport>) -> Rejection {
     let retry_after = Duration::from_micros(refusal.retry_after_us);
     let l = &charge.key.limits;
     let limit_value = match refusal.limit {
@@ -611,10 +702,9 @@ fn rejection(
             (refusal.retry_after_us.div_ceil(1000)).to_string(),
         ),
     ];
-    if presented {
-        if let Some(r) = report {
-            headers.extend(rate_headers(r));
-        }
+    // The refused key is the strictest one: its standing is what the client runs into.
+    if let Some(r) = report {
+        headers.extend(rate_headers(r));
     }
     let error = if refusal.limit.is_budget() {
         GatewayError::BudgetExceeded {

@@ -10,9 +10,11 @@
 //! - Concurrency slots are leases in a sorted set scored by expiry; this process renews its own
 //!   every [`LEASE_RENEW`], so a crashed replica's slots free themselves after [`LEASE_TTL`].
 //! - The connection is `redis`'s `ConnectionManager` (multiplexed, reconnects by itself).
-//!   Every call has a deadline (`state.timeout_ms`); after a failure the state counts as down
-//!   for [`DOWN_FOR`] (requests follow `on_state_error` at once instead of each waiting out a
-//!   deadline), then the next request tries again. Failures are counted in
+//!   Every call has a deadline (`state.timeout_ms`); a call that finds its connection dropped
+//!   is tried once more on the new one within that deadline (so a Redis restart is not an
+//!   error). After a failure the state counts as down for [`DOWN_FOR`] (requests follow
+//!   `on_state_error` at once instead of each waiting out a deadline; `allow` admits against
+//!   this process's own counters, see `Governance`), then the next request tries again. Failures are counted in
 //!   `switchyard_state_errors_total{op}` and logged at most every [`LOG_EVERY`].
 
 use std::collections::HashMap;
@@ -161,7 +163,23 @@ impl SharedEngine {
         invocation: redis::ScriptInvocation<'_>,
     ) -> Option<Vec<i64>> {
         let mut conn = self.conn.clone();
-        let result = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
+        let attempt = async {
+            match invocation.invoke_async(&mut conn).await {
+                // The connection was dropped (Redis restarted, a proxy cut it): the manager is
+                // already reconnecting, and one more try waits for the new connection. Without
+                // it the first call after every Redis restart failed and opened the
+                // `on_state_error` window although Redis was back.
+                Err(e)
+                    if e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error() =>
+                {
+                    invocation.invoke_async(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        let result = tokio::time::timeout(self.timeout, attempt).await;
         let error = match result {
             Ok(Ok(v)) => {
                 if self.was_down.swap(false, Ordering::Relaxed) {

@@ -517,13 +517,13 @@ impl Gateway {
     ) -> Finished {
         let traced = trace_headers(&journal.trace);
         // Forward-proxy mode: the intercepted host's provider when the request selects none.
-        let inferred = match route {
-            RequestRoute::Intercepted(inferred) => inferred,
+        let (inferred, intercepted) = match route {
+            RequestRoute::Intercepted(inferred) => (inferred, true),
             RequestRoute::Refused(e) => {
                 session.set_keepalive(None);
                 return respond::write_error(session, ClientFormat::OpenAi, &e, &traced).await;
             }
-            RequestRoute::Gateway | RequestRoute::Forward { .. } => None,
+            RequestRoute::Gateway | RequestRoute::Forward { .. } => (None, false),
         };
         // One spelling per route: everything after this (route match, policy, the forwarded
         // path, the record) sees the canonical target only.
@@ -545,7 +545,7 @@ impl Gateway {
             return self.feedback(session, snapshot, facts, &traced).await;
         }
         let headers = &session.req_header().headers;
-        let resolved = match ingress::resolve_with(snapshot, headers, inferred) {
+        let resolved = match ingress::resolve_with(snapshot, headers, inferred, intercepted) {
             Ok(r) => r,
             Err(e) => {
                 session.set_keepalive(None);
