@@ -141,12 +141,10 @@ impl Reloader {
                 let hash = snapshot.hash.clone();
                 self.live.store(Arc::new(snapshot));
                 self.metrics.set_config_hash(&hash);
-                self.metrics.reload_succeeded();
                 tracing::info!(%hash, path = %self.path.display(), "config reloaded");
                 ReloadOutcome::Reloaded { hash }
             }
             Err(errors) => {
-                self.metrics.reload_failed();
                 // Shown on /config and the console: no virtual-key names (credentials).
                 let names = self
                     .live
@@ -170,6 +168,13 @@ impl Reloader {
                 ReloadOutcome::Failed(e) => h.last_error = Some(e.clone()),
                 ReloadOutcome::Unchanged => {}
             }
+        }
+        // Counted only once `status()` shows the outcome: whoever sees the counter move (a
+        // test, an alert, the console) then also sees the error or the new reload time.
+        match &outcome {
+            ReloadOutcome::Reloaded { .. } => self.metrics.reload_succeeded(),
+            ReloadOutcome::Failed(_) => self.metrics.reload_failed(),
+            ReloadOutcome::Unchanged => {}
         }
         outcome
     }

@@ -3,7 +3,7 @@
 //! stream, `/api/console`, `/api/requests/{id}`; see [`crate::console`]). Read-only: every route
 //! is GET (or HEAD); anything else is 405, and nothing here changes state.
 //!
-//! Closed by default (see `docs/security/admin.md`): it listens on loopback unless configured;
+//! Closed by default (see `docs/security.md`): it listens on loopback unless configured;
 //! a `Host` that is not an IP literal, `localhost` or an `admin.allowed_hosts` name is answered
 //! 421 (a DNS-rebinding page in a browser sends its own host name); with `admin.token_file`,
 //! everything but the probes and `/metrics` needs the token (`Authorization: Bearer`, or the
