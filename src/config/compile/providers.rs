@@ -16,7 +16,6 @@ use crate::config::snapshot::*;
 
 impl Compiler<'_> {
     /// `providers:`, in file order, and by name.
-    #[allow(clippy::type_complexity)]
     pub(super) fn providers(
         &mut self,
         specs: &BTreeMap<String, ProviderSpec>,
