@@ -64,7 +64,7 @@ enum CaCommand {
         #[arg(long = "permit", value_name = "DOMAIN")]
         permit: Vec<String>,
         /// Validity of the CA certificate, in days.
-        #[arg(long, default_value_t = switchyard::server::forward::ca::DEFAULT_CA_DAYS)]
+        #[arg(long, default_value_t = switchyard::config::ca::DEFAULT_CA_DAYS)]
         days: u32,
     },
 }
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
 }
 
 fn ca_init(out: &std::path::Path, force: bool, days: u32, permit: &[String]) -> ExitCode {
-    match switchyard::server::forward::ca::init_dir_with(out, force, days, permit) {
+    match switchyard::config::ca::init_dir_with(out, force, days, permit) {
         Ok(paths) => {
             for p in paths {
                 println!("wrote {}", p.display());

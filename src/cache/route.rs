@@ -19,32 +19,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::key::{self, Digest32};
-use crate::config::{CacheSettings, Condition, Secret, StrategyMode, Target, TargetKind};
+use crate::config::{CacheSettings, Secret, StrategyMode, Target, TargetKind};
 use crate::router::condition::{self, Facts};
 
-/// A config's leaves as the cache sees them, mirroring the target tree only where a conditional
-/// group makes the reachable set depend on the request.
-#[derive(Debug)]
-pub struct RouteKeys {
-    /// The route digest when no conditional group exists: every request gets this one.
-    fixed: Option<Digest32>,
-    root: Node,
-}
-
-#[derive(Debug)]
-enum Node {
-    /// A subtree without conditional groups: the identities of every leaf it can reach,
-    /// sorted and deduplicated.
-    Leaves(Box<[Digest32]>),
-    /// A fallback/loadbalance group with a conditional below: the union of its children.
-    Union(Box<[Node]>),
-    /// A conditional group: the child [`condition::choose`] picks (indices as in the config).
-    Conditional {
-        conditions: Box<[Condition]>,
-        default: Option<usize>,
-        children: Box<[Node]>,
-    },
-}
+use crate::config::snapshot::RouteNode as Node;
+pub use crate::config::RouteKeys;
 
 impl RouteKeys {
     /// `settings` with the route identities of the tree under `root` (its config's root).

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::compile::ConfigError;
+use super::error::ConfigError;
 
 /// Replaces every `${NAME}` in the string values of `tree` with the environment variable's value.
 pub fn interpolate_env(tree: &mut Value, path: &str, errors: &mut Vec<ConfigError>) {

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::vocab::ProviderKind;
+
 /// A credential. Its `Debug`/`Display` never print the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -117,27 +119,6 @@ pub struct RequestLimits {
     pub write_timeout: Duration,
     /// Open connections on the proxy listener (also bounded by the fd limit). Default 1024.
     pub max_connections: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    OpenAi,
-    AzureOpenAi,
-    Anthropic,
-    Gemini,
-    OpenAiCompatible,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::AzureOpenAi => "azure-openai",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Gemini => "gemini",
-            ProviderKind::OpenAiCompatible => "openai-compatible",
-        }
-    }
 }
 
 /// Where a provider lives, split once at load so the request path never parses a URL.
@@ -456,7 +437,32 @@ pub struct CacheSettings {
     /// The identities of the leaves the config's tree can serve from, for the route part of
     /// the key (`crate::cache::route`); set by compile once the tree is built. `None`: the
     /// lookup bypasses the cache rather than key without the route.
-    pub route: Option<Arc<crate::cache::route::RouteKeys>>,
+    pub route: Option<Arc<RouteKeys>>,
+}
+
+/// A config's leaves as the cache sees them (built and read by `crate::cache::route`; the type
+/// is here because the snapshot holds it), mirroring the target tree only where a conditional
+/// group makes the reachable set depend on the request.
+#[derive(Debug)]
+pub struct RouteKeys {
+    /// The route digest when no conditional group exists: every request gets this one.
+    pub(crate) fixed: Option<[u8; 32]>,
+    pub(crate) root: RouteNode,
+}
+
+#[derive(Debug)]
+pub(crate) enum RouteNode {
+    /// A subtree without conditional groups: the identities of every leaf it can reach,
+    /// sorted and deduplicated.
+    Leaves(Box<[[u8; 32]]>),
+    /// A fallback/loadbalance group with a conditional below: the union of its children.
+    Union(Box<[RouteNode]>),
+    /// A conditional group: the child `router::condition::choose` picks (indices as in the config).
+    Conditional {
+        conditions: Box<[Condition]>,
+        default: Option<usize>,
+        children: Box<[RouteNode]>,
+    },
 }
 
 /// What embeds a prompt for the semantic cache.
@@ -481,17 +487,17 @@ pub struct StateSettings {
 #[derive(Debug, Clone)]
 pub struct ForwardSettings {
     /// The local CA, loaded and checked; its key never leaves memory.
-    pub ca: Arc<crate::server::forward::ca::LocalCa>,
+    pub ca: Arc<super::ca::LocalCa>,
     /// Hosts whose TLS is terminated and whose requests run the gateway path, in order.
     pub intercept: Vec<InterceptRule>,
     /// Hosts (and ports) tunnelled (or, for plain HTTP, forwarded) untouched.
-    pub allow_hosts: Vec<crate::server::forward::hosts::AllowHost>,
+    pub allow_hosts: Vec<super::hosts::AllowHost>,
 }
 
 /// One `forward.intercept` entry.
 #[derive(Debug, Clone)]
 pub struct InterceptRule {
-    pub pattern: crate::server::forward::hosts::HostPattern,
+    pub pattern: super::hosts::HostPattern,
     /// The provider inferred for this host (`forward.providers`, else the one configured provider
     /// of the host's kind), as a one-target route named `forward`: run when a request selects
     /// no virtual key or config and there is no `default_config`.

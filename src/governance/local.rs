@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
+use super::engine::{AdmitError, Charge, KeyReport, Refusal};
 use super::gcra::Gcra;
 use super::period::Periods;
-use super::{AdmitError, Charge, KeyReport, LimitKind, Refusal};
+use crate::vocab::LimitKind;
 
 /// Counters of one virtual key. They outlive reloads (keyed by the key's name); the limits are
 /// read from the snapshot of each request.

@@ -19,6 +19,7 @@
 //!
 //! Requests whose key has no limits never reach this module's engines: the cost is one branch.
 
+pub mod engine;
 pub mod gcra;
 pub mod local;
 pub mod period;
@@ -46,58 +47,8 @@ pub const DEFAULT_OUTPUT_TOKENS: u64 = 1024;
 /// One pico-dollar per 1e-12 USD.
 const PICO_PER_USD: f64 = 1e12;
 
-/// The limit a request ran into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    Rpm,
-    Tpm,
-    Concurrent,
-    UsdPerDay,
-    UsdPerMonth,
-}
-
-impl LimitKind {
-    pub const ALL: [LimitKind; 5] = [
-        LimitKind::Rpm,
-        LimitKind::Tpm,
-        LimitKind::Concurrent,
-        LimitKind::UsdPerDay,
-        LimitKind::UsdPerMonth,
-    ];
-
-    /// The config field, also the `limit` metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitKind::Rpm => "rpm",
-            LimitKind::Tpm => "tpm",
-            LimitKind::Concurrent => "concurrent",
-            LimitKind::UsdPerDay => "usd_per_day",
-            LimitKind::UsdPerMonth => "usd_per_month",
-        }
-    }
-
-    /// What the limit counts, for error messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            LimitKind::Rpm => "requests per minute (rpm)",
-            LimitKind::Tpm => "tokens per minute (tpm)",
-            LimitKind::Concurrent => "concurrent requests",
-            LimitKind::UsdPerDay => "USD per day (usd_per_day)",
-            LimitKind::UsdPerMonth => "USD per month (usd_per_month)",
-        }
-    }
-
-    pub fn is_budget(self) -> bool {
-        matches!(self, LimitKind::UsdPerDay | LimitKind::UsdPerMonth)
-    }
-
-    /// The code the Redis script reports (1-based, in [`LimitKind::ALL`] order).
-    fn from_code(code: i64) -> Option<LimitKind> {
-        usize::try_from(code - 1)
-            .ok()
-            .and_then(|i| LimitKind::ALL.get(i).copied())
-    }
-}
+pub use crate::vocab::LimitKind;
+pub use engine::{AdmitError, Charge, KeyReport, Refusal};
 
 /// What governance needs to know about a request body.
 #[derive(Debug, Clone, Copy)]
@@ -108,36 +59,6 @@ pub struct RequestView<'a> {
     pub model: Option<&'a str>,
     /// `gen_ai.operation.name` of the route (`chat`, `embeddings`, …).
     pub operation: &'static str,
-}
-
-/// What one request reserves against one virtual key.
-#[derive(Debug, Clone)]
-pub struct Charge {
-    pub key: Arc<VirtualKey>,
-    /// Tokens reserved (the estimate, at most the key's `tpm`).
-    pub tokens: u64,
-    /// Pico-USD reserved (the estimate's price; 0 when the model has no price).
-    pub pico: u64,
-    pub day_cap: Option<u64>,
-    pub month_cap: Option<u64>,
-}
-
-/// Where one key stands after an admission or a settlement (for headers and gauges).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KeyReport {
-    pub requests: Option<Standing>,
-    pub tokens: Option<Standing>,
-    pub inflight: u64,
-    pub day_spent_pico: u64,
-    pub month_spent_pico: u64,
-}
-
-/// A limit that refused a request: which charge, which limit, how long until it would fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub key_index: usize,
-    pub limit: LimitKind,
-    pub retry_after_us: u64,
 }
 
 /// A refused request: the error to answer with and its headers (`Retry-After`,
@@ -350,21 +271,6 @@ impl Inner {
         );
         let (Engine::Local(l) | Engine::Shared { fallback: l, .. }) = &self.engine;
         l.retain(|k| snapshot.virtual_keys.contains_key(k));
-    }
-}
-
-/// Why an engine did not admit.
-#[derive(Debug)]
-pub enum AdmitError {
-    /// A limit refused; the refused key's standing when the engine knows it.
-    Refused(Refusal, Option<KeyReport>),
-    /// The shared state could not be asked; `deny` is `on_state_error: deny`.
-    StateDown { deny: bool },
-}
-
-impl From<Refusal> for AdmitError {
-    fn from(r: Refusal) -> Self {
-        AdmitError::Refused(r, None)
     }
 }
 
@@ -824,9 +730,9 @@ mod tests {
     #[test]
     fn limit_codes_round_trip() {
         for (i, l) in LimitKind::ALL.iter().enumerate() {
-            assert_eq!(LimitKind::from_code(i as i64 + 1), Some(*l));
+            assert_eq!(shared::limit_from_code(i as i64 + 1), Some(*l));
         }
-        assert_eq!(LimitKind::from_code(0), None);
-        assert_eq!(LimitKind::from_code(6), None);
+        assert_eq!(shared::limit_from_code(0), None);
+        assert_eq!(shared::limit_from_code(6), None);
     }
 }

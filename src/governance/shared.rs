@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::Script;
 
+use super::engine::{AdmitError, Charge, KeyReport, Refusal};
 use super::gcra::Standing;
 use super::period::Periods;
-use super::{AdmitError, Charge, KeyReport, LimitKind, Refusal};
 use crate::config::StateSettings;
 use crate::redis_state::{self, RedisThread};
 use crate::telemetry::metrics::GovernanceMetrics;
+use crate::vocab::LimitKind;
 
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
@@ -48,6 +49,13 @@ pub const MAX_PENDING_SETTLES: usize = 4096;
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::redis_state::RedisStateError as StateError;
+
+/// The code the Redis script reports (1-based, in [`LimitKind::ALL`] order).
+pub(super) fn limit_from_code(code: i64) -> Option<LimitKind> {
+    usize::try_from(code - 1)
+        .ok()
+        .and_then(|i| LimitKind::ALL.get(i).copied())
+}
 
 pub struct SharedEngine {
     conn: ConnectionManager,
@@ -290,7 +298,7 @@ impl SharedEngine {
             }
             Some(1) if out.len() == 11 => {
                 let index = usize::try_from(out[1]).unwrap_or(0).min(charges.len() - 1);
-                let Some(limit) = LimitKind::from_code(out[2]) else {
+                let Some(limit) = limit_from_code(out[2]) else {
                     self.failed("admit", "unexpected limit code from the admit script");
                     return Err(AdmitError::StateDown { deny: self.deny });
                 };

@@ -22,7 +22,7 @@ pub const DENIED_STATUS: u16 = 446;
 /// Portkey's status for an answer delivered although a guardrail failed.
 pub const WARNED_STATUS: u16 = 246;
 /// Lists the failed checks.
-pub const FAILED_HEADER: &str = "x-switchyard-guardrails-failed";
+pub const FAILED_HEADER: &str = crate::vocab::headers::GUARDRAILS_FAILED;
 
 fn hook(eval: &Evaluation) -> Value {
     let checks: Vec<Value> = eval

@@ -12,9 +12,9 @@ use crate::config::{RouteConfig, Snapshot, VirtualKey};
 use crate::error::GatewayError;
 
 /// Headers that name a virtual key, first match wins.
-const VIRTUAL_KEY_HEADERS: [&str; 2] = ["x-switchyard-virtual-key", "x-portkey-virtual-key"];
+const VIRTUAL_KEY_HEADERS: [&str; 2] = crate::vocab::headers::VIRTUAL_KEY;
 /// Headers that name a config, first match wins.
-const CONFIG_HEADERS: [&str; 2] = ["x-switchyard-config", "x-portkey-config"];
+const CONFIG_HEADERS: [&str; 2] = crate::vocab::headers::CONFIG;
 
 /// The outcome of ingress for one request.
 #[derive(Debug, Clone)]

@@ -25,37 +25,9 @@ use std::borrow::Cow;
 
 use http::Method;
 
-/// Longest request path accepted (bytes, as received).
-pub const MAX_PATH_BYTES: usize = 2048;
-/// Longest query string accepted (bytes, as received, without the `?`).
-pub const MAX_QUERY_BYTES: usize = 8192;
+pub use crate::vocab::error::{PathError, MAX_PATH_BYTES, MAX_QUERY_BYTES};
 /// Longest client value (method, path) echoed into an error body, in characters.
 pub const MAX_ECHO_CHARS: usize = 64;
-
-/// Why a request path is refused (400).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    #[error("the request path must start with \"/\"")]
-    NotAbsolute,
-    #[error("the request path exceeds {MAX_PATH_BYTES} bytes")]
-    PathTooLong,
-    #[error("the query string exceeds {MAX_QUERY_BYTES} bytes")]
-    QueryTooLong,
-    #[error("the request path has an invalid percent-escape at byte {at}")]
-    InvalidEscape { at: usize },
-    #[error(
-        "the request path escapes a byte that may not be escaped there (%{byte:02X} at byte {at})"
-    )]
-    EscapedByte { byte: u8, at: usize },
-    #[error("the request path has a character that is not allowed in a path (byte 0x{byte:02X} at byte {at})")]
-    BadCharacter { byte: u8, at: usize },
-    #[error("the request path climbs above the root with \"..\"")]
-    AboveRoot,
-    #[error("the request target is not valid UTF-8")]
-    NotUtf8,
-    #[error("the canonical request target cannot be parsed as a URI")]
-    Unparseable,
-}
 
 /// RFC 3986 `unreserved`: an escape of one of these is decoded.
 fn is_unreserved(b: u8) -> bool {

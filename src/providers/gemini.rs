@@ -248,7 +248,7 @@ fn guess_image_type(url: &str) -> &'static str {
 /// The `{model}` path segment: a leading `models/` is dropped, and anything outside the
 /// URL-safe set percent-encoded.
 pub fn model_path_segment(model: &str) -> String {
-    super::head::encode_segment(model.strip_prefix("models/").unwrap_or(model))
+    super::segment::encode_segment(model.strip_prefix("models/").unwrap_or(model))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ use http::Method;
 use pingora::http::RequestHeader;
 
 use super::gemini::model_path_segment;
+use super::segment::encode_segment;
 use super::ClientFormat;
-use crate::config::{Provider, ProviderKind};
+use crate::config::Provider;
+use crate::vocab::ProviderKind;
 
 /// The Azure OpenAI `api-version` when the provider config sets none (the latest GA
 /// data-plane inference version).
@@ -148,18 +150,6 @@ fn versioned(base: &str, default: &str) -> String {
 
 fn query_of(path_and_query: &str) -> Option<&str> {
     path_and_query.split_once('?').map(|(_, q)| q)
-}
-
-pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The upstream path and query for one attempt.

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::TranslateError;
+use super::translate_error::TranslateError;
 
 pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)

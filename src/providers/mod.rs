@@ -19,7 +19,9 @@ mod json;
 pub mod openai;
 pub mod request;
 pub mod response;
+mod segment;
 pub mod stream;
+mod translate_error;
 
 pub use canonical::{
     ChatRequest, ChatResponse, Choice, ClientFormat, ContentPart, FinishReason, Format,
@@ -38,8 +40,8 @@ pub use response::{
 };
 pub use stream::StreamTranslator;
 
-use crate::config::ProviderKind;
 use crate::upstream::sse::SseEvent;
+use crate::vocab::ProviderKind;
 
 /// What a stream event means for the commit point (DESIGN.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

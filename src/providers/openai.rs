@@ -13,8 +13,8 @@ use super::json::{
     req_object, req_str, str_at, string_list, u64_at, write_keep_alive, write_sse,
 };
 use super::{EventClass, ProviderError, TranslateError};
-use crate::config::ProviderKind;
 use crate::upstream::sse::SseEvent;
+use crate::vocab::ProviderKind;
 
 // ---------------------------------------------------------------------------------------------
 // Requests

@@ -17,7 +17,7 @@ use super::canonical::{ChatRequest, ClientFormat, Format};
 use super::head::ChatCall;
 use super::json::to_vec;
 use super::{anthropic, gemini, openai, TranslateError};
-use crate::config::ProviderKind;
+use crate::vocab::ProviderKind;
 
 /// A client's chat request, parsed once.
 #[derive(Debug, Clone)]

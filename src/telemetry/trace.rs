@@ -63,7 +63,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The trace context of a request, from its headers (or new).
 pub fn from_headers(headers: &HeaderMap) -> TraceContext {
     let caller = header(headers, "traceparent").and_then(parse_traceparent);
-    let display = ["x-switchyard-trace-id", "x-portkey-trace-id"]
+    let display = crate::vocab::headers::TRACE_ID
         .iter()
         .find_map(|h| header(headers, h))
         .map(str::trim)

@@ -22,7 +22,7 @@ use pingora::protocols::tls::TlsRef;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::ca::{CaError, LocalCa, LEAF_LIFETIME};
+use crate::config::ca::{CaError, LocalCa, LEAF_LIFETIME};
 
 /// A cached acceptor is replaced this long before its certificate expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(3600);

@@ -20,9 +20,7 @@
 //! [`route_request`]: intercepted hosts run the gateway path, allowed hosts are forwarded by
 //! pingora's own proxy pipeline ([`PlainForward`]), others get `403`.
 
-pub mod ca;
 pub mod connect;
-pub mod hosts;
 pub mod intercept;
 
 use std::net::SocketAddr;
@@ -43,6 +41,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::downstream::{self, Slot};
+/// The CA material and host patterns are config vocabulary (the snapshot holds them); they are
+/// re-exported at their old paths, `server::forward::{ca, hosts}`.
+pub use crate::config::{ca, hosts};
 use crate::config::{ForwardSettings, RouteConfig, Snapshot};
 use crate::error::GatewayError;
 use crate::telemetry::Metrics;

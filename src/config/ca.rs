@@ -552,7 +552,7 @@ mod tests {
                 "{refused}: {err:?}"
             );
         }
-        use crate::server::forward::hosts::HostPattern;
+        use crate::config::hosts::HostPattern;
         let p = |t: &str| HostPattern::parse(t).unwrap();
         assert!(ca.permits(&p("api.openai.com")));
         assert!(ca.permits(&p("*.openai.azure.com")));

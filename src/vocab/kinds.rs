@@ -1,0 +1,90 @@
+//! The kinds the whole gateway names: provider kinds (what `providers[].kind` says) and limit
+//! kinds (what a virtual key's limits count).
+
+/// A provider kind: the `kind` of a `providers:` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    AzureOpenAi,
+    Anthropic,
+    Gemini,
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::AzureOpenAi => "azure-openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+
+    /// The base URL when a provider sets none; `None`: `base_url` is required for this kind.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => None,
+        }
+    }
+
+    /// The header the credential goes in when a provider sets no `auth_header`.
+    pub fn default_auth_header(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => "authorization",
+            ProviderKind::AzureOpenAi => "api-key",
+            ProviderKind::Anthropic => "x-api-key",
+            ProviderKind::Gemini => "x-goog-api-key",
+        }
+    }
+}
+
+/// The limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Rpm,
+    Tpm,
+    Concurrent,
+    UsdPerDay,
+    UsdPerMonth,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 5] = [
+        LimitKind::Rpm,
+        LimitKind::Tpm,
+        LimitKind::Concurrent,
+        LimitKind::UsdPerDay,
+        LimitKind::UsdPerMonth,
+    ];
+
+    /// The config field, also the `limit` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Rpm => "rpm",
+            LimitKind::Tpm => "tpm",
+            LimitKind::Concurrent => "concurrent",
+            LimitKind::UsdPerDay => "usd_per_day",
+            LimitKind::UsdPerMonth => "usd_per_month",
+        }
+    }
+
+    /// What the limit counts, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitKind::Rpm => "requests per minute (rpm)",
+            LimitKind::Tpm => "tokens per minute (tpm)",
+            LimitKind::Concurrent => "concurrent requests",
+            LimitKind::UsdPerDay => "USD per day (usd_per_day)",
+            LimitKind::UsdPerMonth => "USD per month (usd_per_month)",
+        }
+    }
+
+    pub fn is_budget(self) -> bool {
+        matches!(self, LimitKind::UsdPerDay | LimitKind::UsdPerMonth)
+    }
+}
