@@ -87,7 +87,7 @@ impl ClientRequest {
 
     /// The GenAI operation name of the route (`gen_ai.operation.name`).
     pub fn operation(&self) -> &'static str {
-        operation_of(self.path_and_query.split('?').next().unwrap_or(""))
+        crate::ingress::path::operation_of(self.path_and_query.split('?').next().unwrap_or(""))
     }
 
     /// The canonical request and its translation context, decoded once.
@@ -150,12 +150,6 @@ impl ClientRequest {
             .and_then(|m| m.as_str())
             .or_else(|| self.model())
     }
-}
-
-/// The GenAI operation name of a path (`gen_ai.operation.name`; ours for the rest).
-/// The route table (`ingress::path::ROUTES`) names it; the path is the canonical one.
-pub fn operation_of(path: &str) -> &'static str {
-    crate::ingress::path::operation_of(path)
 }
 
 /// What the client gets if a failure is the last one.

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
-use super::attempt::{operation_of, AttemptRunner, ClientRequest};
+use super::attempt::{AttemptRunner, ClientRequest};
 use super::downstream;
 use super::embed::EmbedCalls;
 use super::forward::{self, Forwarder, PlainForward, RequestRoute};
@@ -41,8 +41,6 @@ use crate::telemetry::otlp::OtlpExporter;
 use crate::telemetry::{trace, Bodies, Metrics, RequestRecord, TraceContext};
 use crate::upstream::UpstreamClient;
 
-/// Idle keep-alive for client connections (pingora's default is unbounded).
-const DOWNSTREAM_KEEPALIVE_SECS: u64 = 75;
 /// Largest `x-portkey-metadata` header accepted.
 const MAX_METADATA_BYTES: usize = 4096;
 
@@ -159,7 +157,7 @@ impl Gateway {
     ) -> Box<RequestRecord> {
         let head = session.req_header();
         let path = head.uri.path();
-        let operation = operation_of(path);
+        let operation = ingress::path::operation_of(path);
         let mut attempts = journal.take_attempts();
         let winner = finished.attempt.take();
         let cache_hit = finished.outcome == Outcome::CacheHit;
@@ -472,11 +470,12 @@ impl Gateway {
         ctx: &mut PlainForward,
         host: &str,
         port: u16,
+        keepalive_secs: u64,
     ) -> pingora::Result<bool> {
         match self.forward.resolve(host, port).await {
             Ok(addr) => {
                 *ctx = PlainForward::to(addr);
-                session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
+                session.set_keepalive(Some(keepalive_secs));
                 Ok(false)
             }
             // 403 for the gateway's own address, 502 when it cannot be resolved.
@@ -882,9 +881,14 @@ impl ProxyHttp for Gateway {
         // this request for the next one) instead of losing every request after the first.
         session.as_downstream_mut().set_pipelining_enabled(true);
         let snapshot = self.live.load_full();
+        // Pingora's keep-alive bound for this connection (its default is unbounded); the
+        // downstream guard closes an idle one at the same limit.
+        let keepalive_secs = snapshot.limits.keepalive_idle.as_secs().max(1);
         let route = forward::route_request(&snapshot, session.as_downstream(), &self.forward);
         if let RequestRoute::Forward { host, port } = &route {
-            return self.forward_plain(session, ctx, host, *port).await;
+            return self
+                .forward_plain(session, ctx, host, *port, keepalive_secs)
+                .await;
         }
         let _inflight = self.drain.enter();
         self.metrics.inflight_requests.inc();
@@ -904,7 +908,7 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(if self.drain.is_draining() {
             None
         } else {
-            Some(snapshot.limits.keepalive_idle.as_secs().max(1))
+            Some(keepalive_secs)
         });
         let mut finished = self
             .serve(
