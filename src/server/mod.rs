@@ -5,13 +5,9 @@
 //! `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
 
 pub mod admin;
-pub mod attempt;
 pub mod downstream;
-pub mod embed;
 pub mod forward;
-pub mod journal;
 pub mod proxy;
-pub mod respond;
 pub mod shutdown;
 
 use std::path::PathBuf;
@@ -29,6 +25,7 @@ use pingora::services::listening::Service;
 
 use crate::config::watch::Reloader;
 use crate::config::Snapshot;
+use crate::pipeline::Pipeline;
 use crate::telemetry::Metrics;
 use crate::upstream::UpstreamClient;
 
@@ -138,16 +135,18 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     downstream.spawn_trimmer();
     let gateway = proxy::Gateway {
         live: live.clone(),
-        client: UpstreamClient::new(),
-        metrics: metrics.clone(),
         drain: drain.clone(),
-        breakers,
-        console: console.clone(),
-        access_log,
-        otlp: otlp.clone(),
-        governance,
         forward: forwarder.clone(),
-        cache,
+        pipeline: Pipeline {
+            client: UpstreamClient::new(),
+            metrics: metrics.clone(),
+            breakers,
+            console: console.clone(),
+            access_log,
+            otlp: otlp.clone(),
+            governance,
+            cache,
+        },
     };
     // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
     // connection straight through).

@@ -10,6 +10,7 @@
 //! [`AttemptError::client_reason`], a fixed phrase per kind of failure.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -184,7 +185,8 @@ async fn within<T>(
 
 /// The shared client: pooled connections, DNS cache, trust roots.
 pub struct UpstreamClient {
-    connector: Connector,
+    // Shared with every response, which returns its connection itself.
+    connector: Arc<Connector>,
     dns: DnsCache,
     roots: TrustRoots,
 }
@@ -200,7 +202,7 @@ impl UpstreamClient {
         let mut options = pingora::connectors::ConnectorOptions::new(POOL_SIZE);
         options.keepalive_pool_size = POOL_SIZE;
         UpstreamClient {
-            connector: Connector::new(Some(options)),
+            connector: Arc::new(Connector::new(Some(options))),
             dns: DnsCache::new(),
             roots: TrustRoots::new(),
         }
@@ -294,8 +296,8 @@ impl UpstreamClient {
             }
         };
         Ok(UpstreamResponse {
-            session: Box::new(session),
-            peer: Box::new(peer),
+            conn: Some(Box::new(Conn { session, peer })),
+            pool: self.connector.clone(),
             started,
             connected,
             headers_after: started.elapsed(),
@@ -307,17 +309,6 @@ impl UpstreamClient {
                 budget,
             }),
         })
-    }
-
-    /// Returns the connection to the pool if its response was read to the end, else closes it.
-    pub async fn finish(&self, mut response: UpstreamResponse) {
-        if response.session.response_done() {
-            self.connector
-                .release_http_session(*response.session, &*response.peer, Some(POOL_IDLE_TIMEOUT))
-                .await;
-        } else {
-            response.session.shutdown().await;
-        }
     }
 }
 
@@ -336,13 +327,36 @@ async fn write_and_read_head(
     session.read_response_header().await
 }
 
+/// The connection an upstream response is read from.
+struct Conn {
+    session: HttpSession,
+    peer: HttpPeer,
+}
+
+impl Conn {
+    /// Back to the pool if its response was read to the end, else closed.
+    async fn release(self: Box<Self>, pool: &Connector) {
+        let Conn { mut session, peer } = *self;
+        if session.response_done() {
+            pool.release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT))
+                .await;
+        } else {
+            session.shutdown().await;
+        }
+    }
+}
+
 /// An upstream response whose headers arrived; the body is read chunk by chunk.
+///
+/// It owns its connection and finishes it exactly once: [`UpstreamResponse::finish`] where the
+/// owner can wait for it, else when dropped — a connection read to the end goes back to the
+/// pool from a task spawned on the drop, any other one is closed. No exit path has to remember.
 pub struct UpstreamResponse {
     // Boxed: the response travels through every future of the request path by value, and
-    // inline these two are 1.1 KB copied at each await boundary (memmove was 7 % of the
-    // gateway's CPU in the profile).
-    session: Box<HttpSession>,
-    peer: Box<HttpPeer>,
+    // inline the session and peer are 1.1 KB copied at each await boundary (memmove was 7 % of
+    // the gateway's CPU in the profile). `None` once finished.
+    conn: Option<Box<Conn>>,
+    pool: Arc<Connector>,
     started: Instant,
     /// Time to a connection (pooled or new), and to the response headers.
     connected: Duration,
@@ -352,9 +366,32 @@ pub struct UpstreamResponse {
     first_chunk: Option<PhaseDeadline>,
 }
 
+impl Drop for UpstreamResponse {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !conn.session.response_done() {
+            // Not reusable: dropping the socket closes it.
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pool = self.pool.clone();
+            runtime.spawn(async move { conn.release(&pool).await });
+        }
+    }
+}
+
 impl UpstreamResponse {
+    /// Returns the connection to the pool if the response was read to the end, else closes it.
+    pub async fn finish(mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.release(&self.pool).await;
+        }
+    }
+
     pub fn header(&self) -> Option<&ResponseHeader> {
-        self.session.response_header()
+        self.conn.as_ref()?.session.response_header()
     }
 
     pub fn status(&self) -> u16 {
@@ -401,7 +438,10 @@ impl UpstreamResponse {
             None
         };
         let deadline = earliest(&[first, self.total, idle]);
-        within(deadline, self.session.read_response_body())
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        within(deadline, conn.session.read_response_body())
             .await?
             .map_err(|e| AttemptError::Io(e.to_string()))
     }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 
+use super::attempt::request::Internal;
 use super::attempt::{AttemptRunner, ClientRequest};
 use super::journal::Journal;
 use crate::cache::TargetEmbedder;
@@ -52,17 +53,12 @@ impl TargetEmbedder for EmbedCalls<'_> {
             .map_err(|e| e.to_string())?;
         head.insert_header(http::header::CONTENT_TYPE, "application/json")
             .map_err(|e| e.to_string())?;
-        let request = ClientRequest::new(
-            http::Method::POST,
-            "/v1/embeddings".into(),
+        let request = ClientRequest::internal(Internal {
+            path: "/v1/embeddings",
             body,
-            Some(json),
-            Some(model.to_string()),
-            None,
-            None,
-            None,
-            false,
-        );
+            json,
+            model: model.to_string(),
+        });
         let journal = Journal::new(self.trace.clone());
         let wait = AtomicU64::new(0);
         let runner = AttemptRunner {
@@ -94,7 +90,7 @@ impl TargetEmbedder for EmbedCalls<'_> {
             .labels
             .record(self.metrics, "ok", started.elapsed());
         let held = prepared.held;
-        self.client.finish(prepared.response).await;
+        prepared.response.finish().await;
         let reply: EmbeddingsReply = serde_json::from_slice(&held)
             .map_err(|e| format!("the embeddings answer is not an embeddings list: {e}"))?;
         reply

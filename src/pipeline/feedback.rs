@@ -1,0 +1,91 @@
+//! `POST /v1/feedback` (Portkey's shape): validated, counted, logged with the trace it rates,
+//! and exported as an OTLP event in that trace.
+
+use bytes::Bytes;
+use pingora::prelude::Session;
+
+use super::context::Context;
+use super::reject::Rejection;
+use super::write::{write_json, Finished};
+use super::{body, Pipeline};
+use crate::error::GatewayError;
+use crate::ingress;
+use crate::telemetry::feedback::Feedback;
+use crate::telemetry::otlp::AttrValue;
+use crate::telemetry::{trace, TraceContext};
+
+/// Largest feedback body accepted.
+const MAX_FEEDBACK_BYTES: usize = 16 * 1024;
+
+/// Whether the request is a feedback call.
+pub fn is_feedback(session: &Session) -> bool {
+    let head = session.req_header();
+    head.method == http::Method::POST && head.uri.path() == "/v1/feedback"
+}
+
+impl Pipeline {
+    pub(super) async fn feedback(
+        &self,
+        session: &mut Session,
+        ctx: &mut Context<'_>,
+    ) -> Result<Finished, Rejection> {
+        // A config or virtual key, when sent, names the config the feedback is counted under.
+        if let Ok(resolved) = ingress::resolve(ctx.snapshot, &session.req_header().headers) {
+            ctx.facts.config.clear();
+            ctx.facts.config.push_str(resolved.config_label());
+            ctx.facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
+        }
+        let body = body::read(session, ctx, &self.metrics, MAX_FEEDBACK_BYTES).await?;
+        let feedback =
+            Feedback::parse(&body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+        self.metrics
+            .genai
+            .feedback_total
+            .with_label_values(&[&ctx.facts.config, &feedback.value.to_string()])
+            .inc();
+        self.export_feedback(&feedback);
+        let answer = serde_json::json!({
+            "status": "success",
+            "message": "feedback recorded",
+            "trace_id": feedback.trace_id,
+        });
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&feedback) {
+            let mut m = serde_json::Map::new();
+            m.insert("feedback".into(), serde_json::Value::Object(map));
+            ctx.facts.metadata = Some(m);
+        }
+        Ok(write_json(session, Bytes::from(answer.to_string()), &ctx.headers).await)
+    }
+
+    /// The feedback as an OTLP event in the trace it rates.
+    fn export_feedback(&self, feedback: &Feedback) {
+        let Some(otlp) = &self.otlp else {
+            return;
+        };
+        let mut trace_id = [0u8; 16];
+        if hex::decode_to_slice(&feedback.trace_id, &mut trace_id).is_err() {
+            return;
+        }
+        let rated = TraceContext {
+            trace_id,
+            span_id: trace::new_span_id(),
+            parent_span_id: None,
+            sampled: true,
+            display_id: feedback.trace_id.clone(),
+        };
+        otlp.event(
+            &rated,
+            "gen_ai.feedback",
+            vec![
+                (
+                    "switchyard.feedback.value".into(),
+                    AttrValue::Int(i64::from(feedback.value)),
+                ),
+                (
+                    "switchyard.feedback.weight".into(),
+                    AttrValue::Double(feedback.weight),
+                ),
+            ],
+        );
+    }
+}

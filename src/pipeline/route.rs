@@ -1,0 +1,95 @@
+//! The route phase: the config's strategy (retries, fallbacks, load balancing, conditions,
+//! breakers, hedging — [`crate::router`]) runs attempts up to a commit point, then the winner
+//! is committed; when every target failed, the last failure is the rejection.
+
+use pingora::prelude::Session;
+
+use super::attempt::AttemptRunner;
+use super::commit::Commit;
+use super::context::{Admitted, Context};
+use super::reject::Rejection;
+use super::write::{Finished, Outcome};
+use super::Pipeline;
+use crate::config::{Target, TargetKind};
+use crate::providers::ClientFormat;
+use crate::router::condition::Facts;
+use crate::router::Router;
+
+/// The response headers that say which target answered and how many retries it took
+/// (Portkey's names and ours). Portkey's retry count is -1 when retries ran out.
+fn route_headers(leaf: Option<&Target>, retries: i64) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::with_capacity(6);
+    if let Some(leaf) = leaf {
+        headers.push(("x-portkey-last-used-option-index", leaf.path.clone()));
+        headers.push(("x-switchyard-last-used-option-index", leaf.path.clone()));
+        if let TargetKind::Leaf { virtual_key } = &leaf.kind {
+            headers.push((
+                "x-portkey-provider",
+                virtual_key.provider.kind.as_str().to_string(),
+            ));
+        }
+        headers.push(("x-switchyard-target", leaf.label().to_string()));
+    }
+    headers.push(("x-portkey-retry-attempt-count", retries.to_string()));
+    headers.push(("x-switchyard-retry-attempt-count", retries.to_string()));
+    headers
+}
+
+impl Pipeline {
+    /// Routes the request and commits the answer (`capture`: the most the cache keeps).
+    pub(super) async fn route(
+        &self,
+        session: &mut Session,
+        ctx: &Context<'_>,
+        call: Admitted<'_>,
+        capture: Option<usize>,
+    ) -> Result<Finished, Rejection> {
+        let runner = AttemptRunner {
+            journal: &ctx.journal,
+            client: &self.client,
+            metrics: &self.metrics,
+            snapshot: ctx.snapshot,
+            request: call.request,
+            client_head: session.req_header(),
+            config: call.resolved.config_label(),
+            upstream_wait_ns: &ctx.upstream_wait_ns,
+            screened: call.screened,
+        };
+        let router = Router {
+            attempts: &runner,
+            breakers: &self.breakers,
+            facts: Facts {
+                metadata: call.request.metadata.as_ref(),
+                params: call.request.json.as_ref(),
+            },
+        };
+        let won = match router.run(&call.resolved.route.root).await {
+            Ok(won) => won,
+            Err(failure) => {
+                let retries = if failure.retries > 0 { -1 } else { 0 };
+                return Err(Rejection::Failed {
+                    reply: failure.detail,
+                    format: call.request.format.unwrap_or(ClientFormat::OpenAi),
+                    headers: route_headers(None, retries),
+                });
+            }
+        };
+        let mut headers = route_headers(Some(won.leaf), i64::from(won.retries));
+        headers.extend_from_slice(&ctx.headers);
+        let commit = Commit {
+            metrics: &self.metrics,
+            upstream_wait_ns: &ctx.upstream_wait_ns,
+            target_path: &won.leaf.path,
+            operation: call.request.operation(),
+            keep_body: ctx.keep_body,
+            screened: call.screened,
+            capture,
+            outcome_if_ok: match won.fell_back {
+                true => Outcome::FallbackOk,
+                false => Outcome::Ok,
+            },
+            stalled: ctx.stalled,
+        };
+        Ok(commit.run(session, won.ready, &headers).await)
+    }
+}
