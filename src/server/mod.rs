@@ -1,6 +1,5 @@
-//! The pingora server: the app-facing proxy service on `listen` ([`proxy`] for ingress and
-//! orchestration, [`attempt`] for one upstream attempt up to the commit point, [`respond`] for
-//! everything written to the client), fronted on the same listener by forward-proxy mode
+//! The pingora server: the app-facing proxy service on `listen` ([`proxy`]: pingora's glue
+//! around the request [`pipeline`](crate::pipeline)), fronted on the same listener by forward-proxy mode
 //! ([`forward`]: `CONNECT`, TLS interception, tunnels), the admin service ([`admin`]) on
 //! `admin_listen`, the config reloader, and draining shutdown ([`shutdown`]).
 
@@ -69,29 +68,12 @@ fn start_otlp(config: Option<&OtlpConfig>) -> Option<OtlpExporter> {
 pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), ServeError> {
     let metrics = Arc::new(Metrics::new()?);
     metrics.set_config_hash(&snapshot.hash);
-    let listen = snapshot.listen;
-    let admin_listen = snapshot.admin_listen;
-    let threads = snapshot.threads;
-    let grace = snapshot.shutdown_grace;
-    // Where telemetry goes is fixed at start; prices and log_bodies follow reloads.
-    let access_log = AccessLog::start(
-        snapshot.telemetry.access_log.target.clone(),
-        snapshot.telemetry.access_log.buffer_lines,
-    );
+    let (listen, admin_listen) = (snapshot.listen, snapshot.admin_listen);
+    let (threads, grace) = (snapshot.threads, snapshot.shutdown_grace);
     let otlp = start_otlp(snapshot.telemetry.otlp.as_ref()).map(Arc::new);
-    // Where limit state lives is fixed at start (like telemetry); limits follow reloads.
-    let governance = Arc::new(crate::governance::Governance::new(
-        snapshot.state.as_ref(),
-        metrics.governance.clone(),
-    ));
-    // Where shared cache entries live is fixed at start too; each config's cache follows reloads.
-    let cache = Arc::new(crate::cache::Cache::new(
-        snapshot.state.as_ref(),
-        metrics.cache_requests_total.clone(),
-    ));
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
-
+    // The watcher stops when its handle drops: it is held until the server returns.
     let (reloader, _reload_task) = match config_path {
         Some(path) => {
             let reloader = Arc::new(Reloader::new(path, live.clone(), metrics.clone()));
@@ -100,7 +82,6 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         }
         None => (None, None),
     };
-
     let conf = ServerConf {
         threads,
         // We drain ourselves (see `shutdown`); pingora's grace is a fixed sleep.
@@ -110,57 +91,16 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-
-    let breakers = Arc::new(crate::router::Breakers::new(Some(
-        metrics.circuit_state.clone(),
-    )));
-    let console = crate::console::Console::new(
-        metrics.clone(),
-        breakers.clone(),
-        live.clone(),
-        reloader.clone(),
-    );
+    let pipeline = start_pipeline(&live, &metrics, otlp.clone(), reloader.clone());
+    let console = pipeline.console.clone();
     let forwarder = Arc::new(forward::Forwarder::new(&metrics, &[listen, admin_listen]));
-    // Raised before the listeners open; the connection cap keeps fds back for the admin port.
-    let fd_cap = downstream::raise_fd_limit();
-    let max_connections = live.load().limits.max_connections;
-    if fd_cap < max_connections {
-        tracing::warn!(
-            fd_cap,
-            max_connections,
-            "the file-descriptor limit caps proxy connections below limits.max_connections"
-        );
-    }
-    let downstream = Arc::new(downstream::Listener::new(&metrics.downstream, fd_cap));
-    downstream.spawn_trimmer();
     let gateway = proxy::Gateway {
         live: live.clone(),
         drain: drain.clone(),
         forward: forwarder.clone(),
-        pipeline: Pipeline {
-            client: UpstreamClient::new(),
-            metrics: metrics.clone(),
-            breakers,
-            console: console.clone(),
-            access_log,
-            otlp: otlp.clone(),
-            governance,
-            cache,
-        },
+        pipeline,
     };
-    // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
-    // connection straight through).
-    let app = forward::ForwardApp {
-        proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
-        live: live.clone(),
-        forwarder,
-        downstream,
-    };
-    let mut proxy_service = Service::new("switchyard".to_string(), app);
-    proxy_service.add_listener(
-        ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
-    );
-
+    let proxy_service = proxy_service(&server, gateway, forwarder, &metrics);
     let mut admin_service = Service::new(
         "switchyard-admin".to_string(),
         admin::Admin {
@@ -173,7 +113,6 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     );
     admin_service.threads = Some(1);
     admin_service.add_tcp(&admin_listen.to_string());
-
     server.add_service(proxy_service);
     server.add_service(admin_service);
     tracing::info!(%listen, %admin_listen, threads, "switchyard serving");
@@ -181,4 +120,77 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         shutdown_signal: Box::new(shutdown::DrainingShutdown { drain, grace, otlp }),
     });
     Ok(())
+}
+
+/// The request pipeline's shared parts. Where telemetry, limit state and shared cache entries
+/// go is fixed at start; prices, log_bodies, limits and each config's cache follow reloads.
+fn start_pipeline(
+    live: &Arc<ArcSwap<Snapshot>>,
+    metrics: &Arc<Metrics>,
+    otlp: Option<Arc<OtlpExporter>>,
+    reloader: Option<Arc<Reloader>>,
+) -> Pipeline {
+    let snapshot = live.load();
+    let access_log = AccessLog::start(
+        snapshot.telemetry.access_log.target.clone(),
+        snapshot.telemetry.access_log.buffer_lines,
+    );
+    let governance = Arc::new(crate::governance::Governance::new(
+        snapshot.state.as_ref(),
+        metrics.governance.clone(),
+    ));
+    let cache = Arc::new(crate::cache::Cache::new(
+        snapshot.state.as_ref(),
+        metrics.cache_requests_total.clone(),
+    ));
+    let breakers = Arc::new(crate::router::Breakers::new(Some(
+        metrics.circuit_state.clone(),
+    )));
+    Pipeline {
+        client: UpstreamClient::new(),
+        metrics: metrics.clone(),
+        breakers: breakers.clone(),
+        console: crate::console::Console::new(metrics.clone(), breakers, live.clone(), reloader),
+        access_log,
+        otlp,
+        governance,
+        cache,
+    }
+}
+
+/// The proxy listener: forward-proxy mode's CONNECT handling in front of the HTTP app, with
+/// the connection cap and the file-descriptor reserve for the admin port.
+fn proxy_service(
+    server: &Server,
+    gateway: proxy::Gateway,
+    forwarder: Arc<forward::Forwarder>,
+    metrics: &Metrics,
+) -> Service<forward::ForwardApp<proxy::Gateway>> {
+    let live = gateway.live.clone();
+    let listen = live.load().listen;
+    // Raised before the listeners open; the connection cap keeps fds back for the admin port.
+    let fd_cap = downstream::raise_fd_limit();
+    let max_connections = live.load().limits.max_connections;
+    if fd_cap < max_connections {
+        tracing::warn!(
+            fd_cap,
+            max_connections,
+            "the file-descriptor limit caps proxy connections below limits.max_connections"
+        );
+    }
+    let downstream = Arc::new(downstream::Listener::new(&metrics.downstream, fd_cap));
+    downstream.spawn_trimmer();
+    // The HTTP app behind forward-proxy mode's CONNECT handling (which passes every other
+    // connection straight through).
+    let app = forward::ForwardApp {
+        proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
+        live,
+        forwarder,
+        downstream,
+    };
+    let mut service = Service::new("switchyard".to_string(), app);
+    service.add_listener(
+        ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+    );
+    service
 }
