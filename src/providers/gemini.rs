@@ -2,7 +2,7 @@
 //! request encoding (`contents` with roles `user`/`model`, `systemInstruction`,
 //! `generationConfig`, `functionDeclarations`, `functionCall`/`functionResponse` parts,
 //! `inlineData` images), response decoding, the `streamGenerateContent?alt=sse` chunk decoder,
-//! usage, and the upstream head of this kind: the model's path ([`upstream_path`]) and the
+//! usage, and the upstream head of this kind: the model's path (`upstream_path`) and the
 //! `x-goog-api-key` credential. The default base URL and auth header are in
 //! [`crate::vocab::ProviderKind`], where the config compiler reads them.
 //!
