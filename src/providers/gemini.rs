@@ -2,7 +2,9 @@
 //! request encoding (`contents` with roles `user`/`model`, `systemInstruction`,
 //! `generationConfig`, `functionDeclarations`, `functionCall`/`functionResponse` parts,
 //! `inlineData` images), response decoding, the `streamGenerateContent?alt=sse` chunk decoder,
-//! and usage.
+//! usage, and the upstream head of this kind: the model's path (`upstream_path`) and the
+//! `x-goog-api-key` credential. The default base URL and auth header are in
+//! [`crate::vocab::ProviderKind`], where the config compiler reads them.
 //!
 //! Thought signatures are not carried through other formats: replayed function calls get the
 //! documented `skip_thought_signature_validator` sentinel instead (Gemini 3 requires one).
@@ -14,11 +16,15 @@
 
 use std::collections::HashMap;
 
+use pingora::http::RequestHeader;
 use serde_json::{json, Map, Value};
 
 use super::canonical::*;
+use super::endpoint::{insert_credential, join, versioned, RequestHead};
 use super::json::{array_at, num, put, str_at, u64_at};
+use super::segment::encode_segment;
 use super::{ProviderError, TranslateError};
+use crate::config::Provider;
 use crate::upstream::sse::SseEvent;
 
 // ---------------------------------------------------------------------------------------------
@@ -31,88 +37,7 @@ pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 /// Encodes a request for a Gemini provider. The model goes in the URL path, not the body;
 /// `user` has no Gemini equivalent and is dropped.
 pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, TranslateError> {
-    let unsupported = |what: String| TranslateError::unsupported(Format::Gemini, what);
-    let mut system_parts = Vec::new();
-    let mut contents: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    // functionResponse parts name the function; tool messages only carry the call id.
-    let mut call_names: HashMap<&str, &str> = HashMap::new();
-    for m in &req.messages {
-        match m.role {
-            Role::System | Role::Developer => {
-                for p in &m.content {
-                    match p {
-                        ContentPart::Text(t) if !t.is_empty() => {
-                            system_parts.push(json!({"text": t}))
-                        }
-                        ContentPart::Text(_) | ContentPart::Thinking { .. } => {}
-                        ContentPart::Image { .. } => {
-                            return Err(unsupported("an image in a system message".into()))
-                        }
-                        ContentPart::Other { kind, .. } => {
-                            return Err(unsupported(format!("a {kind:?} part in a system message")))
-                        }
-                    }
-                }
-            }
-            Role::User => {
-                let parts = encode_parts(&m.content)?;
-                push_content(&mut contents, "user", parts);
-            }
-            Role::Assistant => {
-                let mut parts = encode_parts(&m.content)?;
-                for (i, c) in m.tool_calls.iter().enumerate() {
-                    call_names.insert(c.id.as_str(), c.name.as_str());
-                    let mut part = json!({
-                        "functionCall": {
-                            "name": c.name,
-                            "args": super::json::arguments_object(&c.arguments),
-                        }
-                    });
-                    // Gemini 3 rejects replayed function calls without the thought signature
-                    // it issued; a translated history has none, and Google documents this
-                    // sentinel for calls it did not produce (on the first call of a turn).
-                    if i == 0 {
-                        if let Some(obj) = part.as_object_mut() {
-                            obj.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
-                        }
-                    }
-                    parts.push(part);
-                }
-                push_content(&mut contents, "model", parts);
-            }
-            Role::Tool => {
-                if let Some(p) = m
-                    .content
-                    .iter()
-                    .find(|p| !matches!(p, ContentPart::Text(_) | ContentPart::Thinking { .. }))
-                {
-                    let what = match p {
-                        ContentPart::Other { kind, .. } => format!("a {kind:?} part"),
-                        _ => "an image".to_string(),
-                    };
-                    return Err(unsupported(format!("{what} in a tool result")));
-                }
-                let id = m.tool_call_id.as_deref().unwrap_or_default();
-                let name = call_names
-                    .get(id)
-                    .copied()
-                    .or(m.name.as_deref())
-                    .unwrap_or(id);
-                let text = m.joined_text();
-                // `response` must be an object: a JSON object result is passed as is.
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => v,
-                    Ok(other) if !text.trim().is_empty() => json!({"content": other}),
-                    _ => json!({"content": text}),
-                };
-                push_content(
-                    &mut contents,
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                );
-            }
-        }
-    }
+    let (system_parts, contents) = encode_messages(&req.messages)?;
     let mut out = Map::new();
     let contents: Vec<Value> = contents
         .into_iter()
@@ -122,6 +47,122 @@ pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, Translate
     if !system_parts.is_empty() {
         out.insert("systemInstruction".into(), json!({"parts": system_parts}));
     }
+    encode_tools(req, &mut out)?;
+    let config = generation_config(req);
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    Ok(out)
+}
+
+fn unsupported(what: String) -> TranslateError {
+    TranslateError::unsupported(Format::Gemini, what)
+}
+
+/// One content: a role and its parts.
+type Content = (&'static str, Vec<Value>);
+
+/// The `systemInstruction` parts (system and developer messages, wherever they are) and the
+/// contents, same-role turns merged.
+fn encode_messages(messages: &[Message]) -> Result<(Vec<Value>, Vec<Content>), TranslateError> {
+    let mut system_parts = Vec::new();
+    let mut contents: Vec<Content> = Vec::new();
+    // functionResponse parts name the function; tool messages only carry the call id.
+    let mut call_names: HashMap<&str, &str> = HashMap::new();
+    for m in messages {
+        match m.role {
+            Role::System | Role::Developer => encode_system(m, &mut system_parts)?,
+            Role::User => {
+                let parts = encode_parts(&m.content)?;
+                push_content(&mut contents, "user", parts);
+            }
+            Role::Assistant => {
+                let mut parts = encode_parts(&m.content)?;
+                for (i, c) in m.tool_calls.iter().enumerate() {
+                    call_names.insert(c.id.as_str(), c.name.as_str());
+                    parts.push(function_call_part(c, i == 0));
+                }
+                push_content(&mut contents, "model", parts);
+            }
+            Role::Tool => {
+                let part = function_response_part(m, &call_names)?;
+                push_content(&mut contents, "user", vec![part]);
+            }
+        }
+    }
+    Ok((system_parts, contents))
+}
+
+/// A system or developer message's text parts (anything else is refused).
+fn encode_system(m: &Message, system_parts: &mut Vec<Value>) -> Result<(), TranslateError> {
+    for p in &m.content {
+        match p {
+            ContentPart::Text(t) if !t.is_empty() => system_parts.push(json!({"text": t})),
+            ContentPart::Text(_) | ContentPart::Thinking { .. } => {}
+            ContentPart::Image { .. } => {
+                return Err(unsupported("an image in a system message".into()))
+            }
+            ContentPart::Other { kind, .. } => {
+                return Err(unsupported(format!("a {kind:?} part in a system message")))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A replayed tool call as a `functionCall` part.
+fn function_call_part(c: &ToolCall, first_of_turn: bool) -> Value {
+    let mut part = json!({
+        "functionCall": {
+            "name": c.name,
+            "args": super::json::arguments_object(&c.arguments),
+        }
+    });
+    // Gemini 3 rejects replayed function calls without the thought signature
+    // it issued; a translated history has none, and Google documents this
+    // sentinel for calls it did not produce (on the first call of a turn).
+    if first_of_turn {
+        if let Some(obj) = part.as_object_mut() {
+            obj.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
+        }
+    }
+    part
+}
+
+/// A tool message as a `functionResponse` part, named after the call it answers.
+fn function_response_part(
+    m: &Message,
+    call_names: &HashMap<&str, &str>,
+) -> Result<Value, TranslateError> {
+    if let Some(p) = m
+        .content
+        .iter()
+        .find(|p| !matches!(p, ContentPart::Text(_) | ContentPart::Thinking { .. }))
+    {
+        let what = match p {
+            ContentPart::Other { kind, .. } => format!("a {kind:?} part"),
+            _ => "an image".to_string(),
+        };
+        return Err(unsupported(format!("{what} in a tool result")));
+    }
+    let id = m.tool_call_id.as_deref().unwrap_or_default();
+    let name = call_names
+        .get(id)
+        .copied()
+        .or(m.name.as_deref())
+        .unwrap_or(id);
+    let text = m.joined_text();
+    // `response` must be an object: a JSON object result is passed as is.
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) if !text.trim().is_empty() => json!({"content": other}),
+        _ => json!({"content": text}),
+    };
+    Ok(json!({"functionResponse": {"name": name, "response": response}}))
+}
+
+/// `tools` (function declarations only: provider tools are refused) and `toolConfig`.
+fn encode_tools(req: &ChatRequest, out: &mut Map<String, Value>) -> Result<(), TranslateError> {
     if !req.tools.is_empty() {
         let mut decls = Vec::with_capacity(req.tools.len());
         for t in &req.tools {
@@ -148,6 +189,12 @@ pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, Translate
             json!({"functionCallingConfig": config}),
         );
     }
+    Ok(())
+}
+
+/// `generationConfig`: sampling, length, stop sequences and JSON mode (empty when the request
+/// sets none of them).
+fn generation_config(req: &ChatRequest) -> Map<String, Value> {
     let mut config = Map::new();
     put(&mut config, "temperature", req.temperature.map(num));
     put(&mut config, "topP", req.top_p.map(num));
@@ -178,17 +225,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, Translate
         }
         Some(ResponseFormat::Text) | None => {}
     }
-    if !config.is_empty() {
-        out.insert("generationConfig".into(), Value::Object(config));
-    }
-    Ok(out)
+    config
 }
 
-fn push_content(
-    contents: &mut Vec<(&'static str, Vec<Value>)>,
-    role: &'static str,
-    parts: Vec<Value>,
-) {
+fn push_content(contents: &mut Vec<Content>, role: &'static str, parts: Vec<Value>) {
     if parts.is_empty() {
         // Gemini rejects a content without parts.
         return;
@@ -245,10 +285,44 @@ fn guess_image_type(url: &str) -> &'static str {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Upstream head
+
+/// The upstream path and query for one attempt to a `gemini` provider: a chat request goes to
+/// `{base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` (a base
+/// already ending in a version segment such as `/v1` keeps it); anything else to `{base}` +
+/// the client path as sent.
+pub(crate) fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> String {
+    let base = provider.base_url.path.as_str();
+    let Some(chat) = head.chat else {
+        return join(base, head.client_path_and_query);
+    };
+    let method = if chat.stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    format!(
+        "{}/models/{}:{method}",
+        versioned(base, "/v1beta"),
+        model_path_segment(chat.model)
+    )
+}
+
 /// The `{model}` path segment: a leading `models/` is dropped, and anything outside the
 /// URL-safe set percent-encoded.
 pub fn model_path_segment(model: &str) -> String {
-    super::segment::encode_segment(model.strip_prefix("models/").unwrap_or(model))
+    encode_segment(model.strip_prefix("models/").unwrap_or(model))
+}
+
+/// The credential, in `x-goog-api-key` unless the config names another header.
+pub(crate) fn auth_headers(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
+    insert_credential(provider, req)
+}
+
+/// Headers of another provider's API, not forwarded to a Gemini provider.
+pub(crate) fn is_foreign_header(name: &str) -> bool {
+    name.starts_with("openai-") || name.starts_with("anthropic-")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,43 +412,7 @@ pub fn decode_response(v: &Value, fallback_id: &str) -> Result<ChatResponse, Tra
     let mut choices = Vec::new();
     let mut calls = 0u32;
     for (i, c) in candidates.into_iter().flatten().enumerate() {
-        let mut text: Option<String> = None;
-        let mut tool_calls = Vec::new();
-        for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
-            if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                continue;
-            }
-            if let Some(t) = str_at(p, "text") {
-                text.get_or_insert_with(String::new).push_str(t);
-            }
-            if let Some(call) = p.get("functionCall").filter(|f| f.is_object()) {
-                tool_calls.push(ToolCall {
-                    id: call_id(call, &id, calls),
-                    name: str_at(call, "name").unwrap_or_default().to_string(),
-                    arguments: call
-                        .get("args")
-                        .map_or_else(|| "{}".to_string(), Value::to_string),
-                });
-                calls = calls.saturating_add(1);
-            }
-        }
-        let finish_reason = str_at(c, "finishReason").map(|r| {
-            let reason = finish_from_gemini(r);
-            if reason == FinishReason::Stop && !tool_calls.is_empty() {
-                FinishReason::ToolCalls
-            } else {
-                reason
-            }
-        });
-        choices.push(Choice {
-            index: u64_at(c, "index")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(i as u32),
-            text,
-            refusal: None,
-            tool_calls,
-            finish_reason,
-        });
+        choices.push(decode_candidate(i, c, &id, &mut calls));
     }
     if choices.is_empty() {
         // The prompt itself was blocked.
@@ -394,6 +432,47 @@ pub fn decode_response(v: &Value, fallback_id: &str) -> Result<ChatResponse, Tra
             .filter(|u| u.is_object())
             .map(decode_usage),
     })
+}
+
+/// One candidate as a choice; `calls` numbers the tool calls across the response.
+fn decode_candidate(i: usize, c: &Value, response_id: &str, calls: &mut u32) -> Choice {
+    let mut text: Option<String> = None;
+    let mut tool_calls = Vec::new();
+    for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
+        if p.get("thought").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        if let Some(t) = str_at(p, "text") {
+            text.get_or_insert_with(String::new).push_str(t);
+        }
+        if let Some(call) = p.get("functionCall").filter(|f| f.is_object()) {
+            tool_calls.push(ToolCall {
+                id: call_id(call, response_id, *calls),
+                name: str_at(call, "name").unwrap_or_default().to_string(),
+                arguments: call
+                    .get("args")
+                    .map_or_else(|| "{}".to_string(), Value::to_string),
+            });
+            *calls = calls.saturating_add(1);
+        }
+    }
+    let finish_reason = str_at(c, "finishReason").map(|r| {
+        let reason = finish_from_gemini(r);
+        if reason == FinishReason::Stop && !tool_calls.is_empty() {
+            FinishReason::ToolCalls
+        } else {
+            reason
+        }
+    });
+    Choice {
+        index: u64_at(c, "index")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(i as u32),
+        text,
+        refusal: None,
+        tool_calls,
+        finish_reason,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,46 +543,8 @@ impl ChunkDecoder {
             else {
                 continue;
             };
-            if self.finished.contains(&choice) {
-                continue;
-            }
-            for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
-                if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                    continue;
-                }
-                if let Some(t) = str_at(p, "text").filter(|t| !t.is_empty()) {
-                    out.push(StreamEvent::Text {
-                        choice,
-                        text: t.to_string(),
-                    });
-                }
-                if let Some(call) = p.get("functionCall").filter(|f| f.is_object()) {
-                    let n = self.calls.entry(choice).or_insert(0);
-                    let index = *n;
-                    *n = n.saturating_add(1);
-                    out.push(StreamEvent::ToolCallStart {
-                        choice,
-                        index,
-                        id: call_id(call, &self.response_id, index),
-                        name: str_at(call, "name").unwrap_or_default().to_string(),
-                    });
-                    let args = call
-                        .get("args")
-                        .map_or_else(|| "{}".to_string(), Value::to_string);
-                    out.push(StreamEvent::ToolCallArgs {
-                        choice,
-                        index,
-                        arguments: args,
-                    });
-                }
-            }
-            if let Some(r) = str_at(c, "finishReason") {
-                let mut reason = finish_from_gemini(r);
-                if reason == FinishReason::Stop && self.calls.get(&choice).is_some_and(|n| *n > 0) {
-                    reason = FinishReason::ToolCalls;
-                }
-                self.finished.push(choice);
-                out.push(StreamEvent::Finish { choice, reason });
+            if !self.finished.contains(&choice) {
+                self.candidate(choice, c, out);
             }
         }
         if candidates.is_empty()
@@ -517,6 +558,49 @@ impl ChunkDecoder {
                 choice: 0,
                 reason: FinishReason::ContentFilter,
             });
+        }
+    }
+
+    /// One candidate of a chunk (not yet finished): its text, whole function calls, and its
+    /// finish reason.
+    fn candidate(&mut self, choice: u32, c: &Value, out: &mut Vec<StreamEvent>) {
+        for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
+            if p.get("thought").and_then(Value::as_bool) == Some(true) {
+                continue;
+            }
+            if let Some(t) = str_at(p, "text").filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::Text {
+                    choice,
+                    text: t.to_string(),
+                });
+            }
+            if let Some(call) = p.get("functionCall").filter(|f| f.is_object()) {
+                let n = self.calls.entry(choice).or_insert(0);
+                let index = *n;
+                *n = n.saturating_add(1);
+                out.push(StreamEvent::ToolCallStart {
+                    choice,
+                    index,
+                    id: call_id(call, &self.response_id, index),
+                    name: str_at(call, "name").unwrap_or_default().to_string(),
+                });
+                let args = call
+                    .get("args")
+                    .map_or_else(|| "{}".to_string(), Value::to_string);
+                out.push(StreamEvent::ToolCallArgs {
+                    choice,
+                    index,
+                    arguments: args,
+                });
+            }
+        }
+        if let Some(r) = str_at(c, "finishReason") {
+            let mut reason = finish_from_gemini(r);
+            if reason == FinishReason::Stop && self.calls.get(&choice).is_some_and(|n| *n > 0) {
+                reason = FinishReason::ToolCalls;
+            }
+            self.finished.push(choice);
+            out.push(StreamEvent::Finish { choice, reason });
         }
     }
 }

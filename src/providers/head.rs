@@ -1,53 +1,25 @@
-//! The upstream request head for one attempt, per provider kind: method, path and query,
-//! `Host`, the provider's credential, version headers, and the client headers worth
-//! forwarding (never the client's credentials or the account they select — `OpenAI-Organization`,
-//! `OpenAI-Project` belong to the real credential: set them in the provider's `headers:` —, our
-//! control headers, hop-by-hop headers (the fixed list and any named in `Connection`), the
-//! client-address headers `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`, or
-//! `accept-encoding`).
+//! The upstream request head for one attempt: method, path and query, `Host`, the provider's
+//! credential and version headers, and the client headers worth forwarding (never the client's
+//! credentials or the account they select — `OpenAI-Organization`, `OpenAI-Project` belong to
+//! the real credential: set them in the provider's `headers:` —, our control headers, hop-by-hop
+//! headers (the fixed list and any named in `Connection`), the client-address headers
+//! `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via`, `accept-encoding`, or headers of another
+//! provider's API).
 //!
-//! | kind | chat request goes to | auth (default) |
-//! |---|---|---|
-//! | `openai`, `openai-compatible` | `{base}/chat/completions` (a `/v1/chat/completions` client path keeps its rest and query) | `authorization: Bearer` (or none) |
-//! | `azure-openai` | `{base}/openai/deployments/{deployment}/chat/completions?api-version=…`; a base ending in `/openai/v1` is the v1 API: like `openai` | `api-key` |
-//! | `anthropic` | `{base}/v1/messages` (a base already ending in `/v1` is not doubled) + `anthropic-version` | `x-api-key` |
-//! | `gemini` | `{base}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` | `x-goog-api-key` |
-//!
-//! Anything that is not a chat request is forwarded under the base path as the client sent it.
+//! Where a chat request goes, how the credential is sent and which headers are another
+//! provider's are facts of each provider kind, owned by its module: `openai` (also
+//! `azure-openai` and `openai-compatible`), `anthropic`, `gemini`, each of which documents its
+//! paths. This module only dispatches on the kind. Anything that is not a chat request is
+//! forwarded under the base path as the client sent it.
 
 use http::Method;
 use pingora::http::RequestHeader;
 
-use super::gemini::model_path_segment;
-use super::segment::encode_segment;
-use super::ClientFormat;
+use super::{anthropic, gemini, openai};
 use crate::config::Provider;
 use crate::vocab::ProviderKind;
 
-/// The Azure OpenAI `api-version` when the provider config sets none (the latest GA
-/// data-plane inference version).
-pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
-
-/// What one attempt sends, as far as the head is concerned.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestHead<'a> {
-    pub method: &'a Method,
-    /// The client's path and query, e.g. `/v1/chat/completions` or `/v1/messages?beta=true`.
-    pub client_path_and_query: &'a str,
-    /// `Some` for a chat request encoded for this provider's format: the provider's chat
-    /// endpoint is used. `None`: the client path is forwarded under the base path.
-    pub chat: Option<ChatCall<'a>>,
-    /// Length of the body that will be sent.
-    pub body_len: usize,
-}
-
-/// The facts about a chat request the head depends on.
-#[derive(Debug, Clone, Copy)]
-pub struct ChatCall<'a> {
-    /// The model asked of the provider (after overrides): Gemini's path, Azure's deployment.
-    pub model: &'a str,
-    pub stream: bool,
-}
+use super::endpoint::RequestHead;
 
 /// Client headers never forwarded upstream: credentials the app sent (the provider's own is
 /// injected instead) and the organisation/project they would select on the provider's account,
@@ -103,117 +75,33 @@ fn named_in_connection(client: &RequestHeader, name: &str) -> bool {
 /// nothing to OpenAI, and could be refused).
 fn is_foreign(kind: ProviderKind, name: &str) -> bool {
     match kind {
-        ProviderKind::Anthropic => name.starts_with("openai-"),
-        ProviderKind::Gemini => name.starts_with("openai-") || name.starts_with("anthropic-"),
         ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-            name.starts_with("anthropic-")
+            openai::is_foreign_header(name)
         }
+        ProviderKind::Anthropic => anthropic::is_foreign_header(name),
+        ProviderKind::Gemini => gemini::is_foreign_header(name),
     }
 }
 
-/// `base path + client path without its leading /v1`: `/v1/chat/completions?x=1` under base
-/// `/v1` → `/v1/chat/completions?x=1`.
-fn base_plus_rest(provider: &Provider, client_path_and_query: &str) -> String {
-    join(&provider.base_url.path, strip_v1(client_path_and_query))
-}
-
-fn strip_v1(path: &str) -> &str {
-    match path.strip_prefix("/v1") {
-        Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => rest,
-        _ => path,
-    }
-}
-
-fn join(base: &str, rest: &str) -> String {
-    let mut path = String::with_capacity(base.len() + rest.len() + 1);
-    path.push_str(base);
-    path.push_str(rest);
-    if path.is_empty() || path.starts_with('?') {
-        path.insert(0, '/');
-    }
-    path
-}
-
-/// The base path with an API version segment: kept when it already ends in one (`/v1`,
-/// `/v1beta`), else `default` appended.
-fn versioned(base: &str, default: &str) -> String {
-    let last = base.rsplit('/').next().unwrap_or("");
-    let is_version = last
-        .strip_prefix('v')
-        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
-    if is_version {
-        base.to_string()
-    } else {
-        format!("{base}{default}")
-    }
-}
-
-fn query_of(path_and_query: &str) -> Option<&str> {
-    path_and_query.split_once('?').map(|(_, q)| q)
-}
-
-/// The upstream path and query for one attempt.
+/// The upstream path and query for one attempt: the provider kind's own mapping.
 pub fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> String {
-    let base = provider.base_url.path.as_str();
-    let client = head.client_path_and_query;
-    let client_format = ClientFormat::from_path(client);
-    let Some(chat) = head.chat else {
-        return match provider.kind {
-            ProviderKind::Anthropic => join(&versioned(base, "/v1"), strip_v1(client)),
-            ProviderKind::Gemini => join(base, client),
-            _ => base_plus_rest(provider, client),
-        };
-    };
-    let openai_style = |provider: &Provider| {
-        if client_format == Some(ClientFormat::OpenAi) {
-            base_plus_rest(provider, client)
-        } else {
-            join(base, "/chat/completions")
-        }
-    };
     match provider.kind {
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai_style(provider),
-        ProviderKind::AzureOpenAi => {
-            if base.ends_with("/openai/v1") {
-                return openai_style(provider);
-            }
-            let root = base.strip_suffix("/openai").unwrap_or(base);
-            let deployment = provider
-                .deployments
-                .get(chat.model)
-                .map_or(chat.model, String::as_str);
-            let version = provider
-                .api_version
-                .as_deref()
-                .unwrap_or(AZURE_DEFAULT_API_VERSION);
-            format!(
-                "{root}/openai/deployments/{}/chat/completions?api-version={}",
-                encode_segment(deployment),
-                encode_segment(version)
-            )
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+            openai::upstream_path(provider, head)
         }
-        ProviderKind::Anthropic => {
-            let mut path = format!("{}/messages", versioned(base, "/v1"));
-            if client_format == Some(ClientFormat::Anthropic) {
-                if let Some(q) = query_of(client) {
-                    path.push('?');
-                    path.push_str(q);
-                }
-            }
-            path
+        ProviderKind::Anthropic => anthropic::upstream_path(provider, head),
+        ProviderKind::Gemini => gemini::upstream_path(provider, head),
+    }
+}
+
+/// The provider's credential and version headers: the provider kind's own.
+fn insert_auth(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
+    match provider.kind {
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+            openai::auth_headers(provider, req)
         }
-        ProviderKind::Gemini => {
-            let method = if chat.stream {
-                "streamGenerateContent?alt=sse"
-            } else {
-                "generateContent"
-            };
-            format!(
-                "{}/models/{}:{method}",
-                versioned(base, "/v1beta"),
-                model_path_segment(chat.model)
-            )
-        }
+        ProviderKind::Anthropic => anthropic::auth_headers(provider, req),
+        ProviderKind::Gemini => gemini::auth_headers(provider, req),
     }
 }
 
@@ -246,25 +134,7 @@ pub fn build_request(
     if head.method != Method::GET || head.body_len > 0 {
         req.insert_header(http::header::CONTENT_LENGTH, head.body_len.to_string())?;
     }
-    if let Some(key) = &provider.api_key {
-        if provider.auth_header == "authorization" {
-            req.insert_header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", key.expose()),
-            )?;
-        } else {
-            req.insert_header(provider.auth_header.clone(), key.expose())?;
-        }
-    }
-    if provider.kind == ProviderKind::Anthropic {
-        match &provider.api_version {
-            Some(v) => req.insert_header("anthropic-version", v.as_str())?,
-            None if !req.headers.contains_key("anthropic-version") => {
-                req.insert_header("anthropic-version", super::anthropic::DEFAULT_VERSION)?
-            }
-            None => {}
-        }
-    }
+    insert_auth(provider, &mut req)?;
     for (name, value) in &provider.headers {
         req.insert_header(name.clone(), value.as_str())?;
     }
@@ -275,6 +145,7 @@ pub fn build_request(
 mod tests {
     use super::*;
     use crate::config::{BaseUrl, Secret};
+    use crate::providers::ChatCall;
     use std::collections::HashMap;
 
     fn provider(kind: ProviderKind, path: &str, auth: &str) -> Provider {
@@ -307,22 +178,6 @@ mod tests {
 
     fn chat(model: &str, stream: bool) -> Option<ChatCall<'_>> {
         Some(ChatCall { model, stream })
-    }
-
-    #[test]
-    fn passthrough_paths_map_under_the_base_path() {
-        let p = |path| provider(ProviderKind::OpenAi, path, "authorization");
-        assert_eq!(
-            base_plus_rest(&p("/v1"), "/v1/chat/completions?a=1"),
-            "/v1/chat/completions?a=1"
-        );
-        assert_eq!(
-            base_plus_rest(&p("/openai/v1"), "/v1/models"),
-            "/openai/v1/models"
-        );
-        assert_eq!(base_plus_rest(&p(""), "/v1/models"), "/models");
-        assert_eq!(base_plus_rest(&p(""), "/v1"), "/");
-        assert_eq!(base_plus_rest(&p("/v1"), "/v1beta/x"), "/v1/v1beta/x");
     }
 
     #[test]

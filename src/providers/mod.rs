@@ -1,8 +1,9 @@
 //! Provider adapters and translation: one module per wire format (`openai` — also Azure and
-//! OpenAI-compatible —, `anthropic`, `gemini`), the canonical model they translate through
-//! ([`canonical`]), the upstream request head per provider kind ([`head`]), and the per-request
-//! pieces the gateway drives: [`request`] (decode once, encode per attempt), [`response`],
-//! [`stream`] and [`error`].
+//! OpenAI-compatible —, `anthropic`, `gemini`), each owning its kind's translation, upstream
+//! paths and auth headers; the canonical model they translate through ([`canonical`]); the
+//! upstream request head ([`head`], dispatching on the kind, over the shared pieces in
+//! [`endpoint`]); and the per-request pieces the gateway drives: [`request`] (decode once,
+//! encode per attempt), [`response`], [`stream`] and [`error`].
 //!
 //! Per request: [`DecodedRequest::decode`] the client body (format from the route,
 //! [`ClientFormat::from_path`]); per attempt [`DecodedRequest::encode`] for the target's kind,
@@ -12,6 +13,7 @@
 
 pub mod anthropic;
 pub mod canonical;
+pub mod endpoint;
 pub mod error;
 pub mod gemini;
 pub mod head;
@@ -28,11 +30,13 @@ pub use canonical::{
     ImageSource, MaxTokensField, Message, ResponseFormat, Role, StreamEvent, Tool, ToolCall,
     ToolChoice, Usage,
 };
+pub use endpoint::{ChatCall, RequestHead};
 pub use error::{
     decode_error, encode_error, encode_stream_error, translate_error, ErrorKind, ProviderError,
     TranslateError,
 };
-pub use head::{build_request, upstream_path, ChatCall, RequestHead, AZURE_DEFAULT_API_VERSION};
+pub use head::{build_request, upstream_path};
+pub use openai::AZURE_DEFAULT_API_VERSION;
 pub use request::{apply_overrides, DecodedRequest, EncodedRequest};
 pub use response::{
     decode_response, encode_response, facts_of_response, translate_response, usage_of_response,

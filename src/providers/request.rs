@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::canonical::{ChatRequest, ClientFormat, Format};
-use super::head::ChatCall;
+use super::endpoint::ChatCall;
 use super::json::to_vec;
 use super::{anthropic, gemini, openai, TranslateError};
 use crate::vocab::ProviderKind;

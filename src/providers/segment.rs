@@ -1,5 +1,6 @@
 //! One URL path segment as the adapters put a model or deployment name into an upstream path:
-//! anything outside the URL-safe set percent-encoded (shared by `head` and `gemini`).
+//! anything outside the URL-safe set percent-encoded (shared by `openai`, for Azure deployments,
+//! and `gemini`).
 
 /// `s` percent-encoded outside `A-Z a-z 0-9 - . _ ~`.
 pub(crate) fn encode_segment(s: &str) -> String {

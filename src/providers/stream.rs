@@ -80,8 +80,7 @@ struct Translation {
 pub struct StreamTranslator {
     client: ClientFormat,
     mode: Mode,
-    usage: Usage,
-    model: Option<String>,
+    seen: Seen,
     /// The terminal class once the stream ended (`Done` or `Error`); nothing is written after.
     ended: Option<EventClass>,
 }
@@ -94,6 +93,123 @@ fn rank(c: EventClass) -> u8 {
         EventClass::Done => 1,
         EventClass::Content => 2,
         EventClass::Error => 3,
+    }
+}
+
+/// What the stream has told so far, whichever way it is translated.
+#[derive(Default)]
+struct Seen {
+    usage: Usage,
+    /// The model the provider says is answering (the first it names).
+    model: Option<String>,
+}
+
+/// An OpenAI stream to an OpenAI client: forwarded as it is, but for the usage-only chunk
+/// when the client did not ask for it.
+fn openai_passthrough(
+    event: &SseEvent,
+    include_usage: bool,
+    finished: &mut bool,
+    seen: &mut Seen,
+    out: &mut Vec<u8>,
+) -> EventClass {
+    if event.is_done() {
+        out.extend_from_slice(&event.raw);
+        return EventClass::Done;
+    }
+    if event.data.trim().is_empty() {
+        out.extend_from_slice(&event.raw);
+        return openai::classify_event(event);
+    }
+    let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
+        out.extend_from_slice(&event.raw);
+        return openai::classify_event(event);
+    };
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        seen.usage = openai::decode_usage(u);
+    }
+    if seen.model.is_none() {
+        seen.model = str_at(&v, "model")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
+    }
+    let any_finish = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| str_at(c, "finish_reason").is_some()));
+    *finished |= any_finish;
+    if !include_usage && openai::is_usage_only(&v) {
+        return EventClass::Preamble;
+    }
+    out.extend_from_slice(&event.raw);
+    openai::classify_value(&v)
+}
+
+/// An Anthropic stream to an Anthropic client: forwarded as it is, watched for usage, the
+/// model and the stop reason.
+fn anthropic_passthrough(
+    event: &SseEvent,
+    usage: &mut anthropic::UsageTracker,
+    stopped: &mut bool,
+    seen: &mut Seen,
+    out: &mut Vec<u8>,
+) -> EventClass {
+    let data = serde_json::from_str::<Value>(&event.data).ok();
+    if let Some(u) = usage.observe(event, data.as_ref()) {
+        seen.usage = u;
+    }
+    if let Some(d) = &data {
+        if str_at(d, "type") == Some("message_start") && seen.model.is_none() {
+            seen.model = d
+                .get("message")
+                .and_then(|m| str_at(m, "model"))
+                .map(str::to_string);
+        }
+        if d.get("delta")
+            .and_then(|x| str_at(x, "stop_reason"))
+            .is_some()
+        {
+            *stopped = true;
+        }
+    }
+    out.extend_from_slice(&event.raw);
+    anthropic::classify(event, data.as_ref())
+}
+
+impl Translation {
+    /// Decodes one upstream event and encodes what it means for the client; the class is the
+    /// highest-ranked of the events written.
+    fn push(&mut self, event: &SseEvent, seen: &mut Seen, out: &mut Vec<u8>) -> EventClass {
+        let Translation {
+            decoder,
+            encoder,
+            scratch,
+        } = self;
+        scratch.clear();
+        match decoder {
+            Decoder::OpenAi(d) => d.decode(event, scratch),
+            Decoder::Anthropic(d) => d.decode(event, scratch),
+            Decoder::Gemini(d) => d.decode(event, scratch),
+        }
+        let mut class = EventClass::Preamble;
+        for e in scratch.drain(..) {
+            match &e {
+                StreamEvent::Usage(u) => seen.usage = *u,
+                StreamEvent::Start { model: Some(m), .. } if seen.model.is_none() => {
+                    seen.model = Some(m.clone())
+                }
+                _ => {}
+            }
+            let c = encoder.encode(e, out);
+            if rank(c) > rank(class) {
+                class = c;
+            }
+        }
+        if encoder.ended() && class == EventClass::Preamble {
+            // Ended by an event that maps to nothing visible (cannot happen today).
+            class = EventClass::Done;
+        }
+        class
     }
 }
 
@@ -140,8 +256,7 @@ impl StreamTranslator {
         StreamTranslator {
             client,
             mode,
-            usage: Usage::default(),
-            model: None,
+            seen: Seen::default(),
             ended: None,
         }
     }
@@ -153,12 +268,12 @@ impl StreamTranslator {
 
     /// The usage so far (the final figures once the stream has ended).
     pub fn usage(&self) -> Usage {
-        self.usage
+        self.seen.usage
     }
 
     /// The model the provider says is answering, once it has said.
     pub fn model(&self) -> Option<&str> {
-        self.model.as_deref()
+        self.seen.model.as_deref()
     }
 
     /// Whether the client stream has been terminated (its end marker or an error written).
@@ -171,102 +286,16 @@ impl StreamTranslator {
         if self.ended.is_some() {
             return EventClass::Preamble;
         }
+        let seen = &mut self.seen;
         let class = match &mut self.mode {
             Mode::OpenAiPassthrough {
                 include_usage,
                 finished,
-            } => {
-                if event.is_done() {
-                    out.extend_from_slice(&event.raw);
-                    EventClass::Done
-                } else if event.data.trim().is_empty() {
-                    out.extend_from_slice(&event.raw);
-                    openai::classify_event(event)
-                } else {
-                    match serde_json::from_str::<Value>(&event.data) {
-                        Ok(v) => {
-                            if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-                                self.usage = openai::decode_usage(u);
-                            }
-                            if self.model.is_none() {
-                                self.model = str_at(&v, "model")
-                                    .filter(|m| !m.is_empty())
-                                    .map(str::to_string);
-                            }
-                            let any_finish = v
-                                .get("choices")
-                                .and_then(Value::as_array)
-                                .is_some_and(|cs| {
-                                    cs.iter().any(|c| str_at(c, "finish_reason").is_some())
-                                });
-                            *finished |= any_finish;
-                            if !*include_usage && openai::is_usage_only(&v) {
-                                return EventClass::Preamble;
-                            }
-                            out.extend_from_slice(&event.raw);
-                            openai::classify_value(&v)
-                        }
-                        Err(_) => {
-                            out.extend_from_slice(&event.raw);
-                            openai::classify_event(event)
-                        }
-                    }
-                }
-            }
+            } => openai_passthrough(event, *include_usage, finished, seen, out),
             Mode::AnthropicPassthrough { usage, stopped } => {
-                let data = serde_json::from_str::<Value>(&event.data).ok();
-                if let Some(u) = usage.observe(event, data.as_ref()) {
-                    self.usage = u;
-                }
-                if let Some(d) = &data {
-                    if str_at(d, "type") == Some("message_start") && self.model.is_none() {
-                        self.model = d
-                            .get("message")
-                            .and_then(|m| str_at(m, "model"))
-                            .map(str::to_string);
-                    }
-                    if d.get("delta")
-                        .and_then(|x| str_at(x, "stop_reason"))
-                        .is_some()
-                    {
-                        *stopped = true;
-                    }
-                }
-                out.extend_from_slice(&event.raw);
-                anthropic::classify(event, data.as_ref())
+                anthropic_passthrough(event, usage, stopped, seen, out)
             }
-            Mode::Translate(tr) => {
-                let Translation {
-                    decoder,
-                    encoder,
-                    scratch,
-                } = &mut **tr;
-                scratch.clear();
-                match decoder {
-                    Decoder::OpenAi(d) => d.decode(event, scratch),
-                    Decoder::Anthropic(d) => d.decode(event, scratch),
-                    Decoder::Gemini(d) => d.decode(event, scratch),
-                }
-                let mut class = EventClass::Preamble;
-                for e in scratch.drain(..) {
-                    match &e {
-                        StreamEvent::Usage(u) => self.usage = *u,
-                        StreamEvent::Start { model: Some(m), .. } if self.model.is_none() => {
-                            self.model = Some(m.clone())
-                        }
-                        _ => {}
-                    }
-                    let c = encoder.encode(e, out);
-                    if rank(c) > rank(class) {
-                        class = c;
-                    }
-                }
-                if encoder.ended() && class == EventClass::Preamble {
-                    // Ended by an event that maps to nothing visible (cannot happen today).
-                    class = EventClass::Done;
-                }
-                class
-            }
+            Mode::Translate(tr) => tr.push(event, seen, out),
         };
         if matches!(class, EventClass::Done | EventClass::Error) {
             self.ended = Some(class);
