@@ -8,10 +8,10 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }

@@ -9,12 +9,12 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 const PROVIDER_KEY: &str = "sk-edge-provider-key-7";
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }
@@ -147,7 +147,7 @@ async fn upstream_failures_never_show_the_address_or_sni() {
 
     // TLS failure: an HTTPS mock whose certificate (for `localhost`) is signed by a CA the
     // gateway does not trust.
-    let (tls_mock, _ca) = mock_provider::start_tls("127.0.0.1:0".parse().unwrap())
+    let (tls_mock, _ca) = switchyard_mock::start_tls("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let port = tls_mock.addr.port();

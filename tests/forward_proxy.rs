@@ -13,7 +13,7 @@ use std::time::Duration;
 use harness::{chat, Gateway};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -21,7 +21,7 @@ const PROVIDER_KEY: &str = "sk-forward-provider-key-42";
 const APP_KEY: &str = "sk-app-placeholder-not-a-real-key";
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use harness::Gateway;
 use serde_json::{json, Value};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
+    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock");
     let text = std::fs::read_to_string("conf/examples/guardrails.yaml")

@@ -5,12 +5,12 @@
 mod harness;
 
 use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 const PROVIDER_KEY: &str = "sk-observability-provider-key";
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{chat, free_port, Gateway};
-use switchyard::mock_provider::{self, FaultSpec, MockHandle};
+use switchyard_mock::{FaultSpec, MockHandle};
 
 const RULES: &str = "k8s/base/monitoring/prometheusrule.yaml";
 const DASHBOARD: &str = "k8s/base/monitoring/switchyard-dashboard.json";
@@ -196,7 +196,7 @@ impl Drop for Prometheus {
 }
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use harness::{chat, eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 const PROVIDER_KEY: &str = "sk-real-provider-key-123";
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .expect("start mock")
 }
@@ -572,7 +572,7 @@ async fn upstream_errors_are_relayed_with_their_status_and_body() {
 
 #[tokio::test]
 async fn https_upstreams_are_verified_against_the_providers_ca() {
-    let (mock, ca_pem) = mock_provider::start_tls("127.0.0.1:0".parse().unwrap())
+    let (mock, ca_pem) = switchyard_mock::start_tls("127.0.0.1:0".parse().unwrap())
         .await
         .expect("TLS mock");
     let port = mock.addr.port();

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use harness::{chat, Gateway};
-use switchyard::mock_provider;
 
 #[tokio::test]
 async fn sigterm_during_a_stream_lets_it_finish_then_exits_zero() {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
+    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let mut gw = Gateway::start(&format!(

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 async fn slow_stream_gateway(grace: &str, chunks: usize) -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
+    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let gw = Gateway::start(&format!(

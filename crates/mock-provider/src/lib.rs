@@ -1,5 +1,9 @@
 //! The fault-injecting mock LLM provider: the only fake in our tests, and `switchyard
-//! mock-provider` for demos and benchmarks. It speaks three wire formats.
+//! mock-provider` / `switchyard demo` for demos and benchmarks. It speaks three wire formats.
+//!
+//! It is a crate of its own (`switchyard-mock`, a workspace member) so that the `switchyard`
+//! library neither compiles it nor needs hyper's `server` feature: the integration tests use it
+//! as a dev-dependency, the binary behind its default `demo` feature.
 //!
 //! Routes:
 //! - OpenAI: `POST /v1/chat/completions` (JSON or SSE), `/v1/completions`, `/v1/embeddings`,
