@@ -96,9 +96,7 @@ fn the_default_threshold_separates_a_paraphrase_from_a_negation() {
 
 #[tokio::test]
 async fn a_gateway_with_the_local_embedder_serves_paraphrases() {
-    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mock = harness::mock().await;
     let gw = Gateway::start(&format!(
         r#"
 providers:

@@ -41,9 +41,7 @@ configs:
 }
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let gw = Gateway::start(&config(&mock.addr.to_string())).await;
     (mock, gw)
 }

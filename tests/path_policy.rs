@@ -48,9 +48,7 @@ telemetry:
 }
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let gw = Gateway::start(&config(&mock)).await;
     (mock, gw)
 }
@@ -328,9 +326,7 @@ async fn echoed_client_values_are_bounded() {
 
 #[tokio::test]
 async fn intercepted_provider_requests_are_canonicalised_too() {
-    let mock = switchyard_mock::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let text = format!(
         r#"
 providers:
