@@ -12,7 +12,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY conf ./conf
-COPY tests/support ./tests/support
+COPY crates ./crates
 COPY benches ./benches
 COPY examples ./examples
 RUN cargo build --release --locked --bin switchyard \

@@ -20,8 +20,3 @@ pub mod server;
 pub mod telemetry;
 pub mod upstream;
 pub mod vocab;
-
-/// The fault-injecting mock provider. Its source lives with the tests (`tests/support`), and the
-/// binary exposes it as `switchyard mock-provider` for demos and benchmarks.
-#[path = "../tests/support/mock_provider.rs"]
-pub mod mock_provider;

@@ -1,6 +1,10 @@
 //! The `switchyard` command: `run` the gateway, `check` a config, run the `mock-provider`, a
 //! `demo` of the gateway in front of two mock providers, or `ca init` the forward-proxy CA.
+//!
+//! `mock-provider` and `demo` come with the default cargo feature `demo` (the `switchyard-mock`
+//! crate); a build with `--no-default-features` has neither.
 
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +14,10 @@ use clap::{Parser, Subcommand};
 /// The config `run` serves when no `--config` is given.
 const EMBEDDED_DEFAULT: &str = include_str!("../conf/switchyard.yaml");
 /// The config `demo` serves.
+#[cfg(feature = "demo")]
 const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 /// Where `demo` runs its two mock providers (`conf/demo.yaml` points at them).
+#[cfg(feature = "demo")]
 const DEMO_MOCKS: [&str; 2] = ["127.0.0.1:9901", "127.0.0.1:9902"];
 
 #[derive(Parser)]
@@ -35,11 +41,13 @@ enum Command {
     /// Validate a config file; prints each error with its YAML path and exits non-zero.
     Check { file: PathBuf },
     /// Run the fault-injecting mock provider (OpenAI wire format).
+    #[cfg(feature = "demo")]
     MockProvider {
         #[arg(long, default_value = "127.0.0.1:9901")]
         listen: SocketAddr,
     },
     /// Run the gateway on conf/demo.yaml with two mock providers, and print requests to try.
+    #[cfg(feature = "demo")]
     Demo,
     /// The local CA of forward-proxy mode (HTTPS_PROXY).
     Ca {
@@ -85,7 +93,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::Check { file } => check(&file),
+        #[cfg(feature = "demo")]
         Command::MockProvider { listen } => mock_provider(listen),
+        #[cfg(feature = "demo")]
         Command::Demo => demo(),
         Command::Ca {
             command:
@@ -170,6 +180,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
+#[cfg(feature = "demo")]
 fn mock_provider(listen: SocketAddr) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -182,7 +193,7 @@ fn mock_provider(listen: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(switchyard::mock_provider::run(listen)) {
+    match runtime.block_on(switchyard_mock::run(listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: mock provider on {listen}: {e}");
@@ -191,6 +202,7 @@ fn mock_provider(listen: SocketAddr) -> ExitCode {
     }
 }
 
+#[cfg(feature = "demo")]
 fn demo() -> ExitCode {
     let snapshot = match switchyard::config::load_str(DEMO_CONFIG, None) {
         Ok(s) => s,
@@ -212,7 +224,7 @@ fn demo() -> ExitCode {
             let mut handles = Vec::new();
             for addr in DEMO_MOCKS {
                 let started = match addr.parse() {
-                    Ok(a) => switchyard::mock_provider::start(a).await,
+                    Ok(a) => switchyard_mock::start(a).await,
                     Err(e) => Err(std::io::Error::other(format!("{addr}: {e}"))),
                 };
                 match started {

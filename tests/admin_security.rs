@@ -8,17 +8,11 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{chat, check_config, eventually, Gateway};
+use harness::{chat, check_config, eventually, mock, Gateway};
 use switchyard::config::key_label;
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 fn config(to: &MockHandle, extra: &str) -> String {
     format!(

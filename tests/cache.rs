@@ -10,15 +10,9 @@ mod redis_server;
 
 use std::time::Duration;
 
-use harness::{eventually, metric_value, Gateway};
+use harness::{client, eventually, metric_value, mock, Gateway};
 use redis_server::RedisServer;
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use switchyard_mock::MockHandle;
 
 fn config(mock: &MockHandle, extra: &str) -> String {
     format!(
@@ -61,13 +55,6 @@ configs:
 "#,
         addr = mock.addr
     )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 #[derive(Debug)]
@@ -152,14 +139,7 @@ fn upstream_chats(mock: &MockHandle) -> usize {
 }
 
 async fn metrics(gw: &Gateway) -> String {
-    client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    gw.metrics().await
 }
 
 #[tokio::test]

@@ -17,7 +17,6 @@ use std::time::Duration;
 use harness::Gateway;
 use switchyard::cache::config::DEFAULT_SIMILARITY_THRESHOLD;
 use switchyard::cache::local::LocalEmbedder;
-use switchyard::mock_provider;
 
 fn model_dir() -> PathBuf {
     let dir = std::env::var_os("SWITCHYARD_MINILM_DIR")
@@ -97,9 +96,7 @@ fn the_default_threshold_separates_a_paraphrase_from_a_negation() {
 
 #[tokio::test]
 async fn a_gateway_with_the_local_embedder_serves_paraphrases() {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mock = harness::mock().await;
     let gw = Gateway::start(&format!(
         r#"
 providers:

@@ -7,14 +7,8 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use harness::{chat, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 /// Providers `p0..` (one per mock, with an optional path fault), keys `vk0..`, and the config
 /// `chat` (the default) given as YAML indented by four spaces.

@@ -10,14 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{chat, check_config, eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use harness::{chat, check_config, eventually, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 fn serving(to: &MockHandle) -> String {
     format!(
@@ -117,12 +111,7 @@ async fn refused(gw: &Gateway, before: f64) -> String {
     })
     .await;
     assert!(counted.is_some(), "refusal not counted:\n{}", gw.log());
-    let cfg: serde_json::Value = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg = gw.admin_json("/config").await;
     cfg["last_reload_error"]
         .as_str()
         .unwrap_or_default()
@@ -133,13 +122,7 @@ async fn refused(gw: &Gateway, before: f64) -> String {
 async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under_load() {
     let up = mock().await;
     let gw = Gateway::start(&serving(&up)).await;
-    let hash_before = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["hash"]
-        .clone();
+    let hash_before = gw.admin_json("/config").await["hash"].clone();
 
     // Load: two clients in a loop, bounded in count, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -200,12 +183,7 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
     );
 
     // The console shows the same refusal.
-    let console: serde_json::Value = reqwest::get(gw.admin_url("/api/console"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let console = gw.admin_json("/api/console").await;
     assert!(
         console.to_string().contains("no provider is defined"),
         "{console}"
@@ -225,13 +203,7 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
         "{bad} of {} requests failed during the bad reloads",
         ok + bad
     );
-    let hash_after = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["hash"]
-        .clone();
+    let hash_after = gw.admin_json("/config").await["hash"].clone();
     assert_eq!(hash_before, hash_after, "the live config changed");
     assert!(gw.log().contains("config reload refused"), "{}", gw.log());
 }

@@ -8,17 +8,11 @@ mod harness;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use harness::{chat, eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use harness::{chat, client, eventually, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 const PRIMARY_KEY: &str = "sk-console-primary-secret";
 const SECONDARY_KEY: &str = "sk-console-secondary-secret";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 /// `chat`: a primary that is slower than its 150 ms request timeout (a gray failure), then a
 /// healthy secondary; the breaker opens after 4 slow calls.
@@ -49,13 +43,6 @@ configs:
     )
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
 async fn call(gw: &Gateway, config: &str, stream: bool) -> u16 {
     let resp = client()
         .post(gw.url("/v1/chat/completions"))
@@ -70,11 +57,7 @@ async fn call(gw: &Gateway, config: &str, stream: bool) -> u16 {
 }
 
 async fn console_json(gw: &Gateway) -> serde_json::Value {
-    let resp = client()
-        .get(gw.admin_url("/api/console"))
-        .send()
-        .await
-        .unwrap();
+    let resp = gw.admin_get("/api/console").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     resp.json().await.unwrap()
@@ -107,8 +90,7 @@ async fn metric(gw: &Gateway, name: &str) -> f64 {
 async fn the_page_is_self_contained_under_a_strict_policy() {
     let (a, b) = (mock().await, mock().await);
     let gw = Gateway::start(&config(&a, &b)).await;
-    let c = client();
-    let page = c.get(gw.admin_url("/")).send().await.unwrap();
+    let page = gw.admin_get("/").await;
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"]
         .to_str()
@@ -132,7 +114,7 @@ async fn the_page_is_self_contained_under_a_strict_policy() {
         ("/console.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
-        let r = c.get(gw.admin_url(path)).send().await.unwrap();
+        let r = gw.admin_get(path).await;
         assert_eq!(r.status(), 200, "{path}");
         assert!(r.headers()["content-type"]
             .to_str()
@@ -173,14 +155,7 @@ async fn every_admin_route_is_read_only() {
         0.0,
         "a POST to /events opens no stream"
     );
-    assert_eq!(
-        c.get(gw.admin_url("/api/requests/999"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(gw.admin_get("/api/requests/999").await.status(), 404);
 }
 
 #[tokio::test]
@@ -266,14 +241,7 @@ async fn the_json_shows_targets_configs_and_requests_without_secrets() {
     assert!(slow["tokens"]["output"].as_u64().unwrap() > 0);
     assert_eq!(slow["has_bodies"], false);
     // One request, by id: no bodies without log_bodies.
-    let one: serde_json::Value = client()
-        .get(gw.admin_url(&format!("/api/requests/{}", ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = gw.admin_json(&format!("/api/requests/{}", ids[0])).await;
     assert_eq!(one["trace_id"], requests[0]["trace_id"]);
     assert!(one.get("bodies").is_none());
 }

@@ -8,23 +8,9 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use harness::{chat, client, mock, Gateway};
 
 const PROVIDER_KEY: &str = "sk-edge-provider-key-7";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// A gateway with one provider at `base_url` behind key `vk-app` and config `chat`, plus `extra`
 /// top-level YAML.
@@ -147,7 +133,7 @@ async fn upstream_failures_never_show_the_address_or_sni() {
 
     // TLS failure: an HTTPS mock whose certificate (for `localhost`) is signed by a CA the
     // gateway does not trust.
-    let (tls_mock, _ca) = mock_provider::start_tls("127.0.0.1:0".parse().unwrap())
+    let (tls_mock, _ca) = switchyard_mock::start_tls("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let port = tls_mock.addr.port();
@@ -178,14 +164,7 @@ async fn a_target_without_timeouts_still_has_deadlines() {
     assert!(body.contains("request timeout of 300ms"), "{body}");
     assert!(took < Duration::from_secs(20), "{took:?}");
 
-    let view: serde_json::Value = client()
-        .get(gw.admin_url("/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = gw.admin_json("/config").await;
     let t = &view["config"]["timeouts"];
     assert_eq!(t["headers_ms"], 300, "{view}");
     assert_eq!(t["connect_ms"], 10_000, "{view}");
@@ -205,14 +184,7 @@ async fn built_in_defaults_are_shown_and_request_timeout_wins() {
         config(&format!("http://{}/v1", mock.addr), "")
     ))
     .await;
-    let view: serde_json::Value = client()
-        .get(gw.admin_url("/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = gw.admin_json("/config").await;
     let t = &view["config"]["timeouts"];
     assert_eq!(t["headers_ms"], 600_000, "{view}");
     assert_eq!(t["connect_ms"], 10_000, "{view}");

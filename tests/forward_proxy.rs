@@ -10,21 +10,15 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{chat, Gateway};
+use harness::{chat, mock, Gateway};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PROVIDER_KEY: &str = "sk-forward-provider-key-42";
 const APP_KEY: &str = "sk-app-placeholder-not-a-real-key";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 /// The CA in the config directory, as `switchyard ca init` writes it.
 fn write_ca(dir: &Path) {
@@ -547,7 +541,7 @@ async fn allow_hosts_never_reach_the_gateways_own_ports() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     // The gateway still answers on both ports directly.
-    let health = reqwest::get(gw.admin_url("/healthz")).await.unwrap();
+    let health = gw.admin_get("/healthz").await;
     assert_eq!(health.status(), 200);
 }
 
@@ -613,7 +607,7 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
     drop(connect(&gw, "api.openai.com:443").await);
 
     // Still healthy, and the next app is served.
-    let health = reqwest::get(gw.admin_url("/healthz")).await.unwrap();
+    let health = gw.admin_get("/healthz").await;
     assert_eq!(health.status(), 200);
     let resp = proxied_client(&gw, &[&ca])
         .post("https://api.openai.com/v1/chat/completions")
@@ -635,12 +629,7 @@ async fn bad_inputs_get_clean_errors_and_the_gateway_stays_healthy() {
     // The CA key is nowhere: not in the log, not on /config, not in /metrics.
     let key = std::fs::read_to_string(gw.dir.path().join("ca.key")).unwrap();
     let key_body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let config = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = gw.admin_text("/config").await;
     for text in [gw.log(), config, gw.metrics().await] {
         assert!(!text.contains("PRIVATE KEY"));
         for line in &key_body {

@@ -23,15 +23,9 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use harness::{eventually, Gateway};
+use harness::{client, eventually, mock, Gateway};
 use redis_server::RedisServer;
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use switchyard_mock::MockHandle;
 
 /// USD per token of `budget-model` (10 000 USD per million tokens).
 const USD_PER_TOKEN: f64 = 0.01;
@@ -85,13 +79,6 @@ fn shared_state(redis: &RedisServer, policy: &str) -> String {
         "state: {{ redis_url: \"{}\", on_state_error: {policy}, timeout_ms: 1000 }}",
         redis.url()
     )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 fn body(model: &str, max_tokens: u64, stream: bool) -> serde_json::Value {

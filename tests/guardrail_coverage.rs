@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use harness::Gateway;
 use serde_json::{json, Value};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 /// The word the deny lists refuse, and its harmless replacement.
 const BAD: &str = "zebra";
@@ -41,9 +41,7 @@ configs:
 }
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let gw = Gateway::start(&config(&mock.addr.to_string())).await;
     (mock, gw)
 }

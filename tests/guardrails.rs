@@ -4,28 +4,17 @@
 #[path = "support/gateway.rs"]
 mod harness;
 
-use std::time::Duration;
-
-use harness::Gateway;
+use harness::{client, Gateway};
 use serde_json::{json, Value};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let text = std::fs::read_to_string("conf/examples/guardrails.yaml")
         .expect("example")
         .replace("127.0.0.1:9901", &mock.addr.to_string());
     let gw = Gateway::start(&text).await;
     (mock, gw)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 fn chat_with(text: &str, stream: bool) -> Value {

@@ -8,14 +8,8 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
-use harness::{chat, eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use harness::{chat, eventually, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 /// Routes `vk-app` to the mock at `to`, with the provider key read from `key_file` if given.
 fn routing_to(to: &MockHandle, key: &str) -> String {
@@ -78,12 +72,7 @@ async fn a_rewrite_changes_routing_within_a_second_and_a_bad_file_keeps_the_old(
     let before = b.requests().len();
     assert_eq!(send(&gw).await, 200);
     assert_eq!(b.requests().len(), before + 1);
-    let cfg: serde_json::Value = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg = gw.admin_json("/config").await;
     assert!(
         cfg["last_reload_error"]
             .as_str()

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use switchyard::mock_provider::{self, FaultSpec, MockHandle};
+use switchyard_mock::{FaultSpec, MockHandle};
 
 async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
 }

@@ -4,16 +4,10 @@
 #[path = "support/gateway.rs"]
 mod harness;
 
-use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use harness::{chat, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 const PROVIDER_KEY: &str = "sk-observability-provider-key";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 fn config(m: &MockHandle) -> String {
     format!(
@@ -341,12 +335,7 @@ async fn collector_credentials_never_reach_config_metrics_or_logs() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let _ = r.text().await;
-    let config = reqwest::get(gw.admin_url("/config"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = gw.admin_text("/config").await;
     assert!(config.contains("otlp"), "{config}");
     let lines = gw.access_log_lines(1).await;
     for text in [

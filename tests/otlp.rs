@@ -662,9 +662,7 @@ mod harness;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_exports_its_requests_when_the_otel_variables_say_so() {
     let receiver = Receiver::start();
-    let mock = switchyard::mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mock = harness::mock().await;
     let endpoint = format!("http://{}", receiver.addr);
     let gw = harness::Gateway::start_with(
         &format!(

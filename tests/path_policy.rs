@@ -11,7 +11,7 @@ use std::time::Duration;
 use harness::{chat, eventually, Gateway};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Keys: `vk-mini` (allowlist `gpt-4o-mini`), `vk-budget` (`usd_per_day: 0.0001` on a model
@@ -48,9 +48,7 @@ telemetry:
 }
 
 async fn setup() -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let gw = Gateway::start(&config(&mock)).await;
     (mock, gw)
 }
@@ -328,9 +326,7 @@ async fn echoed_client_values_are_bounded() {
 
 #[tokio::test]
 async fn intercepted_provider_requests_are_canonicalised_too() {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock");
+    let mock = harness::mock().await;
     let text = format!(
         r#"
 providers:

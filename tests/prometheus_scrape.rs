@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{chat, free_port, Gateway};
-use switchyard::mock_provider::{self, FaultSpec, MockHandle};
+use harness::{chat, free_port, mock, Gateway};
+use switchyard_mock::{FaultSpec, MockHandle};
 
 const RULES: &str = "k8s/base/monitoring/prometheusrule.yaml";
 const DASHBOARD: &str = "k8s/base/monitoring/switchyard-dashboard.json";
@@ -193,12 +193,6 @@ impl Drop for Prometheus {
             let _ = child.wait();
         }
     }
-}
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
 }
 
 fn fault(spec: &str) -> Option<FaultSpec> {

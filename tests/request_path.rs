@@ -6,16 +6,10 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use harness::{chat, eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use harness::{chat, client, eventually, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 const PROVIDER_KEY: &str = "sk-real-provider-key-123";
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 /// One provider at `mock`, keys `vk-app` (allowlist) and `vk-off` (disabled), config `chat`.
 fn config(mock: &MockHandle, extra_target: &str) -> String {
@@ -42,13 +36,6 @@ configs:
 "#,
         addr = mock.addr
     )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 async fn post(gw: &Gateway, key: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -572,7 +559,7 @@ async fn upstream_errors_are_relayed_with_their_status_and_body() {
 
 #[tokio::test]
 async fn https_upstreams_are_verified_against_the_providers_ca() {
-    let (mock, ca_pem) = mock_provider::start_tls("127.0.0.1:0".parse().unwrap())
+    let (mock, ca_pem) = switchyard_mock::start_tls("127.0.0.1:0".parse().unwrap())
         .await
         .expect("TLS mock");
     let port = mock.addr.port();
@@ -681,33 +668,16 @@ async fn admin_endpoints_answer_and_config_is_redacted() {
     let mock = mock().await;
     let gw = Gateway::start(&config(&mock, "")).await;
     let c = client();
-    assert_eq!(
-        c.get(gw.admin_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(gw.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let cfg = c.get(gw.admin_url("/config")).send().await.unwrap();
+    assert_eq!(gw.admin_get("/healthz").await.status(), 200);
+    assert_eq!(gw.admin_get("/readyz").await.status(), 200);
+    let cfg = gw.admin_get("/config").await;
     assert_eq!(cfg.status(), 200);
     let text = cfg.text().await.unwrap();
     assert!(!text.contains(PROVIDER_KEY), "{text}");
     assert!(text.contains("[redacted]"));
     let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(cfg["hash"].as_str().unwrap().len(), 16);
-    assert_eq!(
-        c.get(gw.admin_url("/nope")).send().await.unwrap().status(),
-        404
-    );
+    assert_eq!(gw.admin_get("/nope").await.status(), 404);
     assert_eq!(
         c.post(gw.admin_url("/config"))
             .send()

@@ -8,13 +8,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use harness::{chat, Gateway};
-use switchyard::mock_provider;
 
 #[tokio::test]
 async fn sigterm_during_a_stream_lets_it_finish_then_exits_zero() {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mock = harness::mock().await;
     let mut gw = Gateway::start(&format!(
         r#"
 shutdown_grace: 10s
@@ -45,13 +42,7 @@ virtual_keys:
     }
     gw.signal("TERM");
     // Draining: not ready any more, while the stream goes on.
-    let not_ready = harness::eventually(Duration::from_secs(3), || async {
-        reqwest::get(gw.admin_url("/readyz"))
-            .await
-            .map(|r| r.status() == 503)
-            .unwrap_or(false)
-    })
-    .await;
+    let not_ready = gw.until_not_ready(Duration::from_secs(3)).await;
     assert!(not_ready.is_some(), "/readyz still 200 while draining");
     while let Some(chunk) = stream.next().await {
         body.push_str(&String::from_utf8_lossy(

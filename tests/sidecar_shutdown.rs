@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use switchyard_mock::MockHandle;
 
 async fn slow_stream_gateway(grace: &str, chunks: usize) -> (MockHandle, Gateway) {
-    let mock = mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let mock = harness::mock().await;
     let gw = Gateway::start(&format!(
         r#"
 shutdown_grace: {grace}
@@ -80,13 +78,7 @@ async fn sigterm_with_open_streams_drains_them_then_exits_zero_within_the_grace(
     gw.signal("TERM");
 
     // Draining: not ready any more (kubelet takes the pod out of its Service endpoints) ...
-    let not_ready = harness::eventually(Duration::from_secs(3), || async {
-        reqwest::get(gw.admin_url("/readyz"))
-            .await
-            .map(|r| r.status() == 503)
-            .unwrap_or(false)
-    })
-    .await;
+    let not_ready = gw.until_not_ready(Duration::from_secs(3)).await;
     assert!(not_ready.is_some(), "/readyz still 200 while draining");
     // ... and a connection opened now is not kept for more work: it is refused, or its answer
     // closes it.

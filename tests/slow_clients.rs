@@ -8,16 +8,10 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{eventually, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
+use harness::{eventually, mock, Gateway};
+use switchyard_mock::MockHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
 
 /// One provider at `mock` (through the fault path `fault`), key `vk-app`, and `limits`.
 fn config(mock: &MockHandle, fault: &str, limits: &str) -> String {
@@ -310,9 +304,9 @@ async fn an_idle_flood_past_the_cap_leaves_the_admin_port_and_a_bounded_proxy() 
     .await;
     assert!(capped.is_some(), "{}", gw.metrics().await);
     // The admin port answers at the cap.
-    let health = reqwest::get(gw.admin_url("/healthz")).await.unwrap();
+    let health = gw.admin_get("/healthz").await;
     assert_eq!(health.status(), 200);
-    let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap();
+    let metrics = gw.admin_get("/metrics").await;
     assert_eq!(metrics.status(), 200);
     // A new proxy connection is closed at once.
     let mut extra = TcpStream::connect(gw.addr).await.unwrap();

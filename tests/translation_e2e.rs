@@ -7,14 +7,8 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{chat, Gateway};
-use switchyard::mock_provider::{self, MockHandle};
-
-async fn mock() -> MockHandle {
-    mock_provider::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("start mock")
-}
+use harness::{chat, mock, Gateway};
+use switchyard_mock::MockHandle;
 
 /// `openai` (optionally behind a fault prefix) and `anthropic` providers on one mock, a key for
 /// each, and a fallback config `chat` from OpenAI to Anthropic.

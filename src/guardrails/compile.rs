@@ -35,15 +35,49 @@ pub fn compile(
     Ok((!guards.is_empty()).then(|| Arc::new(Guardrails { stage, guards })))
 }
 
+/// Where one entry's problems go: each is recorded at `<entry path>.<field>`.
+struct FieldErrors<'a> {
+    path: &'a str,
+    errors: &'a mut Vec<PathError>,
+}
+
+impl FieldErrors<'_> {
+    fn at(&mut self, field: &str, msg: impl Into<String>) {
+        self.errors
+            .push((format!("{}.{field}", self.path), msg.into()));
+    }
+}
+
+/// One entry: its fields are checked in a fixed order (fields of other checks, `name`, `action`,
+/// `on_fail`, then the check's own), so the errors come out in that order.
 fn guard(
     stage: Stage,
     spec: &GuardrailSpec,
     p: &str,
     errors: &mut Vec<PathError>,
 ) -> Option<Guard> {
+    let mut err = FieldErrors { path: p, errors };
+    foreign_fields(spec, &mut err);
+    if let Some(name) = &spec.name {
+        name_field(name, &mut err);
+    }
+    let action = action(spec, &mut err);
+    let fallback = fallback(stage, spec, &mut err);
+    let check = check(stage, spec, &mut err)?;
+    Some(Guard {
+        id: spec
+            .name
+            .clone()
+            .unwrap_or_else(|| spec.check.as_str().to_string()),
+        check,
+        action,
+        fallback,
+    })
+}
+
+/// Fields set that belong to other checks.
+fn foreign_fields(spec: &GuardrailSpec, err: &mut FieldErrors) {
     let kind = spec.check;
-    let mut err = |field: &str, msg: String| errors.push((format!("{p}.{field}"), msg));
-    // Fields that belong to other checks.
     let fields: [(&str, bool, &[CheckKind]); 9] = [
         ("words", spec.words.is_some(), &[CheckKind::Contains]),
         ("operator", spec.operator.is_some(), &[CheckKind::Contains]),
@@ -61,151 +95,169 @@ fn guard(
     ];
     for (field, set, applies) in fields {
         if set && !applies.contains(&kind) {
-            err(field, format!("does not apply to check {}", kind.as_str()));
+            err.at(field, format!("does not apply to check {}", kind.as_str()));
         }
     }
-    if let Some(name) = &spec.name {
-        let ok = !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !ok {
-            err(
-                "name",
-                format!("must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."),
-            );
-        }
-    }
-    let action = match spec.action {
-        None | Some(ActionSpec::Warn) => Action::Warn,
-        Some(ActionSpec::Deny) => Action::Deny,
-        Some(ActionSpec::Redact) if kind == CheckKind::Pii => Action::Redact,
-        Some(ActionSpec::Redact) => {
-            err("action", "redact applies to check pii only".into());
-            Action::Warn
-        }
-    };
-    let fallback = spec.on_fail == Some(OnFailSpec::Fallback);
-    if fallback && stage == Stage::Input {
-        err(
-            "on_fail",
-            "applies to output_guardrails only (a denied input already moves on to the next target)"
-                .into(),
+}
+
+/// `name`: a metric label value and a response header value.
+fn name_field(name: &str, err: &mut FieldErrors) {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !ok {
+        err.at(
+            "name",
+            format!("must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."),
         );
     }
-    let check = match kind {
-        CheckKind::Contains => {
-            let case_sensitive = spec.case_sensitive.unwrap_or(false);
-            match &spec.words {
-                None => {
-                    err("words", "required for check contains".into());
-                    None
-                }
-                Some(w) if w.is_empty() => {
-                    err("words", "must list at least one word".into());
-                    None
-                }
-                Some(w) => {
-                    if let Some(i) = w.iter().position(|w| w.is_empty()) {
-                        err(&format!("words[{i}]"), "must not be empty".into());
-                    }
-                    Some(Check::Contains {
-                        words: w
-                            .iter()
-                            .map(|w| {
-                                if case_sensitive {
-                                    w.clone()
-                                } else {
-                                    w.to_lowercase()
-                                }
-                            })
-                            .collect(),
-                        operator: spec.operator.unwrap_or(OperatorSpec::Any),
-                        case_sensitive,
+}
+
+/// `action` (default warn); redact is for pii only (elsewhere an error, and warn).
+fn action(spec: &GuardrailSpec, err: &mut FieldErrors) -> Action {
+    match spec.action {
+        None | Some(ActionSpec::Warn) => Action::Warn,
+        Some(ActionSpec::Deny) => Action::Deny,
+        Some(ActionSpec::Redact) if spec.check == CheckKind::Pii => Action::Redact,
+        Some(ActionSpec::Redact) => {
+            err.at("action", "redact applies to check pii only");
+            Action::Warn
+        }
+    }
+}
+
+/// `on_fail: fallback`, which output lists only may set.
+fn fallback(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> bool {
+    let fallback = spec.on_fail == Some(OnFailSpec::Fallback);
+    if fallback && stage == Stage::Input {
+        err.at(
+            "on_fail",
+            "applies to output_guardrails only (a denied input already moves on to the next target)",
+        );
+    }
+    fallback
+}
+
+/// The check itself, from the fields of its kind; `None` when they are missing or invalid.
+fn check(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    match spec.check {
+        CheckKind::Contains => contains(spec, err),
+        CheckKind::Regex => regex(spec, err),
+        CheckKind::WordCount => word_count(spec, err),
+        CheckKind::JsonSchema => json_schema(stage, spec, err),
+        CheckKind::Pii => pii(spec, err),
+    }
+}
+
+/// `check: contains`: `words` (required, non-empty, no empty word; lowercased unless
+/// `case_sensitive`), `operator` (default any).
+fn contains(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    let case_sensitive = spec.case_sensitive.unwrap_or(false);
+    match &spec.words {
+        None => {
+            err.at("words", "required for check contains");
+            None
+        }
+        Some(w) if w.is_empty() => {
+            err.at("words", "must list at least one word");
+            None
+        }
+        Some(w) => {
+            if let Some(i) = w.iter().position(|w| w.is_empty()) {
+                err.at(&format!("words[{i}]"), "must not be empty");
+            }
+            Some(Check::Contains {
+                words: w
+                    .iter()
+                    .map(|w| {
+                        if case_sensitive {
+                            w.clone()
+                        } else {
+                            w.to_lowercase()
+                        }
                     })
-                }
-            }
+                    .collect(),
+                operator: spec.operator.unwrap_or(OperatorSpec::Any),
+                case_sensitive,
+            })
         }
-        CheckKind::Regex => match &spec.pattern {
-            None => {
-                err("pattern", "required for check regex".into());
-                None
-            }
-            Some(pattern) => match regex::Regex::new(pattern) {
-                Ok(regex) => Some(Check::Regex {
-                    regex,
-                    must_match: spec.must_match.unwrap_or(false),
-                }),
-                Err(e) => {
-                    err("pattern", format!("invalid regex: {e}"));
-                    None
-                }
-            },
-        },
-        CheckKind::WordCount => match (spec.min, spec.max) {
-            (None, None) => {
-                err("min", "check word_count needs min, max or both".into());
-                None
-            }
-            (Some(min), Some(max)) if min > max => {
-                err("min", format!("{min} is greater than max ({max})"));
-                None
-            }
-            (min, max) => Some(Check::WordCount {
-                min: min.unwrap_or(0),
-                max,
-            }),
-        },
-        CheckKind::JsonSchema => {
-            if stage == Stage::Input {
-                err(
-                    "check",
-                    "json_schema applies to output_guardrails only".into(),
-                );
-            }
-            match &spec.schema {
-                None => {
-                    err("schema", "required for check json_schema".into());
-                    None
-                }
-                Some(schema) => match jsonschema::validator_for(schema) {
-                    Ok(v) => Some(Check::JsonSchema {
-                        validator: Box::new(v),
-                    }),
-                    Err(e) => {
-                        err("schema", format!("invalid JSON schema: {e}"));
-                        None
-                    }
-                },
-            }
+    }
+}
+
+/// `check: regex`: `pattern` (required, must compile), `must_match` (default false).
+fn regex(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    let Some(pattern) = &spec.pattern else {
+        err.at("pattern", "required for check regex");
+        return None;
+    };
+    match regex::Regex::new(pattern) {
+        Ok(regex) => Some(Check::Regex {
+            regex,
+            must_match: spec.must_match.unwrap_or(false),
+        }),
+        Err(e) => {
+            err.at("pattern", format!("invalid regex: {e}"));
+            None
         }
-        CheckKind::Pii => {
-            let entities = spec.entities.clone().unwrap_or_default();
-            if spec.entities.as_ref().is_some_and(Vec::is_empty) {
-                err(
-                    "entities",
-                    "must list at least one of email, phone, credit_card".into(),
-                );
-            }
-            match PiiDetector::new(&entities) {
-                Ok(detector) => Some(Check::Pii { detector }),
-                Err(e) => {
-                    err("check", format!("cannot build the PII detector: {e}"));
-                    None
-                }
-            }
+    }
+}
+
+/// `check: word_count`: `min`, `max` or both, `min` ≤ `max`.
+fn word_count(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    match (spec.min, spec.max) {
+        (None, None) => {
+            err.at("min", "check word_count needs min, max or both");
+            None
         }
-    }?;
-    Some(Guard {
-        id: spec
-            .name
-            .clone()
-            .unwrap_or_else(|| kind.as_str().to_string()),
-        check,
-        action,
-        fallback,
-    })
+        (Some(min), Some(max)) if min > max => {
+            err.at("min", format!("{min} is greater than max ({max})"));
+            None
+        }
+        (min, max) => Some(Check::WordCount {
+            min: min.unwrap_or(0),
+            max,
+        }),
+    }
+}
+
+/// `check: json_schema` (output lists only): `schema` (required, must compile).
+fn json_schema(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    if stage == Stage::Input {
+        err.at("check", "json_schema applies to output_guardrails only");
+    }
+    let Some(schema) = &spec.schema else {
+        err.at("schema", "required for check json_schema");
+        return None;
+    };
+    match jsonschema::validator_for(schema) {
+        Ok(v) => Some(Check::JsonSchema {
+            validator: Box::new(v),
+        }),
+        Err(e) => {
+            err.at("schema", format!("invalid JSON schema: {e}"));
+            None
+        }
+    }
+}
+
+/// `check: pii`: `entities` (default all; an empty list is an error).
+fn pii(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+    let entities = spec.entities.clone().unwrap_or_default();
+    if spec.entities.as_ref().is_some_and(Vec::is_empty) {
+        err.at(
+            "entities",
+            "must list at least one of email, phone, credit_card",
+        );
+    }
+    match PiiDetector::new(&entities) {
+        Ok(detector) => Some(Check::Pii { detector }),
+        Err(e) => {
+            err.at("check", format!("cannot build the PII detector: {e}"));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

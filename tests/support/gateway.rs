@@ -1,5 +1,6 @@
 //! Test harness: runs the real `switchyard` binary on ephemeral loopback ports with a config
-//! written to a temporary directory, and kills it when dropped.
+//! written to a temporary directory, and kills it when dropped; reads its admin port; starts the
+//! mock provider; and the HTTP client the tests share.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -7,6 +8,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use switchyard_mock::MockHandle;
 
 /// What `switchyard check` said about a config text: success, stdout, stderr.
 pub fn check_config(text: &str) -> (bool, String, String) {
@@ -23,6 +26,22 @@ pub fn check_config(text: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The fault-injecting mock provider on an ephemeral loopback port, on the current runtime.
+pub async fn mock() -> MockHandle {
+    switchyard_mock::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start mock")
+}
+
+/// An HTTP client whose requests give up after 30 s (so a hung gateway fails a test instead of
+/// stalling the suite).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -133,6 +152,45 @@ impl Gateway {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// `GET` a path of the admin port (any status).
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(self.admin_url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on the admin port: {e}"))
+    }
+
+    /// The body of an admin `GET`, as text.
+    pub async fn admin_text(&self, path: &str) -> String {
+        self.admin_get(path)
+            .await
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("body of {path}: {e}"))
+    }
+
+    /// The body of an admin `GET`, parsed as JSON (`/config`, `/api/console`, …).
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin_get(path)
+            .await
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("JSON of {path}: {e}"))
+    }
+
+    /// Polls `/readyz` every 20 ms until it answers 503 (draining) or `limit` passes; returns
+    /// the time it took. A failed request counts as not yet.
+    pub async fn until_not_ready(&self, limit: Duration) -> Option<Duration> {
+        eventually(limit, || async {
+            reqwest::get(self.admin_url("/readyz"))
+                .await
+                .map(|r| r.status() == 503)
+                .unwrap_or(false)
+        })
+        .await
+    }
+
     pub fn log(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = std::fs::File::open(&self.log_path) {
@@ -163,12 +221,7 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.admin_url("/metrics"))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
+        self.admin_text("/metrics").await
     }
 
     /// The value of one sample line, e.g. `switchyard_requests_total{config="chat",...}`,

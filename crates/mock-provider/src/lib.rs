@@ -1,0 +1,410 @@
+//! The fault-injecting mock LLM provider: the only fake in our tests, and `switchyard
+//! mock-provider` / `switchyard demo` for demos and benchmarks. It speaks three wire formats.
+//!
+//! It is a crate of its own (`switchyard-mock`, a workspace member) so that the `switchyard`
+//! library neither compiles it nor needs hyper's `server` feature: the integration tests use it
+//! as a dev-dependency, the binary behind its default `demo` feature. This file holds the fault
+//! specs, the recorded requests and the server; `routes` the handler and the OpenAI bodies,
+//! `wire` the Anthropic and Gemini formats, answers and tool calls, `stream` the SSE producer.
+//!
+//! Routes:
+//! - OpenAI: `POST /v1/chat/completions` (JSON or SSE), `/v1/completions`, `/v1/embeddings`,
+//!   `/v1/responses`, `GET /v1/models`; any path no format claims answers a JSON echo.
+//! - Anthropic Messages: `POST` to any path ending in `/v1/messages`. Requires `x-api-key` (else
+//!   401 `authentication_error`), `anthropic-version` (else 400) and a JSON body with `model`,
+//!   `messages` and `max_tokens` (else 400 `invalid_request_error`). `"stream": true` answers
+//!   SSE: `message_start`, `content_block_start`, `ping`, N x `content_block_delta`,
+//!   `content_block_stop`, `message_delta` (stop reason, `usage.output_tokens`), `message_stop`.
+//!   Errors are `{"type":"error","error":{"type":...,"message":...}}` (400
+//!   `invalid_request_error`, 401 `authentication_error`, 403 `permission_error`, 404
+//!   `not_found_error`, 429 `rate_limit_error`, 529 `overloaded_error`, other 5xx `api_error`).
+//! - Gemini: `POST .../models/{model}:generateContent` and `:streamGenerateContent` (SSE with
+//!   `?alt=sse`: `data: <GenerateContentResponse>` events, no `[DONE]`; without it, one JSON
+//!   array of those responses). Requires an `x-goog-api-key` header or a `key` query parameter
+//!   (else 403 `PERMISSION_DENIED`) and non-empty `contents` (else 400 `INVALID_ARGUMENT`). A
+//!   stream sends one event per content piece, then a last event carrying `finishReason` and
+//!   `usageMetadata`. Errors are `{"error":{"code":N,"message":...,"status":...}}` (400
+//!   `INVALID_ARGUMENT`, 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 404 `NOT_FOUND`, 429
+//!   `RESOURCE_EXHAUSTED`, 500 `INTERNAL`, 503 `UNAVAILABLE`, 504 `DEADLINE_EXCEEDED`).
+//!
+//! Control (never faulted, never recorded): `GET /_mock/requests`, `GET /_mock/stats`,
+//! `POST /_mock/fault` (body = spec, empty clears), `POST /_mock/clear`.
+//!
+//! Embeddings (`/v1/embeddings`) are deterministic: an input containing `[[emb:x,y,...]]` gets
+//! exactly that vector (tests control similarities with it), any other input an 8-dimensional
+//! vector hashed from its text.
+//!
+//! Answers are deterministic. Text is "Hello from the mock provider." (streams send `tok0 `,
+//! `tok1 `, ...). Tool calling, in all three formats: when the request declares tools (and
+//! tool choice is not "none") and the conversation ends with a user message, the answer is ONE
+//! call to the first declared tool (or the one tool choice names). Its arguments hold each
+//! property the tool's schema lists in `required`: the first `enum` value if it has one, else
+//! by type `"Paris"` (string), `1` (integer, number), `true`, `[]`, `{}`, else `null`; so a
+//! weather tool requiring `location` gets `{"location":"Paris"}`, a tool requiring nothing
+//! gets `{}`. OpenAI answers `tool_calls` with finish reason `tool_calls` (streamed: id and
+//! name first, then the arguments split across the content events); Anthropic a `tool_use`
+//! block with stop reason `tool_use` (streamed as `input_json_delta` pieces); Gemini one
+//! `functionCall` part with finish reason `STOP` (streamed whole, in one event). When the
+//! conversation ends with a tool result (OpenAI `tool` message, Anthropic `tool_result` block,
+//! Gemini `functionResponse` part), the answer is text "The tool returned: <result>."
+//! (streamed split across the content events). Token counts: prompt = whitespace-separated
+//! words of the messages/contents JSON; completion = words of the answer, or the number of
+//! content events in a stream. OpenAI streams end with a usage chunk (`choices: []`) when
+//! `stream_options.include_usage` is true.
+//!
+//! A fault spec is comma-separated items, taken from the `x-mock-fault` header, else a path
+//! prefix `/fault/<spec>/...` (stripped before routing), else the default set by `set_fault`.
+//! Every format honours every item, with its own shapes:
+//! - `status=N` answer N with the format's error body; `retry_after=S` adds `Retry-After`;
+//!   `fail_first=K` only the first K requests carrying this same spec fail (a status fault
+//!   wins over the Anthropic/Gemini header and body checks);
+//! - `headers_delay_ms=N` wait before the response head;
+//! - streams: `first_chunk_delay_ms=N`, `chunk_delay_ms=N`, `chunks=N` (default 5 content
+//!   events: OpenAI deltas, Anthropic `content_block_delta`s, Gemini text events; a Gemini
+//!   function call is always one event), `stall_after=K` (stop after K content events, keep the
+//!   connection), `cut_after=K` (drop the connection after K), `malformed` (the second content
+//!   event's data is not JSON), `error_event` (a 200 stream whose first event is an error:
+//!   OpenAI `data: {"error":...}` then `[DONE]`; Anthropic `event: error` with an
+//!   `overloaded_error` body; Gemini `data: {"error":{"code":500,...,"status":"INTERNAL"}}`),
+//!   `empty_stream` (no content events: OpenAI goes straight to the finish chunk and `[DONE]`,
+//!   Anthropic from `ping` to `content_block_stop`, Gemini sends only the last event);
+//! - `cut=headers` close the connection before any response; `content_bytes=N` pad a
+//!   non-streaming text answer to N bytes.
+//!
+//! A request header `x-mock-answer: <text>` (e.g. a provider's static `headers:` in a gateway
+//! config) replaces the default text answer, in every format (streams split it across the
+//! content events).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+mod routes;
+mod stream;
+mod wire;
+
+use routes::*;
+use stream::*;
+use wire::*;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Requests kept for `/_mock/requests`; beyond this the oldest half is dropped.
+const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fault specs
+
+/// What to do wrong on one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultSpec {
+    raw: String,
+    status: Option<u16>,
+    retry_after: Option<String>,
+    fail_first: Option<u32>,
+    headers_delay: Option<Duration>,
+    first_chunk_delay: Option<Duration>,
+    chunk_delay: Option<Duration>,
+    chunks: Option<usize>,
+    stall_after: Option<usize>,
+    cut_after: Option<usize>,
+    cut_headers: bool,
+    malformed: bool,
+    error_event: bool,
+    empty_stream: bool,
+    content_bytes: Option<usize>,
+}
+
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut spec = FaultSpec {
+            raw: s.to_string(),
+            ..Default::default()
+        };
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = match item.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (item, None),
+            };
+            let num = |v: Option<&str>| -> Result<u64, String> {
+                v.and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("fault item {item:?} needs a number"))
+            };
+            let ms = |v| num(v).map(Duration::from_millis);
+            match key {
+                "status" => spec.status = Some(num(value)? as u16),
+                "retry_after" => {
+                    spec.retry_after = Some(value.ok_or("retry_after needs a value")?.to_string())
+                }
+                "fail_first" => spec.fail_first = Some(num(value)? as u32),
+                "headers_delay_ms" => spec.headers_delay = Some(ms(value)?),
+                "first_chunk_delay_ms" => spec.first_chunk_delay = Some(ms(value)?),
+                "chunk_delay_ms" => spec.chunk_delay = Some(ms(value)?),
+                "chunks" => spec.chunks = Some(num(value)? as usize),
+                "stall_after" => spec.stall_after = Some(num(value)? as usize),
+                "cut_after" => spec.cut_after = Some(num(value)? as usize),
+                "cut" if value == Some("headers") => spec.cut_headers = true,
+                "malformed" => spec.malformed = true,
+                "error_event" => spec.error_event = true,
+                "empty_stream" => spec.empty_stream = true,
+                "content_bytes" => spec.content_bytes = Some(num(value)? as usize),
+                _ => return Err(format!("unknown fault item {item:?}")),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorded requests and stats
+
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// After the fault prefix is stripped, with the query.
+    pub path: String,
+    /// Lowercased names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "method": self.method,
+            "path": self.path,
+            "headers": self.headers,
+            "body": String::from_utf8_lossy(&self.body),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MockStats {
+    pub open_connections: usize,
+    pub total_connections: usize,
+    pub streams_started: u64,
+    pub streams_completed: u64,
+    /// Streams whose body was abandoned before its end because the peer went away.
+    pub streams_cancelled: u64,
+}
+
+#[derive(Default)]
+struct MockState {
+    requests: Mutex<Vec<RecordedRequest>>,
+    default_fault: Mutex<Option<FaultSpec>>,
+    fail_counts: Mutex<HashMap<String, u32>>,
+    open_connections: AtomicUsize,
+    total_connections: AtomicUsize,
+    streams_started: AtomicU64,
+    streams_completed: AtomicU64,
+    streams_cancelled: AtomicU64,
+    next_id: AtomicU64,
+}
+
+impl MockState {
+    fn stats(&self) -> MockStats {
+        MockStats {
+            open_connections: self.open_connections.load(Ordering::SeqCst),
+            total_connections: self.total_connections.load(Ordering::SeqCst),
+            streams_started: self.streams_started.load(Ordering::SeqCst),
+            streams_completed: self.streams_completed.load(Ordering::SeqCst),
+            streams_cancelled: self.streams_cancelled.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether a `status=` fault applies to this request (`fail_first` counts per spec).
+    fn should_fail(&self, spec: &FaultSpec) -> bool {
+        match spec.fail_first {
+            None => true,
+            Some(limit) => {
+                let Ok(mut counts) = self.fail_counts.lock() else {
+                    return true;
+                };
+                let n = counts.entry(spec.raw.clone()).or_insert(0);
+                *n += 1;
+                *n <= limit
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+/// A running mock provider.
+pub struct MockHandle {
+    pub addr: SocketAddr,
+    state: Arc<MockState>,
+    stop: watch::Sender<bool>,
+}
+
+impl MockHandle {
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut r) = self.state.requests.lock() {
+            r.clear();
+        }
+    }
+
+    pub fn stats(&self) -> MockStats {
+        self.state.stats()
+    }
+
+    pub fn set_fault(&self, spec: Option<FaultSpec>) {
+        if let Ok(mut f) = self.state.default_fault.lock() {
+            *f = spec;
+        }
+    }
+
+    pub fn shutdown(self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Something that can be served as one connection (plain TCP or TLS).
+type Acceptor = Option<tokio_rustls::TlsAcceptor>;
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<MockState>,
+    tls: Acceptor,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let tls = tls.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            state.open_connections.fetch_add(1, Ordering::SeqCst);
+            state.total_connections.fetch_add(1, Ordering::SeqCst);
+            let svc_state = state.clone();
+            let service = hyper::service::service_fn(move |req| handle(svc_state.clone(), req));
+            let builder = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                }
+                Some(acceptor) => {
+                    if let Ok(tls_stream) = acceptor.accept(stream).await {
+                        let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                    }
+                }
+            }
+            state.open_connections.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+async fn start_with(listen: SocketAddr, tls: Acceptor) -> std::io::Result<MockHandle> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(MockState::default());
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, state.clone(), tls, stop_rx));
+    Ok(MockHandle { addr, state, stop })
+}
+
+/// Starts a plain-HTTP mock on the current tokio runtime (port 0 picks one).
+pub async fn start(listen: SocketAddr) -> std::io::Result<MockHandle> {
+    start_with(listen, None).await
+}
+
+/// Starts an HTTPS mock; returns it and the PEM of the CA that signed its certificate (valid for
+/// `localhost` and `127.0.0.1`).
+pub async fn start_tls(listen: SocketAddr) -> std::io::Result<(MockHandle, String)> {
+    let err = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let ca_key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "switchyard mock CA");
+    let ca = ca_params.self_signed(&ca_key).map_err(|e| err(&e))?;
+    let leaf_key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
+    let mut leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| err(&e))?;
+    leaf_params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .map_err(|e| err(&e))?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .map_err(|e| err(&e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(&e))?
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .map_err(|e| err(&e))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let handle = start_with(listen, Some(acceptor)).await?;
+    Ok((handle, ca.pem()))
+}
+
+/// `switchyard mock-provider`: serve until SIGTERM or Ctrl-C.
+pub async fn run(listen: SocketAddr) -> std::io::Result<()> {
+    let handle = start(listen).await?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "mock-provider listening on http://{}", handle.addr)?;
+        out.flush()?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    handle.shutdown();
+    Ok(())
+}
