@@ -731,3 +731,25 @@ async fn the_request_timeout_header_overrides_the_config() {
     assert_eq!(status, 408, "{err}");
     assert!(err["message"].as_str().unwrap().contains("150ms"));
 }
+
+/// An upstream response owns its connection: one read to the end goes back to the pool on
+/// every path, so a run of relayed errors, each retried, uses a single upstream connection (a
+/// response dropped without being finished would close it and every attempt would dial anew).
+#[tokio::test]
+async fn error_answers_read_to_the_end_return_their_connection_to_the_pool() {
+    let mock = mock().await;
+    let gw = Gateway::start(&timeout_config(
+        &mock,
+        "status=429",
+        "retry: { attempts: 2, on_status_codes: [429] }",
+    ))
+    .await;
+    for _ in 0..3 {
+        let resp = post(&gw, "vk-slow", &chat("m", false)).await;
+        assert_eq!(resp.status(), 429);
+        resp.bytes().await.unwrap();
+    }
+    // 3 requests × (1 + 2 retries), all answered 429 with a body.
+    assert_eq!(mock.requests().len(), 9);
+    assert_eq!(mock.stats().total_connections, 1, "{:?}", mock.stats());
+}
