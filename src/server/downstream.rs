@@ -15,7 +15,7 @@
 //!   [`stalled`] tells the commit loop why (outcome `client_stalled`), so the upstream stream,
 //!   the concurrency slot and the buffers are released.
 //!
-//! The request-body rate is checked where the body is read (`proxy::read_body`), since the
+//! The request-body rate is checked where the body is read (`pipeline::body::read`), since the
 //! wrapper cannot tell a body read from the idle probe that runs while a response streams.
 
 use std::fmt;
