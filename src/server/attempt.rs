@@ -367,7 +367,7 @@ impl AttemptRunner<'_> {
             request_model: self.request.model_for(&leaf.settings).map(str::to_string),
             response_model: None,
             status: None,
-            result: "ok",
+            result: crate::telemetry::AttemptResult::Ok,
             start: SystemTime::now(),
             connect: None,
             headers: None,
@@ -869,7 +869,7 @@ impl Attempts for AttemptRunner<'_> {
         if let Err(f) = &result {
             let mut record = self.new_record(leaf, span_id);
             record.start = SystemTime::now() - started.elapsed();
-            record.result = f.kind.label();
+            record.result = f.kind.result();
             record.status = match f.kind {
                 FailureKind::Status(s) => Some(s),
                 _ => None,
@@ -903,7 +903,7 @@ impl Attempts for AttemptRunner<'_> {
     fn skipped_open(&self, leaf: &Target) {
         self.count_attempt(leaf, "circuit_open");
         let mut record = self.new_record(leaf, trace::new_span_id());
-        record.result = "circuit_open";
+        record.result = crate::telemetry::AttemptResult::CircuitOpen;
         self.journal.push(record);
         self.metrics
             .fallbacks_total
@@ -914,7 +914,7 @@ impl Attempts for AttemptRunner<'_> {
     fn hedge_lost(&self, leaf: &Target) {
         self.count_attempt(leaf, "hedge_lost");
         let mut record = self.new_record(leaf, trace::new_span_id());
-        record.result = "hedge_lost";
+        record.result = crate::telemetry::AttemptResult::HedgeLost;
         self.journal.push(record);
     }
 }

@@ -209,11 +209,15 @@ impl Gateway {
         };
         let g = &self.metrics.genai;
         for a in &attempts {
-            if matches!(a.result, "circuit_open" | "hedge_lost") {
+            if a.result.is_skipped() {
                 continue;
             }
             let model = bounded(a.request_model.as_deref());
-            let error_type = if a.result == "ok" { "" } else { a.result };
+            let error_type = if a.result == crate::telemetry::AttemptResult::Ok {
+                ""
+            } else {
+                a.result.as_str()
+            };
             g.operation_duration
                 .with_label_values(&[operation, a.provider_kind, &model, error_type])
                 .observe(a.total.as_secs_f64());

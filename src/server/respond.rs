@@ -483,7 +483,7 @@ impl Commit<'_> {
         labels.record(self.metrics, result, started.elapsed());
         self.client.finish(response).await;
         record.total = started.elapsed();
-        record.result = result;
+        record.result = crate::telemetry::AttemptResult::from_label(result).unwrap_or_default();
         if let Some(pump) = &pump {
             let usage = pump.translator.usage();
             record.usage = (usage != Usage::default()).then_some(usage);

@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::record::{AttemptRecord, RequestRecord, TraceContext};
+use super::record::{AttemptRecord, AttemptResult, RequestRecord, TraceContext};
 use crate::providers::Usage;
 
 /// `service.name` when neither the settings nor the environment name one.
@@ -519,7 +519,7 @@ fn attempt_span(record: &RequestRecord, attempt: &AttemptRecord) -> Span {
     attrs.push(kv("switchyard.config", record.config.as_str()));
     attrs.push(kv("switchyard.target", attempt.target.as_str()));
     attrs.push(kv("switchyard.provider", attempt.provider.as_str()));
-    attrs.push(kv("switchyard.attempt.result", attempt.result));
+    attrs.push(kv("switchyard.attempt.result", attempt.result.as_str()));
     if let Some(d) = attempt.connect {
         attrs.push(kv("switchyard.connect_ms", millis(d)));
     }
@@ -529,9 +529,9 @@ fn attempt_span(record: &RequestRecord, attempt: &AttemptRecord) -> Span {
     if let Some(d) = attempt.first_token {
         attrs.push(kv("switchyard.first_token_ms", millis(d)));
     }
-    let failed = attempt.result != "ok";
+    let failed = attempt.result != AttemptResult::Ok;
     if failed {
-        attrs.push(kv("error.type", attempt.result));
+        attrs.push(kv("error.type", attempt.result.as_str()));
     }
     Span {
         trace_id: record.trace.trace_id.to_vec(),
@@ -543,7 +543,7 @@ fn attempt_span(record: &RequestRecord, attempt: &AttemptRecord) -> Span {
         start_time_unix_nano: unix_nanos(attempt.start),
         end_time_unix_nano: end_nanos(attempt.start, attempt.total),
         attributes: attrs,
-        status: failed.then(|| error_status(attempt.result)),
+        status: failed.then(|| error_status(attempt.result.as_str())),
         ..Default::default()
     }
 }
