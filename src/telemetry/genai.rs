@@ -6,9 +6,9 @@
 
 use prometheus::{CounterVec, HistogramVec, IntCounter, IntCounterVec, Registry};
 
-use super::metrics::{
-    Family, FeedbackLabels, GenAiCallLabels, GenAiLabels, GenAiTokenLabels, SpendLabels,
-    TokenLabels,
+use super::metrics::family::Family;
+use super::metrics::labels::{
+    FeedbackLabels, GenAiCallLabels, GenAiLabels, GenAiTokenLabels, SpendLabels, TokenLabels,
 };
 
 use crate::providers::Usage;
