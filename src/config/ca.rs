@@ -1,6 +1,8 @@
 //! The local certificate authority of forward-proxy mode: `switchyard ca init` creates it
 //! (ECDSA P-256), the config compiler loads and checks it, and the interceptor mints a
-//! short-lived leaf certificate per intercepted host from it.
+//! short-lived leaf certificate per intercepted host from it. It also holds the crate's trust
+//! anchors for outgoing TLS — the bundled web PKI roots ([`bundled_roots`]) and the one
+//! rustls root-store builder ([`root_store`]) — as the lowest layer every TLS client can use.
 //!
 //! The CA key is read once at load and lives only in memory: it is never logged, never part of
 //! an error message (errors name the file, never its contents), and never served.
