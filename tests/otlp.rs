@@ -25,7 +25,7 @@ use switchyard::providers::Usage;
 use switchyard::telemetry::otlp::{
     AttrValue, ExportOptions, OtlpExporter, OtlpSettings, DEFAULT_SERVICE_NAME, DEFAULT_TIMEOUT,
 };
-use switchyard::telemetry::{AttemptRecord, RequestRecord, TraceContext};
+use switchyard::telemetry::{AttemptRecord, AttemptResult, RequestRecord, TraceContext};
 
 const TRACE_ID: [u8; 16] = [
     0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
@@ -188,7 +188,7 @@ fn record() -> RequestRecord {
                 request_model: Some("gpt-4o".into()),
                 response_model: None,
                 status: Some(200),
-                result: "timeout_ttft",
+                result: AttemptResult::TimeoutTtft,
                 start: at(1_700_000_000, 5),
                 connect: Some(Duration::from_millis(3)),
                 headers: Some(Duration::from_millis(40)),
@@ -204,7 +204,7 @@ fn record() -> RequestRecord {
                 request_model: Some("claude-sonnet-4".into()),
                 response_model: Some("claude-sonnet-4-20250514".into()),
                 status: Some(200),
-                result: "ok",
+                result: AttemptResult::Ok,
                 start: at(1_700_000_001, 10),
                 connect: Some(Duration::from_millis(2)),
                 headers: Some(Duration::from_millis(100)),

@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{CacheMode, CacheSettings, Embedder, StateSettings, Target};
 use crate::router::condition::Facts;
+use crate::telemetry::metrics::{CacheLabels, Family};
 use key::{Digest32, Scope};
 use shared::SharedStore;
 use store::{ConfigStore, Entry};
@@ -159,14 +160,17 @@ pub struct Cache {
     stores: Mutex<HashMap<String, Arc<ConfigStore>>>,
     state: Option<StateSettings>,
     shared: OnceLock<Option<Arc<SharedStore>>>,
-    requests_total: IntCounterVec,
+    requests_total: Family<IntCounterVec, CacheLabels<'static>, 2>,
     #[cfg(feature = "local-embeddings")]
     local: local::Models,
 }
 
 impl Cache {
     /// `state` is where `backend: redis` entries go (read at start, like governance's).
-    pub fn new(state: Option<&StateSettings>, requests_total: IntCounterVec) -> Cache {
+    pub fn new(
+        state: Option<&StateSettings>,
+        requests_total: Family<IntCounterVec, CacheLabels<'static>, 2>,
+    ) -> Cache {
         Cache {
             stores: Mutex::new(HashMap::new()),
             state: state.cloned(),
@@ -206,7 +210,7 @@ impl Cache {
 
     fn count(&self, config: &str, result: &str) {
         self.requests_total
-            .with_label_values(&[config, result])
+            .with(&CacheLabels { config, result })
             .inc();
     }
 

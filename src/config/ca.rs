@@ -1,6 +1,8 @@
 //! The local certificate authority of forward-proxy mode: `switchyard ca init` creates it
 //! (ECDSA P-256), the config compiler loads and checks it, and the interceptor mints a
-//! short-lived leaf certificate per intercepted host from it.
+//! short-lived leaf certificate per intercepted host from it. It also holds the crate's trust
+//! anchors for outgoing TLS — the bundled web PKI roots ([`bundled_roots`]) and the one
+//! rustls root-store builder ([`root_store`]) — as the lowest layer every TLS client can use.
 //!
 //! The CA key is read once at load and lives only in memory: it is never logged, never part of
 //! an error message (errors name the file, never its contents), and never served.
@@ -338,12 +340,35 @@ pub fn generate(days: u32, permitted: &[String]) -> Result<(String, String), CaE
 pub fn bundle(ca_pem: &str) -> String {
     let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     let mut out = String::with_capacity(250 * 1024);
-    for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+    for root in bundled_roots() {
         let pem = pem::Pem::new("CERTIFICATE", root.as_ref().to_vec());
         out.push_str(&pem::encode_config(&pem, lf));
     }
     out.push_str(ca_pem);
     out
+}
+
+/// The bundled Mozilla (web PKI) roots, so a distroless image needs no system store: the one
+/// place the crate takes public trust anchors from — upstream connections
+/// (`upstream::tls`), the OTLP exporter ([`root_store`]) and [`bundle`].
+pub fn bundled_roots() -> &'static [CertificateDer<'static>] {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+}
+
+/// Every certificate in PEM text; blocks that do not parse are skipped.
+pub fn pem_certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// The rustls root store of a TLS client: `certs`, plus the [`bundled_roots`] when `bundled`.
+/// Certificates rustls cannot use as a trust anchor are skipped.
+pub fn root_store(certs: &[CertificateDer<'static>], bundled: bool) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let bundled = if bundled { bundled_roots() } else { &[] };
+    roots.add_parsable_certificates(certs.iter().chain(bundled).cloned());
+    roots
 }
 
 /// `switchyard ca init --out DIR` with the default permitted domains (see [`init_dir_with`]).
@@ -495,10 +520,8 @@ mod tests {
 
     fn verify(ca: &LocalCa, ca_pem: &[u8], host: &str) -> Result<(), rustls::Error> {
         use rustls::client::danger::ServerCertVerifier;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(ca_pem) {
-            roots.add(c.unwrap()).unwrap();
-        }
+        let roots = root_store(&pem_certificates(ca_pem), false);
+        assert!(!roots.is_empty());
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::new(rustls::crypto::ring::default_provider()),

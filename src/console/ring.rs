@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
-use crate::telemetry::{AttemptRecord, RequestRecord};
+use crate::telemetry::{AttemptRecord, AttemptResult, RequestRecord};
 
 /// Requests kept.
 pub const CAPACITY: usize = 200;
@@ -27,7 +27,7 @@ struct AttemptEntry {
     provider: String,
     model: String,
     status: Option<u16>,
-    result: &'static str,
+    result: AttemptResult,
     /// From the request's start.
     offset: Duration,
     connect: Option<Duration>,
@@ -231,7 +231,7 @@ impl Entry {
                     provider: &a.provider,
                     model: &a.model,
                     status: a.status,
-                    result: a.result,
+                    result: a.result.as_str(),
                     offset_ms: ms(a.offset),
                     connect_ms: a.connect.map(ms),
                     headers_ms: a.headers.map(ms),
@@ -399,7 +399,7 @@ mod tests {
                     request_model: Some("gpt-4o-mini".into()),
                     response_model: None,
                     status: Some(200),
-                    result: "ok",
+                    result: AttemptResult::Ok,
                     start: start + Duration::from_millis(i as u64),
                     connect: None,
                     headers: Some(Duration::from_millis(1)),

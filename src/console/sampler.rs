@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus::core::Collector;
-use prometheus::proto::Metric;
+use prometheus::proto::{Metric, MetricFamily};
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{AttemptResult, Metrics};
 
 /// The live window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -168,10 +167,10 @@ fn label<'a>(m: &'a Metric, name: &str) -> &'a str {
 /// Adds every series of `family` to its config's field (`field` picks which).
 fn add_per_config(
     configs: &mut BTreeMap<String, ConfigCounts>,
-    family: &prometheus::IntCounterVec,
+    family: Vec<MetricFamily>,
     field: fn(&mut ConfigCounts) -> &mut u64,
 ) {
-    for m in family.collect().iter().flat_map(|f| f.get_metric()) {
+    for m in family.iter().flat_map(|f| f.get_metric()) {
         *field(configs.entry(label(m, "config").to_string()).or_default()) += counter(m);
     }
 }
@@ -199,10 +198,12 @@ impl Counts {
                 _ => {}
             }
         }
-        add_per_config(&mut c.configs, &metrics.fallbacks_total, |e| {
+        add_per_config(&mut c.configs, metrics.fallbacks_total.collect(), |e| {
             &mut e.fallbacks
         });
-        add_per_config(&mut c.configs, &metrics.retries_total, |e| &mut e.retries);
+        add_per_config(&mut c.configs, metrics.retries_total.collect(), |e| {
+            &mut e.retries
+        });
         for m in metrics
             .upstream_attempts_total
             .collect()
@@ -216,14 +217,14 @@ impl Counts {
             );
             let e = c.attempts.entry(key).or_default();
             let n = counter(m);
-            match label(m, "result") {
-                "circuit_open" => e.skipped += n,
-                "hedge_lost" => {}
-                "ok" => {
+            match AttemptResult::from_label(label(m, "result")) {
+                Some(AttemptResult::CircuitOpen) => e.skipped += n,
+                Some(AttemptResult::HedgeLost) => {}
+                Some(AttemptResult::Ok) => {
                     e.calls += n;
                     e.ok += n;
                 }
-                r if r.starts_with("timeout") => {
+                Some(r) if r.is_timeout() => {
                     e.calls += n;
                     e.timeouts += n;
                 }
@@ -400,6 +401,9 @@ fn diff_hists(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::metrics::{
+        FallbackLabels, RequestLabels, TargetLabels, UpstreamAttemptLabels,
+    };
 
     fn hist(bounds: &[f64], per_bucket: &[u64]) -> Hist {
         let mut cum = 0;
@@ -436,10 +440,14 @@ mod tests {
         let metrics = Metrics::new().unwrap();
         let mut s = Sampler::default();
         let t0 = Instant::now();
-        let labels = ["chat", "t", "p", "m"];
+        let target = TargetLabels {
+            target: "t",
+            provider: "p",
+            model: "m",
+        };
         metrics
             .upstream_duration_seconds
-            .with_label_values(&labels[1..])
+            .with(&target)
             .observe(20.0);
         s.push(t0, Counts::read(&metrics));
         assert_eq!(s.window().span, Duration::ZERO);
@@ -449,21 +457,32 @@ mod tests {
             "one sample is no window"
         );
         for i in 1..=70u64 {
-            metrics
-                .upstream_duration_seconds
-                .with_label_values(&labels[1..])
-                .observe(0.2);
+            metrics.upstream_duration_seconds.with(&target).observe(0.2);
             metrics
                 .upstream_attempts_total
-                .with_label_values(&["chat", "t", "p", "m", "ok"])
+                .with(&UpstreamAttemptLabels {
+                    config: "chat",
+                    target: "t",
+                    provider: "p",
+                    model: "m",
+                    result: AttemptResult::Ok,
+                })
                 .inc();
             metrics
                 .requests_total
-                .with_label_values(&["chat", "2xx", "fallback_ok"])
+                .with(&RequestLabels {
+                    config: "chat",
+                    status_class: "2xx",
+                    outcome: "fallback_ok",
+                })
                 .inc();
             metrics
                 .fallbacks_total
-                .with_label_values(&["chat", "t0", "timeout_headers"])
+                .with(&FallbackLabels {
+                    config: "chat",
+                    from_target: "t0",
+                    reason: AttemptResult::TimeoutHeaders,
+                })
                 .inc();
             s.push(t0 + Duration::from_secs(i), Counts::read(&metrics));
         }

@@ -33,8 +33,8 @@ use crate::config::{RouteConfig, Snapshot, StateSettings, Target, TargetKind, Vi
 use crate::error::GatewayError;
 use crate::ingress::Resolved;
 use crate::providers::Usage;
-use crate::telemetry::metrics::GovernanceMetrics;
-use crate::telemetry::RequestRecord;
+use crate::telemetry::metrics::{GovernanceMetrics, LimitLabels};
+use crate::telemetry::{AttemptResult, RequestRecord};
 
 use gcra::Standing;
 use local::LocalEngine;
@@ -181,7 +181,10 @@ impl Governance {
             Err(AdmitError::Refused(refusal, report)) => {
                 let charge = &charges[refusal.key_index.min(charges.len() - 1)];
                 m.limit_rejections_total
-                    .with_label_values(&[&charge.key.label, refusal.limit.as_str()])
+                    .with(&LimitLabels {
+                        virtual_key: &charge.key.label,
+                        limit: refusal.limit.as_str(),
+                    })
                     .inc();
                 if let Some(r) = &report {
                     m.report(&charge.key, r);
@@ -223,7 +226,10 @@ impl Inner {
                         for c in charges {
                             self.metrics
                                 .limit_rejections_total
-                                .with_label_values(&[&c.key.label, "state_unavailable"])
+                                .with(&LimitLabels {
+                                    virtual_key: &c.key.label,
+                                    limit: "state_unavailable",
+                                })
                                 .inc();
                         }
                         if deny {
@@ -425,7 +431,7 @@ fn answering_key(route: &RouteConfig, record: &RequestRecord) -> Option<String> 
         .attempts
         .iter()
         .rev()
-        .find(|a| a.result == "ok")
+        .find(|a| a.result == AttemptResult::Ok)
         .or_else(|| {
             record
                 .attempts
@@ -654,7 +660,10 @@ impl GovernanceMetrics {
         let l = &key.limits;
         let set = |limit: LimitKind, v: f64| {
             self.limit_remaining
-                .with_label_values(&[&key.label, limit.as_str()])
+                .with(&LimitLabels {
+                    virtual_key: &key.label,
+                    limit: limit.as_str(),
+                })
                 .set(v)
         };
         if let Some(s) = r.requests {
@@ -686,9 +695,10 @@ impl GovernanceMetrics {
         let hashed = crate::config::key_label(key, false);
         for label in [key, hashed.as_str()] {
             for limit in LimitKind::ALL {
-                let _ = self
-                    .limit_remaining
-                    .remove_label_values(&[label, limit.as_str()]);
+                self.limit_remaining.remove(&LimitLabels {
+                    virtual_key: label,
+                    limit: limit.as_str(),
+                });
             }
         }
     }

@@ -30,7 +30,7 @@ use super::gcra::Standing;
 use super::period::Periods;
 use crate::config::StateSettings;
 use crate::redis_state::{self, RedisThread};
-use crate::telemetry::metrics::GovernanceMetrics;
+use crate::telemetry::metrics::{GovernanceMetrics, StateOp};
 use crate::vocab::LimitKind;
 
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
@@ -165,11 +165,7 @@ impl SharedEngine {
     }
 
     /// One script call with the deadline; failures mark the state down.
-    async fn call(
-        &self,
-        op: &'static str,
-        invocation: redis::ScriptInvocation<'_>,
-    ) -> Option<Vec<i64>> {
+    async fn call(&self, op: StateOp, invocation: redis::ScriptInvocation<'_>) -> Option<Vec<i64>> {
         let mut conn = self.conn.clone();
         let attempt = async {
             match invocation.invoke_async(&mut conn).await {
@@ -202,15 +198,12 @@ impl SharedEngine {
         None
     }
 
-    fn failed(&self, op: &'static str, error: &str) {
+    fn failed(&self, op: StateOp, error: &str) {
         let now = self.now_us();
         self.down_until
             .store(now + DOWN_FOR.as_micros() as u64, Ordering::Relaxed);
         self.was_down.store(true, Ordering::Relaxed);
-        self.metrics
-            .state_errors_total
-            .with_label_values(&[op])
-            .inc();
+        self.metrics.state_errors_total.with(&op).inc();
         let last = self.last_log.load(Ordering::Relaxed);
         if (last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_micros() as u64)
             && self
@@ -219,7 +212,7 @@ impl SharedEngine {
                 .is_ok()
         {
             tracing::warn!(
-                op,
+                op = op.as_str(),
                 error,
                 on_state_error = if self.deny { "deny" } else { "allow" },
                 "governance state (Redis) unreachable; requests follow on_state_error until it answers"
@@ -239,10 +232,7 @@ impl SharedEngine {
         reports: &mut Vec<KeyReport>,
     ) -> Result<Option<String>, AdmitError> {
         if self.is_down() {
-            self.metrics
-                .state_errors_total
-                .with_label_values(&["admit"])
-                .inc();
+            self.metrics.state_errors_total.with(&StateOp::Admit).inc();
             return Err(AdmitError::StateDown { deny: self.deny });
         }
         let needs_lease = charges.iter().any(|c| c.key.limits.concurrent.is_some());
@@ -275,7 +265,7 @@ impl SharedEngine {
                 .arg(limit_arg(c.month_cap))
                 .arg(c.pico);
         }
-        let Some(out) = self.call("admit", inv).await else {
+        let Some(out) = self.call(StateOp::Admit, inv).await else {
             return Err(AdmitError::StateDown { deny: self.deny });
         };
         match out.first() {
@@ -299,7 +289,10 @@ impl SharedEngine {
             Some(1) if out.len() == 11 => {
                 let index = usize::try_from(out[1]).unwrap_or(0).min(charges.len() - 1);
                 let Some(limit) = limit_from_code(out[2]) else {
-                    self.failed("admit", "unexpected limit code from the admit script");
+                    self.failed(
+                        StateOp::Admit,
+                        "unexpected limit code from the admit script",
+                    );
                     return Err(AdmitError::StateDown { deny: self.deny });
                 };
                 let refusal = Refusal {
@@ -313,7 +306,7 @@ impl SharedEngine {
                 ))
             }
             _ => {
-                self.failed("admit", "unexpected answer from the admit script");
+                self.failed(StateOp::Admit, "unexpected answer from the admit script");
                 Err(AdmitError::StateDown { deny: self.deny })
             }
         }
@@ -341,7 +334,7 @@ impl SharedEngine {
             self.pending_settles.fetch_sub(1, Ordering::Relaxed);
             self.metrics
                 .state_errors_total
-                .with_label_values(&["settle_dropped"])
+                .with(&StateOp::SettleDropped)
                 .inc();
             return;
         }
@@ -379,7 +372,7 @@ impl SharedEngine {
                 .arg(tokens)
                 .arg(if capped { pico } else { 0 });
         }
-        if let Some(out) = self.call("settle", inv).await {
+        if let Some(out) = self.call(StateOp::Settle, inv).await {
             if out.len() == 7 * charges.len() {
                 for (c, s) in charges.iter().zip(out.chunks(7)) {
                     let mut r = report_of(c, s);
@@ -410,7 +403,7 @@ impl SharedEngine {
             let result: Result<Result<i64, _>, _> =
                 tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await;
             if !matches!(result, Ok(Ok(_))) {
-                self.failed("renew", "lease renewal failed");
+                self.failed(StateOp::Renew, "lease renewal failed");
                 return;
             }
         }

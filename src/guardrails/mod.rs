@@ -26,6 +26,7 @@ use std::sync::Arc;
 pub use compile::compile;
 pub use spec::GuardrailSpec;
 
+use crate::telemetry::metrics::GuardrailLabels;
 use crate::telemetry::Metrics;
 use check::Check;
 
@@ -158,7 +159,11 @@ impl Evaluation {
             };
             metrics
                 .guardrail_verdicts_total
-                .with_label_values(&[config, &r.id, verdict])
+                .with(&GuardrailLabels {
+                    config,
+                    check: &r.id,
+                    verdict,
+                })
                 .inc();
         }
     }

@@ -12,6 +12,7 @@ use super::reject::Rejection;
 use crate::config::RequestLimits;
 use crate::error::GatewayError;
 use crate::ingress::Resolved;
+use crate::telemetry::metrics::CloseReason;
 use crate::telemetry::Metrics;
 
 /// Reads the body (`limit` bytes at most); a body too slow is counted as a closed connection.
@@ -29,7 +30,7 @@ pub async fn read(
         Err(e) => {
             if matches!(e, GatewayError::ClientTooSlow(_)) {
                 let closed = &metrics.downstream.closed_total;
-                closed.with_label_values(&["body_too_slow"]).inc();
+                closed.with(&CloseReason::BodyTooSlow).inc();
             }
             Err(e.into())
         }

@@ -17,7 +17,7 @@ use crate::cache::TargetEmbedder;
 use crate::config::{Snapshot, Target};
 use crate::router::condition::Facts;
 use crate::router::{Breakers, Router};
-use crate::telemetry::{Metrics, TraceContext};
+use crate::telemetry::{AttemptResult, Metrics, TraceContext};
 use crate::upstream::UpstreamClient;
 
 /// Everything an embeddings call borrows from the gateway for one request.
@@ -88,7 +88,7 @@ impl TargetEmbedder for EmbedCalls<'_> {
         let prepared = won.ready;
         prepared
             .labels
-            .record(self.metrics, "ok", started.elapsed());
+            .record(self.metrics, AttemptResult::Ok, started.elapsed());
         let held = prepared.held;
         prepared.response.finish().await;
         let reply: EmbeddingsReply = serde_json::from_slice(&held)

@@ -11,6 +11,7 @@ use super::{body, Pipeline};
 use crate::error::GatewayError;
 use crate::ingress;
 use crate::telemetry::feedback::Feedback;
+use crate::telemetry::metrics::FeedbackLabels;
 use crate::telemetry::otlp::AttrValue;
 use crate::telemetry::{trace, TraceContext};
 
@@ -38,11 +39,12 @@ impl Pipeline {
         let body = body::read(session, ctx, &self.metrics, MAX_FEEDBACK_BYTES).await?;
         let feedback =
             Feedback::parse(&body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
-        self.metrics
-            .genai
-            .feedback_total
-            .with_label_values(&[&ctx.facts.config, &feedback.value.to_string()])
-            .inc();
+        let value = feedback.value.to_string();
+        let labels = FeedbackLabels {
+            config: &ctx.facts.config,
+            value: &value,
+        };
+        self.metrics.genai.feedback_total.with(&labels).inc();
         self.export_feedback(&feedback);
         let answer = serde_json::json!({
             "status": "success",

@@ -12,7 +12,8 @@ use super::write::{Finished, Outcome};
 use super::Pipeline;
 use crate::ingress;
 use crate::providers::Usage;
-use crate::telemetry::{AttemptRecord, RequestRecord};
+use crate::telemetry::metrics::{ConfigLabel, GenAiCallLabels, RequestLabels, SpendLabels};
+use crate::telemetry::{AttemptRecord, AttemptResult, RequestRecord};
 
 fn status_class(status: u16) -> &'static str {
     match status {
@@ -36,19 +37,20 @@ impl Pipeline {
         let upstream = Duration::from_nanos(ctx.upstream_wait_ns.load(Ordering::Relaxed));
         let m = &self.metrics;
         m.inflight_requests.dec();
-        let config = &ctx.facts.config;
-        m.requests_total
-            .with_label_values(&[
-                config,
-                status_class(finished.status),
-                finished.outcome.as_str(),
-            ])
-            .inc();
+        let config = ConfigLabel {
+            config: &ctx.facts.config,
+        };
+        let requests = RequestLabels {
+            config: config.config,
+            status_class: status_class(finished.status),
+            outcome: finished.outcome.as_str(),
+        };
+        m.requests_total.with(&requests).inc();
         m.request_duration_seconds
-            .with_label_values(&[config])
+            .with(&config)
             .observe(total.as_secs_f64());
         m.overhead_seconds
-            .with_label_values(&[config])
+            .with(&config)
             .observe(total.saturating_sub(upstream).as_secs_f64());
         let governed = ctx.governed.take();
         let record = self.record(session, ctx, &mut finished, total);
@@ -146,14 +148,14 @@ impl Pipeline {
             .telemetry
             .prices
             .cost(winner.provider_kind, model, usage);
-        let labels = [
-            ctx.facts.config.as_str(),
-            ctx.facts.virtual_key.as_deref().unwrap_or("none"),
-        ];
+        let labels = SpendLabels {
+            config: &ctx.facts.config,
+            virtual_key: ctx.facts.virtual_key.as_deref().unwrap_or("none"),
+        };
         let g = &self.metrics.genai;
         match cost {
-            Some(c) => g.cost_usd_total.with_label_values(&labels).inc_by(c),
-            None => g.cost_unknown_total.with_label_values(&labels).inc(),
+            Some(c) => g.cost_usd_total.with(&labels).inc_by(c),
+            None => g.cost_unknown_total.with(&labels).inc(),
         }
         cost
     }
@@ -166,13 +168,21 @@ impl Pipeline {
         };
         let g = &self.metrics.genai;
         for a in attempts {
-            if matches!(a.result, "circuit_open" | "hedge_lost") {
+            if a.result.is_skipped() {
                 continue;
             }
             let model = bounded(a.request_model.as_deref());
-            let error_type = if a.result == "ok" { "" } else { a.result };
+            let labels = GenAiCallLabels {
+                operation,
+                provider: a.provider_kind,
+                model: &model,
+                error_type: match a.result {
+                    AttemptResult::Ok => "",
+                    failed => failed.as_str(),
+                },
+            };
             g.operation_duration
-                .with_label_values(&[operation, a.provider_kind, &model, error_type])
+                .with(&labels)
                 .observe(a.total.as_secs_f64());
             if let Some(u) = &a.usage {
                 g.record_usage(

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use prometheus::IntGaugeVec;
 
 use crate::config::CircuitBreakerSettings;
+use crate::telemetry::metrics::{CircuitLabel, Family};
+
+/// `switchyard_circuit_state{target}`.
+pub type CircuitGauge = Family<IntGaugeVec, CircuitLabel<'static>, 1>;
 
 /// Weight of the newest sample in the latency average.
 const LATENCY_EWMA_ALPHA: f64 = 0.3;
@@ -283,11 +287,11 @@ impl Breaker {
 /// Every breaker, by key (`<config>/<target path>`), with the state gauge.
 pub struct Breakers {
     map: Mutex<HashMap<String, Arc<Breaker>>>,
-    gauge: Option<IntGaugeVec>,
+    gauge: Option<CircuitGauge>,
 }
 
 impl Breakers {
-    pub fn new(gauge: Option<IntGaugeVec>) -> Self {
+    pub fn new(gauge: Option<CircuitGauge>) -> Self {
         Breakers {
             map: Mutex::new(HashMap::new()),
             gauge,
@@ -315,8 +319,10 @@ impl Breakers {
     /// Publishes a breaker's state to `switchyard_circuit_state{target}`.
     pub fn publish(&self, breaker: &Breaker) {
         if let Some(g) = &self.gauge {
-            g.with_label_values(&[&breaker.label])
-                .set(breaker.state().code());
+            g.with(&CircuitLabel {
+                target: &breaker.label,
+            })
+            .set(breaker.state().code());
         }
     }
 }

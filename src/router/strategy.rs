@@ -20,6 +20,7 @@ use super::breaker::{Admission, Breaker, Breakers};
 use super::condition::{self, Facts};
 use super::retry::{self, RetryDecision};
 use crate::config::{LbAlgorithm, Strategy, StrategyMode, Target, TargetKind};
+use crate::telemetry::AttemptResult;
 use crate::upstream::Phase;
 
 /// Slow-call threshold when neither the breaker nor the target sets one.
@@ -46,23 +47,28 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The fixed `result` label of `switchyard_upstream_attempts_total` (and `reason` of
-    /// `switchyard_fallbacks_total`).
-    pub fn label(self) -> &'static str {
+    /// How an attempt that failed this way ended (the `result` of
+    /// `switchyard_upstream_attempts_total`, the `reason` of `switchyard_fallbacks_total`).
+    pub fn result(self) -> AttemptResult {
         match self {
-            FailureKind::Status(429) => "status_429",
-            FailureKind::Status(s) if (400..500).contains(&s) => "status_4xx",
-            FailureKind::Status(_) => "status_5xx",
-            FailureKind::Timeout(Phase::Connect) => "timeout_connect",
-            FailureKind::Timeout(Phase::Headers) => "timeout_headers",
-            FailureKind::Timeout(Phase::FirstChunk) => "timeout_ttft",
-            FailureKind::Timeout(Phase::Idle) => "timeout_idle",
-            FailureKind::Timeout(Phase::Total) => "timeout_total",
-            FailureKind::Connect => "connect_error",
-            FailureKind::Stream => "stream_error",
-            FailureKind::NoRoute => "no_route",
-            FailureKind::Guardrail { .. } => "guardrail_failed",
+            FailureKind::Status(429) => AttemptResult::Status429,
+            FailureKind::Status(s) if (400..500).contains(&s) => AttemptResult::Status4xx,
+            FailureKind::Status(_) => AttemptResult::Status5xx,
+            FailureKind::Timeout(Phase::Connect) => AttemptResult::TimeoutConnect,
+            FailureKind::Timeout(Phase::Headers) => AttemptResult::TimeoutHeaders,
+            FailureKind::Timeout(Phase::FirstChunk) => AttemptResult::TimeoutTtft,
+            FailureKind::Timeout(Phase::Idle) => AttemptResult::TimeoutIdle,
+            FailureKind::Timeout(Phase::Total) => AttemptResult::TimeoutTotal,
+            FailureKind::Connect => AttemptResult::ConnectError,
+            FailureKind::Stream => AttemptResult::StreamError,
+            FailureKind::NoRoute => AttemptResult::NoRoute,
+            FailureKind::Guardrail { .. } => AttemptResult::GuardrailFailed,
         }
+    }
+
+    /// The label of [`FailureKind::result`].
+    pub fn label(self) -> &'static str {
+        self.result().as_str()
     }
 
     /// Whether it counts against the target's circuit (a client's 400 does not).

@@ -42,7 +42,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::RequestLimits;
 use crate::error::GatewayError;
-use crate::telemetry::metrics::DownstreamMetrics;
+use crate::telemetry::metrics::{CloseReason, DownstreamMetrics};
 
 /// How long, and how much, a rejected client is read (and discarded) after its error answer:
 /// closing a socket with unread data sends a reset that can destroy the answer in flight.
@@ -89,16 +89,16 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(metrics: &DownstreamMetrics, fd_cap: usize) -> Self {
-        let c = |reason: &str| metrics.closed_total.with_label_values(&[reason]);
+        let c = |reason: CloseReason| metrics.closed_total.with(&reason);
         Listener {
             open: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
             fd_cap,
             gauge: metrics.open.clone(),
-            over_capacity: c("over_capacity"),
-            header_timeout: c("header_timeout"),
-            header_too_large: c("header_too_large"),
-            write_stalled: c("write_stalled"),
+            over_capacity: c(CloseReason::OverCapacity),
+            header_timeout: c(CloseReason::HeaderTimeout),
+            header_too_large: c(CloseReason::HeaderTooLarge),
+            write_stalled: c(CloseReason::WriteStalled),
         }
     }
 

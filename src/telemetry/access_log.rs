@@ -160,7 +160,7 @@ impl<'a> From<&'a AttemptRecord> for AttemptLine<'a> {
             model: a.request_model.as_deref(),
             response_model: a.response_model.as_deref(),
             status: a.status,
-            result: a.result,
+            result: a.result.as_str(),
             span_id: hex::encode(a.span_id),
             connect_ms: a.connect.map(millis),
             headers_ms: a.headers.map(millis),

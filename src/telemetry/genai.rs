@@ -4,8 +4,11 @@
 //! from the config (else `other`), providers are kinds, configs and virtual keys are config
 //! names.
 
-use prometheus::{
-    CounterVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+use prometheus::{CounterVec, HistogramVec, IntCounter, IntCounterVec, Registry};
+
+use super::metrics::family::Family;
+use super::metrics::labels::{
+    FeedbackLabels, GenAiCallLabels, GenAiLabels, GenAiTokenLabels, SpendLabels, TokenLabels,
 };
 
 use crate::providers::Usage;
@@ -28,110 +31,72 @@ const PER_CHUNK_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 ];
 
-const GENAI_LABELS: &[&str] = &[
-    "gen_ai_operation_name",
-    "gen_ai_provider_name",
-    "gen_ai_request_model",
-];
-
 pub struct GenAiMetrics {
-    pub operation_duration: HistogramVec,
-    pub token_usage: HistogramVec,
-    pub time_to_first_chunk: HistogramVec,
-    pub time_per_output_chunk: HistogramVec,
-    pub tokens_total: IntCounterVec,
-    pub cost_usd_total: CounterVec,
-    pub cost_unknown_total: IntCounterVec,
-    pub feedback_total: IntCounterVec,
+    pub operation_duration: Family<HistogramVec, GenAiCallLabels<'static>, 4>,
+    pub token_usage: Family<HistogramVec, GenAiTokenLabels<'static>, 4>,
+    pub time_to_first_chunk: Family<HistogramVec, GenAiLabels<'static>, 3>,
+    pub time_per_output_chunk: Family<HistogramVec, GenAiLabels<'static>, 3>,
+    pub tokens_total: Family<IntCounterVec, TokenLabels<'static>, 4>,
+    pub cost_usd_total: Family<CounterVec, SpendLabels<'static>, 2>,
+    pub cost_unknown_total: Family<IntCounterVec, SpendLabels<'static>, 2>,
+    pub feedback_total: Family<IntCounterVec, FeedbackLabels<'static>, 2>,
     pub access_log_dropped_total: IntCounter,
 }
 
-fn histogram(
-    name: &str,
-    help: &str,
-    buckets: &[f64],
-    labels: &[&str],
-) -> Result<HistogramVec, prometheus::Error> {
-    HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-        labels,
-    )
-}
-
 impl GenAiMetrics {
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let mut duration_labels = GENAI_LABELS.to_vec();
-        duration_labels.push("error_type");
-        let mut token_labels = GENAI_LABELS.to_vec();
-        token_labels.push("gen_ai_token_type");
-        let m = GenAiMetrics {
-            operation_duration: histogram(
+    pub fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        let access_log_dropped_total = IntCounter::new(
+            "switchyard_access_log_dropped_total",
+            "Access-log lines dropped because the writer fell behind (logging never blocks requests).",
+        )?;
+        r.register(Box::new(access_log_dropped_total.clone()))?;
+        Ok(GenAiMetrics {
+            operation_duration: Family::histogram(
+                r,
                 "gen_ai_client_operation_duration_seconds",
                 "GenAI operation duration per upstream call (OpenTelemetry gen_ai.client.operation.duration).",
                 OPERATION_BUCKETS,
-                &duration_labels,
             )?,
-            token_usage: histogram(
+            token_usage: Family::histogram(
+                r,
                 "gen_ai_client_token_usage",
                 "Tokens per upstream call by type input/output (OpenTelemetry gen_ai.client.token.usage).",
                 TOKEN_BUCKETS,
-                &token_labels,
             )?,
-            time_to_first_chunk: histogram(
+            time_to_first_chunk: Family::histogram(
+                r,
                 "gen_ai_client_operation_time_to_first_chunk_seconds",
                 "Time to the first content chunk of a stream (OpenTelemetry gen_ai.client.operation.time_to_first_chunk).",
                 FIRST_CHUNK_BUCKETS,
-                GENAI_LABELS,
             )?,
-            time_per_output_chunk: histogram(
+            time_per_output_chunk: Family::histogram(
+                r,
                 "gen_ai_client_operation_time_per_output_chunk_seconds",
                 "Mean time between output chunks after the first, per stream (OpenTelemetry gen_ai.client.operation.time_per_output_chunk).",
                 PER_CHUNK_BUCKETS,
-                GENAI_LABELS,
             )?,
-            tokens_total: IntCounterVec::new(
-                Opts::new(
-                    "switchyard_tokens_total",
-                    "Tokens used, by config, provider, model and type (input, output, cached, reasoning).",
-                ),
-                &["config", "provider", "model", "type"],
+            tokens_total: Family::counter(
+                r,
+                "switchyard_tokens_total",
+                "Tokens used, by config, provider, model and type (input, output, cached, reasoning).",
             )?,
-            cost_usd_total: CounterVec::new(
-                Opts::new(
-                    "switchyard_cost_usd_total",
-                    "Spend in USD from the price table, by config and virtual key.",
-                ),
-                &["config", "virtual_key"],
+            cost_usd_total: Family::float_counter(
+                r,
+                "switchyard_cost_usd_total",
+                "Spend in USD from the price table, by config and virtual key.",
             )?,
-            cost_unknown_total: IntCounterVec::new(
-                Opts::new(
-                    "switchyard_cost_unknown_total",
-                    "Requests with usage whose model has no price (their cost is unknown, not zero).",
-                ),
-                &["config", "virtual_key"],
+            cost_unknown_total: Family::counter(
+                r,
+                "switchyard_cost_unknown_total",
+                "Requests with usage whose model has no price (their cost is unknown, not zero).",
             )?,
-            feedback_total: IntCounterVec::new(
-                Opts::new(
-                    "switchyard_feedback_total",
-                    "Feedback posted to /v1/feedback, by config and value (-10..10).",
-                ),
-                &["config", "value"],
+            feedback_total: Family::counter(
+                r,
+                "switchyard_feedback_total",
+                "Feedback posted to /v1/feedback, by config and value (-10..10).",
             )?,
-            access_log_dropped_total: IntCounter::new(
-                "switchyard_access_log_dropped_total",
-                "Access-log lines dropped because the writer fell behind (logging never blocks requests).",
-            )?,
-        };
-        registry.register(Box::new(m.operation_duration.clone()))?;
-        registry.register(Box::new(m.token_usage.clone()))?;
-        registry.register(Box::new(m.time_to_first_chunk.clone()))?;
-        registry.register(Box::new(m.time_per_output_chunk.clone()))?;
-        registry.register(Box::new(m.tokens_total.clone()))?;
-        registry.register(Box::new(m.cost_usd_total.clone()))?;
-        registry.register(Box::new(m.cost_unknown_total.clone()))?;
-        registry.register(Box::new(m.feedback_total.clone()))?;
-        registry.register(Box::new(m.access_log_dropped_total.clone()))?;
-        Ok(m)
+            access_log_dropped_total,
+        })
     }
 
     /// Token metrics of one answered call.
@@ -149,7 +114,12 @@ impl GenAiMetrics {
             ("output", usage.output_tokens),
         ] {
             self.token_usage
-                .with_label_values(&[operation, provider_kind, model, kind])
+                .with(&GenAiTokenLabels {
+                    operation,
+                    provider: provider_kind,
+                    model,
+                    token_type: kind,
+                })
                 .observe(n as f64);
         }
         for (kind, n) in [
@@ -160,7 +130,12 @@ impl GenAiMetrics {
         ] {
             if n > 0 || kind == "input" || kind == "output" {
                 self.tokens_total
-                    .with_label_values(&[config, provider, model, kind])
+                    .with(&TokenLabels {
+                        config,
+                        provider,
+                        model,
+                        kind,
+                    })
                     .inc_by(n);
             }
         }

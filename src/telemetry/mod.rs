@@ -13,4 +13,4 @@ pub mod record;
 pub mod trace;
 
 pub use metrics::Metrics;
-pub use record::{AttemptRecord, Bodies, RequestRecord, TraceContext};
+pub use record::{AttemptRecord, AttemptResult, Bodies, RequestRecord, TraceContext};

@@ -23,6 +23,115 @@ pub struct TraceContext {
     pub display_id: String,
 }
 
+/// How one upstream attempt ended. [`AttemptResult::as_str`] is its label everywhere it is
+/// reported — the `result` of `switchyard_upstream_attempts_total` (and `reason` of
+/// `switchyard_fallbacks_total` / `switchyard_retries_total`), the access log, the OTLP
+/// attempt span's `switchyard.attempt.result` / `error.type`, the console — so the strings
+/// are part of our interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AttemptResult {
+    /// Reached the commit point and (for a stream) ended cleanly; also what an attempt's record
+    /// starts as, until it fails.
+    #[default]
+    Ok,
+    /// The provider answered 429.
+    Status429,
+    /// Another 4xx.
+    Status4xx,
+    /// A 5xx (or any other non-2xx).
+    Status5xx,
+    TimeoutConnect,
+    TimeoutHeaders,
+    /// No first content event in time.
+    TimeoutTtft,
+    /// A stream went quiet between events.
+    TimeoutIdle,
+    TimeoutTotal,
+    /// DNS, connect, TLS, or a reset before the response head.
+    ConnectError,
+    /// A stream that failed: an error event, no content, a reset or malformed framing.
+    StreamError,
+    /// A conditional group matched no condition and has no default.
+    NoRoute,
+    /// The answer failed an output guardrail.
+    GuardrailFailed,
+    /// Skipped: the target's circuit is open (never sent).
+    CircuitOpen,
+    /// A hedged attempt that lost the race and was dropped.
+    HedgeLost,
+}
+
+impl AttemptResult {
+    /// Every result, in declaration order.
+    pub const ALL: [AttemptResult; 15] = [
+        AttemptResult::Ok,
+        AttemptResult::Status429,
+        AttemptResult::Status4xx,
+        AttemptResult::Status5xx,
+        AttemptResult::TimeoutConnect,
+        AttemptResult::TimeoutHeaders,
+        AttemptResult::TimeoutTtft,
+        AttemptResult::TimeoutIdle,
+        AttemptResult::TimeoutTotal,
+        AttemptResult::ConnectError,
+        AttemptResult::StreamError,
+        AttemptResult::NoRoute,
+        AttemptResult::GuardrailFailed,
+        AttemptResult::CircuitOpen,
+        AttemptResult::HedgeLost,
+    ];
+
+    /// Its label: `ok`, `status_429`, `timeout_ttft`, `circuit_open`, …
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Ok => "ok",
+            AttemptResult::Status429 => "status_429",
+            AttemptResult::Status4xx => "status_4xx",
+            AttemptResult::Status5xx => "status_5xx",
+            AttemptResult::TimeoutConnect => "timeout_connect",
+            AttemptResult::TimeoutHeaders => "timeout_headers",
+            AttemptResult::TimeoutTtft => "timeout_ttft",
+            AttemptResult::TimeoutIdle => "timeout_idle",
+            AttemptResult::TimeoutTotal => "timeout_total",
+            AttemptResult::ConnectError => "connect_error",
+            AttemptResult::StreamError => "stream_error",
+            AttemptResult::NoRoute => "no_route",
+            AttemptResult::GuardrailFailed => "guardrail_failed",
+            AttemptResult::CircuitOpen => "circuit_open",
+            AttemptResult::HedgeLost => "hedge_lost",
+        }
+    }
+
+    /// The result whose label is `label` (as read back from a metric series).
+    pub fn from_label(label: &str) -> Option<AttemptResult> {
+        Self::ALL.into_iter().find(|r| r.as_str() == label)
+    }
+
+    /// A deadline passed (`timeout_*`).
+    pub fn is_timeout(self) -> bool {
+        matches!(
+            self,
+            AttemptResult::TimeoutConnect
+                | AttemptResult::TimeoutHeaders
+                | AttemptResult::TimeoutTtft
+                | AttemptResult::TimeoutIdle
+                | AttemptResult::TimeoutTotal
+        )
+    }
+
+    /// Never sent, or dropped unfinished: skipped for an open circuit, or a lost hedge. Not a
+    /// call of the provider's in GenAI metrics.
+    pub fn is_skipped(self) -> bool {
+        matches!(self, AttemptResult::CircuitOpen | AttemptResult::HedgeLost)
+    }
+}
+
+impl std::fmt::Display for AttemptResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One upstream attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
@@ -40,8 +149,9 @@ pub struct AttemptRecord {
     pub response_model: Option<String>,
     /// The provider's HTTP status, when it answered.
     pub status: Option<u16>,
-    /// `ok` or the failure label (`status_5xx`, `timeout_ttft`, `circuit_open`, …).
-    pub result: &'static str,
+    /// How it ended: `ok` or why not (its label is the `result` of
+    /// `switchyard_upstream_attempts_total`).
+    pub result: AttemptResult,
     pub start: SystemTime,
     /// Time to a connection (pooled or new).
     pub connect: Option<Duration>,
@@ -89,4 +199,18 @@ pub struct RequestRecord {
 pub struct Bodies {
     pub request: String,
     pub response: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttemptResult;
+
+    #[test]
+    fn labels_are_distinct_and_read_back() {
+        for r in AttemptResult::ALL {
+            assert_eq!(AttemptResult::from_label(r.as_str()), Some(r));
+            assert_eq!(r.is_timeout(), r.as_str().starts_with("timeout_"), "{r}");
+        }
+        assert_eq!(AttemptResult::from_label("other"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! Which certificate authorities an HTTPS upstream is verified against: the bundled Mozilla
-//! (web PKI) roots, so a distroless image needs no system store, plus a provider's own `ca_file`
-//! for private endpoints. Built once per file and shared by every connection.
+//! (web PKI) roots ([`ca::bundled_roots`], the crate's one source of them), plus a provider's
+//! own `ca_file` for private endpoints, as pingora's CA list. Built once per file and shared by
+//! every connection.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pingora::protocols::tls::CaType;
 use pingora::utils::tls::WrappedX509;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+
+use crate::config::ca;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -34,7 +35,7 @@ fn wrap(der: &[u8]) -> Option<WrappedX509> {
 }
 
 fn bundled_certs() -> Vec<WrappedX509> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+    ca::bundled_roots()
         .iter()
         .filter_map(|c| wrap(c.as_ref()))
         .collect()
@@ -65,8 +66,8 @@ impl TrustRoots {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let mut certs: Vec<WrappedX509> = CertificateDer::pem_slice_iter(&pem)
-            .filter_map(|c| c.ok())
+        let mut certs: Vec<WrappedX509> = ca::pem_certificates(&pem)
+            .iter()
             .filter_map(|c| wrap(c.as_ref()))
             .collect();
         if certs.is_empty() {

@@ -15,6 +15,7 @@ use crate::guardrails::report::Denial;
 use crate::guardrails::{self, AttemptChecks, Guardrails};
 use crate::providers::{self, translate_response, ClientFormat, EventClass, StreamTranslator};
 use crate::router::{Failure, FailureKind};
+use crate::telemetry::metrics::GenAiLabels;
 use crate::telemetry::AttemptRecord;
 use crate::upstream::sse::{SseEvent, SseParser};
 use crate::upstream::UpstreamResponse;
@@ -93,7 +94,7 @@ impl AttemptRunner<'_> {
                         translated.body
                     }
                     Err(e) => {
-                        labels.record(self.metrics, FailureKind::Stream.label(), sent.elapsed());
+                        labels.record(self.metrics, FailureKind::Stream.result(), sent.elapsed());
                         return Err(translate_failure(leaf, e));
                     }
                 }
@@ -139,7 +140,7 @@ impl AttemptRunner<'_> {
             let kind = FailureKind::Guardrail {
                 fallback: eval.falls_back(),
             };
-            labels.record(self.metrics, kind.label(), sent.elapsed());
+            labels.record(self.metrics, kind.result(), sent.elapsed());
             let denial = Denial {
                 input: self.screened.map(|s| s.eval.clone()).into_iter().collect(),
                 output: Some(eval),
@@ -191,7 +192,7 @@ impl AttemptRunner<'_> {
             ..
         } = held;
         let stream_failure = |reason: String| {
-            labels.record(self.metrics, FailureKind::Stream.label(), sent.elapsed());
+            labels.record(self.metrics, FailureKind::Stream.result(), sent.elapsed());
             failure(
                 FailureKind::Stream,
                 Reply::Gateway(GatewayError::UpstreamInvalid {
@@ -234,16 +235,17 @@ impl AttemptRunner<'_> {
         record.first_token = Some(first);
         self.metrics
             .time_to_first_token_seconds
-            .with_label_values(&[&labels.target, &labels.provider, &labels.model])
+            .with(&labels.target_labels())
             .observe(first.as_secs_f64());
+        let genai = GenAiLabels {
+            operation: self.request.operation(),
+            provider: record.provider_kind,
+            model: &labels.model,
+        };
         self.metrics
             .genai
             .time_to_first_chunk
-            .with_label_values(&[
-                self.request.operation(),
-                record.provider_kind,
-                &labels.model,
-            ])
+            .with(&genai)
             .observe(first.as_secs_f64());
     }
 }

@@ -29,7 +29,8 @@ use crate::config::Target;
 use crate::error::GatewayError;
 use crate::guardrails;
 use crate::router::{Attempts, Failure, FailureKind};
-use crate::telemetry::{trace, AttemptRecord};
+use crate::telemetry::metrics::{FallbackLabels, RetryLabels};
+use crate::telemetry::{trace, AttemptRecord, AttemptResult};
 use failure::{failure, status_failure};
 use hold::Held;
 use plan::Plan;
@@ -77,7 +78,7 @@ impl AttemptRunner<'_> {
             let body = self.waiting(held.response.read_to_end(limit)).await;
             let kind = FailureKind::Status(status);
             held.labels
-                .record(self.metrics, kind.label(), sent.elapsed());
+                .record(self.metrics, kind.result(), sent.elapsed());
             return Err(status_failure(leaf, held.response, held.translation, body).await);
         }
         if held.response.is_event_stream() {
@@ -117,34 +118,43 @@ impl Attempts for AttemptRunner<'_> {
     }
 
     fn fell_back(&self, from: &Target, kind: FailureKind) {
-        self.metrics
-            .fallbacks_total
-            .with_label_values(&[self.config, from.label(), kind.label()])
-            .inc();
+        self.fallback(from, kind.result());
     }
 
     fn retried(&self, leaf: &Target, kind: FailureKind) {
-        self.metrics
-            .retries_total
-            .with_label_values(&[self.config, leaf.label(), kind.label()])
-            .inc();
+        let labels = RetryLabels {
+            config: self.config,
+            target: leaf.label(),
+            reason: kind.result(),
+        };
+        self.metrics.retries_total.with(&labels).inc();
     }
 
     fn skipped_open(&self, leaf: &Target) {
-        self.count_attempt(leaf, "circuit_open");
-        let mut record = self.new_record(leaf, trace::new_span_id());
-        record.result = "circuit_open";
-        self.journal.push(record);
-        self.metrics
-            .fallbacks_total
-            .with_label_values(&[self.config, leaf.label(), "circuit_open"])
-            .inc();
+        self.skipped(leaf, AttemptResult::CircuitOpen);
+        self.fallback(leaf, AttemptResult::CircuitOpen);
     }
 
     fn hedge_lost(&self, leaf: &Target) {
-        self.count_attempt(leaf, "hedge_lost");
+        self.skipped(leaf, AttemptResult::HedgeLost);
+    }
+}
+
+impl AttemptRunner<'_> {
+    /// An attempt that never ran to a result of its own: counted and journalled.
+    fn skipped(&self, leaf: &Target, result: AttemptResult) {
+        self.count_attempt(leaf, result);
         let mut record = self.new_record(leaf, trace::new_span_id());
-        record.result = "hedge_lost";
+        record.result = result;
         self.journal.push(record);
+    }
+
+    fn fallback(&self, from: &Target, reason: AttemptResult) {
+        let labels = FallbackLabels {
+            config: self.config,
+            from_target: from.label(),
+            reason,
+        };
+        self.metrics.fallbacks_total.with(&labels).inc();
     }
 }

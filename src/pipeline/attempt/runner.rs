@@ -14,7 +14,8 @@ use crate::error::GatewayError;
 use crate::guardrails::Screened;
 use crate::pipeline::journal::Journal;
 use crate::router::{Failure, FailureKind};
-use crate::telemetry::{AttemptRecord, Metrics};
+use crate::telemetry::metrics::{TargetLabels, UpstreamAttemptLabels};
+use crate::telemetry::{AttemptRecord, AttemptResult, Metrics};
 use crate::upstream::client::DEFAULT_CONNECT_TIMEOUT;
 use crate::upstream::{AttemptError, Deadlines, UpstreamClient, UpstreamResponse};
 
@@ -28,21 +29,35 @@ pub struct AttemptLabels {
 }
 
 impl AttemptLabels {
-    pub fn record(&self, metrics: &Metrics, result: &str, took: Duration) {
-        metrics
-            .upstream_attempts_total
-            .with_label_values(&[
-                &self.config,
-                &self.target,
-                &self.provider,
-                &self.model,
-                result,
-            ])
-            .inc();
+    pub fn record(&self, metrics: &Metrics, result: AttemptResult, took: Duration) {
+        self.count(metrics, result);
         metrics
             .upstream_duration_seconds
-            .with_label_values(&[&self.target, &self.provider, &self.model])
+            .with(&self.target_labels())
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts an attempt with this result in `switchyard_upstream_attempts_total`.
+    pub fn count(&self, metrics: &Metrics, result: AttemptResult) {
+        metrics
+            .upstream_attempts_total
+            .with(&UpstreamAttemptLabels {
+                config: &self.config,
+                target: &self.target,
+                provider: &self.provider,
+                model: &self.model,
+                result,
+            })
+            .inc();
+    }
+
+    /// The per-target label set (duration, time to first token).
+    pub fn target_labels(&self) -> TargetLabels<'_> {
+        TargetLabels {
+            target: &self.target,
+            provider: &self.provider,
+            model: &self.model,
+        }
     }
 }
 
@@ -109,7 +124,7 @@ impl AttemptRunner<'_> {
             request_model: self.request.model_for(&leaf.settings).map(str::to_string),
             response_model: None,
             status: None,
-            result: "ok",
+            result: AttemptResult::Ok,
             start: SystemTime::now(),
             connect: None,
             headers: None,
@@ -120,18 +135,9 @@ impl AttemptRunner<'_> {
     }
 
     /// Counts an attempt that never ran to a result of its own (skipped, or dropped).
-    pub(super) fn count_attempt(&self, leaf: &Target, result: &str) {
+    pub(super) fn count_attempt(&self, leaf: &Target, result: AttemptResult) {
         let labels = self.labels(leaf, self.request.model_for(&leaf.settings));
-        self.metrics
-            .upstream_attempts_total
-            .with_label_values(&[
-                &labels.config,
-                &labels.target,
-                &labels.provider,
-                &labels.model,
-                result,
-            ])
-            .inc();
+        labels.count(self.metrics, result);
     }
 
     /// Awaits an upstream future, adding its time to the upstream wait.
@@ -188,7 +194,7 @@ impl AttemptRunner<'_> {
         error: AttemptError,
     ) -> Failure<Reply> {
         let kind = failure_kind(&error);
-        labels.record(self.metrics, kind.label(), sent.elapsed());
+        labels.record(self.metrics, kind.result(), sent.elapsed());
         failure(kind, Reply::Gateway(gateway_error(&leaf.path, error)))
     }
 
@@ -202,7 +208,7 @@ impl AttemptRunner<'_> {
     ) {
         let mut record = self.new_record(leaf, span_id);
         record.start = SystemTime::now() - started.elapsed();
-        record.result = kind.label();
+        record.result = kind.result();
         record.status = match kind {
             FailureKind::Status(s) => Some(s),
             _ => None,

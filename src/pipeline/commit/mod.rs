@@ -18,7 +18,7 @@ use super::write::{response_head, write_whole, Captured, Finished, Headers, Outc
 use crate::guardrails::report as guard_report;
 use crate::guardrails::{CommitReport, Screened};
 use crate::providers::Usage;
-use crate::telemetry::{AttemptRecord, Metrics};
+use crate::telemetry::{AttemptRecord, AttemptResult, Metrics};
 use crate::upstream::UpstreamResponse;
 use taps::{BodyLog, Capture, ChunkTiming, GuardTap};
 
@@ -142,7 +142,7 @@ impl Commit<'_> {
                 stream: false,
             });
         let written = write_whole(session, status, response.header(), extra, held).await;
-        labels.record(self.metrics, "ok", started.elapsed());
+        labels.record(self.metrics, AttemptResult::Ok, started.elapsed());
         response.finish().await;
         record.total = started.elapsed();
         Finished {
@@ -187,12 +187,12 @@ impl Commit<'_> {
             Err(_) => false,
         };
         let (result, finished) = if !committed {
-            ("ok", self.client_gone(session, status))
+            (AttemptResult::Ok, self.client_gone(session, status))
         } else if upstream_ended {
             let abort = session.write_response_body(None, true).await.is_err();
             let mut done = Finished::new(status, self.outcome_if_ok, abort);
             done.captured = taps.capture.finish(true).filter(|_| !abort);
-            ("ok", done)
+            (AttemptResult::Ok, done)
         } else {
             // After the commit point: forward (or translate) as it arrives.
             self.pump(session, &mut answer, &mut taps).await

@@ -14,6 +14,8 @@ use crate::pipeline::attempt::{failure_kind, gateway_error, StreamPump};
 use crate::pipeline::write::{Finished, Outcome};
 use crate::providers::ClientFormat;
 use crate::router::FailureKind;
+use crate::telemetry::metrics::GenAiLabels;
+use crate::telemetry::AttemptResult;
 use crate::upstream::AttemptError;
 
 /// What the pump does with one turn of the stream.
@@ -23,7 +25,7 @@ enum Step {
     /// The upstream ended; the translator's closing events, if any.
     End(Option<Bytes>),
     /// The stream failed after the commit point: the result label and the terminal event.
-    Fail(&'static str, Bytes),
+    Fail(AttemptResult, Bytes),
 }
 
 impl Commit<'_> {
@@ -33,7 +35,7 @@ impl Commit<'_> {
         session: &mut Session,
         answer: &mut Answer,
         taps: &mut Taps,
-    ) -> (&'static str, Finished) {
+    ) -> (AttemptResult, Finished) {
         let status = answer.status;
         taps.timing = super::taps::ChunkTiming::new();
         loop {
@@ -49,11 +51,16 @@ impl Commit<'_> {
                         .await
                         .is_err()
                     {
-                        return ("ok", self.client_gone(session, status));
+                        return (AttemptResult::Ok, self.client_gone(session, status));
                     }
                 }
-                Step::ClientGone => return ("ok", self.client_gone(session, status)),
-                Step::End(last) => return ("ok", self.end(session, answer, taps, last).await),
+                Step::ClientGone => return (AttemptResult::Ok, self.client_gone(session, status)),
+                Step::End(last) => {
+                    return (
+                        AttemptResult::Ok,
+                        self.end(session, answer, taps, last).await,
+                    )
+                }
                 Step::Fail(result, event) => {
                     let abort = session
                         .write_response_body(Some(event), true)
@@ -81,7 +88,7 @@ impl Commit<'_> {
             (Some(Ok(Some(chunk))), Some(pump)) => match translate_chunk(pump, &chunk) {
                 Ok(out) => Step::Write(out),
                 Err(e) => Step::Fail(
-                    FailureKind::Stream.label(),
+                    FailureKind::Stream.result(),
                     pump_abort(pump, &gateway_error(self.target_path, e)),
                 ),
             },
@@ -92,7 +99,7 @@ impl Commit<'_> {
                 Step::End(Some(Bytes::from(out)))
             }
             (Some(Err(e)), pump) => {
-                let result = failure_kind(&e).label();
+                let result = failure_kind(&e).result();
                 let error = gateway_error(self.target_path, e);
                 let event = match pump {
                     Some(pump) => pump_abort(pump, &error),
@@ -112,14 +119,15 @@ impl Commit<'_> {
         last: Option<Bytes>,
     ) -> Finished {
         if let Some(mean) = taps.timing.mean_secs() {
+            let labels = GenAiLabels {
+                operation: self.operation,
+                provider: answer.record.provider_kind,
+                model: &answer.labels.model,
+            };
             self.metrics
                 .genai
                 .time_per_output_chunk
-                .with_label_values(&[
-                    self.operation,
-                    answer.record.provider_kind,
-                    &answer.labels.model,
-                ])
+                .with(&labels)
                 .observe(mean);
         }
         let last = taps

@@ -46,6 +46,7 @@ use super::downstream::{self, Slot};
 pub use crate::config::{ca, hosts};
 use crate::config::{ForwardSettings, RouteConfig, Snapshot};
 use crate::error::GatewayError;
+use crate::telemetry::metrics::ForwardMode;
 use crate::telemetry::Metrics;
 use crate::upstream::dns::DnsCache;
 use connect::{Authority, ConnectError};
@@ -128,9 +129,9 @@ impl Forwarder {
             dns: DnsCache::new(),
             own: own.to_vec(),
             acceptors: intercept::Acceptors::new(),
-            intercepted: c.with_label_values(&["intercept"]),
-            tunnelled: c.with_label_values(&["tunnel"]),
-            refused: c.with_label_values(&["refused"]),
+            intercepted: c.with(&ForwardMode::Intercept),
+            tunnelled: c.with(&ForwardMode::Tunnel),
+            refused: c.with(&ForwardMode::Refused),
         }
     }
 
