@@ -274,6 +274,8 @@ pub struct HedgeSpec {
 pub struct RetrySpec {
     pub attempts: u32,
     pub on_status_codes: Option<Vec<i64>>,
+    /// Portkey's spelling; `use_retry_after_headers` is read too.
+    #[serde(alias = "use_retry_after_headers")]
     pub use_retry_after_header: Option<bool>,
 }
 

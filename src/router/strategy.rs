@@ -402,12 +402,16 @@ impl<A: Attempts> Router<'_, A> {
         strategy: &Strategy,
         targets: &'t [Target],
     ) -> Option<(&'t Target, bool)> {
-        let open: Vec<&'t Target> = targets.iter().filter(|t| self.available(t)).collect();
+        // A drained target (`weight: 0`) is never picked.
+        let serving = || targets.iter().filter(|t| t.weight > 0.0);
+        let open: Vec<&'t Target> = serving().filter(|t| self.available(t)).collect();
         if open.is_empty() {
-            for t in targets {
+            for t in serving() {
                 self.count_skipped(t);
             }
-            return self.least_recently_opened(targets).map(|t| (t, true));
+            return serving()
+                .min_by_key(|t| self.opened_at(t))
+                .map(|t| (t, true));
         }
         let picked = match strategy.algorithm {
             LbAlgorithm::WeightedRandom => pick_weighted(&open, rand::random::<f64>()),
@@ -586,6 +590,43 @@ mod tests {
             r.run(root).await.unwrap();
         }
         assert!(!fake.calls.lock().unwrap().iter().any(|c| c == "b"));
+    }
+
+    #[tokio::test]
+    async fn a_drained_target_is_never_picked_even_when_every_other_is_open() {
+        let s = snapshot(
+            "    strategy: { mode: loadbalance }\n    targets:\n      - { name: a, virtual_key: vk, weight: 0 }\n      - { name: b, virtual_key: vk, weight: 1 }\n",
+        );
+        let fake = Fake {
+            failing: vec![],
+            calls: Mutex::new(vec![]),
+        };
+        let breakers = Breakers::new(None);
+        let r = router(&fake, &breakers);
+        let root = &s.configs["c"].root;
+        for _ in 0..2_000 {
+            assert_eq!(r.run(root).await.unwrap().ready, "b");
+        }
+        // b's circuit open: the forced pick is still b, never the drained a.
+        let TargetKind::Group { targets, .. } = &root.kind else {
+            panic!()
+        };
+        let b = &targets[1];
+        let breaker = breakers.get(&b.breaker_key, b.label());
+        for _ in 0..b.settings.circuit_breaker.min_calls {
+            breaker.record(
+                &b.settings.circuit_breaker,
+                Admission::Allowed,
+                true,
+                Duration::ZERO,
+                DEFAULT_SLOW_CALL,
+            );
+        }
+        fake.calls.lock().unwrap().clear();
+        for _ in 0..100 {
+            let _ = r.run(root).await;
+        }
+        assert!(!fake.calls.lock().unwrap().iter().any(|c| c == "a"));
     }
 
     #[tokio::test]

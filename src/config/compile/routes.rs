@@ -245,9 +245,13 @@ impl Compiler<'_> {
         config_name: &str,
     ) -> Option<Target> {
         let settings = self.settings(spec, yaml_path, parent);
+        // Portkey: `weight: 0` drains a target (a loadbalance group never picks it).
         let weight = spec.weight.unwrap_or(1.0);
-        if weight.is_nan() || weight <= 0.0 || weight.is_infinite() {
-            self.error(format!("{yaml_path}.weight"), "must be greater than zero");
+        if weight.is_nan() || weight < 0.0 || weight.is_infinite() {
+            self.error(
+                format!("{yaml_path}.weight"),
+                "must be a number ≥ 0 (0 drains the target)",
+            );
         }
         let kind = match (&spec.virtual_key, &spec.targets) {
             (Some(_), Some(_)) => {
@@ -301,6 +305,15 @@ impl Compiler<'_> {
                     }
                 }
                 if targets.len() != children.len() {
+                    return None;
+                }
+                if strategy.mode == StrategyMode::LoadBalance
+                    && targets.iter().all(|t| t.weight == 0.0)
+                {
+                    self.error(
+                        format!("{yaml_path}.targets"),
+                        "every target is drained (weight 0): a loadbalance group needs one with a weight above 0",
+                    );
                     return None;
                 }
                 TargetKind::Group { strategy, targets }

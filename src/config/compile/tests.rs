@@ -145,11 +145,26 @@ fn unknown_fields_bad_durations_and_weights_are_errors() {
             "{timeout}: {e:?}"
         );
     }
+    // Issue 19: `weight: 0` drains a target (Portkey); a group with no other is an error, and so
+    // is a negative weight.
     let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: loadbalance }}\n    targets:\n      - {{ virtual_key: vk-b, weight: 0 }}\n"));
     assert!(
-        has(&e, "configs.c.targets[0].weight: must be greater than zero"),
+        has(&e, "configs.c.targets: every target is drained (weight 0)"),
         "{e:?}"
     );
+    let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: loadbalance }}\n    targets:\n      - {{ virtual_key: vk-b, weight: -1 }}\n      - {{ virtual_key: vk-b }}\n"));
+    assert!(
+        has(&e, "configs.c.targets[0].weight: must be a number ≥ 0"),
+        "{e:?}"
+    );
+    let drained = format!("{BASE}configs:\n  c:\n    strategy: {{ mode: loadbalance }}\n    retry: {{ attempts: 1, use_retry_after_headers: false }}\n    targets:\n      - {{ virtual_key: vk-b, weight: 0 }}\n      - {{ virtual_key: vk-a }}\n");
+    let s = load_str(&drained, None).unwrap();
+    let TargetKind::Group { targets, .. } = &s.configs["c"].root.kind else {
+        panic!("a group")
+    };
+    assert_eq!(targets[0].weight, 0.0);
+    // Portkey's plural spelling of the Retry-After switch is read too.
+    assert!(!s.configs["c"].root.settings.retry.use_retry_after);
     let e = errors(&format!("{BASE}configs:\n  c:\n    strategy: {{ mode: fallback, on_status_codes: [503, 42] }}\n    targets: [{{ virtual_key: vk-b }}]\n"));
     assert!(has(&e, "configs.c.strategy.on_status_codes[1]"), "{e:?}");
     let e = errors("listen: nowhere\nthreads: 0\n");
