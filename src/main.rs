@@ -142,6 +142,9 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for w in &snapshot.warnings {
+        tracing::warn!(warning = %w, "config");
+    }
     for e in switchyard::config::serving_errors(&snapshot) {
         tracing::warn!(error = %e, "the config serves nothing yet; `switchyard check` refuses it");
     }
@@ -170,6 +173,9 @@ fn check(file: &std::path::Path) -> ExitCode {
                 snapshot.configs.len(),
                 snapshot.hash
             );
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -68,6 +68,21 @@ fn run_refuses_an_empty_file() {
     assert!(err.contains("the config file is empty"), "{err}");
 }
 
+/// Portkey's `request_timeout` is in milliseconds; a value below 100 is accepted as written, with
+/// a warning naming the path (issue 19), and `check` still succeeds.
+#[test]
+fn check_warns_about_a_request_timeout_that_looks_like_seconds() {
+    let text = "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\nvirtual_keys:\n  vk-app: { provider: up }\nconfigs:\n  c: { virtual_key: vk-app, request_timeout: 30 }\n";
+    let (ok, out, err) = check_config(text);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("warning: configs.c.request_timeout: 30 ms is very short"),
+        "{err}"
+    );
+    let (ok, _, err) = check_config(&text.replace("30 }", "30000 }"));
+    assert!(ok && !err.contains("warning"), "{err}");
+}
+
 #[test]
 fn check_refuses_a_config_without_providers() {
     for text in ["providers: {}\n", "threads: 1\n"] {

@@ -46,6 +46,9 @@ pub struct Snapshot {
     /// Every file this snapshot was built from (the config file, then each secret file and
     /// price file read): the reloader watches their directories and re-hashes them.
     pub source_files: Vec<std::path::PathBuf>,
+    /// What the file says that is accepted but probably not meant, each `path: message`
+    /// (`switchyard check` prints them; a start or reload logs them).
+    pub warnings: Vec<String>,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     /// Worker threads per pingora service.

@@ -139,9 +139,13 @@ impl Reloader {
             Ok(snapshot) if snapshot.hash == self.live.load().hash => ReloadOutcome::Unchanged,
             Ok(snapshot) => {
                 let hash = snapshot.hash.clone();
+                let snapshot_warnings = snapshot.warnings.clone();
                 self.live.store(Arc::new(snapshot));
                 self.metrics.set_config_hash(&hash);
                 tracing::info!(%hash, path = %self.path.display(), "config reloaded");
+                for w in &snapshot_warnings {
+                    tracing::warn!(warning = %w, "config");
+                }
                 ReloadOutcome::Reloaded { hash }
             }
             Err(errors) => {

@@ -48,6 +48,8 @@ pub(super) const QUERY_OPERATORS: [&str; 11] = [
 /// its own file of this module).
 pub(super) struct Compiler<'a> {
     pub(super) errors: Vec<ConfigError>,
+    /// Accepted but probably not meant (`check` prints them, a load logs them).
+    pub(super) warnings: Vec<ConfigError>,
     pub(super) base_dir: Option<&'a Path>,
     pub(super) hasher: Sha256,
     pub(super) source_files: Vec<PathBuf>,
@@ -57,6 +59,13 @@ pub(super) struct Compiler<'a> {
 impl Compiler<'_> {
     pub(super) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
             path: path.into(),
             message: message.into(),
         });

@@ -143,6 +143,7 @@ fn compile_text(
     );
     let mut compiler = Compiler {
         errors: Vec::new(),
+        warnings: Vec::new(),
         base_dir,
         hasher: Sha256::new(),
         source_files: source.into_iter().collect(),
@@ -332,6 +333,7 @@ impl Compiler<'_> {
         Some(Snapshot {
             hash,
             source_files: std::mem::take(&mut self.source_files),
+            warnings: self.warnings.iter().map(ToString::to_string).collect(),
             listen,
             admin_listen,
             threads,

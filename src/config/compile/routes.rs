@@ -11,6 +11,10 @@ use crate::config::schema::*;
 use crate::config::snapshot::*;
 use crate::guardrails::Stage;
 
+/// A `request_timeout` below this is read as milliseconds but warned about: Portkey's value is
+/// in milliseconds, and a small number is usually meant as seconds.
+const SHORT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Compiler<'_> {
     /// `configs:`: each config's target tree, then its `cache:` (compiled by `crate::cache`).
     pub(super) fn configs(
@@ -167,6 +171,15 @@ impl Compiler<'_> {
             Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g, Stage::Output),
             None => parent.output_guardrails.clone(),
         };
+        if let Some(t) = spec.request_timeout.map(|d| d.0) {
+            if t < SHORT_REQUEST_TIMEOUT {
+                let ms = t.as_millis();
+                self.warn(
+                    format!("{path}.request_timeout"),
+                    format!("{ms} ms is very short: request_timeout is in milliseconds (did you mean {ms} seconds, {}?)", ms * 1000),
+                );
+            }
+        }
         TargetSettings {
             retry,
             request_timeout: spec.request_timeout.map(|d| d.0).or(parent.request_timeout),

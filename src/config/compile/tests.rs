@@ -525,3 +525,23 @@ fn base_urls_split_once() {
     assert!(parse_base_url("http://:80").is_err());
     assert!(parse_base_url("http://x:99999").is_err());
 }
+
+#[test]
+fn a_request_timeout_below_100_ms_is_accepted_with_a_warning() {
+    let s = load_str(
+        &format!("{BASE}configs:\n  c:\n    virtual_key: vk-b\n    request_timeout: 30\n  d:\n    virtual_key: vk-b\n    request_timeout: 100\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.configs["c"].root.settings.request_timeout,
+        Some(Duration::from_millis(30))
+    );
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].starts_with("configs.c.request_timeout: 30 ms is very short")
+            && s.warnings[0].contains("did you mean 30 seconds, 30000?"),
+        "{:?}",
+        s.warnings
+    );
+}
