@@ -158,7 +158,7 @@ async fn requests_without_trace_headers_get_a_new_trace_and_errors_carry_it() {
         .unwrap();
     assert_eq!(resp.headers()["x-portkey-trace-id"], "checkout-42");
     let _ = resp.text().await;
-    let lines = gw.access_log_lines(2).await;
+    let lines = gw.access_log_lines(3).await;
     assert_eq!(lines[1]["trace_id"], "checkout-42");
     assert_eq!(lines[1]["stream"], true);
     assert!(lines[1]["attempts"][0]["first_token_ms"].as_f64().is_some());
@@ -243,13 +243,18 @@ async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
     let m = mock().await;
     let gw = Gateway::start(&priced_config(&m, "  log_bodies: true\n")).await;
     let client = reqwest::Client::new();
-    for off in [false, true] {
+    // Ours, then Portkey's opt-out.
+    for off in [
+        None,
+        Some(("x-switchyard-log", "off")),
+        Some(("x-portkey-disable-logging", "true")),
+    ] {
         let mut req = client
             .post(gw.url("/v1/chat/completions"))
             .bearer_auth("vk-good")
             .json(&chat("gpt-4o-mini", false));
-        if off {
-            req = req.header("x-switchyard-log", "off");
+        if let Some((name, value)) = off {
+            req = req.header(name, value);
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -266,6 +271,8 @@ async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
         .contains("Hello from the mock provider."));
     assert!(lines[1].get("request_body").is_none(), "{}", lines[1]);
     assert!(lines[1].get("response_body").is_none());
+    assert!(lines[2].get("request_body").is_none(), "{}", lines[2]);
+    assert!(lines[2].get("response_body").is_none());
     assert!(!lines[0].to_string().contains(PROVIDER_KEY));
 }
 

@@ -753,3 +753,18 @@ async fn error_answers_read_to_the_end_return_their_connection_to_the_pool() {
     assert_eq!(mock.requests().len(), 9);
     assert_eq!(mock.stats().total_connections, 1, "{:?}", mock.stats());
 }
+
+/// A timeout is answered 408, so `retry.on_status_codes` listing 408 retries it on the same
+/// target (Portkey); without 408 in the list a timeout is not retried.
+#[tokio::test]
+async fn a_timeout_is_retried_when_408_is_listed() {
+    for (codes, expected) in [("[408]", 2), ("[429]", 1)] {
+        let mock = mock().await;
+        let settings =
+            format!("request_timeout: 200\n    retry: {{ attempts: 1, on_status_codes: {codes} }}");
+        let gw = Gateway::start(&timeout_config(&mock, "headers_delay_ms=3000", &settings)).await;
+        let resp = post(&gw, "vk-slow", &chat("m", false)).await;
+        assert_eq!(resp.status(), 408, "{codes}");
+        assert_eq!(mock.requests().len(), expected, "{codes}");
+    }
+}

@@ -89,19 +89,26 @@ pub async fn govern(
 }
 
 /// What the record keeps of an admitted request: model, stream, metadata, and the body when
-/// the access log keeps bodies (`log_bodies`, not `x-switchyard-log: off`).
+/// the access log keeps bodies (`log_bodies`, unless the request opts out).
 pub fn note(session: &Session, ctx: &mut Context<'_>, request: &ClientRequest) {
     ctx.facts.model = request.model.clone();
     ctx.facts.stream = request.stream;
     ctx.facts.metadata = request.metadata.clone();
-    ctx.keep_body = ctx.snapshot.telemetry.log_bodies
-        && !session
-            .req_header()
-            .headers
-            .get("x-switchyard-log")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"off"));
+    ctx.keep_body = ctx.snapshot.telemetry.log_bodies && !opts_out_of_logging(session);
     if ctx.keep_body {
         let b = &request.body;
         ctx.facts.request_body = Some(b.slice(..b.len().min(MAX_LOGGED_BODY)));
     }
+}
+
+/// `x-switchyard-log: off`, or Portkey's `x-portkey-disable-logging: true`: no prompt or
+/// completion text of this request is logged.
+fn opts_out_of_logging(session: &Session) -> bool {
+    let headers = &session.req_header().headers;
+    let is = |name: &str, value: &[u8]| {
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(value))
+    };
+    is("x-switchyard-log", b"off") || is("x-portkey-disable-logging", b"true")
 }

@@ -266,7 +266,13 @@ impl<A: Attempts> Router<'_, A> {
                 Err(f) => f,
             };
             failure.retries = retries;
-            let retryable = matches!(failure.kind, FailureKind::Status(s) if settings.retry.on_status_codes.contains(&s));
+            let codes = &settings.retry.on_status_codes;
+            let retryable = match failure.kind {
+                FailureKind::Status(s) => codes.contains(&s),
+                // A timeout is answered 408: retried when 408 is listed (Portkey).
+                FailureKind::Timeout(_) => codes.contains(&408),
+                _ => false,
+            };
             if !retryable {
                 return Err(failure);
             }
