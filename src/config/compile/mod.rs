@@ -34,6 +34,7 @@ mod guardrails;
 mod keys;
 mod providers;
 mod routes;
+mod schema_errors;
 mod telemetry;
 #[cfg(test)]
 mod tests;
@@ -130,13 +131,21 @@ fn compile_text(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
-        let path = e.path().to_string();
-        one(
-            if path == "." { "" } else { &path },
-            scrub(&e.into_inner().to_string()),
-        )
-    })?;
+    let file: FileConfig = match serde_path_to_error::deserialize(&tree) {
+        Ok(file) => file,
+        Err(e) => {
+            // Every section's error, not only the first one serde met.
+            let all = schema_errors::collect(&tree);
+            if !all.is_empty() {
+                return Err(ConfigErrors(all));
+            }
+            let path = e.path().to_string();
+            return Err(one(
+                if path == "." { "" } else { &path },
+                schema_errors::readable(&scrub(&e.into_inner().to_string())),
+            ));
+        }
+    };
     label_keys(
         &mut redacted,
         file.telemetry.key_labels == KeyLabelsSpec::Name,

@@ -545,3 +545,25 @@ fn a_request_timeout_below_100_ms_is_accepted_with_a_warning() {
         s.warnings
     );
 }
+
+#[test]
+fn every_schema_error_is_reported_in_one_run_in_plain_words() {
+    let e = errors(
+        "threads: many\nlisten: 1\nproviders:\n  p: { kind: openai, api_key: k, timeout: 3 }\n  q: { kind: openai, api_key: 5 }\nvirtual_keys:\n  a: { provider: p, models: 5 }\nlimits: { max_request_body_bytes: -1 }\n",
+    );
+    for needle in [
+        "threads: found text …, expected a whole number ≥ 0",
+        "listen: found the number `1`, expected a string",
+        "providers.p.timeout: unknown field `timeout`",
+        "providers.q.api_key: found the number `5`, expected a string",
+        "virtual_keys.a.models: found the number `5`, expected a list",
+        "limits.max_request_body_bytes: found the number …, expected a whole number ≥ 0",
+    ] {
+        assert!(has(&e, needle), "{needle}: {e:?}");
+    }
+    assert_eq!(e.len(), 6, "{e:?}");
+    // No Rust type names are left.
+    for word in ["u64", "usize", "u32", "i64", "f64", "invalid type"] {
+        assert!(!e.iter().any(|m| m.contains(word)), "{word}: {e:?}");
+    }
+}
