@@ -48,6 +48,7 @@ fn fallback_targets(n: usize, strategy_extra: &str, target_extra: &str) -> Strin
 struct Reply {
     status: u16,
     option_index: Option<String>,
+    provider: Option<String>,
     retry_count: Option<String>,
     body: String,
     took: Duration,
@@ -74,15 +75,17 @@ async fn send_with(gw: &Gateway, stream: bool, headers: &[(&str, &str)]) -> Repl
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let (status, option_index, retry_count) = (
+    let (status, option_index, provider, retry_count) = (
         resp.status().as_u16(),
         h("x-portkey-last-used-option-index"),
+        h("x-portkey-provider"),
         h("x-portkey-retry-attempt-count"),
     );
     let body = resp.text().await.unwrap_or_default();
     Reply {
         status,
         option_index,
+        provider,
         retry_count,
         body,
         took: started.elapsed(),
@@ -217,6 +220,9 @@ async fn on_status_codes_narrow_fallback_and_all_failed_returns_the_last_upstrea
     let reply = send(&gw, false).await;
     assert_eq!(reply.status, 503);
     assert!(b.requests().is_empty());
+    // Portkey names the target that answered last even when it failed.
+    assert_eq!(reply.option_index.as_deref(), Some("config.targets[0]"));
+    assert_eq!(reply.provider.as_deref(), Some("openai-compatible"));
 
     // Both fail: the last upstream's own status and body.
     let gw = Gateway::start(&config(
@@ -227,6 +233,8 @@ async fn on_status_codes_narrow_fallback_and_all_failed_returns_the_last_upstrea
     let reply = send(&gw, false).await;
     assert_eq!(reply.status, 502);
     assert!(reply.body.contains("status 502"), "{}", reply.body);
+    assert_eq!(reply.option_index.as_deref(), Some("config.targets[1]"));
+    assert_eq!(reply.provider.as_deref(), Some("openai-compatible"));
     gw.expect_metric(
         "switchyard_requests_total",
         &[r#"outcome="error""#, r#"status_class="5xx""#],

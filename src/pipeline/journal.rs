@@ -11,6 +11,20 @@ pub struct Journal {
     pub trace: TraceContext,
     pub start: SystemTime,
     attempts: Mutex<Vec<AttemptRecord>>,
+    /// The target the last failed attempt ran on, for the headers of a request every target
+    /// failed.
+    failed_on: Mutex<Option<Tried>>,
+}
+
+/// A target an attempt ran on, as the response headers name it.
+#[derive(Debug, Clone)]
+pub struct Tried {
+    /// Its option-index path (`config.targets[1]`).
+    pub path: String,
+    /// Its provider kind (`openai`, …).
+    pub provider: &'static str,
+    /// Its metric label (name or path).
+    pub label: String,
 }
 
 impl Journal {
@@ -19,7 +33,20 @@ impl Journal {
             trace,
             start: SystemTime::now(),
             attempts: Mutex::new(Vec::new()),
+            failed_on: Mutex::new(None),
         }
+    }
+
+    /// Notes the target an attempt failed on (never held across an await).
+    pub fn failed_on(&self, tried: Tried) {
+        if let Ok(mut last) = self.failed_on.lock() {
+            *last = Some(tried);
+        }
+    }
+
+    /// The target the last failed attempt ran on.
+    pub fn last_failed(&self) -> Option<Tried> {
+        self.failed_on.lock().ok().and_then(|last| last.clone())
     }
 
     /// Adds a finished attempt (never held across an await).

@@ -7,6 +7,7 @@ use pingora::prelude::Session;
 use super::attempt::AttemptRunner;
 use super::commit::Commit;
 use super::context::{Admitted, Context};
+use super::journal::Tried;
 use super::reject::Rejection;
 use super::write::{Finished, Outcome};
 use super::Pipeline;
@@ -15,20 +16,31 @@ use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
 use crate::router::Router;
 
-/// The response headers that say which target answered and how many retries it took
-/// (Portkey's names and ours). Portkey's retry count is -1 when retries ran out.
-fn route_headers(leaf: Option<&Target>, retries: i64) -> Vec<(&'static str, String)> {
+/// The target that answered (or, when every target failed, the last one tried).
+fn tried(leaf: &Target) -> Tried {
+    let provider = match &leaf.kind {
+        TargetKind::Leaf { virtual_key } => virtual_key.provider.kind.as_str(),
+        TargetKind::Group { .. } => "",
+    };
+    Tried {
+        path: leaf.path.clone(),
+        provider,
+        label: leaf.label().to_string(),
+    }
+}
+
+/// The response headers that say which target answered — or was tried last when every one
+/// failed — and how many retries it took (Portkey's names and ours). Portkey's retry count is
+/// -1 when retries ran out.
+fn route_headers(target: Option<Tried>, retries: i64) -> Vec<(&'static str, String)> {
     let mut headers = Vec::with_capacity(6);
-    if let Some(leaf) = leaf {
-        headers.push(("x-portkey-last-used-option-index", leaf.path.clone()));
-        headers.push(("x-switchyard-last-used-option-index", leaf.path.clone()));
-        if let TargetKind::Leaf { virtual_key } = &leaf.kind {
-            headers.push((
-                "x-portkey-provider",
-                virtual_key.provider.kind.as_str().to_string(),
-            ));
+    if let Some(t) = target {
+        headers.push(("x-portkey-last-used-option-index", t.path.clone()));
+        headers.push(("x-switchyard-last-used-option-index", t.path));
+        if !t.provider.is_empty() {
+            headers.push(("x-portkey-provider", t.provider.to_string()));
         }
-        headers.push(("x-switchyard-target", leaf.label().to_string()));
+        headers.push(("x-switchyard-target", t.label));
     }
     headers.push(("x-portkey-retry-attempt-count", retries.to_string()));
     headers.push(("x-switchyard-retry-attempt-count", retries.to_string()));
@@ -70,11 +82,11 @@ impl Pipeline {
                 return Err(Rejection::Failed {
                     reply: failure.detail,
                     format: call.request.format.unwrap_or(ClientFormat::OpenAi),
-                    headers: route_headers(None, retries),
+                    headers: route_headers(ctx.journal.last_failed(), retries),
                 });
             }
         };
-        let mut headers = route_headers(Some(won.leaf), i64::from(won.retries));
+        let mut headers = route_headers(Some(tried(won.leaf)), i64::from(won.retries));
         headers.extend_from_slice(&ctx.headers);
         let commit = Commit {
             metrics: &self.metrics,

@@ -12,7 +12,7 @@ use super::request::ClientRequest;
 use crate::config::{Provider, Snapshot, Target, TargetKind, TargetSettings, VirtualKey};
 use crate::error::GatewayError;
 use crate::guardrails::Screened;
-use crate::pipeline::journal::Journal;
+use crate::pipeline::journal::{Journal, Tried};
 use crate::router::{Failure, FailureKind};
 use crate::telemetry::metrics::{TargetLabels, UpstreamAttemptLabels};
 use crate::telemetry::{AttemptRecord, AttemptResult, Metrics};
@@ -214,6 +214,11 @@ impl AttemptRunner<'_> {
             _ => None,
         };
         record.total = started.elapsed();
+        self.journal.failed_on(Tried {
+            path: leaf.path.clone(),
+            provider: record.provider_kind,
+            label: record.target.clone(),
+        });
         self.journal.push(record);
     }
 }
