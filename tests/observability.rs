@@ -292,6 +292,21 @@ async fn feedback_is_validated_counted_and_logged() {
     assert!(ok.headers().contains_key("x-portkey-trace-id"));
     let body: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(body["status"], "success");
+    assert_eq!(body["trace_id"], "checkout-42");
+    assert_eq!(body["feedback_ids"].as_array().map(Vec::len), Some(1));
+    // Portkey's bulk form: an array, each piece counted, one id each.
+    let bulk = client
+        .post(gw.url("/v1/feedback"))
+        .bearer_auth("vk-good")
+        .json(&serde_json::json!([{"trace_id": "a", "value": 5}, {"trace_id": "b", "value": -3}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bulk.status(), 200);
+    let body: serde_json::Value = bulk.json().await.unwrap();
+    let ids = body["feedback_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
     for (bad, field) in [
         (serde_json::json!({"value": 5}), "trace_id"),
         (serde_json::json!({"trace_id": "t", "value": 11}), "value"),
@@ -299,7 +314,12 @@ async fn feedback_is_validated_counted_and_logged() {
             serde_json::json!({"trace_id": "t", "value": 1, "weight": 2}),
             "weight",
         ),
-        (serde_json::json!([1]), "body"),
+        (serde_json::json!([1]), "body: [0] body: not a JSON object"),
+        (serde_json::json!([]), "body: a list of 1 to 100"),
+        (
+            serde_json::json!([{"trace_id": "t", "value": 1}, {"value": 1}]),
+            "body: [1] trace_id: required",
+        ),
     ] {
         let r = client
             .post(gw.url("/v1/feedback"))
@@ -315,14 +335,21 @@ async fn feedback_is_validated_counted_and_logged() {
     gw.expect_metric(
         "switchyard_feedback_total",
         &[r#"config="direct""#, r#"value="5""#],
+        2.0,
+    )
+    .await;
+    gw.expect_metric(
+        "switchyard_feedback_total",
+        &[r#"config="direct""#, r#"value="-3""#],
         1.0,
     )
     .await;
-    let lines = gw.access_log_lines(5).await;
+    let lines = gw.access_log_lines(8).await;
     assert_eq!(lines[0]["operation"], "feedback");
     assert_eq!(lines[0]["metadata"]["feedback"]["trace_id"], "checkout-42");
     assert_eq!(lines[0]["metadata"]["feedback"]["value"], 5);
-    assert_eq!(lines[1]["status"], 400);
+    assert_eq!(lines[1]["metadata"]["feedback"][1]["trace_id"], "b");
+    assert_eq!(lines[2]["status"], 400);
 }
 
 #[tokio::test]

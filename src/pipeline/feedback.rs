@@ -1,5 +1,6 @@
-//! `POST /v1/feedback` (Portkey's shape): validated, counted, logged with the trace it rates,
-//! and exported as an OTLP event in that trace.
+//! `POST /v1/feedback` (Portkey's shape, one object or a bulk array): each piece validated,
+//! counted, logged with the trace it rates, exported as an OTLP event in that trace, and
+//! answered with a `feedback_ids` entry.
 
 use bytes::Bytes;
 use pingora::prelude::Session;
@@ -15,8 +16,8 @@ use crate::telemetry::metrics::FeedbackLabels;
 use crate::telemetry::otlp::AttrValue;
 use crate::telemetry::{trace, TraceContext};
 
-/// Largest feedback body accepted.
-const MAX_FEEDBACK_BYTES: usize = 16 * 1024;
+/// Largest feedback body accepted (a bulk list of up to `feedback::MAX_BULK` pieces).
+const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
 
 /// Whether the request is a feedback call.
 pub fn is_feedback(session: &Session) -> bool {
@@ -37,23 +38,36 @@ impl Pipeline {
             ctx.facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
         }
         let body = body::read(session, ctx, &self.metrics, MAX_FEEDBACK_BYTES).await?;
-        let feedback =
-            Feedback::parse(&body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
-        let value = feedback.value.to_string();
-        let labels = FeedbackLabels {
-            config: &ctx.facts.config,
-            value: &value,
-        };
-        self.metrics.genai.feedback_total.with(&labels).inc();
-        self.export_feedback(&feedback);
-        let answer = serde_json::json!({
+        let all =
+            Feedback::parse_many(&body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+        let mut ids = Vec::with_capacity(all.len());
+        for feedback in &all {
+            let value = feedback.value.to_string();
+            let labels = FeedbackLabels {
+                config: &ctx.facts.config,
+                value: &value,
+            };
+            self.metrics.genai.feedback_total.with(&labels).inc();
+            self.export_feedback(feedback);
+            ids.push(hex::encode(rand::random::<[u8; 16]>()));
+        }
+        let mut answer = serde_json::json!({
             "status": "success",
             "message": "feedback recorded",
-            "trace_id": feedback.trace_id,
+            "feedback_ids": ids,
         });
-        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&feedback) {
+        let recorded = serde_json::to_value(&all).ok();
+        let recorded = match (&all[..], recorded) {
+            // One object: answered and recorded as one (with its trace id), as before bulk.
+            ([one], Some(serde_json::Value::Array(mut v))) => {
+                answer["trace_id"] = one.trace_id.clone().into();
+                v.pop()
+            }
+            (_, v) => v,
+        };
+        if let Some(v) = recorded {
             let mut m = serde_json::Map::new();
-            m.insert("feedback".into(), serde_json::Value::Object(map));
+            m.insert("feedback".into(), v);
             ctx.facts.metadata = Some(m);
         }
         Ok(write_json(session, Bytes::from(answer.to_string()), &ctx.headers).await)

@@ -21,6 +21,8 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 /// Bounds of `value`.
 pub const MIN_VALUE: i64 = -10;
 pub const MAX_VALUE: i64 = 10;
+/// Most pieces of feedback in one bulk body (a JSON array).
+pub const MAX_BULK: usize = 100;
 
 /// One piece of feedback, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,10 +53,37 @@ fn error(field: &'static str, message: impl Into<String>) -> FeedbackError {
 }
 
 impl Feedback {
-    /// Parses and validates a request body.
+    /// Parses and validates a request body holding one piece of feedback.
     pub fn parse(body: &[u8]) -> Result<Feedback, FeedbackError> {
         let json: Value = serde_json::from_slice(body)
             .map_err(|e| error("body", format!("not valid JSON: {e}")))?;
+        Feedback::from_value(json)
+    }
+
+    /// Parses and validates a request body: one object, or (Portkey's bulk form) an array of
+    /// 1 to [`MAX_BULK`] of them; a bad item is named by its index (`body: [2] value: …`).
+    pub fn parse_many(body: &[u8]) -> Result<Vec<Feedback>, FeedbackError> {
+        let json: Value = serde_json::from_slice(body)
+            .map_err(|e| error("body", format!("not valid JSON: {e}")))?;
+        let Value::Array(items) = json else {
+            return Ok(vec![Feedback::from_value(json)?]);
+        };
+        if items.is_empty() || items.len() > MAX_BULK {
+            return Err(error(
+                "body",
+                format!("a list of 1 to {MAX_BULK} feedback objects"),
+            ));
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Feedback::from_value(item).map_err(|e| error("body", format!("[{i}] {e}")))
+            })
+            .collect()
+    }
+
+    fn from_value(json: Value) -> Result<Feedback, FeedbackError> {
         let Value::Object(mut fields) = json else {
             return Err(error("body", "not a JSON object"));
         };
