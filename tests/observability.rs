@@ -158,7 +158,7 @@ async fn requests_without_trace_headers_get_a_new_trace_and_errors_carry_it() {
         .unwrap();
     assert_eq!(resp.headers()["x-portkey-trace-id"], "checkout-42");
     let _ = resp.text().await;
-    let lines = gw.access_log_lines(3).await;
+    let lines = gw.access_log_lines(2).await;
     assert_eq!(lines[1]["trace_id"], "checkout-42");
     assert_eq!(lines[1]["stream"], true);
     assert!(lines[1]["attempts"][0]["first_token_ms"].as_f64().is_some());
@@ -243,7 +243,7 @@ async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
     let m = mock().await;
     let gw = Gateway::start(&priced_config(&m, "  log_bodies: true\n")).await;
     let client = reqwest::Client::new();
-    // Ours, then Portkey's opt-out.
+    // Ours, then Portkey's opt-out (which also names the caller's span).
     for off in [
         None,
         Some(("x-switchyard-log", "off")),
@@ -256,11 +256,18 @@ async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
         if let Some((name, value)) = off {
             req = req.header(name, value);
         }
+        if off.is_some_and(|(name, _)| name.starts_with("x-portkey")) {
+            req = req
+                .header("x-portkey-span-id", "step-2")
+                .header("x-portkey-parent-span-id", "step-1")
+                .header("x-portkey-span-name", "retrieve")
+                .header("x-portkey-span-name-ignored", "x");
+        }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
         let _ = r.text().await;
     }
-    let lines = gw.access_log_lines(2).await;
+    let lines = gw.access_log_lines(3).await;
     assert!(lines[0]["request_body"]
         .as_str()
         .unwrap()
@@ -273,6 +280,11 @@ async fn bodies_are_logged_only_when_asked_and_never_with_log_off() {
     assert!(lines[1].get("response_body").is_none());
     assert!(lines[2].get("request_body").is_none(), "{}", lines[2]);
     assert!(lines[2].get("response_body").is_none());
+    assert_eq!(
+        lines[2]["client_span"],
+        serde_json::json!({"span_id": "step-2", "parent_span_id": "step-1", "span_name": "retrieve"})
+    );
+    assert!(lines[0].get("client_span").is_none(), "{}", lines[0]);
     assert!(!lines[0].to_string().contains(PROVIDER_KEY));
 }
 

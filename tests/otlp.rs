@@ -221,6 +221,11 @@ fn record() -> RequestRecord {
             request: "SECRET PROMPT".into(),
             response: "SECRET COMPLETION".into(),
         }),
+        client_span: Some(switchyard::telemetry::record::ClientSpan {
+            span_id: Some("s-2".into()),
+            parent_span_id: Some("s-1".into()),
+            span_name: Some("plan step".into()),
+        }),
     }
 }
 
@@ -300,6 +305,10 @@ fn a_request_becomes_a_server_span_with_one_client_span_per_attempt() {
     assert_eq!(a["switchyard.cost_usd"], Value::DoubleValue(0.0012));
     assert_eq!(a["switchyard.metadata.team"], s("search"));
     assert_eq!(a["switchyard.metadata.tier"], s("3"));
+    // The caller's own span (Portkey's x-portkey-span-* headers).
+    assert_eq!(a["switchyard.client_span.id"], s("s-2"));
+    assert_eq!(a["switchyard.client_span.parent_id"], s("s-1"));
+    assert_eq!(a["switchyard.client_span.name"], s("plan step"));
     assert!(!a.contains_key("error.type"));
 
     let failed = spans

@@ -413,6 +413,7 @@ mod tests {
             cache: "DISABLED",
             metadata: None,
             bodies: None,
+            client_span: None,
         }
     }
 

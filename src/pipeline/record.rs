@@ -13,6 +13,7 @@ use super::Pipeline;
 use crate::ingress;
 use crate::providers::Usage;
 use crate::telemetry::metrics::{ConfigLabel, GenAiCallLabels, RequestLabels, SpendLabels};
+use crate::telemetry::record::ClientSpan;
 use crate::telemetry::{AttemptRecord, AttemptResult, RequestRecord};
 
 fn status_class(status: u16) -> &'static str {
@@ -128,6 +129,7 @@ impl Pipeline {
             cache: facts.cache,
             metadata: facts.metadata,
             bodies,
+            client_span: ClientSpan::from_headers(&head.headers),
         })
     }
 

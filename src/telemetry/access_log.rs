@@ -16,7 +16,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::record::{AttemptRecord, RequestRecord};
+use super::record::{AttemptRecord, ClientSpan, RequestRecord};
 pub use crate::config::LogTarget;
 use crate::providers::Usage;
 
@@ -194,6 +194,8 @@ struct Line<'a> {
     cache: &'a str,
     metadata: Option<&'a Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    client_span: Option<&'a ClientSpan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     request_body: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_body: Option<&'a str>,
@@ -226,6 +228,7 @@ pub fn to_line(r: &RequestRecord) -> Vec<u8> {
         cost_usd: r.cost_usd,
         cache: r.cache,
         metadata: r.metadata.as_ref(),
+        client_span: r.client_span.as_ref(),
         request_body: r.bodies.as_ref().map(|b| b.request.as_str()),
         response_body: r.bodies.as_ref().map(|b| b.response.as_str()),
     };
@@ -281,6 +284,7 @@ mod tests {
             cache: "DISABLED",
             metadata: None,
             bodies: None,
+            client_span: None,
         })
     }
 

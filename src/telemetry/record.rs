@@ -193,6 +193,43 @@ pub struct RequestRecord {
     /// Prompt and completion text, only with `log_bodies: true` and without
     /// `x-switchyard-log: off`.
     pub bodies: Option<Bodies>,
+    /// The caller's own span (`x-portkey-span-id`, `-parent-span-id`, `-span-name`), as sent.
+    pub client_span: Option<ClientSpan>,
+}
+
+/// Longest client span id or name kept, in bytes.
+const MAX_CLIENT_SPAN_FIELD: usize = 128;
+
+/// A span of the caller's own trace tree, named in Portkey's headers; recorded on the access-log
+/// line and as attributes of the request's OTLP span.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ClientSpan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_name: Option<String>,
+}
+
+impl ClientSpan {
+    /// `x-portkey-span-id`, `x-portkey-parent-span-id`, `x-portkey-span-name`: each kept when
+    /// it is 1 to 128 bytes of printable ASCII, else ignored; `None` when none is kept.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<ClientSpan> {
+        let field = |name: &str| {
+            let v = headers.get(name)?.to_str().ok()?.trim();
+            let ok = !v.is_empty()
+                && v.len() <= MAX_CLIENT_SPAN_FIELD
+                && v.bytes().all(|b| (0x20..0x7f).contains(&b));
+            ok.then(|| v.to_string())
+        };
+        let span = ClientSpan {
+            span_id: field("x-portkey-span-id"),
+            parent_span_id: field("x-portkey-parent-span-id"),
+            span_name: field("x-portkey-span-name"),
+        };
+        (span != ClientSpan::default()).then_some(span)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -187,6 +187,18 @@ pub(super) fn request_span(record: &RequestRecord) -> Span {
     if let Some(metadata) = &record.metadata {
         push_metadata(&mut attrs, metadata);
     }
+    if let Some(span) = &record.client_span {
+        let fields = [
+            ("switchyard.client_span.id", &span.span_id),
+            ("switchyard.client_span.parent_id", &span.parent_span_id),
+            ("switchyard.client_span.name", &span.span_name),
+        ];
+        for (key, value) in fields {
+            if let Some(v) = value {
+                attrs.push(kv(key, v.as_str()));
+            }
+        }
+    }
     let (parent_span_id, flags) = match trace.parent_span_id {
         Some(parent) => (
             parent.to_vec(),

@@ -57,6 +57,7 @@ fn record() -> RequestRecord {
         cache: "DISABLED",
         metadata: None,
         bodies: None,
+        client_span: None,
     }
 }
 
