@@ -83,6 +83,22 @@ impl Gateway {
     ) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(dir.path());
+        // A port `free_port` picked may be taken by another test's process before the gateway
+        // binds it: then start again on other ports.
+        let mut dir = dir;
+        for _ in 0..5 {
+            let mut gw = Gateway::spawn(template, dir, env);
+            if gw.wait_ready().await {
+                return gw;
+            }
+            // Dropping `gw` stops its process; the directory (and what `prepare` put there)
+            // goes on to the next try.
+            dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().expect("tempdir"));
+        }
+        panic!("switchyard could not bind free ports in 5 tries");
+    }
+
+    fn spawn(template: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Gateway {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut text = render(template, addr, admin);
@@ -106,19 +122,19 @@ impl Gateway {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn switchyard");
-        let mut gw = Gateway {
+        Gateway {
             child: Some(child),
             addr,
             admin,
             dir,
             config_path,
             log_path,
-        };
-        gw.wait_ready().await;
-        gw
+        }
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until both ports are this process's own and it is ready; `false` when a port was
+    /// taken by someone else (the caller starts again elsewhere).
+    async fn wait_ready(&mut self) -> bool {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -133,9 +149,15 @@ impl Gateway {
                 .await
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
-            let proxy_up = std::net::TcpStream::connect(self.addr).is_ok();
-            if ready && proxy_up {
-                return;
+            // Both ports must be this process's own: a port `free_port` picked can be taken by
+            // another test's process before the gateway binds it (pingora then retries the bind
+            // and the port answers for someone else).
+            let pid = self.pid();
+            if ready && listens_on(pid, self.addr.port()) && listens_on(pid, self.admin.port()) {
+                return true;
+            }
+            if self.log().contains("is in use") {
+                return false;
             }
             if Instant::now() > deadline {
                 panic!("switchyard not ready in 20 s:\n{}", self.log());
@@ -335,5 +357,34 @@ pub fn chat(model: &str, stream: bool) -> serde_json::Value {
         "model": model,
         "stream": stream,
         "messages": [{"role": "user", "content": "Say hello"}],
+    })
+}
+
+/// Whether process `pid` holds a listening TCP socket on 127.0.0.1:`port` (read from /proc:
+/// the socket's inode in /proc/net/tcp, among the process's open files).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let wanted = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address, …, st (0A = LISTEN), …, inode
+            (cols.len() > 9 && cols[1] == wanted && cols[3] == "0A").then(|| cols[9].to_string())
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|target| {
+                let t = target.to_string_lossy();
+                inodes.iter().any(|i| t == format!("socket:[{i}]"))
+            })
+            .unwrap_or(false)
     })
 }
