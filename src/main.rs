@@ -39,7 +39,13 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Validate a config file; prints each error with its YAML path and exits non-zero.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// Refuse secrets and files absent here too (unset `${ENV}`, key, CA, token and price
+        /// files), as the gateway does at start; without it they are warnings.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Run the fault-injecting mock provider (OpenAI wire format).
     #[cfg(feature = "demo")]
     MockProvider {
@@ -92,7 +98,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Run { config } => run(config),
-        Command::Check { file } => check(&file),
+        Command::Check { file, strict } => check(&file, strict),
         #[cfg(feature = "demo")]
         Command::MockProvider { listen } => mock_provider(listen),
         #[cfg(feature = "demo")]
@@ -161,9 +167,9 @@ fn serve(snapshot: switchyard::config::Snapshot, config: Option<PathBuf>) -> Exi
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
+fn check(file: &std::path::Path, strict: bool) -> ExitCode {
     // What a reload would accept: an empty file, no providers or an all-401 config fail here.
-    match switchyard::config::load_file_to_serve(file) {
+    match switchyard::config::check_file(file, strict) {
         Ok(snapshot) => {
             println!(
                 "{}: ok ({} providers, {} virtual keys, {} configs, hash {})",

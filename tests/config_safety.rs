@@ -83,6 +83,55 @@ fn check_warns_about_a_request_timeout_that_looks_like_seconds() {
     assert!(ok && !err.contains("warning"), "{err}");
 }
 
+/// Issue 19: a config checks where its secrets are absent (a laptop, CI, the GitOps repo):
+/// unset variables and missing key, CA, token and price files are warnings naming their path,
+/// and `--strict` refuses them as the gateway does at start. Every shipped config passes as
+/// written.
+#[test]
+fn check_warns_about_absent_secrets_and_strict_refuses_them() {
+    let check = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("check")
+            .args(args)
+            .env_remove("SY_ABSENT_KEY")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "providers:\n  p: { kind: openai, api_key: \"${SY_ABSENT_KEY}\" }\n  q: { kind: anthropic, api_key_file: absent/key }\nvirtual_keys:\n  vk: { provider: p }\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let (ok, err) = check(&[file]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: providers.p.api_key: environment variable SY_ABSENT_KEY is not set")
+            && err.contains("warning: providers.q.api_key_file: cannot read"),
+        "{err}"
+    );
+    let (ok, err) = check(&["--strict", file]);
+    assert!(!ok, "--strict accepted an absent secret: {err}");
+    assert!(err.contains("error: providers.p.api_key"), "{err}");
+    for shipped in [
+        "k8s/base/switchyard/switchyard.yaml",
+        "conf/switchyard.yaml",
+        "conf/demo.yaml",
+        "conf/examples/guardrails.yaml",
+        "conf/examples/limits.yaml",
+        "conf/examples/production.yaml",
+    ] {
+        let (ok, err) = check(&[shipped]);
+        assert!(ok, "{shipped}: {err}");
+    }
+}
+
 #[test]
 fn check_refuses_a_config_without_providers() {
     for text in ["providers: {}\n", "threads: 1\n"] {

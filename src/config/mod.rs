@@ -12,6 +12,8 @@ pub mod secrets;
 pub mod snapshot;
 pub mod watch;
 
-pub use compile::{load_file, load_file_to_serve, load_str, reload_errors, serving_errors};
+pub use compile::{
+    check_file, load_file, load_file_to_serve, load_str, reload_errors, serving_errors,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use snapshot::*;

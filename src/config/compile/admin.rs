@@ -44,7 +44,7 @@ impl Compiler<'_> {
                     None
                 }
                 Err(e) => {
-                    self.error("admin.token_file", e);
+                    self.absent("admin.token_file", e);
                     None
                 }
             }

@@ -50,6 +50,9 @@ pub(super) struct Compiler<'a> {
     pub(super) errors: Vec<ConfigError>,
     /// Accepted but probably not meant (`check` prints them, a load logs them).
     pub(super) warnings: Vec<ConfigError>,
+    /// Secrets and files absent where the file is checked (a laptop, CI, the GitOps repo) are
+    /// warnings, not errors: `switchyard check` without `--strict`. Never when serving.
+    pub(super) absent_ok: bool,
     pub(super) base_dir: Option<&'a Path>,
     pub(super) hasher: Sha256,
     pub(super) source_files: Vec<PathBuf>,
@@ -62,6 +65,20 @@ impl Compiler<'_> {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    /// Something the file names that is absent here (an environment variable, a key, CA, token
+    /// or price file): an error, or a warning when only checking the file.
+    pub(super) fn absent(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let message = message.into();
+        if self.absent_ok {
+            self.warn(
+                path,
+                format!("{message} (absent here; `check --strict` and the gateway refuse it)"),
+            );
+        } else {
+            self.error(path, message);
+        }
     }
 
     pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {

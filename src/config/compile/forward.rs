@@ -39,7 +39,11 @@ impl Compiler<'_> {
                     CaError::Read { ref path, .. } if *path == key_path => "forward.ca_key",
                     _ => "forward.ca_cert",
                 };
-                self.error(field, e.to_string());
+                match e {
+                    // Absent where the file is checked (the CA is a mounted secret).
+                    CaError::Read { .. } => self.absent(field, e.to_string()),
+                    _ => self.error(field, e.to_string()),
+                }
                 None
             }
         };

@@ -118,6 +118,8 @@ impl Compiler<'_> {
                     "state.redis_url",
                     "rediss:// (TLS) is not supported yet: use redis:// (in-cluster, or through a TLS sidecar)",
                 );
+            } else if self.absent_ok && s.redis_url.contains("${") {
+                // An unset variable, already said: nothing to check the scheme of.
             } else if !s.redis_url.starts_with("redis://") {
                 self.error("state.redis_url", "must start with redis://");
             } else if redis::Client::open(s.redis_url.as_str()).is_err() {

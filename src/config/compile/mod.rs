@@ -43,7 +43,21 @@ mod tests;
 pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| one("", format!("cannot read {}: {e}", path.display())))?;
-    compile_text(&text, path.parent(), Some(path.to_path_buf()))
+    compile_text(&text, path.parent(), Some(path.to_path_buf()), false)
+}
+
+/// What `switchyard check` accepts: [`load_file_to_serve`], except that, unless `strict`,
+/// secrets and files absent where the check runs (unset `${ENV}`, key, CA, token and price
+/// files) are warnings — a file can be checked on a laptop, in CI or in the GitOps repo.
+pub fn check_file(path: &Path, strict: bool) -> Result<Snapshot, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| one("", format!("cannot read {}: {e}", path.display())))?;
+    let snapshot = compile_text(&text, path.parent(), Some(path.to_path_buf()), !strict)?;
+    let errors = serving_errors(&snapshot);
+    match errors.is_empty() {
+        true => Ok(snapshot),
+        false => Err(ConfigErrors(errors)),
+    }
 }
 
 /// [`load_file`], then [`serving_errors`]: what `check` and every reload accept.
@@ -105,13 +119,14 @@ pub fn reload_errors(live: &Snapshot, new: &Snapshot) -> Vec<ConfigError> {
 
 /// Like [`load_file`] for text already read; `base_dir` resolves relative `*_file` paths.
 pub fn load_str(text: &str, base_dir: Option<&Path>) -> Result<Snapshot, ConfigErrors> {
-    compile_text(text, base_dir, None)
+    compile_text(text, base_dir, None, false)
 }
 
 fn compile_text(
     text: &str,
     base_dir: Option<&Path>,
     source: Option<PathBuf>,
+    absent_ok: bool,
 ) -> Result<Snapshot, ConfigErrors> {
     let mut tree: Value = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?;
     if tree.is_null() {
@@ -128,9 +143,11 @@ fn compile_text(
     let mut redacted = redact(tree.clone());
     let mut errors = Vec::new();
     secrets::interpolate_env(&mut tree, "", &mut errors);
-    if !errors.is_empty() {
+    if !errors.is_empty() && !absent_ok {
         return Err(ConfigErrors(errors));
     }
+    // Only checking: an unset variable is left as written, and said.
+    let unset = errors;
     let file: FileConfig = match serde_path_to_error::deserialize(&tree) {
         Ok(file) => file,
         Err(e) => {
@@ -153,11 +170,15 @@ fn compile_text(
     let mut compiler = Compiler {
         errors: Vec::new(),
         warnings: Vec::new(),
+        absent_ok,
         base_dir,
         hasher: Sha256::new(),
         source_files: source.into_iter().collect(),
         known_models: HashSet::new(),
     };
+    for e in unset {
+        compiler.absent(e.path, e.message);
+    }
     compiler.hasher.update(text.as_bytes());
     let snapshot = compiler.compile(file, redacted);
     if compiler.errors.is_empty() {

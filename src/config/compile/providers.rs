@@ -70,7 +70,7 @@ impl Compiler<'_> {
         let ca_file = spec.ca_file.as_ref().map(|f| {
             let p = secrets::resolve_path(f, self.base_dir);
             if let Err(e) = std::fs::metadata(&p) {
-                self.error(
+                self.absent(
                     format!("{path}.ca_file"),
                     format!("cannot read {}: {e}", p.display()),
                 );
@@ -134,7 +134,7 @@ impl Compiler<'_> {
                         Some(Secret::new(key))
                     }
                     Err(e) => {
-                        self.error(format!("{path}.api_key_file"), e);
+                        self.absent(format!("{path}.api_key_file"), e);
                         None
                     }
                 }

@@ -115,7 +115,7 @@ impl Compiler<'_> {
         let bytes = match std::fs::read(&resolved) {
             Ok(b) => b,
             Err(e) => {
-                self.error(path, format!("cannot read {}: {e}", resolved.display()));
+                self.absent(path, format!("cannot read {}: {e}", resolved.display()));
                 return None;
             }
         };
