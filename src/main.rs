@@ -184,7 +184,10 @@ fn check(file: &std::path::Path, strict: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(errors) => {
+        Err((errors, warnings)) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             report(&errors);
             eprintln!("{}: {} error(s)", file.display(), errors.0.len());
             ExitCode::FAILURE

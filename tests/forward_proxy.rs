@@ -690,23 +690,34 @@ fn ca_init_writes_the_files_and_check_validates_the_forward_block() {
     let forced = switchyard(&["ca", "init", "--force", "--out", out_dir.to_str().unwrap()]);
     assert!(forced.status.success(), "{forced:?}");
 
-    let check = |forward: &str, providers: &str| {
+    let check_with = |flags: &[&str], forward: &str, providers: &str| {
         let text = format!("providers:\n{providers}\nforward:\n{forward}\n");
         let path = dir.path().join("switchyard.yaml");
         std::fs::write(&path, text).unwrap();
-        let out = switchyard(&["check", path.to_str().unwrap()]);
+        let mut args = vec!["check"];
+        args.extend_from_slice(flags);
+        args.push(path.to_str().unwrap());
+        let out = switchyard(&args);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let check = |forward: &str, providers: &str| check_with(&[], forward, providers);
     let one = "  openai: { kind: openai, api_key: sk-x }";
     let ok = "  ca_cert: ca/ca.pem\n  ca_key: ca/ca.key";
     let (passed, err) = check(ok, one);
     assert!(passed, "{err}");
-    let (passed, err) = check("  ca_cert: ca/missing.pem\n  ca_key: ca/ca.key", one);
+    let missing = "  ca_cert: ca/missing.pem\n  ca_key: ca/ca.key";
+    let (passed, err) = check_with(&["--strict"], missing, one);
     assert!(
-        !passed && err.contains("forward.ca_cert: cannot read"),
+        !passed && err.contains("error: forward.ca_cert: cannot read"),
+        "{err}"
+    );
+    // Without --strict a CA file absent where the config is checked is a warning (issue 19).
+    let (_, err) = check(missing, one);
+    assert!(
+        err.contains("warning: forward.ca_cert: cannot read"),
         "{err}"
     );
     let (passed, err) = check("  ca_cert: ca/ca.pem\n  ca_key: ca/ca.pem", one);

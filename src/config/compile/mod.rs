@@ -48,15 +48,21 @@ pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
 
 /// What `switchyard check` accepts: [`load_file_to_serve`], except that, unless `strict`,
 /// secrets and files absent where the check runs (unset `${ENV}`, key, CA, token and price
-/// files) are warnings — a file can be checked on a laptop, in CI or in the GitOps repo.
-pub fn check_file(path: &Path, strict: bool) -> Result<Snapshot, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| one("", format!("cannot read {}: {e}", path.display())))?;
-    let snapshot = compile_text(&text, path.parent(), Some(path.to_path_buf()), !strict)?;
+/// files) are warnings — a file can be checked on a laptop, in CI or in the GitOps repo. A
+/// file that compiles but cannot serve comes back as errors with the snapshot's warnings.
+pub fn check_file(path: &Path, strict: bool) -> Result<Snapshot, (ConfigErrors, Vec<String>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            one("", format!("cannot read {}: {e}", path.display())),
+            vec![],
+        )
+    })?;
+    let snapshot = compile_text(&text, path.parent(), Some(path.to_path_buf()), !strict)
+        .map_err(|e| (e, vec![]))?;
     let errors = serving_errors(&snapshot);
     match errors.is_empty() {
         true => Ok(snapshot),
-        false => Err(ConfigErrors(errors)),
+        false => Err((ConfigErrors(errors), snapshot.warnings)),
     }
 }
 
