@@ -267,7 +267,11 @@ fn check_never_prints_source_text_or_values() {
         );
     }
     let (_, _, err) = check_config(BROKEN);
-    assert!(err.contains("invalid YAML at line"), "{err}");
+    // The file is named (issue 19), the line and column given, no source text quoted.
+    assert!(
+        err.contains("invalid YAML in ") && err.contains("c.yaml at line"),
+        "{err}"
+    );
     let (_, _, err) = check_config(MISTYPED);
     assert!(err.contains("providers.up.headers"), "{err}");
 }

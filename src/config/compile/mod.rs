@@ -134,7 +134,8 @@ fn compile_text(
     source: Option<PathBuf>,
     absent_ok: bool,
 ) -> Result<Snapshot, ConfigErrors> {
-    let mut tree: Value = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e))?;
+    let mut tree: Value =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, source.as_deref()))?;
     if tree.is_null() {
         // `: > switchyard.yaml` mid-rollout, or a ConfigMap key left empty: serving "no
         // config" would turn every request into a 401, so it is never a valid config.
@@ -194,15 +195,18 @@ fn compile_text(
     }
 }
 
-/// A YAML syntax error as reason and position only: the parser's own rendering quotes the
+/// A YAML syntax error as file, position and reason only: the parser's own rendering quotes the
 /// source lines around the error, which may hold a key (`api_key: sk-…` on the line above).
-fn yaml_error(e: &serde_saphyr::Error) -> ConfigErrors {
+fn yaml_error(e: &serde_saphyr::Error, file: Option<&Path>) -> ConfigErrors {
     let reason = scrub(&e.without_snippet().render());
+    let file = file
+        .map(|f| format!(" in {}", f.display()))
+        .unwrap_or_default();
     let at = e
         .location()
         .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
         .unwrap_or_default();
-    one("", format!("invalid YAML{at}: {reason}"))
+    one("", format!("invalid YAML{file}{at}: {reason}"))
 }
 
 /// Longest reason kept from a parser message.
