@@ -170,8 +170,11 @@ impl<A: Attempts> Router<'_, A> {
     }
 
     /// With every child open: the one whose circuit opened longest ago.
-    fn least_recently_opened<'t>(&self, targets: &'t [Target]) -> Option<&'t Target> {
-        targets.iter().min_by_key(|t| self.opened_at(t))
+    fn least_recently_opened<'t>(
+        &self,
+        targets: impl IntoIterator<Item = &'t Target>,
+    ) -> Option<&'t Target> {
+        targets.into_iter().min_by_key(|t| self.opened_at(t))
     }
 
     fn node<'s, 't: 's>(&'s self, node: &'t Target, forced: bool) -> NodeFuture<'s, 't, A> {
@@ -415,9 +418,7 @@ impl<A: Attempts> Router<'_, A> {
             for t in serving() {
                 self.count_skipped(t);
             }
-            return serving()
-                .min_by_key(|t| self.opened_at(t))
-                .map(|t| (t, true));
+            return self.least_recently_opened(serving()).map(|t| (t, true));
         }
         let picked = match strategy.algorithm {
             LbAlgorithm::WeightedRandom => pick_weighted(&open, rand::random::<f64>()),
@@ -531,6 +532,21 @@ mod tests {
         load_str(&text, None).unwrap()
     }
 
+    /// Fails `target` until its circuit opens (fresh breakers: the window holds only these).
+    fn open_circuit(breakers: &Breakers, target: &Target) -> Arc<super::super::breaker::Breaker> {
+        let breaker = breakers.get(&target.breaker_key, target.label());
+        for _ in 0..target.settings.circuit_breaker.min_calls {
+            breaker.record(
+                &target.settings.circuit_breaker,
+                Admission::Allowed,
+                true,
+                Duration::ZERO,
+                DEFAULT_SLOW_CALL,
+            );
+        }
+        breaker
+    }
+
     fn router<'a>(fake: &'a Fake, breakers: &'a Breakers) -> Router<'a, Fake> {
         Router {
             attempts: fake,
@@ -580,16 +596,7 @@ mod tests {
             panic!()
         };
         let b = &targets[1];
-        let breaker = breakers.get(&b.breaker_key, b.label());
-        for _ in 0..b.settings.circuit_breaker.min_calls {
-            breaker.record(
-                &b.settings.circuit_breaker,
-                Admission::Allowed,
-                true,
-                Duration::ZERO,
-                DEFAULT_SLOW_CALL,
-            );
-        }
+        let breaker = open_circuit(&breakers, b);
         assert_eq!(breaker.state(), super::super::breaker::CircuitState::Open);
         fake.calls.lock().unwrap().clear();
         for _ in 0..2_000 {
@@ -613,26 +620,26 @@ mod tests {
         for _ in 0..2_000 {
             assert_eq!(r.run(root).await.unwrap().ready, "b");
         }
-        // b's circuit open: the forced pick is still b, never the drained a.
+        // b's circuit open (fresh breakers, so the window holds only these failures): the
+        // forced pick is still b, never the drained a.
+        let breakers = Breakers::new(None);
+        let r = router(&fake, &breakers);
         let TargetKind::Group { targets, .. } = &root.kind else {
             panic!()
         };
-        let b = &targets[1];
-        let breaker = breakers.get(&b.breaker_key, b.label());
-        for _ in 0..b.settings.circuit_breaker.min_calls {
-            breaker.record(
-                &b.settings.circuit_breaker,
-                Admission::Allowed,
-                true,
-                Duration::ZERO,
-                DEFAULT_SLOW_CALL,
-            );
-        }
+        let breaker = open_circuit(&breakers, &targets[1]);
+        assert_eq!(breaker.state(), super::super::breaker::CircuitState::Open);
         fake.calls.lock().unwrap().clear();
         for _ in 0..100 {
-            let _ = r.run(root).await;
+            if let Ok(won) = r.run(root).await {
+                assert_eq!(won.ready, "b");
+            }
         }
-        assert!(!fake.calls.lock().unwrap().iter().any(|c| c == "a"));
+        let calls = fake.calls.lock().unwrap();
+        assert!(
+            !calls.is_empty() && calls.iter().all(|c| c == "b"),
+            "{calls:?}"
+        );
     }
 
     #[tokio::test]

@@ -41,9 +41,14 @@ mod tests;
 
 /// Reads, parses, resolves secrets, validates and compiles the config file at `path`.
 pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
+    read_and_compile(path, false)
+}
+
+/// The file at `path` compiled; `absent_ok`: absent secrets and files are warnings.
+fn read_and_compile(path: &Path, absent_ok: bool) -> Result<Snapshot, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| one("", format!("cannot read {}: {e}", path.display())))?;
-    compile_text(&text, path.parent(), Some(path.to_path_buf()), false)
+    compile_text(&text, path.parent(), Some(path.to_path_buf()), absent_ok)
 }
 
 /// What `switchyard check` accepts: [`load_file_to_serve`], except that, unless `strict`,
@@ -51,14 +56,7 @@ pub fn load_file(path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// files) are warnings — a file can be checked on a laptop, in CI or in the GitOps repo. A
 /// file that compiles but cannot serve comes back as errors with the snapshot's warnings.
 pub fn check_file(path: &Path, strict: bool) -> Result<Snapshot, (ConfigErrors, Vec<String>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        (
-            one("", format!("cannot read {}: {e}", path.display())),
-            vec![],
-        )
-    })?;
-    let snapshot = compile_text(&text, path.parent(), Some(path.to_path_buf()), !strict)
-        .map_err(|e| (e, vec![]))?;
+    let snapshot = read_and_compile(path, !strict).map_err(|e| (e, vec![]))?;
     let errors = serving_errors(&snapshot);
     match errors.is_empty() {
         true => Ok(snapshot),
