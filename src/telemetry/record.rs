@@ -243,6 +243,30 @@ mod tests {
     use super::AttemptResult;
 
     #[test]
+    fn client_spans_keep_only_bounded_printable_values() {
+        use super::ClientSpan;
+        let mut h = http::HeaderMap::new();
+        assert_eq!(ClientSpan::from_headers(&h), None);
+        h.insert("x-portkey-span-id", "a".repeat(129).parse().unwrap());
+        h.insert("x-portkey-span-name", "  ".parse().unwrap());
+        h.insert(
+            "x-portkey-parent-span-id",
+            http::HeaderValue::from_bytes(b"p\xe9re").unwrap(),
+        );
+        assert_eq!(
+            ClientSpan::from_headers(&h),
+            None,
+            "too long, blank, not ASCII"
+        );
+        h.insert("x-portkey-span-id", "a".repeat(128).parse().unwrap());
+        h.insert("x-portkey-span-name", " step 2 ".parse().unwrap());
+        let span = ClientSpan::from_headers(&h).unwrap();
+        assert_eq!(span.span_id.as_deref().map(str::len), Some(128));
+        assert_eq!(span.span_name.as_deref(), Some("step 2"));
+        assert_eq!(span.parent_span_id, None);
+    }
+
+    #[test]
     fn labels_are_distinct_and_read_back() {
         for r in AttemptResult::ALL {
             assert_eq!(AttemptResult::from_label(r.as_str()), Some(r));
