@@ -42,6 +42,16 @@ fn start(tag: &[u8], scope: &Scope<'_>, route: &Digest32) -> Sha256 {
     h
 }
 
+/// The cache scope of a passthrough request: a hash of the caller's credential (the same key
+/// shares entries, another never does), never the credential.
+pub fn caller_scope(headers: &http::HeaderMap) -> String {
+    let credential = crate::vocab::headers::caller_credential(headers).map_or("", |(_, v)| v);
+    let mut h = Sha256::new();
+    h.update(b"switchyard-cache-caller-v1");
+    str_field(&mut h, credential);
+    format!("caller:{}", hex::encode(h.finalize()))
+}
+
 pub(super) fn str_field(h: &mut Sha256, s: &str) {
     h.update((s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());

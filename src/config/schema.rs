@@ -21,8 +21,10 @@ pub struct FileConfig {
     pub admin_listen: Option<String>,
     pub threads: Option<usize>,
     pub default_config: Option<String>,
-    #[serde(default)]
-    pub allow_inline_configs: bool,
+    /// Inline JSON configs in `x-portkey-config` / `x-switchyard-config`; default on.
+    pub allow_inline_configs: Option<bool>,
+    /// Provider passthrough: the app's own provider key (default on only without virtual keys).
+    pub passthrough: Option<PassthroughSpec>,
     pub shutdown_grace: Option<Seconds>,
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -41,6 +43,21 @@ pub struct FileConfig {
     pub telemetry: TelemetrySpec,
     #[serde(default)]
     pub admin: AdminSpec,
+}
+
+/// `passthrough:`: requests that carry their own provider key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassthroughSpec {
+    /// Default: on when the file defines no virtual keys, off otherwise (a mistyped virtual key
+    /// must be a 401, never a provider key).
+    pub enabled: Option<bool>,
+    /// Portkey provider id for a request that names none (default: by the client's API).
+    pub default_provider: Option<String>,
+    /// Hosts `custom_host` / `x-portkey-custom-host` may name (`host`, `host:port` or a URL);
+    /// none by default, loopback included.
+    #[serde(default)]
+    pub custom_hosts: Vec<String>,
 }
 
 /// `admin:`: who may use the admin port beyond the probes and `/metrics`.
@@ -218,6 +235,11 @@ pub struct NodeSpec {
     pub hedge: Option<HedgeSpec>,
     pub targets: Option<Vec<NodeSpec>>,
     pub virtual_key: Option<String>,
+    /// Passthrough target: a Portkey provider id (`openai`, `anthropic`, …), reached at its
+    /// standard base URL (or `custom_host`) with `api_key`, else the caller's own key.
+    pub provider: Option<String>,
+    pub api_key: Option<String>,
+    pub custom_host: Option<String>,
     pub name: Option<String>,
     pub weight: Option<f64>,
     pub override_params: Option<serde_json::Map<String, serde_json::Value>>,

@@ -63,7 +63,14 @@ pub struct Snapshot {
     /// (named `direct`, its target labelled with the key's name).
     pub direct_routes: HashMap<String, Arc<RouteConfig>>,
     pub default_config: Option<String>,
-    pub allow_inline_configs: bool,
+    /// Inline JSON configs (`x-portkey-config: {...}`): on unless `allow_inline_configs: false`;
+    /// compiled against this snapshot and kept in its bounded cache.
+    pub inline: InlineConfigs,
+    /// Provider passthrough (`passthrough:`): the app's own provider key, Portkey's provider ids.
+    pub passthrough: Passthrough,
+    /// The settings a config's root inherits (top-level `timeouts:`, `circuit_breaker:`): what
+    /// an inline config compiles against.
+    pub root_settings: TargetSettings,
     /// Defaults applied where a config/target sets no breaker of its own.
     pub circuit_breaker: CircuitBreakerSettings,
     pub state: Option<StateSettings>,
@@ -173,6 +180,43 @@ pub struct Provider {
     /// `azure-openai`: model name → deployment name; a model not listed is used as the
     /// deployment name. Empty for other kinds.
     pub deployments: HashMap<String, String>,
+    /// Passthrough: the caller's own credential (`Authorization: Bearer`, `x-api-key`,
+    /// `api-key`, `x-goog-api-key`) is sent in `auth_header`; `api_key` is `None`.
+    pub caller_credential: bool,
+}
+
+/// `passthrough:` compiled: whether a request may reach a provider with its own key, and the
+/// providers it may reach that way (Portkey's provider ids, each at its standard base URL or
+/// the one its `SWITCHYARD_<ID>_BASE_URL` names).
+#[derive(Debug, Default)]
+pub struct Passthrough {
+    pub enabled: bool,
+    /// Portkey provider id used when a request names none; `None`: by the client's API
+    /// (`/v1/messages` → `anthropic`, everything else → `openai`).
+    pub default_provider: Option<String>,
+    /// Hosts (`host` or `host:port`, lowercase) `custom_host` / `x-portkey-custom-host` may name.
+    pub custom_hosts: Vec<String>,
+    /// One single-target route per provider id with a standard base URL (config label
+    /// `passthrough`), by id.
+    pub routes: HashMap<String, Arc<RouteConfig>>,
+    /// Every provider id passthrough knows, with its kind (those needing a custom host too).
+    pub kinds: HashMap<String, ProviderKind>,
+}
+
+impl Passthrough {
+    /// The route for provider `id` at its standard base URL.
+    pub fn route(&self, id: &str) -> Option<&Arc<RouteConfig>> {
+        self.routes.get(id)
+    }
+
+    /// Whether `custom_hosts` lists the host of `url` (`host` alone matches any port).
+    pub fn allows_host(&self, url: &BaseUrl) -> bool {
+        let host = url.host.to_ascii_lowercase();
+        let with_port = format!("{host}:{}", url.port);
+        self.custom_hosts
+            .iter()
+            .any(|h| *h == host || *h == with_port)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -329,6 +373,14 @@ impl Target {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
         out
+    }
+
+    /// Whether this target or any below it sends the caller's own credential (passthrough).
+    pub fn uses_caller_credential(&self) -> bool {
+        match &self.kind {
+            TargetKind::Leaf { virtual_key } => virtual_key.provider.caller_credential,
+            TargetKind::Group { targets, .. } => targets.iter().any(Target::uses_caller_credential),
+        }
     }
 
     /// The bounded label this target reports under in metrics.
@@ -569,4 +621,78 @@ pub struct OtlpConfig {
     pub service_name: String,
     /// Per export request; default 10 s.
     pub timeout: Duration,
+}
+
+/// Longest inline config accepted, in bytes (the request head is bounded too).
+pub const MAX_INLINE_BYTES: usize = 32 << 10;
+/// Bytes of header text the inline cache holds at most (each entry weighs its text plus a
+/// fixed estimate of the compiled tree).
+const INLINE_CACHE_BYTES: u64 = 8 << 20;
+const INLINE_ENTRY_OVERHEAD: u32 = 4 << 10;
+
+/// An inline config compiled, or why it does not compile (errors are cached too: a client
+/// repeating a bad config does not recompile it).
+pub type CompiledInline = Result<Arc<RouteConfig>, Arc<str>>;
+
+/// Inline configs on or off (`allow_inline_configs`), and the ones compiled on this snapshot
+/// (`config::compile::inline_route`): a bounded cache by the header's exact text, so a
+/// repeated inline config costs one hash lookup. A reload builds a new snapshot and so a new
+/// cache: an inline config always compiles against the virtual keys it runs with.
+pub struct InlineConfigs {
+    pub enabled: bool,
+    cache: moka::sync::Cache<String, CompiledInline>,
+}
+
+impl fmt::Debug for InlineConfigs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineConfigs")
+            .field("enabled", &self.enabled)
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl InlineConfigs {
+    pub fn new(enabled: bool) -> Self {
+        InlineConfigs {
+            enabled,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(INLINE_CACHE_BYTES)
+                .weigher(|k: &String, _v: &CompiledInline| {
+                    u32::try_from(k.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(INLINE_ENTRY_OVERHEAD)
+                })
+                .build(),
+        }
+    }
+
+    pub fn get(&self, text: &str) -> Option<CompiledInline> {
+        self.cache.get(text)
+    }
+
+    pub fn insert(&self, text: &str, compiled: CompiledInline) {
+        self.cache.insert(text.to_string(), compiled);
+    }
+
+    /// How many compiled configs are held.
+    pub fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Why an inline config cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InlineError {
+    #[error("inline JSON configs are disabled (allow_inline_configs: false): name a config from the config file")]
+    Disabled,
+    #[error("the inline config is {0} bytes; at most {MAX_INLINE_BYTES} are accepted")]
+    TooLarge(usize),
+    #[error("invalid inline config: {0}")]
+    Invalid(Arc<str>),
 }

@@ -44,25 +44,17 @@ fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|n| header(headers, n))
 }
 
-/// The placeholder the `portkey-ai` Python SDK sends as `Authorization: Bearer OPENAI_API_KEY`
-/// (its vendored OpenAI client needs an API key; the real ones travel in `x-portkey-*` headers).
-/// It is a public constant, never a mistyped virtual key, so it counts as no credential.
-pub const PORTKEY_PLACEHOLDER: &str = "OPENAI_API_KEY";
+pub use crate::vocab::headers::PORTKEY_PLACEHOLDER;
 
-/// A credential the client sent that may be a virtual key's name: the header that carried it
-/// and its value (the token of `Authorization: Bearer <token>`, or `x-api-key`).
+/// A credential the client sent that may be a virtual key's name or (passthrough) the
+/// provider key to send: the header that carried it and its value (the token of
+/// `Authorization: Bearer <token>`, or `x-api-key`). The portkey-ai SDK's placeholder is none.
 fn credential(headers: &HeaderMap) -> Option<(&'static str, &str)> {
-    if let Some(auth) = header(headers, "authorization") {
-        let token = match auth.get(..7) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => &auth[7..],
-            _ if auth.eq_ignore_ascii_case("bearer") => "",
-            _ => auth,
-        };
-        let token = token.trim();
-        return (!token.is_empty()).then_some(("Authorization", token));
-    }
-    header(headers, "x-api-key").map(|v| ("x-api-key", v))
+    let found = caller_credential(headers)?;
+    (found.1 != PORTKEY_PLACEHOLDER).then_some(found)
 }
+
+pub use crate::vocab::headers::caller_credential;
 
 fn usable(key: &Arc<VirtualKey>) -> Result<Arc<VirtualKey>, GatewayError> {
     if key.disabled {
@@ -74,93 +66,227 @@ fn usable(key: &Arc<VirtualKey>) -> Result<Arc<VirtualKey>, GatewayError> {
     Ok(key.clone())
 }
 
-/// Finds the virtual key and the config for a request.
-pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, GatewayError> {
-    resolve_with(snapshot, headers, None, false)
+/// Where a request comes from, as far as resolution cares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// Forward-proxy mode: the intercepted host's provider, run when the request selects
+    /// nothing and there is no `default_config` (instead of a 401).
+    pub inferred: Option<&'a Arc<RouteConfig>>,
+    /// The request came through forward-proxy interception, where the app's own provider key
+    /// is expected (and never sent upstream): a credential that is not a virtual key is
+    /// ignored rather than refused.
+    pub intercepted: bool,
+    /// The request is for the Anthropic Messages API (`/v1/messages…`): passthrough without a
+    /// named provider goes to `anthropic`, else to `openai`.
+    pub anthropic_api: bool,
 }
 
-/// Like [`resolve`], with the route to run when the request selects nothing and there is no
-/// `default_config` (forward-proxy mode: the intercepted host's provider) instead of a 401.
-/// `intercepted`: the request came through forward-proxy interception, where the app's own
-/// provider key is expected (and never sent upstream), so a credential that is not a virtual
-/// key is ignored rather than refused.
+/// Finds the virtual key and the config for a request.
+pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, GatewayError> {
+    resolve_with(snapshot, headers, Origin::default())
+}
+
+/// Resolution, in this order (docs/routing.md): a virtual key (`x-portkey-virtual-key`, or the
+/// credential when it names one) → a named or inline config (`x-portkey-config`), else the
+/// key's own → `x-portkey-provider` (passthrough) → `default_config`, only for a request
+/// without a credential (or the portkey-ai SDK's placeholder) → the intercepted host's
+/// provider (forward-proxy mode) → passthrough's default provider with the caller's
+/// credential, when passthrough is on → a 401 saying what was presented and what is expected.
 pub fn resolve_with(
     snapshot: &Snapshot,
     headers: &HeaderMap,
-    inferred: Option<&Arc<RouteConfig>>,
-    intercepted: bool,
+    origin: Origin<'_>,
 ) -> Result<Resolved, GatewayError> {
-    let named_config = first_header(headers, &CONFIG_HEADERS);
-    let key_header = VIRTUAL_KEY_HEADERS
-        .iter()
-        .find_map(|n| header(headers, n).map(|v| (*n, v)));
-    let virtual_key = match key_header {
-        Some((carrier, name)) => Some(
-            snapshot
-                .virtual_keys
-                .get(name)
-                .ok_or_else(|| unknown_credential(carrier))
-                .and_then(usable)?,
-        ),
-        None => match credential(headers) {
-            Some((carrier, value)) => match snapshot.virtual_keys.get(value) {
-                Some(key) => Some(usable(key)?),
-                // Never guessed: a credential that is not a virtual key is refused, not served by
-                // `default_config` (a mistyped key would escape its own limits). It is ignored
-                // only next to a config header (DESIGN §3: that header selects the route, whose
-                // keys' limits govern it), in forward-proxy mode (the app's own provider key,
-                // never sent upstream), and when it is the portkey-ai SDK's placeholder.
-                None if named_config.is_none() && !intercepted && value != PORTKEY_PLACEHOLDER => {
-                    return Err(unknown_credential(carrier));
-                }
-                None => None,
-            },
-            None => None,
-        },
-    };
-
-    let config_name = match named_config {
-        Some(inline) if inline.starts_with('{') => {
-            return Err(GatewayError::InvalidRequest(
-                if snapshot.allow_inline_configs {
-                    "inline JSON configs are not supported yet: name a config from the config file"
-                        .into()
-                } else {
-                    "inline JSON configs are disabled (allow_inline_configs: false): name a config from the config file".into()
-                },
-            ));
+    let config_header = first_header(headers, &CONFIG_HEADERS);
+    let provider_header = header(headers, PROVIDER_HEADER);
+    let presented = credential(headers);
+    let virtual_key = presented_key(snapshot, headers, presented, provider_header)?;
+    let passthrough = &snapshot.passthrough;
+    // Never guessed: a credential that is not a virtual key is refused, not served by
+    // `default_config` (a mistyped key would escape its own limits). It is the caller's own
+    // provider key only where that is what the request says: next to a config header (the
+    // config selects the route, DESIGN §3), `x-portkey-provider`, forward-proxy mode, or
+    // with passthrough on.
+    if let (None, Some((carrier, _))) = (&virtual_key, presented) {
+        let explained = config_header.is_some() || origin.intercepted;
+        if !explained && !passthrough.enabled {
+            return Err(unknown_credential(carrier, provider_header.is_some()));
         }
-        Some(name) => Some(name),
-        None => virtual_key
-            .as_ref()
-            .and_then(|k| k.config.as_deref())
-            .or(snapshot.default_config.as_deref()),
-    };
-
-    let route = match (config_name, &virtual_key) {
-        (Some(name), _) => snapshot.configs.get(name).cloned().ok_or_else(|| {
-            GatewayError::InvalidRequest(format!("unknown config \"{}\"", truncate(name)))
-        })?,
-        (None, Some(key)) => snapshot
-            .direct_routes
-            .get(&key.name)
-            .cloned()
-            .ok_or_else(|| GatewayError::Internal("virtual key without a route".into()))?,
-        (None, None) => match inferred {
-            Some(route) => route.clone(),
-            None => return Err(GatewayError::Unauthorized(
-                "no virtual key: send one as `Authorization: Bearer <virtual key>`, `x-api-key`, or `x-switchyard-virtual-key`".into(),
-            ))
-        }
+    }
+    let route = if let Some(config) = config_header {
+        config_route(snapshot, config)?
+    } else if let Some(key) = &virtual_key {
+        key_route(snapshot, key)?
+    } else if let Some(id) = provider_header {
+        provider_route(snapshot, headers, id, presented)?
+    } else if let Some(route) = fallback_route(snapshot, presented, origin) {
+        route.clone()
+    } else {
+        return Err(no_route(passthrough.enabled, presented.is_some()));
     };
     Ok(Resolved { route, virtual_key })
 }
 
+/// `x-portkey-provider`: passthrough to that provider (or `@<virtual key>`, Portkey's slug).
+pub const PROVIDER_HEADER: &str = "x-portkey-provider";
+/// `x-portkey-custom-host`: the passthrough provider's base URL, one of `passthrough.custom_hosts`.
+pub const CUSTOM_HOST_HEADER: &str = "x-portkey-custom-host";
+
+/// The virtual key the request presents: a virtual-key header (which must name one), an
+/// `x-portkey-provider: @<name>` slug, or the credential when it is a key's name.
+fn presented_key(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    presented: Option<(&'static str, &str)>,
+    provider_header: Option<&str>,
+) -> Result<Option<Arc<VirtualKey>>, GatewayError> {
+    let key_header = VIRTUAL_KEY_HEADERS
+        .iter()
+        .find_map(|n| header(headers, n).map(|v| (*n, v)))
+        .or_else(|| {
+            provider_header
+                .and_then(|p| p.strip_prefix('@'))
+                .map(|slug| (PROVIDER_HEADER, slug))
+        });
+    if let Some((carrier, name)) = key_header {
+        return snapshot
+            .virtual_keys
+            .get(name)
+            .ok_or_else(|| unknown_credential(carrier, false))
+            .and_then(usable)
+            .map(Some);
+    }
+    match presented.and_then(|(_, value)| snapshot.virtual_keys.get(value)) {
+        Some(key) => usable(key).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A named config, or an inline JSON one.
+fn config_route(snapshot: &Snapshot, config: &str) -> Result<Arc<RouteConfig>, GatewayError> {
+    if config.starts_with('{') {
+        return crate::config::compile::inline_route(snapshot, config)
+            .map_err(|e| GatewayError::InvalidRequest(e.to_string()));
+    }
+    snapshot.configs.get(config).cloned().ok_or_else(|| {
+        GatewayError::InvalidRequest(format!("unknown config \"{}\"", truncate(config)))
+    })
+}
+
+/// The key's own config, else the key alone.
+fn key_route(snapshot: &Snapshot, key: &VirtualKey) -> Result<Arc<RouteConfig>, GatewayError> {
+    match &key.config {
+        Some(name) => config_route(snapshot, name),
+        None => snapshot
+            .direct_routes
+            .get(&key.name)
+            .cloned()
+            .ok_or_else(|| GatewayError::Internal("virtual key without a route".into())),
+    }
+}
+
+/// `x-portkey-provider: <id>` (with `x-portkey-custom-host` when set): the caller's own key to
+/// that provider.
+fn provider_route(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    id: &str,
+    presented: Option<(&'static str, &str)>,
+) -> Result<Arc<RouteConfig>, GatewayError> {
+    let passthrough = &snapshot.passthrough;
+    if !passthrough.enabled {
+        return Err(GatewayError::Unauthorized(format!(
+            "`{PROVIDER_HEADER}` asks for provider passthrough, which is off here (passthrough.enabled: false): send a virtual key"
+        )));
+    }
+    if !passthrough.kinds.contains_key(id) {
+        let known: Vec<&str> = {
+            let mut k: Vec<&str> = passthrough.kinds.keys().map(String::as_str).collect();
+            k.sort_unstable();
+            k
+        };
+        return Err(GatewayError::InvalidRequest(format!(
+            "`{PROVIDER_HEADER}` names an unknown provider \"{}\": one of {}",
+            truncate(id),
+            known.join(", ")
+        )));
+    }
+    if presented.is_none() {
+        return Err(GatewayError::Unauthorized(format!(
+            "`{PROVIDER_HEADER}: {id}` sends your own provider key, and none was presented: send it as `Authorization: Bearer <key>` or `x-api-key`"
+        )));
+    }
+    match header(headers, CUSTOM_HOST_HEADER) {
+        Some(host) => crate::config::compile::custom_host_route(snapshot, id, host)
+            .map_err(|e| GatewayError::InvalidRequest(format!("`{CUSTOM_HOST_HEADER}`: {e}"))),
+        None => passthrough.route(id).cloned().ok_or_else(|| {
+            GatewayError::InvalidRequest(format!(
+                "provider \"{id}\" has no standard base URL: send `{CUSTOM_HOST_HEADER}` (one of passthrough.custom_hosts)"
+            ))
+        }),
+    }
+}
+
+/// What runs a request that selected nothing: `default_config` (no credential presented),
+/// the intercepted host's provider, or passthrough's default provider (a credential presented).
+fn fallback_route<'s>(
+    snapshot: &'s Snapshot,
+    presented: Option<(&'static str, &str)>,
+    origin: Origin<'s>,
+) -> Option<&'s Arc<RouteConfig>> {
+    let anonymous = presented.is_none() || origin.intercepted;
+    if anonymous {
+        if let Some(route) = snapshot
+            .default_config
+            .as_deref()
+            .and_then(|d| snapshot.configs.get(d))
+        {
+            return Some(route);
+        }
+    }
+    if let Some(route) = origin.inferred {
+        return Some(route);
+    }
+    let passthrough = &snapshot.passthrough;
+    if presented.is_none() || origin.intercepted || !passthrough.enabled {
+        return None;
+    }
+    let id = match &passthrough.default_provider {
+        Some(id) => id.as_str(),
+        None if origin.anthropic_api => "anthropic",
+        None => "openai",
+    };
+    passthrough.route(id)
+}
+
+/// The 401 for a request that selected nothing: no credential, or (forward-proxy mode) only the
+/// app's own provider key.
+fn no_route(passthrough: bool, presented: bool) -> GatewayError {
+    let own = if passthrough {
+        ", or your own provider key (provider passthrough is on)"
+    } else {
+        ""
+    };
+    let what = if presented {
+        "no virtual key or config selected"
+    } else {
+        "no credential"
+    };
+    GatewayError::Unauthorized(format!(
+        "{what}: send a virtual key as `Authorization: Bearer <virtual key>`, `x-api-key` or `x-portkey-virtual-key`, or name a config in `x-portkey-config`{own}"
+    ))
+}
+
 /// The 401 for a credential that names no virtual key: which header carried it, never its value
 /// (it may be a real provider key sent by mistake).
-fn unknown_credential(carrier: &str) -> GatewayError {
+fn unknown_credential(carrier: &str, asked_passthrough: bool) -> GatewayError {
+    let hint = if asked_passthrough {
+        " (provider passthrough is off here: passthrough.enabled)"
+    } else {
+        ""
+    };
     GatewayError::Unauthorized(format!(
-        "the credential in the `{carrier}` header is not a configured virtual key: no such key exists (the value is not shown)"
+        "the credential in the `{carrier}` header is not a configured virtual key: no such key exists (the value is not shown){hint}"
     ))
 }
 
@@ -204,6 +330,14 @@ configs:
         h
     }
 
+    fn intercepted(inferred: Option<&Arc<RouteConfig>>) -> Origin<'_> {
+        Origin {
+            inferred,
+            intercepted: true,
+            anthropic_api: false,
+        }
+    }
+
     fn refusal(s: &Snapshot, pairs: &[(&'static str, &str)]) -> String {
         match resolve(s, &headers(pairs)) {
             Err(GatewayError::Unauthorized(m)) => m,
@@ -234,7 +368,7 @@ configs:
         }
         // No credential at all and no default_config: the "send one" hint.
         let m = refusal(&snapshot(false), &[]);
-        assert!(m.starts_with("no virtual key"), "{m}");
+        assert!(m.starts_with("no credential: send a virtual key"), "{m}");
     }
 
     #[test]
@@ -266,14 +400,171 @@ configs:
         }
         let inferred = s.configs["chat"].clone();
         let h = headers(&[("authorization", "Bearer sk-app-own-key")]);
-        let r = resolve_with(&s, &h, Some(&inferred), true).unwrap();
+        let r = resolve_with(&s, &h, intercepted(Some(&inferred))).unwrap();
         assert_eq!(r.route.name, "chat");
         // Intercepted for a host without a provider: default_config (here: none → the hint).
-        let m = match resolve_with(&s, &h, None, true) {
+        let m = match resolve_with(&s, &h, intercepted(None)) {
             Err(GatewayError::Unauthorized(m)) => m,
             other => panic!("{other:?}"),
         };
         assert!(m.starts_with("no virtual key"), "{m}");
-        assert!(resolve_with(&snapshot(true), &h, None, true).is_ok());
+        assert!(resolve_with(&snapshot(true), &h, intercepted(None)).is_ok());
+    }
+
+    fn load(text: &str) -> Snapshot {
+        crate::config::load_str(text, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn provider_of(r: &Resolved) -> &crate::config::Provider {
+        match &r.route.root.kind {
+            crate::config::TargetKind::Leaf { virtual_key } => &virtual_key.provider,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_virtual_keys_passthrough_is_on_and_picks_the_provider_by_api() {
+        let s = load("listen: 127.0.0.1:8080\n");
+        assert!(s.passthrough.enabled);
+        let h = headers(&[("authorization", "Bearer sk-own")]);
+        let r = resolve(&s, &h).unwrap();
+        assert_eq!(r.config_label(), "passthrough");
+        assert_eq!(provider_of(&r).name, "openai");
+        assert!(provider_of(&r).caller_credential && provider_of(&r).api_key.is_none());
+        let anthropic = Origin {
+            anthropic_api: true,
+            ..Origin::default()
+        };
+        let h = headers(&[("x-api-key", "sk-ant-own")]);
+        let r = resolve_with(&s, &h, anthropic).unwrap();
+        assert_eq!(provider_of(&r).name, "anthropic");
+        let h = headers(&[
+            ("authorization", "Bearer g"),
+            ("x-portkey-provider", "google"),
+        ]);
+        assert_eq!(provider_of(&resolve(&s, &h).unwrap()).name, "google");
+        // No credential, or only the portkey-ai placeholder: the 401 says what to send.
+        for pairs in [&[][..], &[("authorization", "Bearer OPENAI_API_KEY")][..]] {
+            let m = refusal(&s, pairs);
+            assert!(
+                m.starts_with("no credential") && m.contains("passthrough is on"),
+                "{m}"
+            );
+        }
+        let m = refusal(&s, &[("x-portkey-provider", "openai")]);
+        assert!(m.contains("none was presented"), "{m}");
+    }
+
+    #[test]
+    fn with_virtual_keys_passthrough_is_opt_in_so_a_mistyped_key_is_a_401() {
+        let s = snapshot(false);
+        assert!(!s.passthrough.enabled);
+        let m = refusal(
+            &s,
+            &[
+                ("authorization", "Bearer vk-ap"),
+                ("x-portkey-provider", "openai"),
+            ],
+        );
+        assert!(
+            m.contains("passthrough is off") && !m.contains("vk-ap"),
+            "{m}"
+        );
+        let m = refusal(&s, &[("x-portkey-provider", "openai")]);
+        assert!(m.contains("passthrough.enabled: false"), "{m}");
+        // `@<virtual key>` is Portkey's slug for a key.
+        let r = resolve(&s, &headers(&[("x-portkey-provider", "@vk-app")])).unwrap();
+        assert_eq!(r.virtual_key.unwrap().name, "vk-app");
+        let m = refusal(&s, &[("x-portkey-provider", "@vk-nope")]);
+        assert!(
+            m.contains("`x-portkey-provider`") && !m.contains("vk-nope"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn unknown_provider_ids_and_hosts_outside_custom_hosts_are_400s() {
+        let s = load("passthrough: { enabled: true, custom_hosts: [\"llm.internal:8443\"] }\n");
+        let bad = |pairs: &[(&'static str, &str)]| match resolve(&s, &headers(pairs)) {
+            Err(GatewayError::InvalidRequest(m)) => m,
+            other => panic!("{pairs:?}: {other:?}"),
+        };
+        let m = bad(&[
+            ("authorization", "Bearer k"),
+            ("x-portkey-provider", "nope"),
+        ]);
+        assert!(
+            m.contains("unknown provider") && m.contains("openai"),
+            "{m}"
+        );
+        for host in [
+            "http://127.0.0.1:9/v1",
+            "https://llm.internal/v1",
+            "llm.internal:8443",
+        ] {
+            let m = bad(&[
+                ("authorization", "Bearer k"),
+                ("x-portkey-provider", "openai"),
+                ("x-portkey-custom-host", host),
+            ]);
+            assert!(m.contains("x-portkey-custom-host"), "{host}: {m}");
+        }
+        let h = headers(&[
+            ("authorization", "Bearer k"),
+            ("x-portkey-provider", "openai-compatible"),
+            ("x-portkey-custom-host", "https://llm.internal:8443/v1"),
+        ]);
+        let r = resolve(&s, &h).unwrap();
+        assert_eq!(provider_of(&r).base_url.host, "llm.internal");
+        assert_eq!(r.config_label(), "inline");
+        // openai-compatible has no standard URL.
+        let m = bad(&[
+            ("authorization", "Bearer k"),
+            ("x-portkey-provider", "openai-compatible"),
+        ]);
+        assert!(m.contains("no standard base URL"), "{m}");
+    }
+
+    #[test]
+    fn inline_configs_compile_once_name_their_json_path_and_can_be_disabled() {
+        let s = snapshot(false);
+        let inline = r#"{"strategy":{"mode":"fallback"},"targets":[{"virtual_key":"vk-app"},{"virtual_key":"vk-app","override_params":{"model":"m2"}}]}"#;
+        let h = headers(&[("x-portkey-config", inline)]);
+        let a = resolve(&s, &h).unwrap();
+        let b = resolve(&s, &h).unwrap();
+        assert!(Arc::ptr_eq(&a.route, &b.route), "compiled once");
+        assert_eq!(a.config_label(), "inline");
+        assert!(a.route.root.breaker_key.starts_with("inline:"));
+        let bad = |text: &str| match resolve(&s, &headers(&[("x-portkey-config", text)])) {
+            Err(GatewayError::InvalidRequest(m)) => m,
+            other => panic!("{text}: {other:?}"),
+        };
+        let m = bad(r#"{"targets":[{"virtual_key":"vk-app"},{"virtual_key":"vk-secret-typo"}]}"#);
+        assert!(
+            m.contains("$.targets[1].virtual_key") && !m.contains("vk-secret-typo"),
+            "{m}"
+        );
+        let m = bad(r#"{"retry":{"attempts":"x"},"virtual_key":"vk-app"}"#);
+        assert!(m.contains("$.retry.attempts"), "{m}");
+        let m = bad("{not json");
+        assert!(m.contains("not valid JSON"), "{m}");
+        let m = bad(r#"{"provider":"openai","api_key":"sk-x"}"#);
+        assert!(m.contains("$.provider") && m.contains("passthrough"), "{m}");
+        let m = bad(
+            r#"{"virtual_key":"vk-app","cache":{"mode":"semantic","embedder":{"local":"/etc"}}}"#,
+        );
+        assert!(m.contains("$.cache.embedder.local"), "{m}");
+        let deep = format!("{}{}", "{\"targets\":[".repeat(2000), "]}".repeat(2000));
+        assert!(bad(&deep).contains("invalid inline config") || bad(&deep).contains("bytes"));
+        let off = load(
+            "allow_inline_configs: false\nproviders: { p: { kind: openai, api_key: k } }\nvirtual_keys: { v: { provider: p } }\n",
+        );
+        let e = resolve(
+            &off,
+            &headers(&[("x-portkey-config", "{\"virtual_key\":\"v\"}")]),
+        );
+        assert!(
+            matches!(e, Err(GatewayError::InvalidRequest(m)) if m.contains("allow_inline_configs: false"))
+        );
     }
 }

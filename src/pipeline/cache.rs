@@ -38,10 +38,21 @@ impl Pipeline {
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
         });
         let config = call.resolved.config_label();
+        // Passthrough: entries are the caller's own (their key decides what they may see),
+        // keyed by a hash of the key, never the key.
+        let caller = match &call.resolved.virtual_key {
+            None if call.resolved.route.root.uses_caller_credential() => {
+                Some(cache::key::caller_scope(&head.headers))
+            }
+            _ => None,
+        };
         let lookup = cache::Request {
             scope: cache::key::Scope {
                 config,
-                virtual_key: call.resolved.virtual_key.as_ref().map(|k| k.name.as_str()),
+                virtual_key: match &call.resolved.virtual_key {
+                    Some(k) => Some(k.name.as_str()),
+                    None => caller.as_deref(),
+                },
                 path: call.request.path(),
             },
             body,

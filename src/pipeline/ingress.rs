@@ -79,12 +79,12 @@ pub fn resolve(
     origin: Origin,
 ) -> Result<Resolved, Rejection> {
     let headers = &session.req_header().headers;
-    let resolved = ingress::resolve_with(
-        ctx.snapshot,
-        headers,
-        origin.inferred.as_ref(),
-        origin.intercepted,
-    )?;
+    let asked = ingress::Origin {
+        inferred: origin.inferred.as_ref(),
+        intercepted: origin.intercepted,
+        anthropic_api: session.req_header().uri.path().starts_with("/v1/messages"),
+    };
+    let resolved = ingress::resolve_with(ctx.snapshot, headers, asked)?;
     ctx.facts.config.clear();
     ctx.facts.config.push_str(resolved.config_label());
     ctx.facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());

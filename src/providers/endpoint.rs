@@ -8,6 +8,7 @@ use http::Method;
 use pingora::http::RequestHeader;
 
 use crate::config::Provider;
+use crate::vocab::headers::{caller_credential, PORTKEY_PLACEHOLDER};
 
 /// What one attempt sends, as far as the head is concerned.
 #[derive(Debug, Clone, Copy)]
@@ -79,16 +80,22 @@ pub(super) fn query_of(path_and_query: &str) -> Option<&str> {
 /// header.
 pub(super) fn insert_credential(
     provider: &Provider,
+    client: &RequestHeader,
     req: &mut RequestHeader,
 ) -> pingora::Result<()> {
-    if let Some(key) = &provider.api_key {
+    let key = match &provider.api_key {
+        Some(key) => Some(key.expose()),
+        // Passthrough: the caller's own key, in the header this provider reads it from.
+        None if provider.caller_credential => caller_credential(&client.headers)
+            .map(|(_, v)| v)
+            .filter(|v| *v != PORTKEY_PLACEHOLDER),
+        None => None,
+    };
+    if let Some(key) = key {
         if provider.auth_header == "authorization" {
-            req.insert_header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", key.expose()),
-            )?;
+            req.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))?;
         } else {
-            req.insert_header(provider.auth_header.clone(), key.expose())?;
+            req.insert_header(provider.auth_header.clone(), key)?;
         }
     }
     Ok(())
@@ -117,6 +124,7 @@ mod tests {
             api_version: None,
             headers: vec![],
             deployments: HashMap::new(),
+            caller_credential: false,
         }
     }
 

@@ -316,8 +316,12 @@ pub fn model_path_segment(model: &str) -> String {
 }
 
 /// The credential, in `x-goog-api-key` unless the config names another header.
-pub(crate) fn auth_headers(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
-    insert_credential(provider, req)
+pub(crate) fn auth_headers(
+    provider: &Provider,
+    client: &RequestHeader,
+    req: &mut RequestHeader,
+) -> pingora::Result<()> {
+    insert_credential(provider, client, req)
 }
 
 /// Headers of another provider's API, not forwarded to a Gemini provider.

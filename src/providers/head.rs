@@ -59,6 +59,43 @@ fn is_stripped(name: &str) -> bool {
         || name.starts_with("x-forwarded-")
 }
 
+/// `x-portkey-forward-headers`: client headers to forward although they are normally dropped
+/// (a credential or account header for a custom host, `cookie`, another provider's headers).
+pub const FORWARD_HEADERS: &str = "x-portkey-forward-headers";
+
+/// Headers never forwarded, listed or not: framing and hop-by-hop headers (we recompute or
+/// consume them), `accept-encoding` (we read bodies as sent), our control headers.
+fn never_forwarded(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "expect"
+            | "accept-encoding"
+    ) || name.starts_with("x-portkey-")
+        || name.starts_with("x-switchyard-")
+}
+
+/// Whether the client's `x-portkey-forward-headers` lists `name` (and it may be forwarded).
+fn listed_to_forward(client: &RequestHeader, name: &str) -> bool {
+    !never_forwarded(name)
+        && client
+            .headers
+            .get_all(FORWARD_HEADERS)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name))
+}
+
 /// Whether the client's `Connection` header lists `name` (RFC 9110 §7.6.1: such headers are
 /// hop-by-hop and end at this proxy).
 fn named_in_connection(client: &RequestHeader, name: &str) -> bool {
@@ -95,13 +132,17 @@ pub fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> String {
 }
 
 /// The provider's credential and version headers: the provider kind's own.
-fn insert_auth(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
+fn insert_auth(
+    provider: &Provider,
+    client: &RequestHeader,
+    req: &mut RequestHeader,
+) -> pingora::Result<()> {
     match provider.kind {
         ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-            openai::auth_headers(provider, req)
+            openai::auth_headers(provider, client, req)
         }
-        ProviderKind::Anthropic => anthropic::auth_headers(provider, req),
-        ProviderKind::Gemini => gemini::auth_headers(provider, req),
+        ProviderKind::Anthropic => anthropic::auth_headers(provider, client, req),
+        ProviderKind::Gemini => gemini::auth_headers(provider, client, req),
     }
 }
 
@@ -119,10 +160,11 @@ pub fn build_request(
     )?;
     req.insert_header(http::header::HOST, provider.base_url.host_header())?;
     let has_connection = client.headers.contains_key(http::header::CONNECTION);
+    let has_forward_list = client.headers.contains_key(FORWARD_HEADERS);
     for (name, value) in client.headers.iter() {
         let n = name.as_str();
-        let dropped = is_stripped(n)
-            || is_foreign(provider.kind, n)
+        let dropped = (is_stripped(n) || is_foreign(provider.kind, n))
+            && !(has_forward_list && listed_to_forward(client, n))
             || (has_connection && named_in_connection(client, n));
         if !dropped {
             req.append_header(name.clone(), value.clone())?;
@@ -134,7 +176,7 @@ pub fn build_request(
     if head.method != Method::GET || head.body_len > 0 {
         req.insert_header(http::header::CONTENT_LENGTH, head.body_len.to_string())?;
     }
-    insert_auth(provider, &mut req)?;
+    insert_auth(provider, client, &mut req)?;
     for (name, value) in &provider.headers {
         req.insert_header(name.clone(), value.as_str())?;
     }
@@ -164,6 +206,7 @@ mod tests {
             api_version: None,
             headers: vec![],
             deployments: HashMap::new(),
+            caller_credential: false,
         }
     }
 

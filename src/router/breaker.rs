@@ -284,22 +284,39 @@ impl Breaker {
     }
 }
 
-/// Every breaker, by key (`<config>/<target path>`), with the state gauge.
+/// Every breaker, by key (`<config>/<target path>`), with the state gauge. The file's configs
+/// have a fixed set; inline configs (`inline:<content hash>/…`) are whatever clients send, so
+/// theirs live in a bounded cache: the least recently used are dropped past
+/// [`MAX_INLINE_BREAKERS`] or after an hour unused (a dropped breaker starts closed again).
 pub struct Breakers {
     map: Mutex<HashMap<String, Arc<Breaker>>>,
+    inline: moka::sync::Cache<String, Arc<Breaker>>,
     gauge: Option<CircuitGauge>,
 }
+
+/// Breakers of inline configs kept at most.
+pub const MAX_INLINE_BREAKERS: u64 = 4096;
+const INLINE_PREFIX: &str = "inline:";
 
 impl Breakers {
     pub fn new(gauge: Option<CircuitGauge>) -> Self {
         Breakers {
             map: Mutex::new(HashMap::new()),
+            inline: moka::sync::Cache::builder()
+                .max_capacity(MAX_INLINE_BREAKERS)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             gauge,
         }
     }
 
     /// The breaker for `key`, created on first use.
     pub fn get(&self, key: &str, label: &str) -> Arc<Breaker> {
+        if key.starts_with(INLINE_PREFIX) {
+            return self
+                .inline
+                .get_with_by_ref(key, || Arc::new(Breaker::new(label)));
+        }
         let Ok(mut map) = self.map.lock() else {
             return Arc::new(Breaker::new(label));
         };
@@ -313,6 +330,9 @@ impl Breakers {
 
     /// The breaker for `key` if one exists (never creates one).
     pub fn peek(&self, key: &str) -> Option<Arc<Breaker>> {
+        if key.starts_with(INLINE_PREFIX) {
+            return self.inline.get(key);
+        }
         self.map.lock().ok()?.get(key).cloned()
     }
 

@@ -24,6 +24,8 @@ use providers::default_timeouts;
 use routes::direct_routes;
 
 pub use super::error::{ConfigError, ConfigErrors};
+pub use inline::{custom_host_route, inline_route};
+pub use passthrough::{base_url_env, CONFIG_LABEL as PASSTHROUGH_LABEL};
 pub use providers::parse_base_url;
 
 mod admin;
@@ -31,7 +33,9 @@ mod cache;
 mod compiler;
 mod forward;
 mod guardrails;
+mod inline;
 mod keys;
+mod passthrough;
 mod providers;
 mod routes;
 mod schema_errors;
@@ -75,12 +79,16 @@ pub fn load_file_to_serve(path: &Path) -> Result<Snapshot, ConfigErrors> {
     }
 }
 
-/// What makes a well-formed config unable to serve anything: no providers, or no way for any
-/// request to be routed (no enabled virtual key, no `default_config`, no forward-proxy
-/// interception route), so every request would be a 401. `check` and reloads refuse these;
+/// What makes a well-formed config unable to serve anything: passthrough off and no providers,
+/// or no way for any request to be routed (no enabled virtual key, no `default_config`, no
+/// forward-proxy interception route), so every request would be a 401. `check` and reloads refuse these;
 /// `run` only warns (a config being written for a later reload may start that way).
 pub fn serving_errors(snapshot: &Snapshot) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    // Passthrough serves the standard providers with each caller's own key.
+    if snapshot.passthrough.enabled && !snapshot.passthrough.routes.is_empty() {
+        return errors;
+    }
     if snapshot.providers.is_empty() {
         errors.push(ConfigError {
             path: "providers".into(),
@@ -353,7 +361,8 @@ impl Compiler<'_> {
             input_guardrails: None,
             output_guardrails: None,
         };
-        let configs = self.configs(&file, &root_settings, &virtual_keys);
+        let passthrough = self.passthrough(&file, &root_settings);
+        let configs = self.configs(&file, &root_settings, &virtual_keys, &passthrough);
 
         let direct_routes = direct_routes(&virtual_keys, &root_settings);
 
@@ -385,7 +394,9 @@ impl Compiler<'_> {
             configs,
             direct_routes,
             default_config: file.default_config.clone(),
-            allow_inline_configs: file.allow_inline_configs,
+            inline: InlineConfigs::new(file.allow_inline_configs.unwrap_or(true)),
+            passthrough,
+            root_settings,
             circuit_breaker,
             state,
             forward,

@@ -106,6 +106,7 @@ impl Compiler<'_> {
             api_version: spec.api_version.clone(),
             headers,
             deployments,
+            caller_credential: false,
         })
     }
 

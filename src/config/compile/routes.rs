@@ -7,9 +7,22 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::compiler::*;
+use super::passthrough::PassthroughScope;
 use crate::config::schema::*;
 use crate::config::snapshot::*;
 use crate::guardrails::Stage;
+
+/// What a config's nodes may refer to.
+pub(super) struct Scope<'s> {
+    pub(super) virtual_keys: &'s HashMap<String, Arc<VirtualKey>>,
+    /// The names under `virtual_keys:` (one that failed to compile is reported once, there).
+    pub(super) declared: &'s std::collections::BTreeMap<String, VirtualKeySpec>,
+    pub(super) passthrough: PassthroughScope<'s>,
+    /// Breakers and cache stores are keyed under this name.
+    pub(super) config_name: &'s str,
+    /// `state:` is set (a Redis-backed cache may be asked for).
+    pub(super) has_state: bool,
+}
 
 /// A `request_timeout` below this is read as milliseconds but warned about: Portkey's value is
 /// in milliseconds, and a small number is usually meant as seconds.
@@ -22,41 +35,54 @@ impl Compiler<'_> {
         file: &FileConfig,
         root_settings: &TargetSettings,
         virtual_keys: &HashMap<String, Arc<VirtualKey>>,
+        passthrough: &Passthrough,
     ) -> HashMap<String, Arc<RouteConfig>> {
         let mut configs = HashMap::new();
         for (name, spec) in &file.configs {
-            let yaml_path = format!("configs.{name}");
-            if let Some(root) = self.node(
-                spec,
-                &yaml_path,
-                "config".into(),
-                root_settings,
+            let scope = Scope {
                 virtual_keys,
-                file,
-                name,
-            ) {
-                let mut root = root;
-                if let Some(c) = &spec.cache {
-                    let ctx = crate::cache::config::Context {
-                        virtual_keys,
-                        has_state: file.state.is_some(),
-                        config_name: name,
-                        base_dir: self.base_dir,
-                    };
-                    root.settings.cache = self.cache(c, &yaml_path, &ctx, &root);
-                }
-                configs.insert(
-                    name.clone(),
-                    Arc::new(RouteConfig {
-                        name: name.clone(),
-                        needs_body: root.needs_body(),
-                        governed_keys: root.limited_keys(),
-                        root,
-                    }),
-                );
+                declared: &file.virtual_keys,
+                passthrough: PassthroughScope {
+                    table: passthrough,
+                    inline: false,
+                },
+                config_name: name,
+                has_state: file.state.is_some(),
+            };
+            let path = format!("configs.{name}");
+            if let Some(route) = self.route(spec, &path, name, root_settings, &scope) {
+                configs.insert(name.clone(), Arc::new(route));
             }
         }
         configs
+    }
+
+    /// One config: its target tree, then its `cache:` (compiled by `crate::cache`). `name` is
+    /// the config label; the breakers are keyed under `scope.config_name`.
+    pub(super) fn route(
+        &mut self,
+        spec: &NodeSpec,
+        yaml_path: &str,
+        name: &str,
+        root_settings: &TargetSettings,
+        scope: &Scope<'_>,
+    ) -> Option<RouteConfig> {
+        let mut root = self.node(spec, yaml_path, "config".into(), root_settings, scope)?;
+        if let Some(c) = &spec.cache {
+            let ctx = crate::cache::config::Context {
+                virtual_keys: scope.virtual_keys,
+                has_state: scope.has_state,
+                config_name: scope.config_name,
+                base_dir: self.base_dir,
+            };
+            root.settings.cache = self.cache(c, yaml_path, &ctx, &root);
+        }
+        Some(RouteConfig {
+            name: name.to_string(),
+            needs_body: root.needs_body(),
+            governed_keys: root.limited_keys(),
+            root,
+        })
     }
 
     pub(super) fn breaker(
@@ -246,16 +272,13 @@ impl Compiler<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn node(
         &mut self,
         spec: &NodeSpec,
         yaml_path: &str,
         option_path: String,
         parent: &TargetSettings,
-        virtual_keys: &HashMap<String, Arc<VirtualKey>>,
-        file: &FileConfig,
-        config_name: &str,
+        scope: &Scope<'_>,
     ) -> Option<Target> {
         let settings = self.settings(spec, yaml_path, parent);
         // Portkey: `weight: 0` drains a target (a loadbalance group never picks it).
@@ -266,74 +289,31 @@ impl Compiler<'_> {
                 "must be a number ≥ 0 (0 drains the target)",
             );
         }
-        let kind = match (&spec.virtual_key, &spec.targets) {
+        let kind = match (&spec.targets, self.leaf(spec, yaml_path, scope)?) {
             (Some(_), Some(_)) => {
                 self.error(
                     yaml_path,
-                    "a target has either virtual_key or targets, not both",
+                    "a target has either virtual_key, provider or targets, not two of them",
                 );
                 return None;
             }
             (None, None) => {
-                self.error(yaml_path, "a target needs virtual_key or targets");
+                self.error(yaml_path, "a target needs virtual_key, provider or targets");
                 return None;
             }
-            (Some(vk), None) => {
+            (None, Some(virtual_key)) => {
                 if spec.strategy.is_some() {
                     self.error(format!("{yaml_path}.strategy"), "a strategy needs targets");
                 }
-                match virtual_keys.get(vk) {
-                    Some(k) => TargetKind::Leaf {
-                        virtual_key: k.clone(),
-                    },
-                    None => {
-                        if !file.virtual_keys.contains_key(vk) {
-                            self.error(
-                                format!("{yaml_path}.virtual_key"),
-                                format!("unknown virtual key {vk:?}"),
-                            );
-                        }
-                        return None;
-                    }
-                }
+                TargetKind::Leaf { virtual_key }
             }
-            (None, Some(children)) => {
-                if children.is_empty() {
-                    self.error(format!("{yaml_path}.targets"), "must not be empty");
-                    return None;
-                }
-                let strategy = self.strategy(spec, yaml_path, children);
-                let mut targets = Vec::with_capacity(children.len());
-                for (i, child) in children.iter().enumerate() {
-                    if let Some(t) = self.node(
-                        child,
-                        &format!("{yaml_path}.targets[{i}]"),
-                        format!("{option_path}.targets[{i}]"),
-                        &settings,
-                        virtual_keys,
-                        file,
-                        config_name,
-                    ) {
-                        targets.push(t);
-                    }
-                }
-                if targets.len() != children.len() {
-                    return None;
-                }
-                if strategy.mode == StrategyMode::LoadBalance
-                    && targets.iter().all(|t| t.weight == 0.0)
-                {
-                    self.error(
-                        format!("{yaml_path}.targets"),
-                        "every target is drained (weight 0): a loadbalance group needs one with a weight above 0",
-                    );
-                    return None;
-                }
-                TargetKind::Group { strategy, targets }
+            (Some(children), None) => {
+                self.group(spec, yaml_path, &option_path, children, &settings, scope)?
             }
         };
         let breaker_key = format!(
-            "{config_name}/{}",
+            "{}/{}",
+            scope.config_name,
             spec.name.as_deref().unwrap_or(&option_path)
         );
         Some(Target {
@@ -344,6 +324,94 @@ impl Compiler<'_> {
             kind,
             settings,
         })
+    }
+
+    /// A leaf's virtual key: `virtual_key:` (configured) or `provider:` (passthrough);
+    /// `Some(None)` when the node names neither, `None` after an error.
+    fn leaf(
+        &mut self,
+        spec: &NodeSpec,
+        yaml_path: &str,
+        scope: &Scope<'_>,
+    ) -> Option<Option<Arc<VirtualKey>>> {
+        if spec.provider.is_none() {
+            for (field, set) in [
+                ("api_key", spec.api_key.is_some()),
+                ("custom_host", spec.custom_host.is_some()),
+            ] {
+                if set {
+                    self.error(
+                        format!("{yaml_path}.{field}"),
+                        "only with provider (a passthrough target)",
+                    );
+                }
+            }
+        }
+        match (&spec.virtual_key, &spec.provider) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    yaml_path,
+                    "a target has either virtual_key or provider, not both",
+                );
+                None
+            }
+            (None, None) => Some(None),
+            (None, Some(_)) => self
+                .provider_leaf(spec, yaml_path, &scope.passthrough)
+                .map(Some),
+            (Some(vk), None) => match scope.virtual_keys.get(vk) {
+                Some(k) => Some(Some(k.clone())),
+                None => {
+                    if !scope.declared.contains_key(vk) {
+                        self.error(
+                            format!("{yaml_path}.virtual_key"),
+                            format!("unknown virtual key {vk:?}"),
+                        );
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    /// A group node: its strategy and every child compiled.
+    fn group(
+        &mut self,
+        spec: &NodeSpec,
+        yaml_path: &str,
+        option_path: &str,
+        children: &[NodeSpec],
+        settings: &TargetSettings,
+        scope: &Scope<'_>,
+    ) -> Option<TargetKind> {
+        if children.is_empty() {
+            self.error(format!("{yaml_path}.targets"), "must not be empty");
+            return None;
+        }
+        let strategy = self.strategy(spec, yaml_path, children);
+        let mut targets = Vec::with_capacity(children.len());
+        for (i, child) in children.iter().enumerate() {
+            if let Some(t) = self.node(
+                child,
+                &format!("{yaml_path}.targets[{i}]"),
+                format!("{option_path}.targets[{i}]"),
+                settings,
+                scope,
+            ) {
+                targets.push(t);
+            }
+        }
+        if targets.len() != children.len() {
+            return None;
+        }
+        if strategy.mode == StrategyMode::LoadBalance && targets.iter().all(|t| t.weight == 0.0) {
+            self.error(
+                format!("{yaml_path}.targets"),
+                "every target is drained (weight 0): a loadbalance group needs one with a weight above 0",
+            );
+            return None;
+        }
+        Some(TargetKind::Group { strategy, targets })
     }
 
     pub(super) fn strategy(

@@ -36,8 +36,12 @@ pub(crate) fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> Stri
 
 /// The credential and `anthropic-version`: the provider's `api_version` when set, else the
 /// client's own header, else [`DEFAULT_VERSION`].
-pub(crate) fn auth_headers(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
-    insert_credential(provider, req)?;
+pub(crate) fn auth_headers(
+    provider: &Provider,
+    client: &RequestHeader,
+    req: &mut RequestHeader,
+) -> pingora::Result<()> {
+    insert_credential(provider, client, req)?;
     match &provider.api_version {
         Some(v) => req.insert_header("anthropic-version", v.as_str())?,
         None if !req.headers.contains_key("anthropic-version") => {

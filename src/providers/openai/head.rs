@@ -59,8 +59,12 @@ fn azure_deployment_path(provider: &Provider, base: &str, model: &str) -> String
 
 /// The credential (`authorization: Bearer` for `openai` and `openai-compatible`, `api-key` for
 /// Azure, unless the config names another header).
-pub(crate) fn auth_headers(provider: &Provider, req: &mut RequestHeader) -> pingora::Result<()> {
-    insert_credential(provider, req)
+pub(crate) fn auth_headers(
+    provider: &Provider,
+    client: &RequestHeader,
+    req: &mut RequestHeader,
+) -> pingora::Result<()> {
+    insert_credential(provider, client, req)
 }
 
 /// Headers of another provider's API, not forwarded to an OpenAI-format provider.
