@@ -37,6 +37,12 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Proxy listener, instead of the config's `listen` (default 127.0.0.1:8080).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<SocketAddr>,
+        /// Admin listener, instead of the config's `admin_listen` (default 127.0.0.1:9090).
+        #[arg(long, value_name = "IP:PORT")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate a config file; prints each error with its YAML path and exits non-zero.
     Check {
@@ -97,7 +103,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run {
+            config,
+            listen,
+            admin_listen,
+        } => run(config, listen, admin_listen),
         Command::Check { file, strict } => check(&file, strict),
         #[cfg(feature = "demo")]
         Command::MockProvider { listen } => mock_provider(listen),
@@ -136,18 +146,25 @@ fn report(errors: &switchyard::config::ConfigErrors) {
     }
 }
 
-fn run(config: Option<PathBuf>) -> ExitCode {
+fn run(
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+) -> ExitCode {
     let loaded = match &config {
         Some(path) => switchyard::config::load_file(path),
         None => switchyard::config::load_str(EMBEDDED_DEFAULT, None),
     };
-    let snapshot = match loaded {
+    let mut snapshot = match loaded {
         Ok(s) => s,
         Err(errors) => {
             report(&errors);
             return ExitCode::FAILURE;
         }
     };
+    // The listeners are bound once; a reload never moves them.
+    snapshot.listen = listen.unwrap_or(snapshot.listen);
+    snapshot.admin_listen = admin_listen.unwrap_or(snapshot.admin_listen);
     for w in &snapshot.warnings {
         tracing::warn!(warning = %w, "config");
     }

@@ -7,8 +7,12 @@ use switchyard::providers::Usage;
 fn shipped_configs_load() {
     for f in ["conf/switchyard.yaml", "conf/demo.yaml"] {
         let s = load_file(std::path::Path::new(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert!(!s.virtual_keys.is_empty(), "{f}");
+        assert!(switchyard::config::serving_errors(&s).is_empty(), "{f}");
     }
+    // The embedded default: passthrough to the standard providers, no keys of its own.
+    let s = load_file(std::path::Path::new("conf/switchyard.yaml")).unwrap();
+    assert!(s.virtual_keys.is_empty() && s.passthrough.enabled);
+    assert!(s.passthrough.route("openai").is_some() && s.passthrough.route("anthropic").is_some());
 }
 
 #[test]

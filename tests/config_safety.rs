@@ -133,10 +133,14 @@ fn check_warns_about_absent_secrets_and_strict_refuses_them() {
 }
 
 #[test]
-fn check_refuses_a_config_without_providers() {
+fn check_refuses_a_config_without_providers_unless_passthrough_serves() {
+    // No virtual keys: passthrough is on by default and serves each caller's own key.
     for text in ["providers: {}\n", "threads: 1\n"] {
         let (ok, _, err) = check_config(text);
-        assert!(!ok, "{text:?} was accepted");
+        assert!(ok, "{text:?}: {err}");
+        let off = format!("{text}passthrough: {{ enabled: false }}\n");
+        let (ok, _, err) = check_config(&off);
+        assert!(!ok, "{off:?} was accepted");
         assert!(err.contains("providers: no provider is defined"), "{err}");
     }
 }
@@ -146,7 +150,7 @@ fn check_refuses_a_config_where_every_request_would_be_a_401() {
     let provider =
         "providers:\n  up: { kind: openai-compatible, base_url: \"http://127.0.0.1:1/v1\" }\n";
     for extra in [
-        "",
+        "passthrough: { enabled: false }\n",
         "virtual_keys:\n  vk-a: { provider: up, disabled: true }\n",
     ] {
         let (ok, _, err) = check_config(&format!("{provider}{extra}"));
@@ -156,6 +160,13 @@ fn check_refuses_a_config_where_every_request_would_be_a_401() {
             "{err}"
         );
     }
+    // Providers without virtual keys: passthrough is on by default, and check says so.
+    let (ok, out, err) = check_config(provider);
+    assert!(ok, "{err}");
+    assert!(
+        format!("{out}{err}").contains("warning: passthrough"),
+        "{out}{err}"
+    );
     // A default_config serves requests without a key: accepted.
     let (ok, _, err) = check_config(&format!(
         "{provider}virtual_keys:\n  vk-a: {{ provider: up, disabled: true }}\ndefault_config: c\nconfigs:\n  c: {{ virtual_key: vk-a }}\n"
@@ -233,7 +244,7 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
     std::fs::write(&gw.config_path, cut).unwrap();
     let error = refused(&gw, before).await;
     assert!(
-        error.contains("virtual_keys: no enabled virtual key"),
+        error.contains("virtual_keys: the new config has no enabled virtual key"),
         "{error}"
     );
 

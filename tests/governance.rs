@@ -712,7 +712,10 @@ async fn a_credential_naming_no_virtual_key_is_refused_not_defaulted() {
     let a = send_with(&without, &[]).await;
     assert_eq!(a.status, 401, "{a:?}");
     let message = a.json["error"]["message"].as_str().unwrap_or("");
-    assert!(message.starts_with("no virtual key: send one"), "{a:?}");
+    assert!(
+        message.starts_with("no credential: send a virtual key"),
+        "{a:?}"
+    );
 }
 
 #[test]

@@ -86,9 +86,9 @@ pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, Gat
     resolve_with(snapshot, headers, Origin::default())
 }
 
-/// Resolution, in this order (docs/routing.md): a virtual key (`x-portkey-virtual-key`, or the
-/// credential when it names one) → a named or inline config (`x-portkey-config`), else the
-/// key's own → `x-portkey-provider` (passthrough) → `default_config`, only for a request
+/// Resolution, in this order (docs/configuration.md): a virtual key (`x-portkey-virtual-key`,
+/// or the credential when it names one) → a named or inline config (`x-portkey-config`), else
+/// the key's own, else `default_config`, else the key alone → `x-portkey-provider` (passthrough) → `default_config`, only for a request
 /// without a credential (or the portkey-ai SDK's placeholder) → the intercepted host's
 /// provider (forward-proxy mode) → passthrough's default provider with the caller's
 /// credential, when passthrough is on → a 401 saying what was presented and what is expected.
@@ -173,9 +173,9 @@ fn config_route(snapshot: &Snapshot, config: &str) -> Result<Arc<RouteConfig>, G
     })
 }
 
-/// The key's own config, else the key alone.
+/// The key's own config, else `default_config`, else the key alone.
 fn key_route(snapshot: &Snapshot, key: &VirtualKey) -> Result<Arc<RouteConfig>, GatewayError> {
-    match &key.config {
+    match key.config.as_ref().or(snapshot.default_config.as_ref()) {
         Some(name) => config_route(snapshot, name),
         None => snapshot
             .direct_routes

@@ -108,6 +108,12 @@ impl Compiler<'_> {
         let enabled = spec
             .and_then(|s| s.enabled)
             .unwrap_or(file.virtual_keys.is_empty());
+        if enabled && spec.and_then(|s| s.enabled).is_none() && !file.providers.is_empty() {
+            self.warn(
+                "passthrough.enabled",
+                "on by default because the file defines no virtual keys: a request with its own provider key goes to that provider's standard URL (set passthrough.enabled: false to refuse it)",
+            );
+        }
         let kinds: HashMap<String, ProviderKind> = PROVIDERS
             .iter()
             .map(|(id, kind, _)| (id.to_string(), *kind))
