@@ -9,7 +9,6 @@ use serde_json::Value;
 use super::compiler::*;
 use crate::config::schema::*;
 use crate::config::snapshot::*;
-use crate::guardrails::Stage;
 
 /// A `request_timeout` below this is read as milliseconds but warned about: Portkey's value is
 /// in milliseconds, and a small number is usually meant as seconds.
@@ -163,14 +162,7 @@ impl Compiler<'_> {
             );
         }
         let cache = None;
-        let input_guardrails = match &spec.input_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g, Stage::Input),
-            None => parent.input_guardrails.clone(),
-        };
-        let output_guardrails = match &spec.output_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g, Stage::Output),
-            None => parent.output_guardrails.clone(),
-        };
+        let (input_guardrails, output_guardrails) = self.node_guardrails(spec, path, parent);
         if let Some(t) = spec.request_timeout.map(|d| d.0) {
             if t < SHORT_REQUEST_TIMEOUT {
                 let ms = t.as_millis();
