@@ -39,10 +39,12 @@ pub enum FailureKind {
     Stream,
     /// A conditional group matched no condition and has no default.
     NoRoute,
-    /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`)
-    /// lets the next target try.
+    /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`,
+    /// or Portkey's and the tutorial's spellings) lets the next target try; `retry` (`action:
+    /// retry`) asks the same target again first.
     Guardrail {
         fallback: bool,
+        retry: bool,
     },
 }
 
@@ -270,10 +272,16 @@ impl<A: Attempts> Router<'_, A> {
             };
             failure.retries = retries;
             let codes = &settings.retry.on_status_codes;
+            let mut budget = settings.retry.attempts;
             let retryable = match failure.kind {
                 FailureKind::Status(s) => codes.contains(&s),
                 // A timeout is answered 408: retried when 408 is listed (Portkey).
                 FailureKind::Timeout(_) => codes.contains(&408),
+                // `action: retry`: the target's retry attempts, at least one.
+                FailureKind::Guardrail { retry: true, .. } => {
+                    budget = budget.max(1);
+                    true
+                }
                 _ => false,
             };
             if !retryable {
@@ -281,7 +289,7 @@ impl<A: Attempts> Router<'_, A> {
             }
             match retry::decide(
                 retries,
-                settings.retry.attempts,
+                budget,
                 failure.retry_after,
                 settings.retry.use_retry_after,
             ) {
@@ -304,7 +312,7 @@ impl<A: Attempts> Router<'_, A> {
                 .as_ref()
                 .is_none_or(|codes| codes.contains(&s)),
             FailureKind::NoRoute => false,
-            FailureKind::Guardrail { fallback } => fallback,
+            FailureKind::Guardrail { fallback, .. } => fallback,
             _ => true,
         }
     }
