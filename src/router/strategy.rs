@@ -689,4 +689,57 @@ mod tests {
         assert_eq!(err.kind, FailureKind::Status(503));
         assert_eq!(*fake.calls.lock().unwrap(), ["a"]);
     }
+
+    /// Leaf `a`'s answers always fail an output check with `action: retry`.
+    struct RetryingGuard(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Attempts for RetryingGuard {
+        type Ready = String;
+        type Detail = ();
+        async fn attempt(&self, leaf: &Target) -> Result<String, Failure<()>> {
+            self.0.lock().unwrap().push(leaf.label().to_string());
+            if leaf.label() != "a" {
+                return Ok(leaf.label().to_string());
+            }
+            Err(Failure {
+                kind: FailureKind::Guardrail {
+                    fallback: true,
+                    retry: true,
+                },
+                retry_after: None,
+                detail: (),
+                retries: 0,
+            })
+        }
+        fn no_route(&self) {}
+        fn fell_back(&self, _: &Target, _: FailureKind) {}
+        fn retried(&self, _: &Target, _: FailureKind) {}
+        fn skipped_open(&self, _: &Target) {}
+        fn hedge_lost(&self, _: &Target) {}
+    }
+
+    #[tokio::test]
+    async fn a_retrying_guardrail_asks_again_then_falls_back() {
+        // No `retry`: one more call; `retry.attempts: 2`: two more; then the next target.
+        for (retry, calls) in [("", 2), ("retry: { attempts: 2 }, ", 3)] {
+            let s = snapshot(&format!(
+                "    strategy: {{ mode: fallback }}\n    targets:\n      - {{ name: a, {retry}virtual_key: vk }}\n      - {{ name: b, virtual_key: vk }}\n"
+            ));
+            let fake = RetryingGuard(Mutex::new(vec![]));
+            let breakers = Breakers::new(None);
+            let router = Router {
+                attempts: &fake,
+                breakers: &breakers,
+                facts: Facts {
+                    metadata: None,
+                    params: None,
+                },
+            };
+            let won = router.run(&s.configs["c"].root).await.ok().unwrap();
+            assert_eq!(won.ready, "b");
+            let seen = fake.0.lock().unwrap().clone();
+            assert_eq!(seen.iter().filter(|c| *c == "a").count(), calls, "{seen:?}");
+        }
+    }
 }
