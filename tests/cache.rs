@@ -632,10 +632,8 @@ configs:
             "    cache: { mode: simple, ttl: 5 }\n",
             "ttl",
         ),
-        (
-            "    cache: { mode: semantic, similarity_threshold: 0.9 }\n",
-            "configs.chat.cache.embedder: required for mode: semantic",
-        ),
+        // A semantic cache without `embedder` gets a default one now (issue 19): the refusal
+        // when there is nothing to choose from is in tests/guardrail_spelling.rs.
         (
             "    cache: { mode: semantic, similarity_threshold: 1.5, embedder: { virtual_key: vk-a, model: e } }\n",
             "configs.chat.cache.similarity_threshold: must be in (0, 1]",

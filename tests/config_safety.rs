@@ -126,6 +126,7 @@ fn check_warns_about_absent_secrets_and_strict_refuses_them() {
         "conf/examples/guardrails.yaml",
         "conf/examples/limits.yaml",
         "conf/examples/production.yaml",
+        "conf/examples/portkey-tutorial.yaml",
     ] {
         let (ok, err) = check(&[shipped]);
         assert!(ok, "{shipped}: {err}");

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::config::schema::{CacheBackendSpec, CacheModeSpec, CacheSpec, EmbedderSpec};
 use crate::config::{
-    CacheMode, CacheSettings, Embedder, PhaseTimeouts, RetrySettings, Target, TargetKind,
-    TargetSettings, VirtualKey,
+    CacheMode, CacheSettings, Embedder, PhaseTimeouts, ProviderKind, RetrySettings, Target,
+    TargetKind, TargetSettings, VirtualKey,
 };
 
 /// How long an entry is served when `max_age` is not set.
@@ -23,6 +23,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 pub const DEFAULT_SIMILARITY_THRESHOLD: f64 = 0.94;
 /// Deadline of an embeddings call to its response headers when `timeout_ms` is not set.
 pub const DEFAULT_EMBED_TIMEOUT: Duration = Duration::from_millis(2000);
+/// The embeddings model of a default embedder that calls a target (OpenAI's smallest).
+pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+/// Where a build with `local-embeddings` looks for the in-process model when `cache.embedder`
+/// is not set: this variable, else `models/all-minilm-l6-v2` beside the config file.
+pub const LOCAL_MODEL_DIR_ENV: &str = "SWITCHYARD_EMBEDDER_DIR";
 
 /// What compiling a cache block needs from the rest of the config.
 pub struct Context<'a> {
@@ -104,6 +109,69 @@ pub fn compile(
     };
     let ok = errors.is_empty();
     (ok.then_some(settings), errors)
+}
+
+/// The embedder of a semantic cache that names none (Portkey's configs never do): the
+/// in-process model when this build has it and its directory holds one, else the embeddings
+/// endpoint of the first leaf of `root` (in the order written) whose provider speaks OpenAI's
+/// format, through its virtual key, with [`DEFAULT_EMBEDDING_MODEL`]. Returns the spec and a
+/// sentence saying what was chosen (`check` prints it), or `None` when nothing fits.
+pub fn default_embedder(
+    root: &Target,
+    config_path: &str,
+    base_dir: Option<&Path>,
+) -> Option<(EmbedderSpec, String)> {
+    if cfg!(feature = "local-embeddings") {
+        let dir = std::env::var(LOCAL_MODEL_DIR_ENV)
+            .unwrap_or_else(|_| "models/all-minilm-l6-v2".to_string());
+        let resolved = crate::config::secrets::resolve_path(&dir, base_dir);
+        if resolved.join("model.safetensors").is_file() {
+            let note = format!(
+                "cache embedder: chose the in-process model in {} (set cache.embedder to choose another)",
+                resolved.display()
+            );
+            let spec = EmbedderSpec {
+                virtual_key: None,
+                model: None,
+                timeout_ms: None,
+                local: Some(dir),
+            };
+            return Some((spec, note));
+        }
+    }
+    let leaf = first_openai_leaf(root)?;
+    let TargetKind::Leaf { virtual_key } = &leaf.kind else {
+        return None;
+    };
+    let at = leaf.path.replacen("config", config_path, 1);
+    let note = format!(
+        "cache embedder: chose {DEFAULT_EMBEDDING_MODEL} at the embeddings endpoint of {at} \
+         (provider {}, virtual key {}), the config's first OpenAI-format target; set \
+         cache.embedder to choose another",
+        virtual_key.provider.name, virtual_key.label
+    );
+    let spec = EmbedderSpec {
+        virtual_key: Some(virtual_key.name.clone()),
+        model: Some(DEFAULT_EMBEDDING_MODEL.to_string()),
+        timeout_ms: None,
+        local: None,
+    };
+    Some((spec, note))
+}
+
+/// The first enabled leaf under `node`, in the order written, whose provider is `openai`,
+/// `azure-openai` or `openai-compatible`.
+fn first_openai_leaf(node: &Target) -> Option<&Target> {
+    match &node.kind {
+        TargetKind::Leaf { virtual_key } => {
+            let openai_format = matches!(
+                virtual_key.provider.kind,
+                ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible
+            );
+            (openai_format && !virtual_key.disabled).then_some(node)
+        }
+        TargetKind::Group { targets, .. } => targets.iter().find_map(first_openai_leaf),
+    }
 }
 
 fn embedder(

@@ -248,8 +248,14 @@ pub struct NodeSpec {
     pub timeouts: Option<TimeoutsSpec>,
     pub circuit_breaker: Option<BreakerSpec>,
     pub cache: Option<CacheSpec>,
-    pub input_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
-    pub output_guardrails: Option<Vec<crate::guardrails::GuardrailSpec>>,
+    /// Our flat entries or Portkey's shorthand (`crate::guardrails::item`).
+    pub input_guardrails: Option<Vec<crate::guardrails::GuardrailItem>>,
+    pub output_guardrails: Option<Vec<crate::guardrails::GuardrailItem>>,
+    /// The tutorial's spelling: `{ input: [...], output: [...] }`.
+    pub guardrails: Option<crate::guardrails::TutorialGuardrails>,
+    /// Portkey's hooks (`type: guardrail`).
+    pub before_request_hooks: Option<Vec<crate::guardrails::HookSpec>>,
+    pub after_request_hooks: Option<Vec<crate::guardrails::HookSpec>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -21,12 +21,16 @@ pub enum Check {
     Regex { regex: Regex, must_match: bool },
     /// Inclusive bounds on whitespace-separated words.
     WordCount { min: u64, max: Option<u64> },
+    /// Inclusive bounds on the length in UTF-16 units (JavaScript's `length`, Portkey's count).
+    CharacterCount { min: u64, max: Option<u64> },
     /// The text (or the body of a ```json fenced block in it) parses as JSON and validates.
     JsonSchema {
         validator: Box<jsonschema::Validator>,
     },
     /// No e-mail, phone or card number (of the configured entities) occurs.
     Pii { detector: PiiDetector },
+    /// Portkey's `not: true`: passes when the inner check fails, and fails when it passes.
+    Not(Box<Check>),
 }
 
 impl fmt::Debug for Check {
@@ -44,8 +48,10 @@ impl Check {
             Check::Contains { .. } => CheckKind::Contains,
             Check::Regex { .. } => CheckKind::Regex,
             Check::WordCount { .. } => CheckKind::WordCount,
+            Check::CharacterCount { .. } => CheckKind::CharacterCount,
             Check::JsonSchema { .. } => CheckKind::JsonSchema,
             Check::Pii { .. } => CheckKind::Pii,
+            Check::Not(inner) => inner.kind(),
         }
     }
 
@@ -86,15 +92,18 @@ impl Check {
                 _ => Ok(()),
             },
             Check::WordCount { min, max } => {
-                let n = text.split_whitespace().count() as u64;
-                if n < *min {
-                    Err(format!("{n} words, fewer than {min}"))
-                } else if max.is_some_and(|m| n > m) {
-                    Err(format!("{n} words, more than {}", max.unwrap_or(0)))
-                } else {
-                    Ok(())
-                }
+                bounds(text.split_whitespace().count() as u64, *min, *max, "words")
             }
+            Check::CharacterCount { min, max } => {
+                bounds(text.encode_utf16().count() as u64, *min, *max, "characters")
+            }
+            Check::Not(inner) => match inner.run(text) {
+                Ok(()) => Err(format!(
+                    "the {} check passes and `not` inverts it",
+                    inner.kind().as_str()
+                )),
+                Err(_) => Ok(()),
+            },
             Check::JsonSchema { validator } => {
                 let value =
                     parse_json_text(text).ok_or_else(|| "the text is not JSON".to_string())?;
@@ -124,6 +133,17 @@ impl Check {
                 Err(format!("found {}", kinds.join(", ")))
             }
         }
+    }
+}
+
+/// `n` units within `min..=max`, else why not.
+fn bounds(n: u64, min: u64, max: Option<u64>, unit: &str) -> Outcome {
+    if n < min {
+        Err(format!("{n} {unit}, fewer than {min}"))
+    } else if let Some(max) = max.filter(|m| n > *m) {
+        Err(format!("{n} {unit}, more than {max}"))
+    } else {
+        Ok(())
     }
 }
 
@@ -206,6 +226,23 @@ mod tests {
         assert!(c.run("one two").is_ok());
         assert!(c.run(" one  two\tthree ").is_ok());
         assert!(c.run("one two three four").is_err());
+    }
+
+    #[test]
+    fn character_count_counts_utf16_units_and_not_inverts() {
+        let c = Check::CharacterCount {
+            min: 2,
+            max: Some(4),
+        };
+        assert!(c.run("a").is_err());
+        assert!(c.run("abcd").is_ok());
+        // One astral character is two UTF-16 units, as JavaScript counts it.
+        assert!(c.run("\u{1F600}").is_ok());
+        assert!(c.run("abcde").is_err());
+        let not = Check::Not(Box::new(c));
+        assert!(not.run("abc").is_err());
+        assert!(not.run("a").is_ok());
+        assert_eq!(not.kind(), CheckKind::CharacterCount);
     }
 
     #[test]

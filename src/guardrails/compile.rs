@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::check::Check;
 use super::pii::PiiDetector;
-use super::spec::{ActionSpec, CheckKind, GuardrailSpec, OnFailSpec, OperatorSpec};
+use super::spec::{ActionSpec, CheckKind, GuardrailSpec, OnFailSpec, OperatorSpec, PiiEntity};
 use super::{Action, Guard, Guardrails, Stage};
 
 /// Longest `name`: it is a metric label value and goes into a response header.
@@ -36,13 +36,13 @@ pub fn compile(
 }
 
 /// Where one entry's problems go: each is recorded at `<entry path>.<field>`.
-struct FieldErrors<'a> {
-    path: &'a str,
-    errors: &'a mut Vec<PathError>,
+pub(super) struct FieldErrors<'a> {
+    pub(super) path: &'a str,
+    pub(super) errors: &'a mut Vec<PathError>,
 }
 
 impl FieldErrors<'_> {
-    fn at(&mut self, field: &str, msg: impl Into<String>) {
+    pub(super) fn at(&mut self, field: &str, msg: impl Into<String>) {
         self.errors
             .push((format!("{}.{field}", self.path), msg.into()));
     }
@@ -50,7 +50,7 @@ impl FieldErrors<'_> {
 
 /// One entry: its fields are checked in a fixed order (fields of other checks, `name`, `action`,
 /// `on_fail`, then the check's own), so the errors come out in that order.
-fn guard(
+pub(super) fn guard(
     stage: Stage,
     spec: &GuardrailSpec,
     p: &str,
@@ -72,6 +72,8 @@ fn guard(
         check,
         action,
         fallback,
+        retry: false,
+        message: None,
     })
 }
 
@@ -88,8 +90,16 @@ fn foreign_fields(spec: &GuardrailSpec, err: &mut FieldErrors) {
         ),
         ("pattern", spec.pattern.is_some(), &[CheckKind::Regex]),
         ("must_match", spec.must_match.is_some(), &[CheckKind::Regex]),
-        ("min", spec.min.is_some(), &[CheckKind::WordCount]),
-        ("max", spec.max.is_some(), &[CheckKind::WordCount]),
+        (
+            "min",
+            spec.min.is_some(),
+            &[CheckKind::WordCount, CheckKind::CharacterCount],
+        ),
+        (
+            "max",
+            spec.max.is_some(),
+            &[CheckKind::WordCount, CheckKind::CharacterCount],
+        ),
         ("schema", spec.schema.is_some(), &[CheckKind::JsonSchema]),
         ("entities", spec.entities.is_some(), &[CheckKind::Pii]),
     ];
@@ -100,18 +110,22 @@ fn foreign_fields(spec: &GuardrailSpec, err: &mut FieldErrors) {
     }
 }
 
-/// `name`: a metric label value and a response header value.
-fn name_field(name: &str, err: &mut FieldErrors) {
-    let ok = !name.is_empty()
+/// What a check's name or id may be.
+pub(super) const NAME_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 _ - .";
+
+/// A check's name or id: a metric label value and a response header value.
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !ok {
-        err.at(
-            "name",
-            format!("must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - ."),
-        );
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `name`: see [`valid_name`].
+pub(super) fn name_field(name: &str, err: &mut FieldErrors) {
+    if !valid_name(name) {
+        err.at("name", NAME_RULE);
     }
 }
 
@@ -145,9 +159,11 @@ fn check(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Ch
     match spec.check {
         CheckKind::Contains => contains(spec, err),
         CheckKind::Regex => regex(spec, err),
-        CheckKind::WordCount => word_count(spec, err),
-        CheckKind::JsonSchema => json_schema(stage, spec, err),
-        CheckKind::Pii => pii(spec, err),
+        CheckKind::WordCount | CheckKind::CharacterCount => {
+            counted(spec.check, spec.min, spec.max, err)
+        }
+        CheckKind::JsonSchema => json_schema(stage, spec.schema.as_ref(), "check", err),
+        CheckKind::Pii => pii(spec.entities.as_deref(), err),
     }
 }
 
@@ -192,42 +208,69 @@ fn regex(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
         err.at("pattern", "required for check regex");
         return None;
     };
+    let regex = compile_regex(pattern, "pattern", err)?;
+    Some(Check::Regex {
+        regex,
+        must_match: spec.must_match.unwrap_or(false),
+    })
+}
+
+/// A pattern in Rust `regex` syntax, or an error at `field`.
+pub(super) fn compile_regex(
+    pattern: &str,
+    field: &str,
+    err: &mut FieldErrors,
+) -> Option<regex::Regex> {
     match regex::Regex::new(pattern) {
-        Ok(regex) => Some(Check::Regex {
-            regex,
-            must_match: spec.must_match.unwrap_or(false),
-        }),
+        Ok(regex) => Some(regex),
         Err(e) => {
-            err.at("pattern", format!("invalid regex: {e}"));
+            err.at(field, format!("invalid regex: {e}"));
             None
         }
     }
 }
 
-/// `check: word_count`: `min`, `max` or both, `min` ≤ `max`.
-fn word_count(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
-    match (spec.min, spec.max) {
+/// `word_count` / `character_count`: `min`, `max` or both, `min` ≤ `max`.
+pub(super) fn counted(
+    kind: CheckKind,
+    min: Option<u64>,
+    max: Option<u64>,
+    err: &mut FieldErrors,
+) -> Option<Check> {
+    let (min, max) = match (min, max) {
         (None, None) => {
-            err.at("min", "check word_count needs min, max or both");
-            None
+            err.at(
+                "min",
+                format!("check {} needs min, max or both", kind.as_str()),
+            );
+            return None;
         }
         (Some(min), Some(max)) if min > max => {
             err.at("min", format!("{min} is greater than max ({max})"));
-            None
+            return None;
         }
-        (min, max) => Some(Check::WordCount {
-            min: min.unwrap_or(0),
-            max,
-        }),
-    }
+        (min, max) => (min.unwrap_or(0), max),
+    };
+    Some(match kind {
+        CheckKind::CharacterCount => Check::CharacterCount { min, max },
+        _ => Check::WordCount { min, max },
+    })
 }
 
 /// `check: json_schema` (output lists only): `schema` (required, must compile).
-fn json_schema(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
+pub(super) fn json_schema(
+    stage: Stage,
+    schema: Option<&serde_json::Value>,
+    kind_field: &str,
+    err: &mut FieldErrors,
+) -> Option<Check> {
     if stage == Stage::Input {
-        err.at("check", "json_schema applies to output_guardrails only");
+        err.at(
+            kind_field,
+            "json_schema applies to output_guardrails only (or guardrails.output, after_request_hooks)",
+        );
     }
-    let Some(schema) = &spec.schema else {
+    let Some(schema) = schema else {
         err.at("schema", "required for check json_schema");
         return None;
     };
@@ -243,15 +286,14 @@ fn json_schema(stage: Stage, spec: &GuardrailSpec, err: &mut FieldErrors) -> Opt
 }
 
 /// `check: pii`: `entities` (default all; an empty list is an error).
-fn pii(spec: &GuardrailSpec, err: &mut FieldErrors) -> Option<Check> {
-    let entities = spec.entities.clone().unwrap_or_default();
-    if spec.entities.as_ref().is_some_and(Vec::is_empty) {
+pub(super) fn pii(entities: Option<&[PiiEntity]>, err: &mut FieldErrors) -> Option<Check> {
+    if entities.is_some_and(<[PiiEntity]>::is_empty) {
         err.at(
             "entities",
             "must list at least one of email, phone, credit_card",
         );
     }
-    match PiiDetector::new(&entities) {
+    match PiiDetector::new(entities.unwrap_or_default()) {
         Ok(detector) => Some(Check::Pii { detector }),
         Err(e) => {
             err.at("check", format!("cannot build the PII detector: {e}"));

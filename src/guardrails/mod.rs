@@ -2,7 +2,10 @@
 //! before any provider sees it, and on the assistant's answer before it reaches the client.
 //!
 //! - [`spec`]: how a guardrail is written; [`compile`]: validation (with YAML paths) into a
-//!   [`Guardrails`] list, everything expensive (regexes, JSON schemas) built once.
+//!   [`Guardrails`] list, everything expensive (regexes, JSON schemas) built once. The other
+//!   spellings accepted as written — Portkey's shorthand and hooks ([`item`], [`portkey`]) and
+//!   the tutorial's `guardrails: {input, output}` ([`tutorial`]) — compile into the same
+//!   [`Guard`]s; [`node`] gathers a config node's lists in every spelling.
 //! - [`check`]: the checks (`contains`, `regex`, `word_count`, `json_schema`, `pii`);
 //!   [`pii`]: e-mail / phone / Luhn-checked card detection and redaction.
 //! - [`text`]: which text of a request or response is checked, and writing redactions back;
@@ -15,16 +18,24 @@
 
 pub mod check;
 pub mod compile;
+pub mod item;
+pub mod node;
 pub mod pii;
+pub mod portkey;
 pub mod report;
 pub mod spec;
 pub mod stream;
 pub mod text;
+pub mod tutorial;
 
 use std::sync::Arc;
 
 pub use compile::compile;
+pub use item::GuardrailItem;
+pub use node::{compile_node, NodeLists};
+pub use portkey::HookSpec;
 pub use spec::GuardrailSpec;
+pub use tutorial::TutorialGuardrails;
 
 use crate::telemetry::metrics::GuardrailLabels;
 use crate::telemetry::Metrics;
@@ -78,6 +89,10 @@ pub struct Guard {
     pub action: Action,
     /// `on_fail: fallback` (output only): a failure moves on to the next target.
     pub fallback: bool,
+    /// `action: retry` (output only): a failure calls the same target again first.
+    pub retry: bool,
+    /// What the client reads when this check blocks (the tutorial's `message`).
+    pub message: Option<Arc<str>>,
 }
 
 /// One compiled `input_guardrails` or `output_guardrails` list (never empty).
@@ -104,6 +119,10 @@ pub struct CheckResult {
     pub verdict: Verdict,
     pub action: Action,
     pub fallback: bool,
+    /// `action: retry`: a failure calls the same target again first.
+    pub retry: bool,
+    /// The configured message shown when this check blocks.
+    pub message: Option<Arc<str>>,
     /// Why it failed (or what was redacted).
     pub explanation: Option<String>,
 }
@@ -131,6 +150,11 @@ impl Evaluation {
     /// A failed check asks for the next target (`on_fail: fallback`).
     pub fn falls_back(&self) -> bool {
         self.enforced && self.failed().any(|r| r.fallback)
+    }
+
+    /// A failed check asks for another answer from the same target (`action: retry`).
+    pub fn retries(&self) -> bool {
+        self.enforced && self.failed().any(|r| r.retry)
     }
 
     /// Whether the answer must not be delivered as it is (deny, or fallback).
@@ -217,6 +241,8 @@ impl Guardrails {
                 verdict,
                 action: g.action,
                 fallback: g.fallback,
+                retry: g.retry,
+                message: g.message.clone(),
                 explanation,
             });
         }

@@ -29,14 +29,18 @@ fn hook(eval: &Evaluation) -> Value {
         .results
         .iter()
         .map(|r| {
-            json!({
+            let mut check = json!({
                 "id": r.id,
                 "check": r.kind,
                 "verdict": r.verdict != Verdict::Fail,
                 "action": r.action.as_str(),
                 "redacted": r.verdict == Verdict::Redacted,
                 "explanation": r.explanation,
-            })
+            });
+            if let (Some(m), Some(obj)) = (&r.message, check.as_object_mut()) {
+                obj.insert("message".into(), Value::from(m.as_ref()));
+            }
+            check
         })
         .collect();
     json!({
@@ -104,6 +108,18 @@ impl Denial {
             Stage::Input => self.input.iter().collect(),
             Stage::Output => self.output.iter().collect(),
         };
+        // A check's own `message` (the tutorial's spelling) is what the client reads.
+        let mut configured: Vec<&str> = Vec::new();
+        for r in evals.iter().flat_map(|e| e.failed()) {
+            if let Some(m) = r.message.as_deref().filter(|_| r.action == Action::Deny) {
+                if !configured.contains(&m) {
+                    configured.push(m);
+                }
+            }
+        }
+        if !configured.is_empty() {
+            return configured.join(" ");
+        }
         let mut failed = Vec::new();
         for e in evals {
             for r in e.failed() {
@@ -165,6 +181,8 @@ mod tests {
                 verdict: if failed { Verdict::Fail } else { Verdict::Pass },
                 action,
                 fallback: false,
+                retry: false,
+                message: None,
                 explanation: failed.then(|| "the word \"x\" occurs".to_string()),
             }],
         }

@@ -34,7 +34,8 @@ pub struct GuardrailSpec {
     pub pattern: Option<String>,
     /// `regex`: fail when the pattern does NOT match instead (an allow pattern).
     pub must_match: Option<bool>,
-    /// `word_count`: inclusive bounds on the whitespace-separated words.
+    /// `word_count` / `character_count`: inclusive bounds on the whitespace-separated words, or
+    /// on the characters (UTF-16 units, as Portkey's `characterCount` counts them).
     pub min: Option<u64>,
     pub max: Option<u64>,
     /// `json_schema`: the JSON Schema the output must validate against.
@@ -49,6 +50,7 @@ pub enum CheckKind {
     Contains,
     Regex,
     WordCount,
+    CharacterCount,
     JsonSchema,
     Pii,
 }
@@ -59,6 +61,7 @@ impl CheckKind {
             CheckKind::Contains => "contains",
             CheckKind::Regex => "regex",
             CheckKind::WordCount => "word_count",
+            CheckKind::CharacterCount => "character_count",
             CheckKind::JsonSchema => "json_schema",
             CheckKind::Pii => "pii",
         }

@@ -39,10 +39,12 @@ pub enum FailureKind {
     Stream,
     /// A conditional group matched no condition and has no default.
     NoRoute,
-    /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`)
-    /// lets the next target try.
+    /// The answer failed an output guardrail that denies it; `fallback` (`on_fail: fallback`,
+    /// or Portkey's and the tutorial's spellings) lets the next target try; `retry` (`action:
+    /// retry`) asks the same target again first.
     Guardrail {
         fallback: bool,
+        retry: bool,
     },
 }
 
@@ -270,10 +272,16 @@ impl<A: Attempts> Router<'_, A> {
             };
             failure.retries = retries;
             let codes = &settings.retry.on_status_codes;
+            let mut budget = settings.retry.attempts;
             let retryable = match failure.kind {
                 FailureKind::Status(s) => codes.contains(&s),
                 // A timeout is answered 408: retried when 408 is listed (Portkey).
                 FailureKind::Timeout(_) => codes.contains(&408),
+                // `action: retry`: the target's retry attempts, at least one.
+                FailureKind::Guardrail { retry: true, .. } => {
+                    budget = budget.max(1);
+                    true
+                }
                 _ => false,
             };
             if !retryable {
@@ -281,7 +289,7 @@ impl<A: Attempts> Router<'_, A> {
             }
             match retry::decide(
                 retries,
-                settings.retry.attempts,
+                budget,
                 failure.retry_after,
                 settings.retry.use_retry_after,
             ) {
@@ -304,7 +312,7 @@ impl<A: Attempts> Router<'_, A> {
                 .as_ref()
                 .is_none_or(|codes| codes.contains(&s)),
             FailureKind::NoRoute => false,
-            FailureKind::Guardrail { fallback } => fallback,
+            FailureKind::Guardrail { fallback, .. } => fallback,
             _ => true,
         }
     }
@@ -680,5 +688,58 @@ mod tests {
             .unwrap();
         assert_eq!(err.kind, FailureKind::Status(503));
         assert_eq!(*fake.calls.lock().unwrap(), ["a"]);
+    }
+
+    /// Leaf `a`'s answers always fail an output check with `action: retry`.
+    struct RetryingGuard(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Attempts for RetryingGuard {
+        type Ready = String;
+        type Detail = ();
+        async fn attempt(&self, leaf: &Target) -> Result<String, Failure<()>> {
+            self.0.lock().unwrap().push(leaf.label().to_string());
+            if leaf.label() != "a" {
+                return Ok(leaf.label().to_string());
+            }
+            Err(Failure {
+                kind: FailureKind::Guardrail {
+                    fallback: true,
+                    retry: true,
+                },
+                retry_after: None,
+                detail: (),
+                retries: 0,
+            })
+        }
+        fn no_route(&self) {}
+        fn fell_back(&self, _: &Target, _: FailureKind) {}
+        fn retried(&self, _: &Target, _: FailureKind) {}
+        fn skipped_open(&self, _: &Target) {}
+        fn hedge_lost(&self, _: &Target) {}
+    }
+
+    #[tokio::test]
+    async fn a_retrying_guardrail_asks_again_then_falls_back() {
+        // No `retry`: one more call; `retry.attempts: 2`: two more; then the next target.
+        for (retry, calls) in [("", 2), ("retry: { attempts: 2 }, ", 3)] {
+            let s = snapshot(&format!(
+                "    strategy: {{ mode: fallback }}\n    targets:\n      - {{ name: a, {retry}virtual_key: vk }}\n      - {{ name: b, virtual_key: vk }}\n"
+            ));
+            let fake = RetryingGuard(Mutex::new(vec![]));
+            let breakers = Breakers::new(None);
+            let router = Router {
+                attempts: &fake,
+                breakers: &breakers,
+                facts: Facts {
+                    metadata: None,
+                    params: None,
+                },
+            };
+            let won = router.run(&s.configs["c"].root).await.ok().unwrap();
+            assert_eq!(won.ready, "b");
+            let seen = fake.0.lock().unwrap().clone();
+            assert_eq!(seen.iter().filter(|c| *c == "a").count(), calls, "{seen:?}");
+        }
     }
 }

@@ -10,7 +10,6 @@ use super::compiler::*;
 use super::passthrough::PassthroughScope;
 use crate::config::schema::*;
 use crate::config::snapshot::*;
-use crate::guardrails::Stage;
 
 /// What a config's nodes may refer to.
 pub(super) struct Scope<'s> {
@@ -189,14 +188,7 @@ impl Compiler<'_> {
             );
         }
         let cache = None;
-        let input_guardrails = match &spec.input_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.input_guardrails"), g, Stage::Input),
-            None => parent.input_guardrails.clone(),
-        };
-        let output_guardrails = match &spec.output_guardrails {
-            Some(g) => self.guardrails(&format!("{path}.output_guardrails"), g, Stage::Output),
-            None => parent.output_guardrails.clone(),
-        };
+        let (input_guardrails, output_guardrails) = self.node_guardrails(spec, path, parent);
         if let Some(t) = spec.request_timeout.map(|d| d.0) {
             if t < SHORT_REQUEST_TIMEOUT {
                 let ms = t.as_millis();

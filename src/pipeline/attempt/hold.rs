@@ -139,6 +139,7 @@ impl AttemptRunner<'_> {
         if eval.blocks() {
             let kind = FailureKind::Guardrail {
                 fallback: eval.falls_back(),
+                retry: eval.retries(),
             };
             labels.record(self.metrics, kind.result(), sent.elapsed());
             let denial = Denial {
