@@ -249,9 +249,10 @@ async fn an_empty_truncated_or_keyless_file_never_replaces_the_live_config_under
         "{error}"
     );
 
-    // Keys kept but no providers at all.
+    // No providers at all (passthrough off: else the file would serve callers' own keys, and
+    // is refused above for dropping every key).
     let before = reload_errors(&gw).await;
-    gw.rewrite_config("providers: {}\n");
+    gw.rewrite_config("providers: {}\npassthrough: { enabled: false }\n");
     let error = refused(&gw, before).await;
     assert!(
         error.contains("providers: no provider is defined"),
