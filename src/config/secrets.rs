@@ -122,7 +122,10 @@ mod tests {
             interpolate("${SWITCHYARD_TEST_DEFAULT_EMPTY:-off}").unwrap(),
             "off"
         );
-        assert_eq!(interpolate("${SWITCHYARD_TEST_DEFAULT_UNSET:-}").unwrap(), "");
+        assert_eq!(
+            interpolate("${SWITCHYARD_TEST_DEFAULT_UNSET:-}").unwrap(),
+            ""
+        );
         assert!(interpolate("${:-x}").is_err());
         assert!(interpolate("${A B:-x}").is_err());
     }
