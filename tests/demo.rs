@@ -293,6 +293,29 @@ async fn an_edited_config_prints_its_own_numbers_and_they_hold() {
     let (status, took, target) = demo.chat(&client, false).await;
     assert_eq!((status, target.as_str()), (200, "config.targets[0]"));
     assert!(took < Duration::from_millis(500), "{took:?}");
+
+    // The file it serves hot-reloads, its ${SWITCHYARD_DEMO_*} values still the flags'.
+    let edited = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("min_calls: 4", "min_calls: 6");
+    std::fs::write(&config, edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = client
+            .get(format!("http://{}/metrics", demo.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("switchyard_config_reloads_total{result=\"success\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload: {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(demo.chat(&client, false).await.0, 200);
 }
 
 /// Without conf/demo.yaml in the current directory the embedded copy serves, pointed at the
