@@ -102,7 +102,8 @@ pub struct ConfigRow {
 #[derive(Serialize)]
 pub struct ConfigInfo {
     pub hash: String,
-    /// Whether a config file is watched (the embedded and demo configs are not).
+    /// Whether a config file is watched (the embedded config and the demo's embedded copy are
+    /// not).
     pub hot_reload: bool,
     pub last_reload_unix_ms: Option<u64>,
     pub last_reload_error: Option<String>,
