@@ -5,6 +5,9 @@
 //! crate); a build with `--no-default-features` has neither.
 
 #[cfg(feature = "demo")]
+mod demo;
+
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,12 +16,6 @@ use clap::{Parser, Subcommand};
 
 /// The config `run` serves when no `--config` is given.
 const EMBEDDED_DEFAULT: &str = include_str!("../conf/switchyard.yaml");
-/// The config `demo` serves.
-#[cfg(feature = "demo")]
-const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
-/// Where `demo` runs its two mock providers (`conf/demo.yaml` points at them).
-#[cfg(feature = "demo")]
-const DEMO_MOCKS: [&str; 2] = ["127.0.0.1:9901", "127.0.0.1:9902"];
 
 #[derive(Parser)]
 #[command(
@@ -60,7 +57,7 @@ enum Command {
     },
     /// Run the gateway on conf/demo.yaml with two mock providers, and print requests to try.
     #[cfg(feature = "demo")]
-    Demo,
+    Demo(demo::DemoArgs),
     /// The local CA of forward-proxy mode (HTTPS_PROXY).
     Ca {
         #[command(subcommand)]
@@ -112,7 +109,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "demo")]
         Command::MockProvider { listen } => mock_provider(listen),
         #[cfg(feature = "demo")]
-        Command::Demo => demo(),
+        Command::Demo(args) => demo::run(args),
         Command::Ca {
             command:
                 CaCommand::Init {
@@ -232,80 +229,4 @@ fn mock_provider(listen: SocketAddr) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-#[cfg(feature = "demo")]
-fn demo() -> ExitCode {
-    let snapshot = match switchyard::config::load_str(DEMO_CONFIG, None) {
-        Ok(s) => s,
-        Err(errors) => {
-            report(&errors);
-            return ExitCode::FAILURE;
-        }
-    };
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            let _ = ready_tx.send(Err("cannot start a runtime".to_string()));
-            return;
-        };
-        runtime.block_on(async move {
-            let mut handles = Vec::new();
-            for addr in DEMO_MOCKS {
-                let started = match addr.parse() {
-                    Ok(a) => switchyard_mock::start(a).await,
-                    Err(e) => Err(std::io::Error::other(format!("{addr}: {e}"))),
-                };
-                match started {
-                    Ok(h) => handles.push(h),
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("mock provider on {addr}: {e}")));
-                        return;
-                    }
-                }
-            }
-            let _ = ready_tx.send(Ok(()));
-            std::future::pending::<()>().await;
-            drop(handles);
-        });
-    });
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-        Err(_) => return ExitCode::FAILURE,
-    }
-    let gw = snapshot.listen;
-    let admin = snapshot.admin_listen;
-    println!(
-        r#"Switchyard demo: gateway on http://{gw}, admin on http://{admin}, mock providers on {m0} (primary) and {m1} (secondary).
-
-Console: open http://{admin}/ to watch targets, circuits, fallbacks and the last requests live.
-
-Try:
-  curl -s http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
-       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'
-  curl -sN http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
-       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
-  # a gray failure: the primary now answers after 45 s. Each request costs one 1 s timeout,
-  # then the secondary answers; after 5 of them the breaker opens and requests are fast again:
-  curl -s -X POST http://{m0}/_mock/fault -d 'headers_delay_ms=45000'
-  for i in $(seq 10); do curl -s -o /dev/null -w '%{{http_code}} %{{time_total}}s\n' \
-       http://{gw}/v1/chat/completions -H 'Authorization: Bearer vk-primary' \
-       -H 'content-type: application/json' -d '{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi"}}]}}'; done
-  curl -s http://{admin}/metrics | grep -E '^switchyard_(fallbacks_total|circuit_state|requests_total)'
-  # …or watch it on the console: the primary's circuit opens, the fallback rate climbs.
-  curl -s -X POST http://{m0}/_mock/fault          # heal the primary (the breaker probes it after 30 s)
-  curl -s http://{admin}/config
-
-Ctrl-C stops it."#,
-        m0 = DEMO_MOCKS[0],
-        m1 = DEMO_MOCKS[1],
-    );
-    serve(snapshot, None)
 }

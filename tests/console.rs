@@ -246,6 +246,55 @@ async fn the_json_shows_targets_configs_and_requests_without_secrets() {
     assert!(one.get("bodies").is_none());
 }
 
+/// Calls that all take the same time show that time as P50, P95 and P99: percentiles of the
+/// durations themselves. (Interpolating inside the 0.25–0.5 s histogram bucket, as the console
+/// once did, said P50 375 ms and P99 497.5 ms for calls that all took about 300 ms.)
+#[tokio::test]
+async fn latency_percentiles_are_those_of_the_calls_not_of_histogram_buckets() {
+    let m = mock().await;
+    let gw = Gateway::start(&format!(
+        r#"
+providers:
+  steady: {{ kind: openai-compatible, base_url: "http://{addr}/fault/headers_delay_ms=300/v1", api_key: k }}
+virtual_keys:
+  vk-steady: {{ provider: steady }}
+configs:
+  steady: {{ virtual_key: vk-steady }}
+"#,
+        addr = m.addr
+    ))
+    .await;
+    console_json(&gw).await;
+    for _ in 0..8 {
+        assert_eq!(call(&gw, "steady", false).await, 200);
+    }
+    let frame = console_until(&gw, |frame| {
+        frame["stats"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["config"] == "steady" && t["calls"] == 8)
+    })
+    .await;
+    let row = frame["stats"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["config"] == "steady")
+        .unwrap()
+        .clone();
+    let q = |name: &str| row["latency_ms"][name].as_f64().unwrap();
+    for name in ["p50", "p95", "p99"] {
+        // The mock's 300 ms plus loopback and gateway time.
+        assert!((300.0..340.0).contains(&q(name)), "{name}: {row:#}");
+    }
+    assert!(q("p99") - q("p50") < 30.0, "{row:#}");
+    assert!(
+        row["ttft_ms"]["p50"].is_null(),
+        "no stream, no TTFT: {row:#}"
+    );
+}
+
 #[tokio::test]
 async fn the_ring_keeps_the_last_200_requests() {
     let (a, b) = (mock().await, mock().await);

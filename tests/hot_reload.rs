@@ -81,6 +81,30 @@ async fn a_rewrite_changes_routing_within_a_second_and_a_bad_file_keeps_the_old(
     );
 }
 
+#[tokio::test]
+async fn one_refused_save_is_counted_once() {
+    let a = mock().await;
+    let gw = Gateway::start(&routing_to(&a, "api_key: ka")).await;
+    gw.rewrite_config("virtual_keys:\n  vk-app: { provider: nowhere }\n");
+    let refused = || async {
+        gw.metric("switchyard_config_reloads_total", &[r#"result="error""#])
+            .await
+    };
+    let counted = eventually(Duration::from_secs(5), || async { refused().await >= 1.0 }).await;
+    assert!(counted.is_some(), "error reload not counted:\n{}", gw.log());
+    // The watcher retries a refused reload once and more events may follow the save: still
+    // the same bytes, still one refusal.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(refused().await, 1.0, "{}", gw.log());
+    assert_eq!(
+        gw.log().matches("config reload refused").count(),
+        1,
+        "{}",
+        gw.log()
+    );
+    assert_eq!(send(&gw).await, 200);
+}
+
 /// Replays kubelet's AtomicWriter: a new timestamped dir, `..data_tmp` → it, renamed over
 /// `..data`, the old dir removed. `switchyard.yaml` is a symlink to `..data/switchyard.yaml`.
 struct ConfigMapDir {

@@ -365,6 +365,105 @@ async fn feedback_is_validated_counted_and_logged() {
 }
 
 #[tokio::test]
+async fn feedback_is_updated_by_its_id_and_an_unknown_id_is_404() {
+    let m = mock().await;
+    let gw = Gateway::start(&priced_config(&m, "")).await;
+    let client = reqwest::Client::new();
+    let posted: serde_json::Value = client
+        .post(gw.url("/v1/feedback"))
+        .bearer_auth("vk-good")
+        .json(&serde_json::json!({"trace_id": "checkout-42", "value": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = posted["feedback_ids"][0].as_str().unwrap().to_string();
+    let put = |id: String, body: serde_json::Value| {
+        let client = client.clone();
+        let url = gw.url(&format!("/v1/feedback/{id}"));
+        async move {
+            let r = client
+                .put(url)
+                .bearer_auth("vk-good")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Portkey's update: value, weight, metadata; answered with the same id.
+    let (status, body) = put(
+        id.clone(),
+        serde_json::json!({"value": -2, "weight": 0.5, "metadata": {"why": "late"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["feedback_ids"], serde_json::json!([id]));
+    assert_eq!(body["trace_id"], "checkout-42");
+    // Validated as POST is.
+    for (bad, field) in [
+        (serde_json::json!({}), "value: required"),
+        (serde_json::json!({"value": 11}), "value: must be"),
+        (
+            serde_json::json!({"value": 1, "weight": 2}),
+            "weight: must be",
+        ),
+        (
+            serde_json::json!({"value": 1, "metadata": [1]}),
+            "metadata: must be",
+        ),
+        (serde_json::json!([{"value": 1}]), "body: not a JSON object"),
+    ] {
+        let (status, v) = put(id.clone(), bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{message}");
+    }
+    // An id never issued: 404 in the OpenAI error shape.
+    let (status, v) = put("0123abcd".into(), serde_json::json!({"value": 1})).await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["error"]["code"], "not_found");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("0123abcd"));
+    // Other methods and deeper paths stay unknown routes.
+    let r = client
+        .get(gw.url(&format!("/v1/feedback/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    gw.expect_metric(
+        "switchyard_feedback_updates_total",
+        &[r#"config="direct""#, r#"value="-2""#],
+        1.0,
+    )
+    .await;
+    gw.expect_metric(
+        "switchyard_feedback_total",
+        &[r#"config="direct""#, r#"value="5""#],
+        1.0,
+    )
+    .await;
+    let lines = gw.access_log_lines(9).await;
+    assert_eq!(lines[0]["metadata"]["feedback"]["feedback_id"], id.as_str());
+    let updated = &lines[1]["metadata"]["feedback"];
+    assert_eq!(lines[1]["operation"], "feedback");
+    assert_eq!(lines[1]["method"], "PUT");
+    assert_eq!(updated["feedback_id"], id.as_str());
+    assert_eq!(updated["trace_id"], "checkout-42");
+    assert_eq!(updated["value"], -2);
+    assert_eq!(updated["updated"], true);
+    assert_eq!(updated["previous"]["value"], 5);
+    assert_eq!(updated["metadata"]["why"], "late");
+    assert_eq!(lines[7]["status"], 404);
+}
+
+#[tokio::test]
 async fn collector_credentials_never_reach_config_metrics_or_logs() {
     let m = mock().await;
     let gw = Gateway::start(&priced_config(

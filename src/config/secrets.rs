@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::error::ConfigError;
 
-/// Replaces every `${NAME}` in the string values of `tree` with the environment variable's value.
+/// Replaces every `${NAME}` in the string values of `tree` with the environment variable's value;
+/// `${NAME:-default}` takes `default` when the variable is unset or empty (as the shell does).
 pub fn interpolate_env(tree: &mut Value, path: &str, errors: &mut Vec<ConfigError>) {
     match tree {
         Value::String(s) if s.contains("${") => match interpolate(s) {
@@ -45,13 +46,18 @@ fn interpolate(text: &str) -> Result<String, String> {
         let end = after
             .find('}')
             .ok_or_else(|| "unterminated ${...} reference".to_string())?;
-        let name = &after[..end];
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&after[..end], None),
+        };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid environment variable name {name:?}"));
         }
-        match std::env::var(name) {
-            Ok(v) => out.push_str(&v),
-            Err(_) => return Err(format!("environment variable {name} is not set")),
+        match (std::env::var(name), default) {
+            (Ok(v), Some(d)) if v.is_empty() => out.push_str(d),
+            (Ok(v), _) => out.push_str(&v),
+            (Err(_), Some(d)) => out.push_str(d),
+            (Err(_), None) => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -98,5 +104,29 @@ mod tests {
         assert!(errors[0].message.contains("SWITCHYARD_TEST_UNSET_B"));
         assert!(interpolate("${").is_err());
         assert!(interpolate("${a-b}").is_err());
+    }
+
+    #[test]
+    fn a_default_stands_in_for_an_unset_or_empty_variable() {
+        std::env::set_var("SWITCHYARD_TEST_DEFAULT_SET", "10.0.0.1:81");
+        std::env::set_var("SWITCHYARD_TEST_DEFAULT_EMPTY", "");
+        assert_eq!(
+            interpolate("http://${SWITCHYARD_TEST_DEFAULT_UNSET:-127.0.0.1:9901}/v1").unwrap(),
+            "http://127.0.0.1:9901/v1"
+        );
+        assert_eq!(
+            interpolate("${SWITCHYARD_TEST_DEFAULT_SET:-127.0.0.1:9901}").unwrap(),
+            "10.0.0.1:81"
+        );
+        assert_eq!(
+            interpolate("${SWITCHYARD_TEST_DEFAULT_EMPTY:-off}").unwrap(),
+            "off"
+        );
+        assert_eq!(
+            interpolate("${SWITCHYARD_TEST_DEFAULT_UNSET:-}").unwrap(),
+            ""
+        );
+        assert!(interpolate("${:-x}").is_err());
+        assert!(interpolate("${A B:-x}").is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! dies after the first update), ignore access events (kubelet reads the old files on every no-op
 //! sync), debounce the burst, and reload only when the bytes changed. SIGHUP and a slow poll also
 //! trigger a reload. A bad file never replaces a good one: the last good snapshot keeps serving,
-//! the error is logged with its YAML path, counted, and shown on `/config`.
+//! the error is logged with its YAML path, counted (once per refused content: one save is one
+//! refusal however many events, retries and polls see it), and shown on `/config`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,10 @@ pub struct ReloadStatus {
 struct History {
     /// Fingerprint of the files behind the last attempt, good or bad.
     last_fingerprint: Option<[u8; 32]>,
+    /// Fingerprint of the bytes whose refusal was last counted (cleared by a good reload): the
+    /// same refused bytes seen again — the retry after a failed reload, a late watcher event, a
+    /// poll, an event from a secret file's directory — are one save, counted once.
+    counted_refusal: Option<[u8; 32]>,
     last_reload_unix_ms: Option<u64>,
     last_error: Option<String>,
 }
@@ -156,31 +161,49 @@ impl Reloader {
                     .virtual_keys
                     .values()
                     .any(|k| k.label == k.name);
-                let text = errors.shown(names);
-                tracing::warn!(path = %self.path.display(), errors = %text, "config reload refused; keeping the previous config");
-                ReloadOutcome::Failed(text)
+                ReloadOutcome::Failed(errors.shown(names))
             }
         };
-        if let Ok(mut h) = self.history.lock() {
-            // Only remember bytes that were really looked at: a file mid-swap gets another try.
-            h.last_fingerprint = fingerprint;
-            match &outcome {
-                ReloadOutcome::Reloaded { .. } => {
-                    h.last_reload_unix_ms = Some(unix_ms());
-                    h.last_error = None;
-                }
-                ReloadOutcome::Failed(e) => h.last_error = Some(e.clone()),
-                ReloadOutcome::Unchanged => {}
-            }
-        }
+        let count = self.remember(fingerprint, &outcome);
         // Counted only once `status()` shows the outcome: whoever sees the counter move (a
         // test, an alert, the console) then also sees the error or the new reload time.
         match &outcome {
             ReloadOutcome::Reloaded { .. } => self.metrics.reload_succeeded(),
-            ReloadOutcome::Failed(_) => self.metrics.reload_failed(),
-            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Failed(text) if count => {
+                tracing::warn!(path = %self.path.display(), errors = %text, "config reload refused; keeping the previous config");
+                self.metrics.reload_failed();
+            }
+            ReloadOutcome::Failed(_) | ReloadOutcome::Unchanged => {}
         }
         outcome
+    }
+
+    /// Records the outcome for `status()`; returns whether a refusal is a new one to count
+    /// (bytes not refused and counted already). Deduplicating by content, not by time: a
+    /// debounce window cannot tell a late event for the same save from a second save, while
+    /// the same bytes refused again are, whatever the delay, the same save.
+    fn remember(&self, fingerprint: Option<[u8; 32]>, outcome: &ReloadOutcome) -> bool {
+        let Ok(mut h) = self.history.lock() else {
+            return true;
+        };
+        // Only remember bytes that were really looked at: a file mid-swap gets another try.
+        h.last_fingerprint = fingerprint;
+        match outcome {
+            ReloadOutcome::Reloaded { .. } => {
+                h.last_reload_unix_ms = Some(unix_ms());
+                h.last_error = None;
+                h.counted_refusal = None;
+                false
+            }
+            ReloadOutcome::Failed(e) => {
+                h.last_error = Some(e.clone());
+                // A file that cannot be read (no fingerprint) is counted each time.
+                let new = fingerprint.is_none() || h.counted_refusal != fingerprint;
+                h.counted_refusal = fingerprint;
+                new
+            }
+            ReloadOutcome::Unchanged => false,
+        }
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -426,6 +449,62 @@ mod tests {
         let text = String::from_utf8(metrics.render()).unwrap();
         assert!(text.contains("switchyard_config_reloads_total{result=\"error\"} 5"));
         assert!(text.contains("switchyard_config_reloads_total{result=\"success\"} 1"));
+    }
+
+    fn errors_counted(metrics: &Metrics) -> bool {
+        let text = String::from_utf8(metrics.render()).unwrap();
+        text.contains("switchyard_config_reloads_total{result=\"error\"} 1\n")
+    }
+
+    #[test]
+    fn the_same_refused_bytes_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, metrics) = reloader(dir.path());
+        let path = dir.path().join("c.yaml");
+        write(&path, &format!("{SERVING}threads: nope\n"));
+        assert!(matches!(r.reload_now(), ReloadOutcome::Failed(_)));
+        // The watch loop's retry forgets the fingerprint and loads the same bytes again.
+        r.history.lock().unwrap().last_fingerprint = None;
+        assert!(matches!(r.reload_now(), ReloadOutcome::Failed(_)));
+        assert!(errors_counted(&metrics), "one save, one refusal");
+        // Other bad bytes are another refusal; after a good reload the first bytes count again.
+        write(&path, &format!("{SERVING}threads: [1]\n"));
+        assert!(matches!(r.reload_now(), ReloadOutcome::Failed(_)));
+        write(&path, SERVING);
+        assert_eq!(r.reload_now(), ReloadOutcome::Unchanged);
+        write(&path, &format!("{SERVING}threads: 1\n"));
+        assert!(matches!(r.reload_now(), ReloadOutcome::Reloaded { .. }));
+        write(&path, &format!("{SERVING}threads: nope\n"));
+        assert!(matches!(r.reload_now(), ReloadOutcome::Failed(_)));
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(text.contains("switchyard_config_reloads_total{result=\"error\"} 3\n"));
+    }
+
+    #[test]
+    fn one_bad_save_seen_by_the_watcher_is_one_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, metrics) = reloader(dir.path());
+        let task = r.clone().spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Written in place, as an editor saves: truncate, write, close — several events.
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            format!("{SERVING}threads: nope\n"),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while r.status().last_error.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(r.status().last_error.is_some());
+        // Past the debounce, the retry after a refusal and any late event.
+        std::thread::sleep(DEBOUNCE * 4 + MAX_BURST);
+        assert!(
+            errors_counted(&metrics),
+            "{}",
+            String::from_utf8(metrics.render()).unwrap()
+        );
+        drop(task);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The console: a live page on the admin port that shows what this sidecar is doing now.
 //!
-//! It owns one piece of state of its own, the last requests ([`ring`]), fed once per request
-//! from the request record. Everything else is read when someone looks: the figures
-//! ([`sampler`], [`stats`]) come from the Prometheus families `/metrics` serves, circuit states
-//! from the breakers, the config hash and reload result from the reloader.
+//! It owns two pieces of state of its own, fed once per request from the request record: the
+//! last requests ([`ring`]) and, while someone watches, the window's attempt durations
+//! ([`latency`]: exact P50/P95/P99, not interpolated inside histogram buckets). Everything else
+//! is read when someone looks: the counts ([`sampler`], [`stats`]) come from the Prometheus
+//! families `/metrics` serves, circuit states from the breakers, the config hash and reload
+//! result from the reloader.
 //!
 //! Cost is bounded by who watches. While at least one viewer is connected to `/events` (or a
 //! poller of `/api/console` came by in the last few seconds) one sampler task reads the metrics
@@ -13,11 +15,12 @@
 //! The page itself ([`assets`]) is HTML, CSS and vanilla JS embedded in the binary.
 
 pub mod assets;
+pub mod latency;
 pub mod ring;
 pub mod sampler;
 pub mod stats;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,7 @@ use crate::config::watch::Reloader;
 use crate::config::Snapshot;
 use crate::router::Breakers;
 use crate::telemetry::{Metrics, RequestRecord};
+use latency::Latencies;
 use ring::RecentRequests;
 use sampler::{Counts, Sampler};
 use stats::Sources;
@@ -77,6 +81,9 @@ pub struct Console {
     live: Arc<ArcSwap<Snapshot>>,
     reloader: Option<Arc<Reloader>>,
     state: Mutex<SamplerState>,
+    /// Attempt durations over the window, kept only while the sampler runs (`collecting`).
+    latencies: Mutex<Latencies>,
+    collecting: AtomicBool,
     viewers: AtomicUsize,
     frames: watch::Sender<Option<Arc<Tick>>>,
     /// The full frame of the latest tick, built for the first viewer that needs it.
@@ -129,15 +136,36 @@ impl Console {
             live,
             reloader,
             state: Mutex::new(SamplerState::default()),
+            latencies: Mutex::new(Latencies::default()),
+            collecting: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
             frames: watch::Sender::new(None),
             full: Mutex::new(None),
         })
     }
 
-    /// The request path's one call: keep a copy of the finished request.
+    /// The request path's one call: keep a copy of the finished request, and its attempts'
+    /// durations while the console is watched.
     pub fn record(&self, record: &RequestRecord) {
         self.requests.push(record);
+        if self.collecting.load(Ordering::Acquire) {
+            if let Ok(mut latencies) = self.latencies.lock() {
+                latencies.record(now(), record);
+            }
+        }
+    }
+
+    /// Attempt durations held (0 once the console is closed).
+    pub fn latency_samples_held(&self) -> usize {
+        self.latencies.lock().map(|l| l.held()).unwrap_or(0)
+    }
+
+    /// Starts (a fresh store) or stops (forgetting it) keeping attempt durations.
+    fn collect(&self, on: bool) {
+        if let Ok(mut latencies) = self.latencies.lock() {
+            *latencies = Latencies::new(now());
+        }
+        self.collecting.store(on, Ordering::Release);
     }
 
     /// Open `/events` streams.
@@ -195,6 +223,7 @@ impl Console {
             return;
         }
         state.running = true;
+        self.collect(true);
         self.metrics.console_sampling.set(1);
         drop(state);
         handle.spawn(self.clone().sample_while_watched());
@@ -216,6 +245,7 @@ impl Console {
                     state.running = false;
                     state.lease_until = None;
                     state.sampler.clear_fine();
+                    self.collect(false);
                     if let Ok(mut full) = self.full.lock() {
                         *full = None;
                     }
@@ -250,11 +280,16 @@ impl Console {
         let snapshot = self.live.load();
         let window = sampler.window();
         let spark = |config: &str| sampler.spark(config, now);
+        let Ok(latencies) = self.latencies.lock() else {
+            return b"{}".to_vec();
+        };
         let sources = Sources {
             snapshot: &snapshot,
             breakers: &self.breakers,
             reload: self.reloader.as_ref().map(|r| r.status()),
             window: &window,
+            latencies: &latencies,
+            now,
             spark: &spark,
         };
         serde_json::to_vec(&sources.stats()).unwrap_or_else(|_| b"{}".to_vec())
@@ -337,6 +372,8 @@ mod tests {
         let tick = rx.borrow().clone().unwrap();
         assert!(tick.seq >= 3);
         assert!(c.samples_held() >= 3);
+        c.record(&ring::tests::record(1, 2));
+        assert_eq!(c.latency_samples_held(), 2);
         drop(viewer);
         drop(rx);
         assert_eq!(c.viewers(), 0);
@@ -344,6 +381,13 @@ mod tests {
         tokio::time::sleep(TICK * 2).await;
         assert!(!c.sampling());
         assert_eq!(c.samples_held(), 0);
+        assert_eq!(c.latency_samples_held(), 0, "durations are forgotten too");
+        c.record(&ring::tests::record(2, 1));
+        assert_eq!(
+            c.latency_samples_held(),
+            0,
+            "and not kept while nobody watches"
+        );
         assert_eq!(c.metrics.console_sampling.get(), 0);
         assert!(c.frames.borrow().is_none());
     }

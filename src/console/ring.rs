@@ -363,12 +363,12 @@ impl RecentRequests {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::telemetry::{Bodies as RecordBodies, TraceContext};
     use std::time::SystemTime;
 
-    fn record(n: usize, attempts: usize) -> RequestRecord {
+    pub(crate) fn record(n: usize, attempts: usize) -> RequestRecord {
         let start = SystemTime::now();
         RequestRecord {
             trace: TraceContext {

@@ -1,7 +1,8 @@
-//! Last-minute figures from the cumulative Prometheus families (the same state `/metrics`
-//! serves; no second bookkeeping). Each [`Sampler::sample`] reads the counters and histogram
-//! buckets once; a window is the difference between two samples. Quantiles interpolate
-//! linearly within a bucket, as PromQL's `histogram_quantile` does.
+//! Last-minute counts from the cumulative Prometheus counters (the same state `/metrics`
+//! serves; no second bookkeeping). Each [`Sampler::push`] reads the counters once; a window is
+//! the difference between two samples. Latency percentiles are not read here: interpolating
+//! inside histogram buckets is what `histogram_quantile` must do across pods, but one console
+//! has the durations themselves ([`super::latency`]).
 //!
 //! Two bounded rings: one sample a second for the last minute (counters and histograms; dropped
 //! when the console closes), and per-config counters every ten seconds for ten minutes (the
@@ -21,7 +22,7 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub const SPARK_STEP: Duration = Duration::from_secs(10);
 pub const SPARK_POINTS: usize = 60;
 
-/// `(target, provider)`: how the duration histograms are labelled (summed over models).
+/// `(target, provider)`: how the console's latency figures are keyed (over all models).
 pub type TargetKey = (String, String);
 /// `(config, target, provider)`: how attempts are counted.
 pub type AttemptKey = (String, String, String);
@@ -73,87 +74,11 @@ impl AttemptCounts {
     }
 }
 
-/// A histogram's cumulative bucket counts (upper bounds ascending, `+Inf` implied by `count`).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Hist {
-    pub bounds: Vec<f64>,
-    pub cumulative: Vec<u64>,
-    pub count: u64,
-}
-
-impl Hist {
-    fn add(&mut self, m: &Metric) {
-        let h = m.get_histogram();
-        let buckets = h.get_bucket();
-        if self.bounds.is_empty() {
-            self.bounds = buckets.iter().map(|b| b.upper_bound()).collect();
-            self.cumulative = vec![0; buckets.len()];
-        }
-        if buckets.len() != self.bounds.len() {
-            return;
-        }
-        for (c, b) in self.cumulative.iter_mut().zip(buckets) {
-            *c += b.cumulative_count();
-        }
-        self.count += h.get_sample_count();
-    }
-
-    fn minus(&self, o: Option<&Hist>) -> Hist {
-        match o {
-            Some(o) if o.bounds.len() == self.bounds.len() => Hist {
-                bounds: self.bounds.clone(),
-                cumulative: self
-                    .cumulative
-                    .iter()
-                    .zip(&o.cumulative)
-                    .map(|(a, b)| a.saturating_sub(*b))
-                    .collect(),
-                count: self.count.saturating_sub(o.count),
-            },
-            _ => self.clone(),
-        }
-    }
-
-    /// The `q` quantile in seconds, as `histogram_quantile` computes it; `None` without
-    /// observations.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = q * self.count as f64;
-        let mut lower = 0.0;
-        let mut below = 0u64;
-        for (upper, cum) in self.bounds.iter().zip(&self.cumulative) {
-            if *cum as f64 >= rank {
-                let in_bucket = cum - below;
-                if in_bucket == 0 {
-                    return Some(*upper);
-                }
-                // The first bucket starts at 0 (or is a point when its bound is not positive).
-                let lower_bound = if below == 0 && lower == 0.0 && *upper <= 0.0 {
-                    *upper
-                } else {
-                    lower
-                };
-                return Some(
-                    lower_bound + (upper - lower_bound) * (rank - below as f64) / in_bucket as f64,
-                );
-            }
-            lower = *upper;
-            below = *cum;
-        }
-        // In the +Inf bucket: the highest finite bound, as Prometheus answers.
-        self.bounds.last().copied()
-    }
-}
-
 /// Every counter the console shows, cumulative, at one instant.
 #[derive(Debug, Default, Clone)]
 pub struct Counts {
     pub configs: BTreeMap<String, ConfigCounts>,
     pub attempts: BTreeMap<AttemptKey, AttemptCounts>,
-    pub latency: BTreeMap<TargetKey, Hist>,
-    pub ttft: BTreeMap<TargetKey, Hist>,
 }
 
 fn label<'a>(m: &'a Metric, name: &str) -> &'a str {
@@ -234,18 +159,6 @@ impl Counts {
                 }
             }
         }
-        for (family, into) in [
-            (&metrics.upstream_duration_seconds, &mut c.latency),
-            (&metrics.time_to_first_token_seconds, &mut c.ttft),
-        ] {
-            for m in family.collect().iter().flat_map(|f| f.get_metric()) {
-                let key = (
-                    label(m, "target").to_string(),
-                    label(m, "provider").to_string(),
-                );
-                into.entry(key).or_default().add(m);
-            }
-        }
         c
     }
 }
@@ -257,8 +170,6 @@ pub struct Window {
     pub span: Duration,
     pub configs: BTreeMap<String, ConfigCounts>,
     pub attempts: BTreeMap<AttemptKey, AttemptCounts>,
-    pub latency: BTreeMap<TargetKey, Hist>,
-    pub ttft: BTreeMap<TargetKey, Hist>,
     /// The newest sample's cumulative attempt keys (targets ever called).
     pub seen: Vec<AttemptKey>,
 }
@@ -341,8 +252,6 @@ impl Sampler {
                     (k.clone(), d)
                 })
                 .collect(),
-            latency: diff_hists(&newest.latency, &base.latency, same),
-            ttft: diff_hists(&newest.ttft, &base.ttft, same),
             seen: newest.attempts.keys().cloned().collect(),
         }
     }
@@ -376,88 +285,19 @@ impl Sampler {
     }
 }
 
-fn diff_hists(
-    newest: &BTreeMap<TargetKey, Hist>,
-    base: &BTreeMap<TargetKey, Hist>,
-    same: bool,
-) -> BTreeMap<TargetKey, Hist> {
-    newest
-        .iter()
-        .map(|(k, h)| {
-            let d = if same {
-                Hist {
-                    bounds: h.bounds.clone(),
-                    cumulative: vec![0; h.bounds.len()],
-                    count: 0,
-                }
-            } else {
-                h.minus(base.get(k))
-            };
-            (k.clone(), d)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::{
-        FallbackLabels, RequestLabels, TargetLabels, UpstreamAttemptLabels,
-    };
-
-    fn hist(bounds: &[f64], per_bucket: &[u64]) -> Hist {
-        let mut cum = 0;
-        Hist {
-            bounds: bounds.to_vec(),
-            cumulative: per_bucket
-                .iter()
-                .map(|n| {
-                    cum += n;
-                    cum
-                })
-                .collect(),
-            count: cum,
-        }
-    }
-
-    #[test]
-    fn quantiles_interpolate_within_buckets_like_histogram_quantile() {
-        let h = hist(&[0.1, 0.5, 1.0], &[50, 40, 10]);
-        // rank 50 of 100 is the top of the first bucket.
-        assert!((h.quantile(0.5).unwrap() - 0.1).abs() < 1e-9);
-        // rank 95: 5 of 10 into (0.5, 1.0].
-        assert!((h.quantile(0.95).unwrap() - 0.75).abs() < 1e-9);
-        assert!((h.quantile(0.25).unwrap() - 0.05).abs() < 1e-9);
-        assert_eq!(Hist::default().quantile(0.5), None);
-        // Observations above the last bound: the last bound.
-        let mut over = hist(&[0.1, 0.5], &[1, 0]);
-        over.count = 10;
-        assert_eq!(over.quantile(0.99), Some(0.5));
-    }
+    use crate::telemetry::metrics::{FallbackLabels, RequestLabels, UpstreamAttemptLabels};
 
     #[test]
     fn a_window_is_the_difference_from_a_minute_ago() {
         let metrics = Metrics::new().unwrap();
         let mut s = Sampler::default();
         let t0 = Instant::now();
-        let target = TargetLabels {
-            target: "t",
-            provider: "p",
-            model: "m",
-        };
-        metrics
-            .upstream_duration_seconds
-            .with(&target)
-            .observe(20.0);
         s.push(t0, Counts::read(&metrics));
         assert_eq!(s.window().span, Duration::ZERO);
-        assert_eq!(
-            s.window().latency[&("t".to_string(), "p".to_string())].count,
-            0,
-            "one sample is no window"
-        );
         for i in 1..=70u64 {
-            metrics.upstream_duration_seconds.with(&target).observe(0.2);
             metrics
                 .upstream_attempts_total
                 .with(&UpstreamAttemptLabels {
@@ -489,10 +329,6 @@ mod tests {
         assert!(s.held() <= 62, "bounded: {}", s.held());
         let w = s.window();
         assert_eq!(w.span, WINDOW);
-        let lat = &w.latency[&("t".to_string(), "p".to_string())];
-        assert_eq!(lat.count, 60, "the 20 s outlier is out of the window");
-        let p99 = lat.quantile(0.99).unwrap();
-        assert!(p99 > 0.1 && p99 <= 0.25, "{p99}");
         assert_eq!(w.configs["chat"].requests, 60);
         assert_eq!(w.configs["chat"].fallbacks, 60);
         assert_eq!(

@@ -4,11 +4,12 @@
 //! that the config no longer names.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::sampler::{AttemptKey, Hist, SparkPoint, Window};
+use super::latency::{Latencies, Percentiles};
+use super::sampler::{AttemptKey, SparkPoint, Window};
 use crate::config::watch::ReloadStatus;
 use crate::config::{RouteConfig, Snapshot, Target, TargetKind};
 use crate::router::breaker::CircuitState;
@@ -28,12 +29,13 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(h: Option<&Hist>) -> Quantiles {
-        let ms = |q| h.and_then(|h| h.quantile(q)).map(|s| round(s * 1000.0, 1));
+    /// In milliseconds, to 0.1 ms.
+    fn of(p: Option<Percentiles>) -> Quantiles {
+        let ms = |s: f64| round(s * 1000.0, 1);
         Quantiles {
-            p50: ms(0.5),
-            p95: ms(0.95),
-            p99: ms(0.99),
+            p50: p.map(|p| ms(p.p50)),
+            p95: p.map(|p| ms(p.p95)),
+            p99: p.map(|p| ms(p.p99)),
         }
     }
 }
@@ -100,7 +102,8 @@ pub struct ConfigRow {
 #[derive(Serialize)]
 pub struct ConfigInfo {
     pub hash: String,
-    /// Whether a config file is watched (the embedded and demo configs are not).
+    /// Whether a config file is watched (the embedded config and the demo's embedded copy are
+    /// not).
     pub hot_reload: bool,
     pub last_reload_unix_ms: Option<u64>,
     pub last_reload_error: Option<String>,
@@ -123,6 +126,9 @@ pub struct Sources<'a> {
     pub breakers: &'a Breakers,
     pub reload: Option<ReloadStatus>,
     pub window: &'a Window,
+    /// The window's attempt durations (percentiles).
+    pub latencies: &'a Latencies,
+    pub now: Instant,
     pub spark: &'a dyn Fn(&str) -> Vec<SparkPoint>,
 }
 
@@ -185,8 +191,8 @@ impl Sources<'_> {
             errors: a.errors,
             timeouts: a.timeouts,
             skipped: a.skipped,
-            latency_ms: Quantiles::of(w.latency.get(&tk)),
-            ttft_ms: Quantiles::of(w.ttft.get(&tk)),
+            latency_ms: Quantiles::of(self.latencies.latency(&tk, self.now)),
+            ttft_ms: Quantiles::of(self.latencies.ttft(&tk, self.now)),
             circuit,
         }
     }

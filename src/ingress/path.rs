@@ -212,7 +212,7 @@ const fn route(
 /// batches and fine-tuning (they act on the whole provider account behind the real key, and
 /// a batch's models are inside an uploaded file no allowlist sees), multipart audio and image
 /// edits (their `model` is a form field the policy does not parse), stored responses by id.
-pub static ROUTES: [Route; 10] = [
+pub static ROUTES: [Route; 11] = [
     route(
         Method::POST,
         "/v1/chat/completions",
@@ -248,6 +248,7 @@ pub static ROUTES: [Route; 10] = [
     route(Method::GET, "/v1/models", RouteBody::None, "other"),
     route(Method::GET, "/v1/models/*", RouteBody::None, "other"),
     route(Method::POST, "/v1/feedback", RouteBody::Json, "feedback"),
+    route(Method::PUT, "/v1/feedback/*", RouteBody::Json, "feedback"),
 ];
 
 fn matches(pattern: &str, path: &str) -> bool {

@@ -43,6 +43,7 @@ use crate::console::Console;
 use crate::governance::Governance;
 use crate::router::Breakers;
 use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::feedback::FeedbackBook;
 use crate::telemetry::otlp::OtlpExporter;
 use crate::telemetry::{trace, Metrics};
 use crate::upstream::UpstreamClient;
@@ -64,6 +65,8 @@ pub struct Pipeline {
     pub governance: Arc<Governance>,
     /// Response caches of the configs that set `cache`; stores outlive config reloads.
     pub cache: Arc<Cache>,
+    /// The feedback ids issued, so `PUT /v1/feedback/{id}` can update one (bounded).
+    pub feedback_book: Arc<FeedbackBook>,
 }
 
 impl Pipeline {

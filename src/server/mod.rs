@@ -155,6 +155,7 @@ fn start_pipeline(
         otlp,
         governance,
         cache,
+        feedback_book: Default::default(),
     }
 }
 

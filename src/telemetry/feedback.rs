@@ -8,8 +8,14 @@
 //! `trace_id` (1 to 256 printable ASCII characters, as in the `x-portkey-trace-id` header) and
 //! `value` (an integer from -10 to 10) are required; `weight` (0 to 1) defaults to 1;
 //! `metadata` is an optional object of at most 4 KiB once serialized. Other fields are ignored,
-//! as Portkey ignores them. This module only validates; where feedback goes is the caller's
-//! business.
+//! as Portkey ignores them. `PUT /v1/feedback/{id}` ([`FeedbackUpdate`]) takes the same
+//! fields but `trace_id`: the trace a piece of feedback rates never changes.
+//!
+//! This module validates, and remembers which trace each issued feedback id rates
+//! ([`FeedbackBook`], bounded); where feedback goes is the caller's business.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -23,6 +29,9 @@ pub const MIN_VALUE: i64 = -10;
 pub const MAX_VALUE: i64 = 10;
 /// Most pieces of feedback in one bulk body (a JSON array).
 pub const MAX_BULK: usize = 100;
+/// Feedback ids remembered for `PUT /v1/feedback/{id}` (the newest; an older id, or one from
+/// before a restart, is unknown). At most about 3 MB with 256-character trace ids.
+pub const MAX_KEPT_IDS: usize = 10_000;
 
 /// One piece of feedback, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,6 +102,109 @@ impl Feedback {
             weight: weight(fields.get("weight"))?,
             metadata: metadata(fields.remove("metadata"))?,
         })
+    }
+}
+
+/// The body of `PUT /v1/feedback/{id}`, validated: what replaces the feedback's value, weight
+/// (1 when not sent) and metadata (none when not sent), as Portkey's update does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackUpdate {
+    pub value: i8,
+    pub weight: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl FeedbackUpdate {
+    /// Parses and validates an update body (one JSON object; `trace_id`, if sent, is ignored).
+    pub fn parse(body: &[u8]) -> Result<FeedbackUpdate, FeedbackError> {
+        let json: Value = serde_json::from_slice(body)
+            .map_err(|e| error("body", format!("not valid JSON: {e}")))?;
+        let Value::Object(mut fields) = json else {
+            return Err(error("body", "not a JSON object"));
+        };
+        Ok(FeedbackUpdate {
+            value: value(fields.get("value"))?,
+            weight: weight(fields.get("weight"))?,
+            metadata: metadata(fields.remove("metadata"))?,
+        })
+    }
+}
+
+/// What the book keeps of one issued feedback id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub trace_id: String,
+    /// The value it holds now (after the last update).
+    pub value: i8,
+    pub weight: f64,
+    /// Updates applied so far.
+    pub updates: u32,
+}
+
+/// The newest [`MAX_KEPT_IDS`] feedback ids and the trace each rates: what lets
+/// `PUT /v1/feedback/{id}` tell a known id (updated, logged under the same trace) from an
+/// unknown one (404). Insertion order evicts; an update does not refresh an id's age.
+pub struct FeedbackBook {
+    capacity: usize,
+    inner: Mutex<(HashMap<String, Kept>, VecDeque<String>)>,
+}
+
+impl Default for FeedbackBook {
+    fn default() -> Self {
+        FeedbackBook::with_capacity(MAX_KEPT_IDS)
+    }
+}
+
+impl FeedbackBook {
+    pub fn with_capacity(capacity: usize) -> FeedbackBook {
+        FeedbackBook {
+            capacity: capacity.max(1),
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    /// Remembers a new piece of feedback under `id`.
+    pub fn insert(&self, id: &str, feedback: &Feedback) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let (map, order) = &mut *inner;
+        while order.len() >= self.capacity {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        let kept = Kept {
+            trace_id: feedback.trace_id.clone(),
+            value: feedback.value,
+            weight: feedback.weight,
+            updates: 0,
+        };
+        if map.insert(id.to_string(), kept).is_none() {
+            order.push_back(id.to_string());
+        }
+    }
+
+    /// Applies `update` to the feedback `id`; returns what it held before (with its trace), or
+    /// `None` for an unknown id.
+    pub fn update(&self, id: &str, update: &FeedbackUpdate) -> Option<Kept> {
+        let mut inner = self.inner.lock().ok()?;
+        let kept = inner.0.get_mut(id)?;
+        let before = kept.clone();
+        kept.value = update.value;
+        kept.weight = update.weight;
+        kept.updates = kept.updates.saturating_add(1);
+        Some(before)
+    }
+
+    /// Ids held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.0.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -285,6 +397,60 @@ mod tests {
             );
         }
         assert!(Feedback::parse(br#"{"trace_id": "t", "value": 1, "weight": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn an_update_takes_value_weight_and_metadata_but_never_a_trace() {
+        let u = FeedbackUpdate::parse(
+            br#"{"value": -2, "weight": 0.5, "metadata": {"k": 1}, "trace_id": "other"}"#,
+        )
+        .unwrap();
+        assert_eq!((u.value, u.weight), (-2, 0.5));
+        assert_eq!(u.metadata.unwrap()["k"], 1);
+        let u = FeedbackUpdate::parse(br#"{"value": 3}"#).unwrap();
+        assert_eq!((u.value, u.weight, u.metadata), (3, 1.0, None));
+        let err = |b: &str| FeedbackUpdate::parse(b.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err("{}"), "value: required");
+        assert_eq!(
+            err(r#"{"value": 11}"#),
+            "value: must be an integer between -10 and 10"
+        );
+        assert_eq!(
+            err(r#"{"value": 1, "weight": 2}"#),
+            "weight: must be a number between 0 and 1"
+        );
+        assert_eq!(
+            err(r#"{"value": 1, "metadata": []}"#),
+            "metadata: must be a JSON object"
+        );
+        assert_eq!(err(r#"[{"value": 1}]"#), "body: not a JSON object");
+        assert!(err("{").starts_with("body: not valid JSON"));
+    }
+
+    #[test]
+    fn the_book_keeps_the_newest_ids_and_their_traces() {
+        let book = FeedbackBook::with_capacity(2);
+        let f = |t: &str| {
+            Feedback::parse(format!(r#"{{"trace_id":"{t}","value":1}}"#).as_bytes()).unwrap()
+        };
+        book.insert("a", &f("ta"));
+        book.insert("b", &f("tb"));
+        let up = FeedbackUpdate::parse(br#"{"value": -5, "weight": 0.2}"#).unwrap();
+        let before = book.update("a", &up).unwrap();
+        assert_eq!(
+            (before.trace_id.as_str(), before.value, before.updates),
+            ("ta", 1, 0)
+        );
+        let again = book.update("a", &up).unwrap();
+        assert_eq!((again.value, again.weight, again.updates), (-5, 0.2, 1));
+        book.insert("c", &f("tc"));
+        assert_eq!(book.len(), 2);
+        assert!(
+            book.update("a", &up).is_none(),
+            "the oldest id is forgotten"
+        );
+        assert_eq!(book.update("c", &up).unwrap().trace_id, "tc");
+        assert!(book.update("nope", &up).is_none());
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct GenAiMetrics {
     pub cost_usd_total: Family<CounterVec, SpendLabels<'static>, 2>,
     pub cost_unknown_total: Family<IntCounterVec, SpendLabels<'static>, 2>,
     pub feedback_total: Family<IntCounterVec, FeedbackLabels<'static>, 2>,
+    /// Updates by `PUT /v1/feedback/{id}`, by config and the new value.
+    pub feedback_updates_total: Family<IntCounterVec, FeedbackLabels<'static>, 2>,
     pub access_log_dropped_total: IntCounter,
 }
 
@@ -94,6 +96,11 @@ impl GenAiMetrics {
                 r,
                 "switchyard_feedback_total",
                 "Feedback posted to /v1/feedback, by config and value (-10..10).",
+            )?,
+            feedback_updates_total: Family::counter(
+                r,
+                "switchyard_feedback_updates_total",
+                "Feedback updated by PUT /v1/feedback/{id}, by config and new value (-10..10).",
             )?,
             access_log_dropped_total,
         })

@@ -51,6 +51,9 @@ pub enum GatewayError {
         "unknown route {method} {path}: Switchyard serves the OpenAI and Anthropic inference routes under /v1/ (chat/completions, messages, completions, embeddings, responses, models, …)"
     )]
     UnknownRoute { method: String, path: String },
+    /// A served route naming something that does not exist (a feedback id; 404).
+    #[error("{0}")]
+    NotFound(String),
     /// A request path that is not canonical and cannot be made so safely (400).
     #[error("invalid request path: {0}")]
     InvalidPath(#[from] PathError),
@@ -104,7 +107,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest(_) | GatewayError::InvalidJson(_) => 400,
             GatewayError::BodyTooLarge { .. } => 413,
-            GatewayError::UnknownRoute { .. } => 404,
+            GatewayError::UnknownRoute { .. } | GatewayError::NotFound(_) => 404,
             GatewayError::InvalidPath(_) => 400,
             GatewayError::Unauthorized(_) => 401,
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => 403,
@@ -125,6 +128,7 @@ impl GatewayError {
             | GatewayError::InvalidJson(_)
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::UnknownRoute { .. }
+            | GatewayError::NotFound(_)
             | GatewayError::InvalidPath(_)
             | GatewayError::ClientTooSlow(_)
             | GatewayError::HeadersTooLarge { .. } => "invalid_request_error",
@@ -148,6 +152,7 @@ impl GatewayError {
             GatewayError::InvalidJson(_) => "invalid_json",
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::UnknownRoute { .. } => "unknown_route",
+            GatewayError::NotFound(_) => "not_found",
             GatewayError::InvalidPath(_) => "invalid_path",
             GatewayError::Unauthorized(_) => "invalid_api_key",
             GatewayError::ModelNotAllowed { .. } => "model_not_allowed",

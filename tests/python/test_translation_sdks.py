@@ -206,3 +206,23 @@ def test_portkey_sdk_falls_back_from_openai_to_anthropic(gateway):
     assert reqs[-2]["path"].endswith("/v1/chat/completions")
     assert reqs[-1]["path"] == "/v1/messages"
     assert json.loads(reqs[-1]["body"])["model"] == "claude-haiku-4-5"
+
+
+# --- portkey-ai SDK: feedback, created then updated by its id --------------------------------
+
+
+def test_portkey_sdk_feedback_is_created_then_updated(gateway):
+    client = Portkey(base_url=gateway["base_url"], api_key="unused-portkey-key", virtual_key="vk-failing")
+    created = client.feedback.create(trace_id="py-trace-1", value=5, weight=0.5, metadata={"user": "u1"})
+    assert created.status == "success"
+    (feedback_id,) = created.feedback_ids
+    updated = client.feedback.update(feedback_id=feedback_id, value=-3, weight=1, metadata={"why": "late"})
+    assert updated.status == "success"
+    assert updated.feedback_ids == [feedback_id]
+    # An id the gateway never issued: Portkey's SDK raises its 404 error.
+    try:
+        client.feedback.update(feedback_id="0" * 32, value=1)
+    except Exception as e:  # noqa: BLE001 — the SDK's own NotFoundError, whatever its module
+        assert getattr(e, "status_code", None) == 404, repr(e)
+    else:
+        raise AssertionError("an unknown feedback id was updated")
