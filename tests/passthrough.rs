@@ -247,3 +247,69 @@ async fn inline_configs_route_like_named_ones_and_bad_ones_are_400s_that_cost_no
     let r = post(&gw, &[("authorization", "Bearer k")], &chat("m", false)).await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_model_at_slug_routes_to_that_virtual_key_or_provider_and_sends_the_model() {
+    let mock = mock().await;
+    let keyed = format!(
+        "listen: $LISTEN\nadmin_listen: $ADMIN\nproviders:\n  up: {{ kind: openai-compatible, base_url: \"http://{}/v1\", api_key: sk-provider }}\nvirtual_keys:\n  openai-prod: {{ provider: up }}\nconfigs:\n  c: {{ virtual_key: openai-prod }}\n",
+        mock.addr
+    );
+    let gw = Gateway::start(&keyed).await;
+    // No credential at all: the slug selects the key (Portkey's model catalog).
+    let r = post(&gw, &[], &chat("@openai-prod/gpt-4o", false)).await;
+    assert_eq!(r.status(), 200);
+    let last = mock.requests().pop().unwrap();
+    assert_eq!(last.json().unwrap()["model"], "gpt-4o");
+    assert_eq!(last.header("authorization"), Some("Bearer sk-provider"));
+    for (headers, model, expect) in [
+        (&[][..], "@openai-typo/gpt-4o", "names no virtual key"),
+        (
+            &[("x-portkey-config", "c")][..],
+            "@openai-prod/gpt-4o",
+            "send one of them",
+        ),
+        (&[][..], "@openai-prod", "catalog spelling"),
+        // With passthrough off, a provider id is no slug.
+        (
+            &[("authorization", "Bearer sk-own")][..],
+            "@openai/gpt-4o",
+            "names no virtual key",
+        ),
+    ] {
+        let r = post(&gw, headers, &chat(model, false)).await;
+        let status = r.status();
+        let e: serde_json::Value = r.json().await.unwrap();
+        let m = e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            status,
+            if headers.iter().any(|(k, _)| *k == "authorization") {
+                401
+            } else {
+                400
+            },
+            "{model}: {m}"
+        );
+        if status == 400 {
+            assert!(
+                m.contains(expect) && !m.contains("openai-typo"),
+                "{model}: {m}"
+            );
+        }
+    }
+    // Passthrough: a provider id as the slug, with the caller's own key.
+    let gw = start(mock.addr).await;
+    let r = post(
+        &gw,
+        &[("authorization", "Bearer sk-own-3")],
+        &chat("@openai/gpt-4o-mini", false),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let last = mock.requests().pop().unwrap();
+    assert_eq!(last.json().unwrap()["model"], "gpt-4o-mini");
+    assert_eq!(last.header("authorization"), Some("Bearer sk-own-3"));
+}

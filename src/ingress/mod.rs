@@ -173,6 +173,33 @@ fn config_route(snapshot: &Snapshot, config: &str) -> Result<Arc<RouteConfig>, G
     })
 }
 
+/// The route Portkey's model-catalog spelling `"model": "@<slug>/<model>"` names: the virtual
+/// key called `<slug>` (its config, else `default_config`, else the key alone), or with
+/// passthrough on, provider id `<slug>` with the caller's own key. `None`: the slug names
+/// neither.
+pub fn slug_route(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+    slug: &str,
+) -> Result<Option<Resolved>, GatewayError> {
+    if let Some(key) = snapshot.virtual_keys.get(slug) {
+        let key = usable(key)?;
+        let route = key_route(snapshot, &key)?;
+        return Ok(Some(Resolved {
+            route,
+            virtual_key: Some(key),
+        }));
+    }
+    if snapshot.passthrough.enabled && snapshot.passthrough.kinds.contains_key(slug) {
+        let route = provider_route(snapshot, headers, slug, credential(headers))?;
+        return Ok(Some(Resolved {
+            route,
+            virtual_key: None,
+        }));
+    }
+    Ok(None)
+}
+
 /// The key's own config, else `default_config`, else the key alone.
 fn key_route(snapshot: &Snapshot, key: &VirtualKey) -> Result<Arc<RouteConfig>, GatewayError> {
     match key.config.as_ref().or(snapshot.default_config.as_ref()) {
@@ -259,6 +286,15 @@ fn fallback_route<'s>(
     passthrough.route(id)
 }
 
+/// Whether `e` is the 401 of a request that selected nothing ([`no_route`]): a model in
+/// Portkey's `@<slug>/<model>` spelling may still select a route once the body is read.
+pub fn is_no_route(e: &GatewayError) -> bool {
+    matches!(e, GatewayError::Unauthorized(m) if m.starts_with(NO_CREDENTIAL) || m.starts_with(NOTHING_SELECTED))
+}
+
+const NO_CREDENTIAL: &str = "no credential";
+const NOTHING_SELECTED: &str = "no virtual key or config selected";
+
 /// The 401 for a request that selected nothing: no credential, or (forward-proxy mode) only the
 /// app's own provider key.
 fn no_route(passthrough: bool, presented: bool) -> GatewayError {
@@ -268,9 +304,9 @@ fn no_route(passthrough: bool, presented: bool) -> GatewayError {
         ""
     };
     let what = if presented {
-        "no virtual key or config selected"
+        NOTHING_SELECTED
     } else {
-        "no credential"
+        NO_CREDENTIAL
     };
     GatewayError::Unauthorized(format!(
         "{what}: send a virtual key as `Authorization: Bearer <virtual key>`, `x-api-key` or `x-portkey-virtual-key`, or name a config in `x-portkey-config`{own}"

@@ -1,17 +1,16 @@
 //! The body phase: the client body read once, within the size limit and the minimum rate, then
-//! parsed with the head into the [`ClientRequest`] the later phases work on.
+//! parsed with the head (`super::ingress::parse_with_slug`) into the request the later phases
+//! work on.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::prelude::Session;
 
-use super::attempt::ClientRequest;
 use super::context::Context;
 use super::reject::Rejection;
 use crate::config::RequestLimits;
 use crate::error::GatewayError;
-use crate::ingress::Resolved;
 use crate::telemetry::metrics::CloseReason;
 use crate::telemetry::Metrics;
 
@@ -35,26 +34,6 @@ pub async fn read(
             Err(e.into())
         }
     }
-}
-
-/// Parses the request the config will run.
-pub fn parse(
-    session: &Session,
-    resolved: &Resolved,
-    body: Bytes,
-) -> Result<ClientRequest, Rejection> {
-    let head = session.req_header();
-    let path_and_query = head
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| head.uri.path().to_string());
-    Ok(ClientRequest::parse(
-        head,
-        path_and_query,
-        body,
-        resolved.route.needs_body,
-    )?)
 }
 
 /// Reads the client body within the size limit and the minimum rate: byte `n` must have

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use pingora::prelude::Session;
 
+use super::attempt::ClientRequest;
 use super::context::Context;
 use super::reject::Rejection;
 use crate::config::RouteConfig;
@@ -89,4 +90,62 @@ pub fn resolve(
     ctx.facts.config.push_str(resolved.config_label());
     ctx.facts.virtual_key = resolved.virtual_key.as_ref().map(|k| k.label.clone());
     Ok(resolved)
+}
+
+/// The body parsed for the route that runs, after Portkey's model catalog spelling
+/// `"model": "@<slug>/<model>"` had its say: the slug routes to the virtual key or provider id
+/// `<slug>` (`ingress::slug_route`) and `<model>` is sent. A request that selected nothing
+/// (`unresolved`) may be routed this way; otherwise its 401 stands. A config header already
+/// chose the route, so both together are refused rather than one silently winning.
+pub fn parse_with_slug(
+    session: &Session,
+    ctx: &mut Context<'_>,
+    resolved: Result<Resolved, Rejection>,
+    body: bytes::Bytes,
+) -> Result<(Resolved, ClientRequest), Rejection> {
+    let needs_body = resolved.as_ref().is_ok_and(|r| r.route.needs_body);
+    let head = session.req_header();
+    let path_and_query = head
+        .uri
+        .path_and_query()
+        .map_or_else(|| head.uri.path().to_string(), |p| p.as_str().to_string());
+    let request = ClientRequest::parse(head, path_and_query, body, needs_body)?;
+    let Some(rest) = request.model.as_deref().and_then(|m| m.strip_prefix('@')) else {
+        return Ok((resolved?, request));
+    };
+    let invalid = |m: &str| Rejection::Error(GatewayError::InvalidRequest(m.to_string()));
+    let Some((slug, model)) = rest
+        .split_once('/')
+        .filter(|(s, m)| !s.is_empty() && !m.is_empty())
+    else {
+        return Err(invalid(
+            "a model starting with @ is Portkey's catalog spelling: @<virtual key or provider id>/<model>",
+        ));
+    };
+    let headers = &head.headers;
+    if crate::vocab::headers::CONFIG
+        .iter()
+        .any(|h| headers.contains_key(*h))
+    {
+        return Err(invalid(
+            "the model's @<slug> and the config header both choose the route: send one of them",
+        ));
+    }
+    // The slug may be a mistyped virtual key: never echoed.
+    let Some(chosen) = ingress::slug_route(ctx.snapshot, headers, slug)? else {
+        return Err(invalid(
+            "the @<slug> of the model names no virtual key, nor (with passthrough on) a provider id",
+        ));
+    };
+    let request = request.with_model(model)?;
+    ctx.facts.config.clear();
+    ctx.facts.config.push_str(chosen.config_label());
+    ctx.facts.virtual_key = chosen.virtual_key.as_ref().map(|k| k.label.clone());
+    Ok((chosen, request))
+}
+
+/// Whether the request may go on to its body although resolution refused it: only a request
+/// that selected nothing (its model may still name a route).
+pub fn may_route_by_model(refused: &Rejection) -> bool {
+    matches!(refused, Rejection::Error(e) if ingress::is_no_route(e))
 }

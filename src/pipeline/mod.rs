@@ -103,10 +103,13 @@ impl Pipeline {
         if feedback::is_feedback(session) {
             return self.feedback(session, ctx).await;
         }
-        let resolved = ingress::resolve(session, ctx, origin)?;
+        let resolved = match ingress::resolve(session, ctx, origin) {
+            Err(refused) if !ingress::may_route_by_model(&refused) => return Err(refused),
+            other => other,
+        };
         let limit = ctx.snapshot.limits.max_request_body_bytes;
         let body = body::read(session, ctx, &self.metrics, limit).await?;
-        let mut request = body::parse(session, &resolved, body)?;
+        let (resolved, mut request) = ingress::parse_with_slug(session, ctx, resolved, body)?;
         admission::allowlist(&resolved, &request)?;
         let screened = admission::screen_input(ctx, &self.metrics, &resolved, &mut request)?;
         admission::govern(ctx, &self.governance, &resolved, &request).await?;

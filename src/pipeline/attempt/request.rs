@@ -163,6 +163,21 @@ impl ClientRequest {
     }
 
     /// A copy carrying another body (a target's input guardrails redacted its text).
+    /// This request for `model` instead, its body re-serialized with it (Portkey's
+    /// `@<slug>/<model>` spelling, once the slug has chosen the route).
+    pub fn with_model(&self, model: &str) -> Result<ClientRequest, GatewayError> {
+        let mut json = match &self.json {
+            Some(json) => json.clone(),
+            None => ingress::body::parse(&self.body)?,
+        };
+        json.insert("model".into(), serde_json::Value::String(model.to_string()));
+        let body = serde_json::to_vec(&json)
+            .map_err(|e| GatewayError::Internal(format!("re-encode the request: {e}")))?;
+        let mut request = self.with_body(Bytes::from(body), json);
+        request.model = Some(model.to_string());
+        Ok(request)
+    }
+
     pub(super) fn with_body(
         &self,
         body: Bytes,
