@@ -18,8 +18,16 @@ use crate::router::Router;
 
 /// The target that answered (or, when every target failed, the last one tried).
 fn tried(leaf: &Target) -> Tried {
+    // Portkey's provider ids: the id a passthrough target was reached by, else the kind's.
     let provider = match &leaf.kind {
-        TargetKind::Leaf { virtual_key } => virtual_key.provider.kind.as_str(),
+        TargetKind::Leaf { virtual_key } => {
+            let p = &virtual_key.provider;
+            let passthrough = virtual_key.label == crate::config::compile::PASSTHROUGH_LABEL;
+            match passthrough.then(|| crate::config::compile::passthrough_id(&p.name)) {
+                Some(Some(id)) => id,
+                _ => p.kind.portkey_id(),
+            }
+        }
         TargetKind::Group { .. } => "",
     };
     Tried {

@@ -32,6 +32,15 @@ impl ProviderKind {
         }
     }
 
+    /// Portkey's provider id for this kind (`x-portkey-provider` in responses): `google` for
+    /// Gemini; an OpenAI-compatible server is `openai`-shaped, so `openai-compatible` stays.
+    pub fn portkey_id(self) -> &'static str {
+        match self {
+            ProviderKind::Gemini => "google",
+            other => other.as_str(),
+        }
+    }
+
     /// The header the credential goes in when a provider sets no `auth_header`.
     pub fn default_auth_header(self) -> &'static str {
         match self {

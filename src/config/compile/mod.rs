@@ -25,7 +25,9 @@ use routes::direct_routes;
 
 pub use super::error::{ConfigError, ConfigErrors};
 pub use inline::{custom_host_route, inline_route};
-pub use passthrough::{base_url_env, CONFIG_LABEL as PASSTHROUGH_LABEL};
+pub use passthrough::{
+    base_url_env, static_id as passthrough_id, CONFIG_LABEL as PASSTHROUGH_LABEL,
+};
 pub use providers::parse_base_url;
 
 mod admin;

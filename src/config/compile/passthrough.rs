@@ -77,6 +77,12 @@ const PROVIDERS: [(&str, ProviderKind, Option<&str>); 13] = [
     ("openai-compatible", ProviderKind::OpenAiCompatible, None),
 ];
 
+/// Provider id `id` as a static string, if passthrough knows it (the `x-portkey-provider`
+/// response header names the id a passthrough target was reached by).
+pub fn static_id(id: &str) -> Option<&'static str> {
+    PROVIDERS.iter().map(|(i, _, _)| *i).find(|i| *i == id)
+}
+
 /// The environment variable that replaces provider `id`'s standard base URL.
 pub fn base_url_env(id: &str) -> String {
     format!(
