@@ -190,3 +190,54 @@ proptest! {
         prop_assert_eq!(wait, ceiling.mul_f64(sample));
     }
 }
+
+/// A config with one virtual key, for the inline-config property below.
+fn inline_snapshot() -> switchyard::config::Snapshot {
+    switchyard::config::load_str(
+        "providers: { p: { kind: openai, base_url: \"http://127.0.0.1:9/v1\", api_key: k } }\nvirtual_keys: { vk: { provider: p } }\n",
+        None,
+    )
+    .unwrap()
+}
+
+/// JSON-ish fragments an inline config is built from: valid pieces, wrong types, deep nesting.
+fn inline_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\"virtual_key\":\"vk\"".to_string()),
+        Just("\"virtual_key\":\"nope\"".to_string()),
+        Just("\"provider\":\"openai\"".to_string()),
+        Just("\"custom_host\":\"http://127.0.0.1:1\"".to_string()),
+        Just("\"strategy\":{\"mode\":\"fallback\"}".to_string()),
+        Just("\"retry\":{\"attempts\":99}".to_string()),
+        Just("\"weight\":-1".to_string()),
+        Just("\"cache\":{\"mode\":\"semantic\"}".to_string()),
+        (1usize..400).prop_map(|n| format!(
+            "\"targets\":{}{}",
+            "[{\"targets\":".repeat(n),
+            "]}".repeat(n)
+        )),
+        "[ -~]{0,40}".prop_map(|s| s),
+    ];
+    proptest::collection::vec(piece, 0..6).prop_map(|p| format!("{{{}}}", p.join(",")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever an inline config says, resolution answers (a route or a 400/401) without a
+    /// panic, and a repeat answers the same from the cache.
+    #[test]
+    fn inline_configs_never_panic_and_repeat_the_same_answer(text in inline_text()) {
+        let snapshot = inline_snapshot();
+        let mut headers = http::HeaderMap::new();
+        let Ok(value) = http::HeaderValue::from_str(&text) else { return Ok(()) };
+        headers.insert("x-portkey-config", value);
+        let first = switchyard::ingress::resolve(&snapshot, &headers).map(|r| r.route.name.clone());
+        let again = switchyard::ingress::resolve(&snapshot, &headers).map(|r| r.route.name.clone());
+        prop_assert_eq!(format!("{first:?}"), format!("{again:?}"));
+        if let Err(e) = first {
+            let m = e.to_string();
+            prop_assert!(!m.contains("nope"), "{}", m);
+        }
+    }
+}

@@ -230,3 +230,44 @@ def test_trace_id_metadata_and_feedback_round_trip(portkey_gateway):
         lines = r.read().decode().splitlines()
     counted = [l for l in lines if l.startswith("switchyard_feedback_total{") and 'value="1"' in l]
     assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1, counted
+
+
+# The tutorial's complete production config, verbatim (its virtual-key names are the file's).
+PRODUCTION_CONFIG = {
+    "strategy": {"mode": "fallback"},
+    "cache": {"mode": "semantic", "max_age": 86400, "similarity_threshold": 0.95},
+    "retry": {"attempts": 2, "on_status_codes": [429, 500, 502, 503, 504]},
+    "targets": [
+        {"virtual_key": "PORTKEY_ANTHROPIC_VIRTUAL_KEY", "override_params": {"model": "claude-sonnet-4-6"}, "request_timeout": 20000, "weight": 1},
+        {"virtual_key": "PORTKEY_OPENAI_VIRTUAL_KEY", "override_params": {"model": "gpt-4o"}, "request_timeout": 20000, "weight": 1},
+    ],
+    "guardrails": {
+        "input": [{"type": "regex", "pattern": "\\b(password|secret|api.?key)\\b", "action": "block", "flags": ["IGNORECASE"]}],
+        "output": [{"type": "word_count", "min": 10, "max": 2000, "action": "warn"}],
+    },
+}
+
+
+def test_the_tutorials_production_config_inline_from_primary_then_fallback(portkey_gateway):
+    client = Portkey(base_url=portkey_gateway["base_url"], api_key="unused").with_options(config=PRODUCTION_CONFIG)
+    # The mock's answer has 5 words: the output check warns (Portkey's 246, a success) and
+    # the answer is delivered.
+    resp = client.chat.completions.create(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Explain microservices briefly."}], max_tokens=200
+    )
+    assert resp.model == "claude-sonnet-4-6" and resp.choices[0].message.content == "Hello from the mock provider."
+    # The primary fails three times (the call and its 2 retries): the fallback answers.
+    resp = client.chat.completions.create(
+        model="claude-sonnet-4-6",
+        messages=[{"role": "user", "content": "Explain queues in one line, please, for the fallback."}],
+        max_tokens=200,
+        extra_headers={"x-mock-fault": "status=503,fail_first=3"},
+    )
+    assert resp.model == "gpt-4o"
+    assert resp.get_headers()["last-used-option-index"] == "config.targets[1]"
+    # The input check blocks before any provider call.
+    before = len(mock_requests(portkey_gateway["mock"]))
+    with pytest.raises(Exception) as e:
+        client.chat.completions.create(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "my PASSWORD is x"}])
+    assert getattr(e.value, "status_code", None) == 446, e.value
+    assert len(mock_requests(portkey_gateway["mock"])) == before
