@@ -27,35 +27,22 @@ use super::endpoint::RequestHead;
 /// client's network (the provider has no business with pod addresses, and a client could forge
 /// them).
 fn is_stripped(name: &str) -> bool {
-    matches!(
-        name,
-        "authorization"
-            | "proxy-authorization"
-            | "x-api-key"
-            | "api-key"
-            | "x-goog-api-key"
-            | "openai-organization"
-            | "openai-project"
-            | "cookie"
-            | "forwarded"
-            | "x-real-ip"
-            | "x-client-ip"
-            | "true-client-ip"
-            | "via"
-            | "host"
-            | "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-connection"
-            | "expect"
-            // We must read JSON and SSE as sent: ask for identity encoding.
-            | "accept-encoding"
-    ) || name.starts_with("x-portkey-")
-        || name.starts_with("x-switchyard-")
+    never_forwarded(name)
+        || matches!(
+            name,
+            "authorization"
+                | "x-api-key"
+                | "api-key"
+                | "x-goog-api-key"
+                | "openai-organization"
+                | "openai-project"
+                | "cookie"
+                | "forwarded"
+                | "x-real-ip"
+                | "x-client-ip"
+                | "true-client-ip"
+                | "via"
+        )
         || name.starts_with("x-forwarded-")
 }
 
@@ -79,6 +66,7 @@ fn never_forwarded(name: &str) -> bool {
             | "proxy-connection"
             | "proxy-authorization"
             | "expect"
+            // We must read JSON and SSE as sent: ask for identity encoding.
             | "accept-encoding"
     ) || name.starts_with("x-portkey-")
         || name.starts_with("x-switchyard-")
