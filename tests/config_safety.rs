@@ -161,6 +161,15 @@ fn check_refuses_a_config_where_every_request_would_be_a_401() {
             "{err}"
         );
     }
+    // A default provider that passthrough cannot reach without a custom host is refused.
+    let (ok, _, err) =
+        check_config("passthrough: { enabled: true, default_provider: azure-openai }\n");
+    assert!(
+        !ok && err.contains("passthrough.default_provider: azure-openai has no standard base URL"),
+        "{err}"
+    );
+    let (ok, _, err) = check_config("passthrough: { enabled: true, default_provider: OpenAI }\n");
+    assert!(!ok && err.contains("unknown provider id"), "{err}");
     // Providers without virtual keys: passthrough is on by default, and check says so.
     let (ok, out, err) = check_config(provider);
     assert!(ok, "{err}");

@@ -197,10 +197,8 @@ pub struct Passthrough {
     /// Hosts (`host` or `host:port`, lowercase) `custom_host` / `x-portkey-custom-host` may name.
     pub custom_hosts: Vec<String>,
     /// One single-target route per provider id with a standard base URL (config label
-    /// `passthrough`), by id.
+    /// `passthrough`), by id; the ids themselves are `vocab::kinds::PORTKEY_PROVIDERS`.
     pub routes: HashMap<String, Arc<RouteConfig>>,
-    /// Every provider id passthrough knows, with its kind (those needing a custom host too).
-    pub kinds: HashMap<String, ProviderKind>,
 }
 
 impl Passthrough {
@@ -278,6 +276,18 @@ pub struct RouteConfig {
     pub governed_keys: Vec<Arc<VirtualKey>>,
 }
 
+impl RouteConfig {
+    /// The config `name` over the tree `root`, with what is derived from the tree.
+    pub fn new(name: String, root: Target) -> RouteConfig {
+        RouteConfig {
+            name,
+            needs_body: root.needs_body(),
+            governed_keys: root.limited_keys(),
+            root,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrategyMode {
     Single,
@@ -341,6 +351,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// A one-leaf tree's root (the key alone, a passthrough provider, a forward-proxy host):
+    /// `name` is its `target` label, `breaker_key` names its breaker.
+    pub fn leaf(
+        breaker_key: String,
+        name: String,
+        virtual_key: Arc<VirtualKey>,
+        settings: &TargetSettings,
+    ) -> Target {
+        Target {
+            path: "config".into(),
+            name: Some(name),
+            breaker_key,
+            weight: 1.0,
+            kind: TargetKind::Leaf { virtual_key },
+            settings: settings.clone(),
+        }
+    }
+
     /// Whether this target or any below it merges `override_params`, routes conditionally or
     /// checks the request's text (input guardrails).
     pub fn needs_body(&self) -> bool {
@@ -673,16 +701,6 @@ impl InlineConfigs {
 
     pub fn insert(&self, text: &str, compiled: CompiledInline) {
         self.cache.insert(text.to_string(), compiled);
-    }
-
-    /// How many compiled configs are held.
-    pub fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

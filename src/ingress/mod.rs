@@ -10,6 +10,7 @@ use http::HeaderMap;
 
 use crate::config::{RouteConfig, Snapshot, VirtualKey};
 use crate::error::GatewayError;
+use crate::vocab::kinds::{portkey_provider, portkey_provider_ids};
 
 /// Headers that name a virtual key, first match wins.
 const VIRTUAL_KEY_HEADERS: [&str; 2] = crate::vocab::headers::VIRTUAL_KEY;
@@ -88,10 +89,11 @@ pub fn resolve(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Resolved, Gat
 
 /// Resolution, in this order (docs/configuration.md): a virtual key (`x-portkey-virtual-key`,
 /// or the credential when it names one) → a named or inline config (`x-portkey-config`), else
-/// the key's own, else `default_config`, else the key alone → `x-portkey-provider` (passthrough) → `default_config`, only for a request
-/// without a credential (or the portkey-ai SDK's placeholder) → the intercepted host's
-/// provider (forward-proxy mode) → passthrough's default provider with the caller's
-/// credential, when passthrough is on → a 401 saying what was presented and what is expected.
+/// the key's own, else `default_config`, else the key alone → `x-portkey-provider`
+/// (passthrough) → `default_config`, only for a request without a credential (or the
+/// portkey-ai SDK's placeholder) → the intercepted host's provider (forward-proxy mode) →
+/// passthrough's default provider with the caller's credential, when passthrough is on → a
+/// 401 ([`GatewayError::NoRoute`]) saying what was presented and what is expected.
 pub fn resolve_with(
     snapshot: &Snapshot,
     headers: &HeaderMap,
@@ -190,7 +192,7 @@ pub fn slug_route(
             virtual_key: Some(key),
         }));
     }
-    if snapshot.passthrough.enabled && snapshot.passthrough.kinds.contains_key(slug) {
+    if snapshot.passthrough.enabled && portkey_provider(slug).is_some() {
         let route = provider_route(snapshot, headers, slug, credential(headers))?;
         return Ok(Some(Resolved {
             route,
@@ -226,16 +228,11 @@ fn provider_route(
             "`{PROVIDER_HEADER}` asks for provider passthrough, which is off here (passthrough.enabled: false): send a virtual key"
         )));
     }
-    if !passthrough.kinds.contains_key(id) {
-        let known: Vec<&str> = {
-            let mut k: Vec<&str> = passthrough.kinds.keys().map(String::as_str).collect();
-            k.sort_unstable();
-            k
-        };
+    if portkey_provider(id).is_none() {
         return Err(GatewayError::InvalidRequest(format!(
             "`{PROVIDER_HEADER}` names an unknown provider \"{}\": one of {}",
             truncate(id),
-            known.join(", ")
+            portkey_provider_ids()
         )));
     }
     if presented.is_none() {
@@ -286,15 +283,6 @@ fn fallback_route<'s>(
     passthrough.route(id)
 }
 
-/// Whether `e` is the 401 of a request that selected nothing ([`no_route`]): a model in
-/// Portkey's `@<slug>/<model>` spelling may still select a route once the body is read.
-pub fn is_no_route(e: &GatewayError) -> bool {
-    matches!(e, GatewayError::Unauthorized(m) if m.starts_with(NO_CREDENTIAL) || m.starts_with(NOTHING_SELECTED))
-}
-
-const NO_CREDENTIAL: &str = "no credential";
-const NOTHING_SELECTED: &str = "no virtual key or config selected";
-
 /// The 401 for a request that selected nothing: no credential, or (forward-proxy mode) only the
 /// app's own provider key.
 fn no_route(passthrough: bool, presented: bool) -> GatewayError {
@@ -304,11 +292,11 @@ fn no_route(passthrough: bool, presented: bool) -> GatewayError {
         ""
     };
     let what = if presented {
-        NOTHING_SELECTED
+        "no virtual key or config selected"
     } else {
-        NO_CREDENTIAL
+        "no credential"
     };
-    GatewayError::Unauthorized(format!(
+    GatewayError::NoRoute(format!(
         "{what}: send a virtual key as `Authorization: Bearer <virtual key>`, `x-api-key` or `x-portkey-virtual-key`, or name a config in `x-portkey-config`{own}"
     ))
 }
@@ -376,7 +364,7 @@ configs:
 
     fn refusal(s: &Snapshot, pairs: &[(&'static str, &str)]) -> String {
         match resolve(s, &headers(pairs)) {
-            Err(GatewayError::Unauthorized(m)) => m,
+            Err(GatewayError::Unauthorized(m) | GatewayError::NoRoute(m)) => m,
             other => panic!("{pairs:?}: expected a 401, got {other:?}"),
         }
     }
@@ -440,7 +428,7 @@ configs:
         assert_eq!(r.route.name, "chat");
         // Intercepted for a host without a provider: default_config (here: none → the hint).
         let m = match resolve_with(&s, &h, intercepted(None)) {
-            Err(GatewayError::Unauthorized(m)) => m,
+            Err(GatewayError::NoRoute(m)) => m,
             other => panic!("{other:?}"),
         };
         assert!(m.starts_with("no virtual key"), "{m}");
@@ -533,10 +521,16 @@ configs:
             m.contains("unknown provider") && m.contains("openai"),
             "{m}"
         );
+        // Other spellings of a host that is not the listed one: another port, a suffix, user
+        // info in front of or after it, a scheme-less value.
         for host in [
             "http://127.0.0.1:9/v1",
             "https://llm.internal/v1",
             "llm.internal:8443",
+            "https://llm.internal.evil.example:8443/v1",
+            "https://evil@llm.internal:8443/v1",
+            "https://llm.internal:8443@evil.example/v1",
+            "https://llm.internal:8443%2F@evil.example/v1",
         ] {
             let m = bad(&[
                 ("authorization", "Bearer k"),
@@ -553,6 +547,18 @@ configs:
         let r = resolve(&s, &h).unwrap();
         assert_eq!(provider_of(&r).base_url.host, "llm.internal");
         assert_eq!(r.config_label(), "inline");
+        // Host names compare case-insensitively; provider ids are Portkey's, lowercase.
+        let h = headers(&[
+            ("authorization", "Bearer k"),
+            ("x-portkey-provider", "openai-compatible"),
+            ("x-portkey-custom-host", "https://LLM.Internal:8443/v1"),
+        ]);
+        assert!(resolve(&s, &h).is_ok());
+        let m = bad(&[
+            ("authorization", "Bearer k"),
+            ("x-portkey-provider", "OpenAI"),
+        ]);
+        assert!(m.contains("unknown provider"), "{m}");
         // openai-compatible has no standard URL.
         let m = bad(&[
             ("authorization", "Bearer k"),

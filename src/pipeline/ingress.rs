@@ -147,5 +147,5 @@ pub fn parse_with_slug(
 /// Whether the request may go on to its body although resolution refused it: only a request
 /// that selected nothing (its model may still name a route).
 pub fn may_route_by_model(refused: &Rejection) -> bool {
-    matches!(refused, Rejection::Error(e) if ingress::is_no_route(e))
+    matches!(refused, Rejection::Error(GatewayError::NoRoute(_)))
 }

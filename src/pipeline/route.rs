@@ -23,8 +23,8 @@ fn tried(leaf: &Target) -> Tried {
         TargetKind::Leaf { virtual_key } => {
             let p = &virtual_key.provider;
             let passthrough = virtual_key.label == crate::config::compile::PASSTHROUGH_LABEL;
-            match passthrough.then(|| crate::config::compile::passthrough_id(&p.name)) {
-                Some(Some(id)) => id,
+            match passthrough.then(|| crate::vocab::kinds::portkey_provider(&p.name)) {
+                Some(Some(known)) => known.id,
                 _ => p.kind.portkey_id(),
             }
         }

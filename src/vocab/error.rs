@@ -59,6 +59,11 @@ pub enum GatewayError {
     InvalidPath(#[from] PathError),
     #[error("{0}")]
     Unauthorized(String),
+    /// A 401 for a request that selected no route at all (no virtual key, config, provider
+    /// or default): unlike [`GatewayError::Unauthorized`], its model may still choose one
+    /// (Portkey's `@<slug>/<model>`).
+    #[error("{0}")]
+    NoRoute(String),
     #[error("model \"{model}\" is not allowed for virtual key \"{virtual_key}\"")]
     ModelNotAllowed { model: String, virtual_key: String },
     #[error("{0}")]
@@ -109,7 +114,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::UnknownRoute { .. } | GatewayError::NotFound(_) => 404,
             GatewayError::InvalidPath(_) => 400,
-            GatewayError::Unauthorized(_) => 401,
+            GatewayError::Unauthorized(_) | GatewayError::NoRoute(_) => 401,
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => 403,
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => 502,
             GatewayError::Timeout { .. } => 408,
@@ -132,7 +137,7 @@ impl GatewayError {
             | GatewayError::InvalidPath(_)
             | GatewayError::ClientTooSlow(_)
             | GatewayError::HeadersTooLarge { .. } => "invalid_request_error",
-            GatewayError::Unauthorized(_) => "authentication_error",
+            GatewayError::Unauthorized(_) | GatewayError::NoRoute(_) => "authentication_error",
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => "permission_error",
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => {
                 "upstream_error"
@@ -154,7 +159,7 @@ impl GatewayError {
             GatewayError::UnknownRoute { .. } => "unknown_route",
             GatewayError::NotFound(_) => "not_found",
             GatewayError::InvalidPath(_) => "invalid_path",
-            GatewayError::Unauthorized(_) => "invalid_api_key",
+            GatewayError::Unauthorized(_) | GatewayError::NoRoute(_) => "invalid_api_key",
             GatewayError::ModelNotAllowed { .. } => "model_not_allowed",
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::UpstreamUnreachable { .. } => "upstream_unreachable",

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::config::error::{ConfigError, ConfigErrors};
 
@@ -57,6 +57,24 @@ pub(super) struct Compiler<'a> {
     pub(super) hasher: Sha256,
     pub(super) source_files: Vec<PathBuf>,
     pub(super) known_models: HashSet<String>,
+}
+
+impl<'a> Compiler<'a> {
+    pub(super) fn new(
+        absent_ok: bool,
+        base_dir: Option<&'a Path>,
+        source_files: Vec<PathBuf>,
+    ) -> Self {
+        Compiler {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            absent_ok,
+            base_dir,
+            hasher: Sha256::new(),
+            source_files,
+            known_models: HashSet::new(),
+        }
+    }
 }
 
 impl Compiler<'_> {

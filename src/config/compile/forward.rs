@@ -178,18 +178,7 @@ pub(super) fn forward_route(
         limits: KeyLimits::default(),
         provider: provider.clone(),
     });
-    let root = Target {
-        path: "config".into(),
-        name: Some(provider.name.clone()),
-        breaker_key: format!("forward/{}", provider.name),
-        weight: 1.0,
-        kind: TargetKind::Leaf { virtual_key: key },
-        settings: settings.clone(),
-    };
-    Arc::new(RouteConfig {
-        name: "forward".into(),
-        needs_body: root.needs_body(),
-        governed_keys: Vec::new(),
-        root,
-    })
+    let breaker_key = format!("forward/{}", provider.name);
+    let root = Target::leaf(breaker_key, provider.name.clone(), key, settings);
+    Arc::new(RouteConfig::new("forward".into(), root))
 }

@@ -3,7 +3,7 @@
 //! passthrough table and root settings. Errors name their JSON path (`$.targets[1].…`) and
 //! pass through [`super::scrub`] (they go back to a client and into logs: no values quoted).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -99,15 +99,8 @@ fn compile_inline(snapshot: &Snapshot, text: &str) -> Result<RouteConfig, Config
         config_name: &config_name,
         has_state: snapshot.state.is_some(),
     };
-    let mut compiler = Compiler {
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        absent_ok: false,
-        base_dir: None,
-        hasher: Sha256::new(),
-        source_files: Vec::new(),
-        known_models: HashSet::new(),
-    };
+    // Nothing an inline config names is read from disk: no base directory, nothing absent.
+    let mut compiler = Compiler::new(false, None, Vec::new());
     let route = compiler.route(&spec, "$", INLINE_LABEL, &snapshot.root_settings, &scope);
     if !compiler.errors.is_empty() {
         let scrubbed = compiler

@@ -10,11 +10,10 @@
 //! every other section's), `forward`, `telemetry`, `admin`; `compiler` holds the error list
 //! they all push to.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::schema::*;
 use super::secrets;
@@ -25,9 +24,7 @@ use routes::direct_routes;
 
 pub use super::error::{ConfigError, ConfigErrors};
 pub use inline::{custom_host_route, inline_route};
-pub use passthrough::{
-    base_url_env, static_id as passthrough_id, CONFIG_LABEL as PASSTHROUGH_LABEL,
-};
+pub use passthrough::CONFIG_LABEL as PASSTHROUGH_LABEL;
 pub use providers::parse_base_url;
 
 mod admin;
@@ -182,15 +179,7 @@ fn compile_text(
         &mut redacted,
         file.telemetry.key_labels == KeyLabelsSpec::Name,
     );
-    let mut compiler = Compiler {
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        absent_ok,
-        base_dir,
-        hasher: Sha256::new(),
-        source_files: source.into_iter().collect(),
-        known_models: HashSet::new(),
-    };
+    let mut compiler = Compiler::new(absent_ok, base_dir, source.into_iter().collect());
     for e in unset {
         compiler.absent(e.path, e.message);
     }

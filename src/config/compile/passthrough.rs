@@ -13,75 +13,9 @@ use super::compiler::*;
 use super::providers::parse_base_url;
 use crate::config::schema::*;
 use crate::config::snapshot::*;
-
-/// Portkey's provider ids passthrough serves, their kind and standard base URL (`None`: only
-/// with a custom host). `SWITCHYARD_<ID>_BASE_URL` (id upper-cased, `-` as `_`) replaces the
-/// standard URL: a regional or corporate proxy endpoint, or a mock in tests.
-const PROVIDERS: [(&str, ProviderKind, Option<&str>); 13] = [
-    (
-        "openai",
-        ProviderKind::OpenAi,
-        Some("https://api.openai.com/v1"),
-    ),
-    (
-        "anthropic",
-        ProviderKind::Anthropic,
-        Some("https://api.anthropic.com"),
-    ),
-    (
-        "google",
-        ProviderKind::Gemini,
-        Some("https://generativelanguage.googleapis.com"),
-    ),
-    (
-        "groq",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.groq.com/openai/v1"),
-    ),
-    (
-        "mistral-ai",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.mistral.ai/v1"),
-    ),
-    (
-        "together-ai",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.together.xyz/v1"),
-    ),
-    (
-        "deepseek",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.deepseek.com/v1"),
-    ),
-    (
-        "fireworks-ai",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.fireworks.ai/inference/v1"),
-    ),
-    (
-        "openrouter",
-        ProviderKind::OpenAiCompatible,
-        Some("https://openrouter.ai/api/v1"),
-    ),
-    (
-        "perplexity-ai",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.perplexity.ai"),
-    ),
-    (
-        "x-ai",
-        ProviderKind::OpenAiCompatible,
-        Some("https://api.x.ai/v1"),
-    ),
-    ("azure-openai", ProviderKind::AzureOpenAi, None),
-    ("openai-compatible", ProviderKind::OpenAiCompatible, None),
-];
-
-/// Provider id `id` as a static string, if passthrough knows it (the `x-portkey-provider`
-/// response header names the id a passthrough target was reached by).
-pub fn static_id(id: &str) -> Option<&'static str> {
-    PROVIDERS.iter().map(|(i, _, _)| *i).find(|i| *i == id)
-}
+use crate::vocab::kinds::{
+    portkey_provider, portkey_provider_ids, PortkeyProvider, PORTKEY_PROVIDERS,
+};
 
 /// The environment variable that replaces provider `id`'s standard base URL.
 pub fn base_url_env(id: &str) -> String {
@@ -120,19 +54,7 @@ impl Compiler<'_> {
                 "on by default because the file defines no virtual keys: a request with its own provider key goes to that provider's standard URL (set passthrough.enabled: false to refuse it)",
             );
         }
-        let kinds: HashMap<String, ProviderKind> = PROVIDERS
-            .iter()
-            .map(|(id, kind, _)| (id.to_string(), *kind))
-            .collect();
         let default_provider = spec.and_then(|s| s.default_provider.clone());
-        if let Some(d) = &default_provider {
-            if !kinds.contains_key(d) {
-                self.error(
-                    "passthrough.default_provider",
-                    format!("unknown provider id {d:?}: one of {}", ids()),
-                );
-            }
-        }
         let mut custom_hosts = Vec::new();
         for (i, h) in spec.iter().flat_map(|s| s.custom_hosts.iter()).enumerate() {
             match host_entry(h) {
@@ -145,9 +67,9 @@ impl Compiler<'_> {
             default_provider,
             custom_hosts,
             routes: HashMap::new(),
-            kinds,
         };
-        for (id, kind, standard) in PROVIDERS {
+        for &PortkeyProvider { id, kind, base_url } in &PORTKEY_PROVIDERS {
+            let standard = base_url;
             let env = base_url_env(id);
             let url = std::env::var(&env).ok().filter(|v| !v.trim().is_empty());
             let Some(url) = url.as_deref().or(standard) else {
@@ -161,16 +83,26 @@ impl Compiler<'_> {
                 }
             };
             let key = leaf_key(id, kind, base_url, None);
-            let root = leaf_target(format!("{CONFIG_LABEL}/{id}"), id, key, root_settings);
-            table.routes.insert(
-                id.to_string(),
-                Arc::new(RouteConfig {
-                    name: CONFIG_LABEL.into(),
-                    needs_body: root.needs_body(),
-                    governed_keys: Vec::new(),
-                    root,
-                }),
-            );
+            let breaker_key = format!("{CONFIG_LABEL}/{id}");
+            let root = Target::leaf(breaker_key, id.to_string(), key, root_settings);
+            let route = RouteConfig::new(CONFIG_LABEL.into(), root);
+            table.routes.insert(id.to_string(), Arc::new(route));
+        }
+        if let Some(d) = &table.default_provider {
+            match portkey_provider(d) {
+                None => self.error(
+                    "passthrough.default_provider",
+                    format!(
+                        "unknown provider id {d:?}: one of {}",
+                        portkey_provider_ids()
+                    ),
+                ),
+                Some(_) if table.route(d).is_none() => self.error(
+                    "passthrough.default_provider",
+                    format!("{d} has no standard base URL: set {}", base_url_env(d)),
+                ),
+                Some(_) => {}
+            }
         }
         table
     }
@@ -192,10 +124,13 @@ impl Compiler<'_> {
             );
             return None;
         }
-        let Some(kind) = table.kinds.get(id).copied() else {
+        let Some(kind) = portkey_provider(id).map(|p| p.kind) else {
             self.error(
                 format!("{path}.provider"),
-                format!("unknown provider id {id:?}: one of {}", ids()),
+                format!(
+                    "unknown provider id {id:?}: one of {}",
+                    portkey_provider_ids()
+                ),
             );
             return None;
         };
@@ -245,14 +180,6 @@ impl Compiler<'_> {
         }
         Some(url)
     }
-}
-
-fn ids() -> String {
-    PROVIDERS
-        .iter()
-        .map(|(id, _, _)| *id)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A `custom_hosts` entry as stored: `host` or `host:port`, lowercase (a URL is reduced to its
@@ -308,21 +235,4 @@ fn leaf_key(
         disabled: false,
         limits: KeyLimits::default(),
     })
-}
-
-/// A one-leaf route's root: the provider id is its name and `target` label.
-pub(super) fn leaf_target(
-    breaker_key: String,
-    id: &str,
-    virtual_key: Arc<VirtualKey>,
-    settings: &TargetSettings,
-) -> Target {
-    Target {
-        path: "config".into(),
-        name: Some(id.to_string()),
-        breaker_key,
-        weight: 1.0,
-        kind: TargetKind::Leaf { virtual_key },
-        settings: settings.clone(),
-    }
 }

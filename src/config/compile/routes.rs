@@ -76,12 +76,7 @@ impl Compiler<'_> {
             };
             root.settings.cache = self.cache(c, yaml_path, &ctx, &root);
         }
-        Some(RouteConfig {
-            name: name.to_string(),
-            needs_body: root.needs_body(),
-            governed_keys: root.limited_keys(),
-            root,
-        })
+        Some(RouteConfig::new(name.to_string(), root))
     }
 
     pub(super) fn breaker(
@@ -507,24 +502,13 @@ pub(super) fn direct_routes(
     virtual_keys
         .iter()
         .map(|(name, key)| {
-            let root = Target {
-                path: "config".into(),
-                // Shown on the console and as the `target` label: the key's label.
-                breaker_key: format!("direct/{}", key.label),
-                name: Some(key.label.clone()),
-                weight: 1.0,
-                kind: TargetKind::Leaf {
-                    virtual_key: key.clone(),
-                },
-                settings: root_settings.clone(),
-            };
-            let route = RouteConfig {
-                name: "direct".into(),
-                needs_body: root.needs_body(),
-                governed_keys: root.limited_keys(),
-                root,
-            };
-            (name.clone(), Arc::new(route))
+            // Shown on the console and as the `target` label: the key's label.
+            let breaker_key = format!("direct/{}", key.label);
+            let root = Target::leaf(breaker_key, key.label.clone(), key.clone(), root_settings);
+            (
+                name.clone(),
+                Arc::new(RouteConfig::new("direct".into(), root)),
+            )
         })
         .collect()
 }
