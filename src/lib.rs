@@ -17,6 +17,7 @@ pub mod providers;
 pub mod redis_state;
 pub mod router;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;
 pub mod vocab;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchyard::store::StoreError;
 
 /// The config `run` serves when no `--config` is given.
 const EMBEDDED_DEFAULT: &str = include_str!("../conf/switchyard.yaml");
@@ -62,6 +63,37 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: CaCommand,
+    },
+    /// The request store of a config's `store:` (SQLite file or PostgreSQL).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Apply the schema migrations this build knows (the gateway also does at start).
+    Migrate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Remove records past `store.retention` and, for SQLite, over `store.max_bytes`, now.
+    Prune {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also remove every record older than this (`30d`, `12h`) whatever the retention.
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
+    /// Write the requests stored since a time to stdout as JSON lines (attempts, bodies and
+    /// feedback included), oldest first.
+    Export {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// An age (`24h`, `7d`) or an RFC 3339 time.
+        #[arg(long, default_value = "24h")]
+        since: String,
     },
 }
 
@@ -119,6 +151,82 @@ fn main() -> ExitCode {
                     permit,
                 },
         } => ca_init(&out, force, days, &permit),
+        Command::Store { command } => store(command),
+    }
+}
+
+/// `since` as microseconds since the epoch: an age before now, or an RFC 3339 time.
+fn since_us(since: &str) -> Result<i64, StoreError> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(since, rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1000) as i64);
+    }
+    let age = switchyard::config::schema::parse_duration(since, 1000)
+        .map_err(|e| StoreError::Invalid(format!("{e} (or an RFC 3339 time)")))?;
+    Ok(switchyard::store::now_us() - switchyard::store::micros(age))
+}
+
+/// Runs one `switchyard store` command; its summary line.
+async fn store_command(
+    command: StoreCommand,
+    settings: &switchyard::config::StoreSettings,
+) -> Result<String, StoreError> {
+    use switchyard::store::cli;
+    match command {
+        StoreCommand::Migrate { .. } => cli::migrate(settings).await.map(|()| "migrated".into()),
+        StoreCommand::Prune { older_than, .. } => {
+            let mut removed = cli::prune(settings).await?;
+            if let Some(age) = older_than {
+                removed += cli::prune_older(settings, since_us(&age)?).await?;
+            }
+            Ok(format!("removed {removed} requests"))
+        }
+        StoreCommand::Export { since, .. } => {
+            let since = since_us(&since)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = cli::export(settings, since, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            Ok(format!("exported {n} requests"))
+        }
+    }
+}
+
+fn store(command: StoreCommand) -> ExitCode {
+    let config = match &command {
+        StoreCommand::Migrate { config }
+        | StoreCommand::Prune { config, .. }
+        | StoreCommand::Export { config, .. } => config.clone(),
+    };
+    let settings = match switchyard::config::load_file(&config).map(|s| s.store) {
+        Ok(Some(store)) => store,
+        Ok(None) => {
+            eprintln!("error: {} has no store: section", config.display());
+            return ExitCode::FAILURE;
+        }
+        Err(errors) => {
+            report(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(store_command(command, &settings)) {
+        Ok(message) => {
+            eprintln!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -43,6 +43,29 @@ pub struct FileConfig {
     pub telemetry: TelemetrySpec,
     #[serde(default)]
     pub admin: AdminSpec,
+    /// The request store (`store:`): off when absent.
+    pub store: Option<StoreSpec>,
+}
+
+/// `store:`: where every request's record is kept for the analytics API and the console's
+/// Traces view — one SQLite file, or a PostgreSQL database shared by a fleet.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    /// SQLite file (its directory must exist and be writable).
+    pub path: Option<String>,
+    /// `postgres://user:password@host:port/db` (a secret: `${ENV}` allowed).
+    pub postgres_url: Option<String>,
+    /// A file holding the PostgreSQL URL (a mounted Secret).
+    pub postgres_url_file: Option<String>,
+    /// How long records are kept (default 7d).
+    pub retention: Option<Seconds>,
+    /// Largest SQLite file (default 1 GiB); the oldest records go first.
+    pub max_bytes: Option<u64>,
+    /// Records buffered between requests and the writer (default 10 000); beyond, dropped.
+    pub queue: Option<usize>,
+    /// Also answer `/v1/analytics/*` on the proxy port (default true).
+    pub proxy_api: Option<bool>,
 }
 
 /// `passthrough:`: requests that carry their own provider key.
@@ -394,9 +417,10 @@ pub fn parse_duration(text: &str, default_unit_ms: u64) -> Result<Duration, Stri
         "s" => 1000.0,
         "m" => 60_000.0,
         "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
         other => {
             return Err(format!(
-                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m, h or d"
             ))
         }
     };

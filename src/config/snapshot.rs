@@ -84,6 +84,37 @@ pub struct Snapshot {
     pub redacted: serde_json::Value,
     /// Who may use the admin port (`admin:`).
     pub admin: AdminSettings,
+    /// The request store (`store:`); `None`: off. Read at start (a change needs a restart).
+    pub store: Option<StoreSettings>,
+}
+
+/// Default `store.retention`.
+pub const DEFAULT_STORE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default and smallest `store.max_bytes`.
+pub const DEFAULT_STORE_MAX_BYTES: u64 = 1 << 30;
+pub const MIN_STORE_MAX_BYTES: u64 = 1 << 20;
+/// Default and largest `store.queue`.
+pub const DEFAULT_STORE_QUEUE: usize = 10_000;
+pub const MAX_STORE_QUEUE: usize = 1_000_000;
+
+/// `store:` compiled.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    pub retention: Duration,
+    /// SQLite only: the file is kept under this size, oldest records first.
+    pub max_bytes: u64,
+    pub queue: usize,
+    pub proxy_api: bool,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// One SQLite file (WAL mode).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL (a credential: never logged or shown).
+    Postgres(Secret),
 }
 
 /// `admin:`: the Host names accepted besides IP literals and `localhost`, and the bearer token
@@ -93,6 +124,23 @@ pub struct AdminSettings {
     /// Lowercased, without port.
     pub allowed_hosts: Vec<String>,
     pub token: Option<Secret>,
+}
+
+impl AdminSettings {
+    /// Whether `presented` is the admin token (compared as SHA-256 digests, without an early
+    /// exit). `false` when no token is configured.
+    pub fn token_matches(&self, presented: &str) -> bool {
+        use sha2::Digest;
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let a = sha2::Sha256::digest(token.expose().as_bytes());
+        let b = sha2::Sha256::digest(presented.as_bytes());
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    }
 }
 
 /// How a virtual key appears wherever it is shown or used as a label: the names are bearer

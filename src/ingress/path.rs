@@ -208,11 +208,11 @@ const fn route(
     }
 }
 
-/// Every route forwarded (or answered, `/v1/feedback`). Deliberately left out: files,
+/// Every route forwarded (or answered: `/v1/feedback`, the analytics API `/v1/analytics/*`). Deliberately left out: files,
 /// batches and fine-tuning (they act on the whole provider account behind the real key, and
 /// a batch's models are inside an uploaded file no allowlist sees), multipart audio and image
 /// edits (their `model` is a form field the policy does not parse), stored responses by id.
-pub static ROUTES: [Route; 11] = [
+pub static ROUTES: [Route; 14] = [
     route(
         Method::POST,
         "/v1/chat/completions",
@@ -249,6 +249,24 @@ pub static ROUTES: [Route; 11] = [
     route(Method::GET, "/v1/models/*", RouteBody::None, "other"),
     route(Method::POST, "/v1/feedback", RouteBody::Json, "feedback"),
     route(Method::PUT, "/v1/feedback/*", RouteBody::Json, "feedback"),
+    route(
+        Method::GET,
+        "/v1/analytics/requests",
+        RouteBody::None,
+        "analytics",
+    ),
+    route(
+        Method::GET,
+        "/v1/analytics/requests/*",
+        RouteBody::None,
+        "analytics",
+    ),
+    route(
+        Method::GET,
+        "/v1/analytics/summary",
+        RouteBody::None,
+        "analytics",
+    ),
 ];
 
 fn matches(pattern: &str, path: &str) -> bool {

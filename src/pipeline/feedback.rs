@@ -83,6 +83,9 @@ impl Pipeline {
             };
             self.metrics.genai.feedback_total.with(&labels).inc();
             self.feedback_book.insert(&id, feedback);
+            if let Some(store) = &self.store {
+                store.feedback(&id, feedback);
+            }
             self.export_feedback(
                 &id,
                 &feedback.trace_id,
@@ -141,6 +144,9 @@ impl Pipeline {
             .with(&labels)
             .inc();
         self.export_feedback(id, &before.trace_id, (update.value, update.weight), true);
+        if let Some(store) = &self.store {
+            store.feedback_update(id, &update);
+        }
         let mut logged = serde_json::to_value(&update).unwrap_or_default();
         if let Value::Object(v) = &mut logged {
             v.insert("feedback_id".into(), id.into());

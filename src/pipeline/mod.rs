@@ -13,6 +13,7 @@
 //! mode, admin, shutdown) stays in `server/`, which hands each request over as an [`Entry`].
 
 mod admission;
+mod analytics;
 pub mod attempt;
 mod body;
 mod cache;
@@ -42,6 +43,7 @@ use crate::config::Snapshot;
 use crate::console::Console;
 use crate::governance::Governance;
 use crate::router::Breakers;
+use crate::store::Store;
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::feedback::FeedbackBook;
 use crate::telemetry::otlp::OtlpExporter;
@@ -67,6 +69,8 @@ pub struct Pipeline {
     pub cache: Arc<Cache>,
     /// The feedback ids issued, so `PUT /v1/feedback/{id}` can update one (bounded).
     pub feedback_book: Arc<FeedbackBook>,
+    /// The request store (`store:`), when configured: every record and piece of feedback.
+    pub store: Option<Arc<Store>>,
 }
 
 impl Pipeline {
@@ -102,6 +106,9 @@ impl Pipeline {
         let origin = ingress::enter(session, ctx, entry)?;
         if feedback::is_feedback(session) {
             return self.feedback(session, ctx).await;
+        }
+        if analytics::is_analytics(session) {
+            return self.analytics(session, ctx).await;
         }
         let resolved = match ingress::resolve(session, ctx, origin) {
             Err(refused) if !ingress::may_route_by_model(&refused) => return Err(refused),

@@ -3,6 +3,7 @@
 //! console and the access log.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::prelude::Session;
@@ -62,6 +63,14 @@ impl Pipeline {
             otlp.export(&record);
         }
         self.console.record(&record);
+        // The API's own calls are not requests of the app's.
+        if let (
+            Some(store),
+            "chat" | "embeddings" | "text_completion" | "generate_content" | "other",
+        ) = (&self.store, record.operation)
+        {
+            store.record(record.clone());
+        }
         if !self.access_log.log(record) {
             m.genai.access_log_dropped_total.inc();
         }
@@ -74,7 +83,7 @@ impl Pipeline {
         ctx: Context<'_>,
         finished: &mut Finished,
         duration: Duration,
-    ) -> Box<RequestRecord> {
+    ) -> Arc<RequestRecord> {
         let head = session.req_header();
         let path = head.uri.path();
         let operation = ingress::path::operation_of(path);
@@ -109,7 +118,7 @@ impl Pipeline {
         }
         self.attempt_metrics(&ctx, operation, &attempts);
         let facts = ctx.facts;
-        Box::new(RequestRecord {
+        Arc::new(RequestRecord {
             trace: ctx.journal.trace,
             start: ctx.journal.start,
             duration,

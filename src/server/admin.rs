@@ -43,6 +43,8 @@ pub struct Admin {
     pub drain: Arc<Drain>,
     pub reloader: Option<Arc<Reloader>>,
     pub console: Arc<Console>,
+    /// The request store, for the analytics API (`/v1/analytics/*`).
+    pub store: Option<Arc<crate::store::Store>>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -259,10 +261,10 @@ impl Admin {
         view
     }
 
-    /// Every route but `/events`.
-    pub fn response(&self, req: &pingora::http::RequestHeader) -> Response<Vec<u8>> {
+    /// The Host and token gate, then the read-only check: `Some` is the refusal to send.
+    fn precheck(&self, req: &pingora::http::RequestHeader) -> Option<Response<Vec<u8>>> {
         if let Some(refused) = self.gate(req) {
-            return refused;
+            return Some(refused);
         }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut resp = error(
@@ -274,7 +276,32 @@ impl Admin {
                 http::header::ALLOW,
                 http::HeaderValue::from_static("GET, HEAD"),
             );
-            return resp;
+            return Some(resp);
+        }
+        None
+    }
+
+    /// The analytics API (`crate::store::api`), behind the same gate as the console.
+    async fn analytics(&self, req: &pingora::http::RequestHeader) -> Response<Vec<u8>> {
+        if let Some(refused) = self.precheck(req) {
+            return refused;
+        }
+        let answer =
+            crate::store::api::answer(self.store.as_deref(), req.uri.path(), req.uri.query()).await;
+        match answer {
+            Ok(v) => json(StatusCode::OK, v),
+            Err(e) => respond(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "application/json",
+                e.to_json().to_vec(),
+            ),
+        }
+    }
+
+    /// Every route but `/events` and the analytics API.
+    pub fn response(&self, req: &pingora::http::RequestHeader) -> Response<Vec<u8>> {
+        if let Some(refused) = self.precheck(req) {
+            return refused;
         }
         let path = req.uri.path();
         if let Some((content_type, body)) = assets::lookup(path) {
@@ -307,7 +334,7 @@ impl Admin {
                 None => error(
                     StatusCode::NOT_FOUND,
                     "unknown_route",
-                    format!("no admin route {}: try /, /metrics, /healthz, /readyz, /config, /events, /api/console", path.chars().take(128).collect::<String>()),
+                    format!("no admin route {}: try /, /metrics, /healthz, /readyz, /config, /events, /api/console, /v1/analytics/requests", path.chars().take(128).collect::<String>()),
                 ),
             },
         }
@@ -431,7 +458,11 @@ impl HttpServerApp for Admin {
             self.events(http, shutdown).await;
             return None;
         }
-        let resp = self.response(http.req_header());
+        let resp = if crate::store::api::is_analytics(http.req_header().uri.path()) {
+            self.analytics(http.req_header()).await
+        } else {
+            self.response(http.req_header())
+        };
         if !write_whole(&mut http, resp).await {
             return None;
         }

@@ -34,6 +34,8 @@ pub enum ServeError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the config watcher: {0}")]
     Watch(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The OTLP exporter: the config file's `telemetry.otlp`, else the standard
@@ -71,6 +73,14 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     let (listen, admin_listen) = (snapshot.listen, snapshot.admin_listen);
     let (threads, grace) = (snapshot.threads, snapshot.shutdown_grace);
     let otlp = start_otlp(snapshot.telemetry.otlp.as_ref()).map(Arc::new);
+    // Read at start, like OTLP: an unusable SQLite file stops the start with its reason.
+    let store = match &snapshot.store {
+        Some(settings) => Some(Arc::new(crate::store::Store::open(
+            settings,
+            metrics.store.clone(),
+        )?)),
+        None => None,
+    };
     let live = Arc::new(ArcSwap::from_pointee(snapshot));
     let drain = shutdown::Drain::new();
     // The watcher stops when its handle drops: it is held until the server returns.
@@ -91,7 +101,13 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let pipeline = start_pipeline(&live, &metrics, otlp.clone(), reloader.clone());
+    let pipeline = start_pipeline(
+        &live,
+        &metrics,
+        otlp.clone(),
+        reloader.clone(),
+        store.clone(),
+    );
     let console = pipeline.console.clone();
     let forwarder = Arc::new(forward::Forwarder::new(&metrics, &[listen, admin_listen]));
     let gateway = proxy::Gateway {
@@ -109,6 +125,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
             drain: drain.clone(),
             reloader,
             console,
+            store: store.clone(),
         },
     );
     admin_service.threads = Some(1);
@@ -117,7 +134,12 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
     server.add_service(admin_service);
     tracing::info!(%listen, %admin_listen, threads, "switchyard serving");
     server.run(RunArgs {
-        shutdown_signal: Box::new(shutdown::DrainingShutdown { drain, grace, otlp }),
+        shutdown_signal: Box::new(shutdown::DrainingShutdown {
+            drain,
+            grace,
+            otlp,
+            store,
+        }),
     });
     Ok(())
 }
@@ -129,6 +151,7 @@ fn start_pipeline(
     metrics: &Arc<Metrics>,
     otlp: Option<Arc<OtlpExporter>>,
     reloader: Option<Arc<Reloader>>,
+    store: Option<Arc<crate::store::Store>>,
 ) -> Pipeline {
     let snapshot = live.load();
     let access_log = AccessLog::start(
@@ -156,6 +179,7 @@ fn start_pipeline(
         governance,
         cache,
         feedback_book: Default::default(),
+        store,
     }
 }
 

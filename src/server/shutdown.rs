@@ -76,6 +76,8 @@ impl Drain {
 
 /// Longest wait for the last spans to reach the collector at shutdown.
 const OTLP_FLUSH: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the request store's queue.
+const STORE_FLUSH: Duration = Duration::from_secs(3);
 
 /// The shutdown watch handed to pingora's `Server::run`.
 pub struct DrainingShutdown {
@@ -83,6 +85,8 @@ pub struct DrainingShutdown {
     pub grace: Duration,
     /// Flushed after draining, so the last requests' spans are not lost.
     pub otlp: Option<Arc<OtlpExporter>>,
+    /// Flushed after draining, so the last requests' records reach the store (bounded).
+    pub store: Option<Arc<crate::store::Store>>,
 }
 
 #[async_trait]
@@ -113,6 +117,11 @@ impl ShutdownSignalWatch for DrainingShutdown {
                 if let Some(otlp) = self.otlp.clone() {
                     // The last batch of spans, bounded: flush blocks, so off the runtime.
                     let _ = tokio::task::spawn_blocking(move || otlp.flush(OTLP_FLUSH)).await;
+                }
+                if let Some(store) = &self.store {
+                    if !store.flush(STORE_FLUSH).await {
+                        tracing::warn!("request store: the last records were not all written before exit");
+                    }
                 }
                 ShutdownSignal::GracefulTerminate
             }

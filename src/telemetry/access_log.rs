@@ -22,7 +22,7 @@ use crate::providers::Usage;
 
 /// The sending side, shared by every request.
 pub struct AccessLog {
-    tx: Option<SyncSender<Box<RequestRecord>>>,
+    tx: Option<SyncSender<Arc<RequestRecord>>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -34,7 +34,7 @@ impl AccessLog {
         if target == LogTarget::Off {
             return AccessLog { tx: None, dropped };
         }
-        let (tx, rx) = sync_channel::<Box<RequestRecord>>(buffer_lines.max(1));
+        let (tx, rx) = sync_channel::<Arc<RequestRecord>>(buffer_lines.max(1));
         let out: Box<dyn Write + Send> = match &target {
             LogTarget::Stdout => Box::new(std::io::stdout()),
             LogTarget::Stderr | LogTarget::Off => Box::new(std::io::stderr()),
@@ -53,8 +53,8 @@ impl AccessLog {
 
     fn with_writer(
         out: Box<dyn Write + Send>,
-        tx: SyncSender<Box<RequestRecord>>,
-        rx: Receiver<Box<RequestRecord>>,
+        tx: SyncSender<Arc<RequestRecord>>,
+        rx: Receiver<Arc<RequestRecord>>,
         dropped: Arc<AtomicU64>,
     ) -> AccessLog {
         let spawned = std::thread::Builder::new()
@@ -73,7 +73,7 @@ impl AccessLog {
     }
 
     /// Queues the record's line; never blocks. Returns `false` if it was dropped.
-    pub fn log(&self, record: Box<RequestRecord>) -> bool {
+    pub fn log(&self, record: Arc<RequestRecord>) -> bool {
         let Some(tx) = &self.tx else {
             return true;
         };
@@ -96,7 +96,7 @@ impl AccessLog {
 /// asleep here, not blocked in `recv`, so it wakes no one — one wake-up per batch, not per line.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
-fn write_lines(rx: Receiver<Box<RequestRecord>>, out: Box<dyn Write + Send>) {
+fn write_lines(rx: Receiver<Arc<RequestRecord>>, out: Box<dyn Write + Send>) {
     let mut out = BufWriter::new(out);
     while let Ok(first) = rx.recv() {
         std::thread::sleep(BATCH_WINDOW);
@@ -257,8 +257,8 @@ mod tests {
         }
     }
 
-    fn record() -> Box<RequestRecord> {
-        Box::new(RequestRecord {
+    fn record() -> Arc<RequestRecord> {
+        Arc::new(RequestRecord {
             trace: TraceContext {
                 trace_id: [1; 16],
                 span_id: [2; 8],

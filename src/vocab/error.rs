@@ -105,6 +105,12 @@ pub enum GatewayError {
     /// The request head (request line and headers) is over `limits.max_header_bytes` (431).
     #[error("request headers exceed the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
+    /// A query parameter of the analytics API (400, `param` names it).
+    #[error("{param}: {message}")]
+    InvalidParameter { param: String, message: String },
+    /// The request store is off, unreachable or too slow to answer (503).
+    #[error("{message}")]
+    StoreUnavailable { code: &'static str, message: String },
 }
 
 impl GatewayError {
@@ -123,6 +129,8 @@ impl GatewayError {
             GatewayError::StateUnavailable(_) => 503,
             GatewayError::ClientTooSlow(_) => 408,
             GatewayError::HeadersTooLarge { .. } => 431,
+            GatewayError::InvalidParameter { .. } => 400,
+            GatewayError::StoreUnavailable { .. } => 503,
         }
     }
 
@@ -136,7 +144,8 @@ impl GatewayError {
             | GatewayError::NotFound(_)
             | GatewayError::InvalidPath(_)
             | GatewayError::ClientTooSlow(_)
-            | GatewayError::HeadersTooLarge { .. } => "invalid_request_error",
+            | GatewayError::HeadersTooLarge { .. }
+            | GatewayError::InvalidParameter { .. } => "invalid_request_error",
             GatewayError::Unauthorized(_) | GatewayError::NoRoute(_) => "authentication_error",
             GatewayError::ModelNotAllowed { .. } | GatewayError::Forbidden(_) => "permission_error",
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamInvalid { .. } => {
@@ -146,7 +155,9 @@ impl GatewayError {
             GatewayError::Internal(_) => "api_error",
             GatewayError::RateLimited { .. } => "rate_limit_exceeded",
             GatewayError::BudgetExceeded { .. } => "budget_exceeded",
-            GatewayError::StateUnavailable(_) => "service_unavailable",
+            GatewayError::StateUnavailable(_) | GatewayError::StoreUnavailable { .. } => {
+                "service_unavailable"
+            }
         }
     }
 
@@ -177,6 +188,8 @@ impl GatewayError {
             GatewayError::StateUnavailable(_) => "state_unavailable",
             GatewayError::ClientTooSlow(_) => "request_timeout",
             GatewayError::HeadersTooLarge { .. } => "request_headers_too_large",
+            GatewayError::InvalidParameter { .. } => "invalid_parameter",
+            GatewayError::StoreUnavailable { code, .. } => code,
         }
     }
 
@@ -187,7 +200,10 @@ impl GatewayError {
                 "message": self.to_string(),
                 "type": self.error_type(),
                 "code": self.code(),
-                "param": null,
+                "param": match self {
+                    GatewayError::InvalidParameter { param, .. } => Some(param.as_str()),
+                    _ => None,
+                },
             }
         });
         Bytes::from(body.to_string())

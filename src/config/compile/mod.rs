@@ -7,7 +7,7 @@
 //! `keys` (`limits:`, `virtual_keys:`, `state:`), `providers` (`providers:`, `timeouts:`),
 //! `routes` (`circuit_breaker:`, `configs:`), `cache` and `guardrails` (a config's `cache:` and
 //! guardrail lists, compiled by `crate::cache` and `crate::guardrails` and collected here like
-//! every other section's), `forward`, `telemetry`, `admin`; `compiler` holds the error list
+//! every other section's), `forward`, `telemetry`, `admin`, `store`; `compiler` holds the error list
 //! they all push to.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +38,7 @@ mod passthrough;
 mod providers;
 mod routes;
 mod schema_errors;
+mod store;
 mod telemetry;
 #[cfg(test)]
 mod tests;
@@ -291,7 +292,9 @@ fn redact(mut tree: Value) -> Value {
             Value::Object(map) => {
                 for (k, child) in map.iter_mut() {
                     match k.as_str() {
-                        "api_key" | "redis_url" => *child = Value::String(REDACTED.into()),
+                        "api_key" | "redis_url" | "postgres_url" => {
+                            *child = Value::String(REDACTED.into())
+                        }
                         "headers" => {
                             if let Value::Object(h) = child {
                                 for hv in h.values_mut() {
@@ -365,6 +368,7 @@ impl Compiler<'_> {
 
         let telemetry = self.telemetry(&file.telemetry);
         let admin = self.admin(&file.admin);
+        let store = self.store(file.store.as_ref());
 
         let digest = std::mem::take(&mut self.hasher).finalize();
         let hash = hex::encode(&digest[..8]);
@@ -395,6 +399,7 @@ impl Compiler<'_> {
             telemetry,
             redacted,
             admin,
+            store,
         })
     }
 }

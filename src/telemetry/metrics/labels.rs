@@ -282,3 +282,27 @@ label_struct! {
         value: "value",
     }
 }
+
+label_enum! {
+    /// `switchyard_store_errors_total`: the request-store operation that failed.
+    StoreOp[4] "op" {
+        /// Writing a batch (each failed try).
+        Write = "write",
+        /// Connecting and migrating.
+        Connect = "connect",
+        /// Pruning by age or size.
+        Prune = "prune",
+        /// An analytics query.
+        Read = "read",
+    }
+}
+
+label_enum! {
+    /// `switchyard_store_dropped_total`: why records never reached the store.
+    StoreDrop[2] "reason" {
+        /// The queue was full: the writer is behind (or the store down).
+        QueueFull = "queue_full",
+        /// Every retry of the batch failed.
+        WriteFailed = "write_failed",
+    }
+}

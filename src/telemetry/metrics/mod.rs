@@ -66,6 +66,8 @@ pub struct Metrics {
     pub governance: GovernanceMetrics,
     /// Proxy-listener connections and the ones cut for slowness or over the cap.
     pub downstream: DownstreamMetrics,
+    /// The request store's writes, drops and errors (`crate::store`).
+    pub store: StoreMetrics,
 }
 
 /// A registered gauge without labels.
@@ -264,6 +266,7 @@ impl Metrics {
             genai: GenAiMetrics::new(r)?,
             governance: GovernanceMetrics::new(r)?,
             downstream: DownstreamMetrics::new(r)?,
+            store: StoreMetrics::new(r)?,
             registry,
         })
     }
@@ -351,5 +354,55 @@ impl DownstreamMetrics {
             closed_total.with(&reason);
         }
         Ok(DownstreamMetrics { open, closed_total })
+    }
+}
+
+/// The request store (`crate::store`): what it wrote, dropped, and what failed.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// `switchyard_store_written_total`: request records written.
+    pub written_total: prometheus::IntCounter,
+    /// `switchyard_store_dropped_total{reason}`: records (and feedback) never written.
+    pub dropped_total: Family<IntCounterVec, StoreDrop, 1>,
+    /// `switchyard_store_errors_total{op}`: failed store operations.
+    pub errors_total: Family<IntCounterVec, StoreOp, 1>,
+    /// `switchyard_store_queue_depth`: records waiting for the writer.
+    pub queue_depth: IntGauge,
+}
+
+impl StoreMetrics {
+    fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        let written_total = prometheus::IntCounter::new(
+            "switchyard_store_written_total",
+            "Request records written to the request store.",
+        )?;
+        r.register(Box::new(written_total.clone()))?;
+        let dropped_total = Family::counter(
+            r,
+            "switchyard_store_dropped_total",
+            "Request records and feedback the request store never wrote, by reason: queue_full, write_failed.",
+        )?;
+        for reason in StoreDrop::ALL {
+            dropped_total.with(&reason);
+        }
+        let errors_total = Family::counter(
+            r,
+            "switchyard_store_errors_total",
+            "Request-store operations that failed, by op: write (each try), connect, prune, read.",
+        )?;
+        for op in StoreOp::ALL {
+            errors_total.with(&op);
+        }
+        let queue_depth = int_gauge(
+            r,
+            "switchyard_store_queue_depth",
+            "Request records waiting for the request store's writer.",
+        )?;
+        Ok(StoreMetrics {
+            written_total,
+            dropped_total,
+            errors_total,
+            queue_depth,
+        })
     }
 }

@@ -1,0 +1,219 @@
+//! The request store: every finished request's record — its trace, metadata, attempts, tokens,
+//! cost and (with `telemetry.log_bodies`) its bodies — and the feedback that rates it, kept in
+//! one SQLite file or a PostgreSQL database a fleet shares, and queried by the analytics API
+//! ([`api`]) that the console's Traces and Analytics views read.
+//!
+//! The request path only queues (`Store::record`, `Store::feedback`): a bounded channel whose
+//! overflow is dropped and counted, never waited for. One writer task ([`writer`]) on the
+//! store's own runtime writes batches in single transactions, retries an unreachable database
+//! with backoff, then drops and counts; it prunes by age and size between batches ([`prune`]).
+//! Reads run on the same runtime, a few at a time, each with a deadline.
+
+pub mod api;
+pub mod cli;
+pub mod db;
+mod params;
+mod prune;
+mod read;
+pub mod rows;
+mod summary;
+mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::config::{StoreBackend, StoreSettings};
+use crate::telemetry::feedback::{Feedback, FeedbackUpdate};
+use crate::telemetry::metrics::{StoreDrop, StoreMetrics};
+use crate::telemetry::RequestRecord;
+pub use db::{Db, Dialect, StoreError};
+use rows::{FeedbackRow, FeedbackUpdateRow};
+use writer::{Op, Writer};
+
+/// Analytics queries running at once; more wait (up to the query deadline).
+const MAX_READS: usize = 4;
+
+/// Microseconds since the Unix epoch.
+pub fn unix_us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(micros).unwrap_or(0)
+}
+
+pub fn now_us() -> i64 {
+    unix_us(SystemTime::now())
+}
+
+pub fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Which sidecar wrote a row: `POD_NAME` (the Kubernetes downward API), else `HOSTNAME`, else
+/// `local`; at most 64 characters.
+fn gateway_name() -> String {
+    let name = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let name: String = name.trim().chars().take(64).collect();
+    if name.is_empty() {
+        "local".into()
+    } else {
+        name
+    }
+}
+
+/// The store: the queue's sending side, the database for reads, and the runtime both run on.
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+    db: Arc<Db>,
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+    metrics: StoreMetrics,
+    reads: Arc<Semaphore>,
+    /// Answer `/v1/analytics/*` on the proxy port too.
+    pub proxy_api: bool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Store {
+    /// Opens the database on a runtime of the store's own (one worker thread) and starts the
+    /// writer. SQLite is opened, created and migrated now (an unusable file is an error here);
+    /// PostgreSQL connects and migrates when it first can, so a database that is down does not
+    /// stop the gateway.
+    pub fn open(settings: &StoreSettings, metrics: StoreMetrics) -> Result<Store, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("switchyard-store")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        let handle = runtime.handle().clone();
+        let opening = settings.clone();
+        // Blocked on from a plain thread: the caller may itself be on a runtime.
+        let db = std::thread::scope(|s| {
+            s.spawn(|| {
+                handle.block_on(async {
+                    let db = Db::open(&opening).await?;
+                    if db.dialect == Dialect::Sqlite {
+                        db.migrate().await?;
+                    }
+                    Ok::<_, StoreError>(db)
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(StoreError::Path(
+                    "the store's opening thread panicked".into(),
+                ))
+            })
+        })?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(settings.queue);
+        let max_bytes = match settings.backend {
+            StoreBackend::Sqlite(_) => Some(settings.max_bytes),
+            StoreBackend::Postgres(_) => None,
+        };
+        let writer = Writer {
+            db: db.clone(),
+            rx,
+            metrics: metrics.clone(),
+            gateway: gateway_name(),
+            pruner: prune::Pruner::new(settings.retention, max_bytes),
+            migrated: db.dialect == Dialect::Sqlite,
+            last_log: None,
+        };
+        handle.spawn(writer.run());
+        Ok(Store {
+            tx,
+            db,
+            handle,
+            runtime: Some(runtime),
+            metrics,
+            reads: Arc::new(Semaphore::new(MAX_READS)),
+            proxy_api: settings.proxy_api,
+        })
+    }
+
+    fn enqueue(&self, op: Op) {
+        if self.tx.try_send(op).is_err() {
+            self.metrics.dropped_total.with(&StoreDrop::QueueFull).inc();
+        }
+    }
+
+    /// Queues a finished request's record; never waits (a full queue drops it, counted).
+    pub fn record(&self, record: Arc<RequestRecord>) {
+        self.enqueue(Op::Request(record));
+    }
+
+    /// Queues a new piece of feedback under its id.
+    pub fn feedback(&self, id: &str, feedback: &Feedback) {
+        self.enqueue(Op::Feedback(FeedbackRow {
+            id: id.to_string(),
+            trace_id: feedback.trace_id.clone(),
+            value: i64::from(feedback.value),
+            weight: feedback.weight,
+            metadata: metadata_text(feedback.metadata.as_ref()),
+            created_us: now_us(),
+        }));
+    }
+
+    /// Queues the update of feedback `id`.
+    pub fn feedback_update(&self, id: &str, update: &FeedbackUpdate) {
+        self.enqueue(Op::FeedbackUpdate(FeedbackUpdateRow {
+            id: id.to_string(),
+            value: i64::from(update.value),
+            weight: update.weight,
+            metadata: metadata_text(update.metadata.as_ref()),
+            updated_us: now_us(),
+        }));
+    }
+
+    /// Waits (at most `timeout`) until everything queued so far is written or dropped.
+    /// Returns whether it was.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let (done, wait) = oneshot::channel();
+        let sent = tokio::time::timeout(timeout, self.tx.send(Op::Flush(done))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(())))
+    }
+
+    /// Runs `query` against the database on the store's runtime, with the read deadline.
+    async fn read<T, F, Fut>(&self, query: F) -> Result<T, read::ReadError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Db>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let reads = self.reads.clone();
+        let task = self.handle.spawn(async move {
+            let _permit = reads.acquire_owned().await;
+            tokio::time::timeout(db::STATEMENT_TIMEOUT, query(db)).await
+        });
+        match task.await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => {
+                self.metrics
+                    .errors_total
+                    .with(&crate::telemetry::metrics::StoreOp::Read)
+                    .inc();
+                Err(read::ReadError::Db(e))
+            }
+            Ok(Err(_)) => Err(read::ReadError::Timeout),
+            Err(_) => Err(read::ReadError::Timeout),
+        }
+    }
+}
+
+fn metadata_text(m: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
+    m.and_then(|m| serde_json::to_string(m).ok())
+}
