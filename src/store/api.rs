@@ -6,9 +6,10 @@
 
 use serde_json::Value;
 
+use super::clock::now_us;
 use super::params::{Params, Route};
 use super::read::ReadError;
-use super::{now_us, read, summary, Store};
+use super::{read, summary, Store};
 use crate::vocab::GatewayError;
 
 /// The API's path prefix.

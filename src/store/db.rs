@@ -153,7 +153,7 @@ impl Db {
             }
             sqlx::query("INSERT INTO switchyard_schema (version, applied_us) VALUES ($1, $2)")
                 .bind(i as i64 + 1)
-                .bind(super::now_us())
+                .bind(super::clock::now_us())
                 .execute(&mut *tx)
                 .await?;
         }

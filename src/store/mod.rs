@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod cli;
+mod clock;
 pub mod db;
 mod params;
 mod prune;
@@ -20,7 +21,7 @@ mod summary;
 mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -28,25 +29,13 @@ use crate::config::{StoreBackend, StoreSettings};
 use crate::telemetry::feedback::{Feedback, FeedbackUpdate};
 use crate::telemetry::metrics::{StoreDrop, StoreMetrics};
 use crate::telemetry::RequestRecord;
+pub use clock::{micros, now_us, unix_us};
 pub use db::{Db, Dialect, StoreError};
 use rows::{FeedbackRow, FeedbackUpdateRow};
 use writer::{Op, Writer};
 
 /// Analytics queries running at once; more wait (up to the query deadline).
 const MAX_READS: usize = 4;
-
-/// Microseconds since the Unix epoch.
-pub fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(micros).unwrap_or(0)
-}
-
-pub fn now_us() -> i64 {
-    unix_us(SystemTime::now())
-}
-
-pub fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
 
 /// Which sidecar wrote a row: `POD_NAME` (the Kubernetes downward API), else `HOSTNAME`, else
 /// `local`; at most 64 characters.

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::clock::now_us;
 use super::db::{Db, Dialect, StoreError, WAL_LIMIT_BYTES};
-use super::now_us;
 
 /// Requests removed per statement.
 const CHUNK: i64 = 2000;

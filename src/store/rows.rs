@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Transaction};
 
-use super::{micros, unix_us};
+use super::clock::{micros, unix_us};
 use crate::telemetry::{AttemptResult, RequestRecord};
 
 /// Rows per multi-row `INSERT` (bounded far below both databases' parameter limits).
