@@ -8,8 +8,8 @@
   pydantic models cloudcoil-models-prometheus-operator generates from the CRDs' openAPIV3Schema),
   with unknown fields rejected as a strict API server would;
 - the sidecar's shape: native sidecar, probes on the admin port, hardened security context,
-  config as a directory, Secret files, grace periods consistent with the gateway config, which
-  itself passes `switchyard check`;
+  config as a directory, Secret files, the request store's sized emptyDir, grace periods
+  consistent with the gateway config, which itself passes `switchyard check`;
 - `promtool check rules` and `promtool test rules` (Debian's prometheus package) on the rules;
 - each validator is shown to reject a broken manifest, so none of these tests passes vacuously.
 """
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = ["base", "overlays/dev", "overlays/prod", "overlays/forward-proxy"]
 K8S_VERSION = "1.29.0"
+STORE_DIR = "/var/lib/switchyard"  # the request store's emptyDir in the sidecar
 BINARY = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard"))
 
 
@@ -273,6 +274,41 @@ def test_forward_proxy_overlay_mounts_the_ca_key_for_the_sidecar_only():
     assert "*" not in forward.get("allow_hosts", []), "never an open proxy"
 
 
+def quantity_bytes(text):
+    """A Kubernetes quantity (`1Gi`, `512Mi`, `1G`, `1500`) in bytes."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?", str(text))
+    assert m, text
+    scale = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    scale.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+    return int(m.group(1)) * scale[m.group(2)]
+
+
+def test_the_request_store_is_a_sized_emptydir_mounted_in_the_sidecar_only(rendered):
+    overlay, docs = rendered
+    pod, gw = sidecar(docs)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = [m for m in gw["volumeMounts"] if m["mountPath"] == STORE_DIR]
+    assert len(mounts) == 1, f"{overlay}: no volume mounted at {STORE_DIR} in the sidecar"
+    [mount] = mounts
+    assert not mount.get("readOnly") and "subPath" not in mount, mount
+    # On the node's disk (a memory medium would count against the memory limit), bounded.
+    empty_dir = volumes[mount["name"]]["emptyDir"]
+    assert empty_dir.get("medium", "") == "", empty_dir
+    size = quantity_bytes(empty_dir["sizeLimit"])
+    assert size >= 2**28, empty_dir
+    # The scheduler reserves the disk; the root filesystem stays read-only (tested above).
+    assert quantity_bytes(gw["resources"]["requests"]["ephemeral-storage"]) >= size
+    assert gw["securityContext"]["readOnlyRootFilesystem"] is True
+    for app in pod["containers"]:
+        assert all(m["name"] != mount["name"] for m in app.get("volumeMounts", [])), app["name"]
+    # The gateway's SQLite file is on that volume, pruned well below its limit (kubelet evicts
+    # the pod past sizeLimit; the WAL and max_bytes' 10 % tolerance need room).
+    store = yaml.safe_load(gateway_config(docs))["store"]
+    assert Path(store["path"]).parent == Path(STORE_DIR), store
+    assert 0 < store["max_bytes"] <= 0.8 * size, (store["max_bytes"], size)
+    assert store.get("retention"), store
+
+
 def test_grace_periods_are_consistent(rendered):
     _, docs = rendered
     pod, _ = sidecar(docs)
@@ -293,6 +329,9 @@ def test_the_shipped_gateway_config_passes_switchyard_check(rendered, tmp_path):
     for path in re.findall(r"api_key_file: (\S+)", text):
         (keys / Path(path).name).write_text("sk-test\n")
         text = text.replace(path, str(keys / Path(path).name))
+    # The request store's directory is the pod's emptyDir: a writable temporary one here.
+    (tmp_path / "store").mkdir()
+    text = text.replace(f"{STORE_DIR}/", f"{tmp_path / 'store'}/")
     ca_paths = re.findall(r"ca_(?:cert|key): (\S+)", text)
     if ca_paths:  # forward-proxy mode: a CA made by `switchyard ca init`
         out = subprocess.run([str(BINARY), "ca", "init", "--out", str(tmp_path / "ca")], capture_output=True, timeout=30)
