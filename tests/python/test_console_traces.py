@@ -249,7 +249,7 @@ def check_turns(shown, rows):
         assert COMMENTS[value] in t["feedback"][0]["text"], t
         assert t["metadata"]["user_id"] == USER and t["metadata"]["session_id"] == SESSION, t
         assert t["metadata"]["feature"] == "support-chat", t
-        assert "claude-sonnet-4-6" in t["model"], t
+        assert "claude-haiku-4-5" in t["model"], t  # the fallback's model answered
         # The overloaded primary, then the fallback that answered: two bars on the timeline.
         assert t["outcome"] == "fallback_ok", t
         assert len(t["attempts"]) == 2 and t["attempts"][0] != "ok" and t["attempts"][1] == "ok", t
