@@ -1,9 +1,11 @@
 """Headless Chromium for the console: Debian's `chromium` driven through its `chromedriver` by
-Selenium, offline (no driver download). Used by test_console.py and console_screenshot.py."""
+Selenium, offline (no driver download). Used by test_console.py,
+test_console_traces.py and console_screenshot.py."""
 
 import os
 import shutil
 import urllib.request
+from urllib.parse import urlparse
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -60,3 +62,19 @@ def post_chat(base: str, config: str, timeout: float = 30) -> int:
     with urllib.request.urlopen(req, timeout=timeout) as r:
         r.read()
         return r.status
+
+
+def foreign_requests(driver, origin_url: str) -> list:
+    """Every resource the page loaded (itself included) from anywhere but `origin_url`."""
+    origin = urlparse(origin_url)
+    names = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".concat(performance.getEntriesByType('navigation').map(e => e.name))"
+    )
+    assert names, "the page loaded its files"
+    return [n for n in names if (urlparse(n).scheme, urlparse(n).netloc) != (origin.scheme, origin.netloc)]
+
+
+def page_errors(driver) -> list:
+    """The browser log's errors (reading the log empties it)."""
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
