@@ -92,7 +92,7 @@ pub struct Snapshot {
 pub const DEFAULT_STORE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default and smallest `store.max_bytes`.
 pub const DEFAULT_STORE_MAX_BYTES: u64 = 1 << 30;
-pub const MIN_STORE_MAX_BYTES: u64 = 1 << 20;
+pub const MIN_STORE_MAX_BYTES: u64 = 8 << 20;
 /// Default and largest `store.queue`.
 pub const DEFAULT_STORE_QUEUE: usize = 10_000;
 pub const MAX_STORE_QUEUE: usize = 1_000_000;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyConnection;
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 
 use crate::config::{StoreBackend, StoreSettings};
 
@@ -69,6 +69,9 @@ fn sqlite_url(path: &std::path::Path) -> Result<String, StoreError> {
 async fn configure(conn: &mut AnyConnection, dialect: Dialect) -> Result<(), sqlx::Error> {
     let statements: &[&str] = match dialect {
         Dialect::Sqlite => &[
+            // Before the first table is written (a no-op on an existing file): freed pages can
+            // be given back to the file system.
+            "PRAGMA auto_vacuum = INCREMENTAL",
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
             "PRAGMA busy_timeout = 5000",
@@ -110,13 +113,7 @@ impl Db {
             .idle_timeout(Some(Duration::from_secs(60)))
             .after_connect(move |conn, _| Box::pin(async move { configure(conn, dialect).await }));
         let pool = match dialect {
-            Dialect::Sqlite => {
-                // Before any table exists: freed pages can be given back to the file system.
-                let mut first = AnyConnection::connect(&url).await?;
-                first.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
-                first.close().await?;
-                options.connect(&url).await?
-            }
+            Dialect::Sqlite => options.connect(&url).await?,
             Dialect::Postgres => options.connect_lazy(&url)?,
         };
         Ok(Db { pool, dialect })

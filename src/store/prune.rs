@@ -55,11 +55,17 @@ impl Pruner {
     pub async fn run(&mut self, db: &Db) -> Result<u64, StoreError> {
         self.postpone();
         let cutoff = now_us() - i64::try_from(self.retention.as_micros()).unwrap_or(i64::MAX);
-        let mut removed = prune_before(db, cutoff).await?;
-        if let (Some(max), Dialect::Sqlite) = (self.max_bytes, db.dialect) {
-            removed += prune_to_size(db, max).await?;
+        let removed = prune_before(db, cutoff).await?;
+        Ok(removed + self.size(db).await?)
+    }
+
+    /// Prunes by size only (SQLite): cheap when under the bound (three pragmas), so it runs
+    /// after every batch and the file cannot outgrow the bound between age prunes.
+    pub async fn size(&mut self, db: &Db) -> Result<u64, StoreError> {
+        match (self.max_bytes, db.dialect) {
+            (Some(max), Dialect::Sqlite) => prune_to_size(db, max).await,
+            _ => Ok(0),
         }
-        Ok(removed)
     }
 }
 

@@ -98,6 +98,11 @@ impl Writer {
             }
             if self.pruner.due() {
                 self.prune().await;
+            } else if self.migrated {
+                if let Err(e) = self.pruner.size(&self.db).await {
+                    self.metrics.errors_total.with(&StoreOp::Prune).inc();
+                    self.log(&e, 0);
+                }
             }
         }
     }

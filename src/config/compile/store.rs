@@ -24,7 +24,7 @@ impl Compiler<'_> {
         if max_bytes < MIN_STORE_MAX_BYTES {
             self.error(
                 format!("{PATH}.max_bytes"),
-                format!("must be at least {MIN_STORE_MAX_BYTES} (1 MiB)"),
+                format!("must be at least {MIN_STORE_MAX_BYTES} (8 MiB)"),
             );
         }
         let queue = spec.queue.unwrap_or(DEFAULT_STORE_QUEUE);
