@@ -132,6 +132,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
         ("SWITCHYARD_DEMO_PRIMARY", mocks[0].to_string()),
         ("SWITCHYARD_DEMO_SECONDARY", mocks[1].to_string()),
         ("SWITCHYARD_DEMO_ACCESS_LOG", access_log.clone()),
+        (
+            "SWITCHYARD_DEMO_STORE",
+            std::env::temp_dir()
+                .join("switchyard-demo-requests.db")
+                .display()
+                .to_string(),
+        ),
     ] {
         std::env::set_var(name, value);
     }
@@ -297,6 +304,11 @@ Try:
   # …or watch it on the console: the primary's circuit opens, the fallback rate climbs.
   curl -s -X POST http://{m0}/_mock/fault          # {heal}
   curl -s http://{admin}/config
+  # Every request is stored: find them by trace or metadata, rate one, summarise by model.
+  curl -s 'http://{admin}/v1/analytics/requests?limit=3'
+  curl -s http://{gw}/v1/feedback -H 'content-type: application/json' -d '{{"trace_id":"<a trace_id above>","value":1}}'
+  curl -s 'http://{admin}/v1/analytics/summary?group_by=model'
+  # …or open http://{admin}/#traces and http://{admin}/#analytics.
 
 Ctrl-C stops it."#,
         source = shown.source,

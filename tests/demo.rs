@@ -18,6 +18,8 @@ struct Demo {
     gateway: String,
     admin: String,
     primary: String,
+    /// Its TMPDIR: where `switchyard demo` puts the request store (one per demo).
+    tmp: tempfile::TempDir,
 }
 
 impl Drop for Demo {
@@ -52,8 +54,10 @@ impl Demo {
     /// walk-through and its admin port answers.
     fn start(dir: &Path, extra: &[&str]) -> Demo {
         let (listen, admin) = (free_port(), free_port());
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .current_dir(dir)
+            .env("TMPDIR", tmp.path())
             .args(["demo", "--mock-ports", "0,0"])
             .args(["--listen", &format!("127.0.0.1:{listen}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
@@ -86,6 +90,7 @@ impl Demo {
             gateway: format!("127.0.0.1:{listen}"),
             admin: format!("127.0.0.1:{admin}"),
             primary,
+            tmp,
         };
         assert!(
             text.contains(&format!("gateway on http://{}", demo.gateway)),
@@ -235,7 +240,26 @@ async fn the_walkthrough_from_the_repository_root_happens_as_printed() {
         printed.trim_end().ends_with("Ctrl-C stops it."),
         "stdout after the walk-through:\n{printed}"
     );
-    assert!(!printed.contains("trace_id"), "{printed}");
+    // No access-log line on the terminal.
+    assert!(!printed.contains("\"outcome\""), "{printed}");
+    // The store has every request of the walk-through, in the demo's TMPDIR.
+    let stored: serde_json::Value = client
+        .get(format!(
+            "http://{}/v1/analytics/requests?limit=200",
+            demo.admin
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored["data"].as_array().map(Vec::len),
+        Some(12),
+        "{stored}"
+    );
+    assert!(demo.tmp.path().join("switchyard-demo-requests.db").exists());
 }
 
 /// From a quiet start, with an edited copy (open_s 2, request_timeout 500): the walk-through

@@ -98,7 +98,7 @@ pub const DEFAULT_STORE_QUEUE: usize = 10_000;
 pub const MAX_STORE_QUEUE: usize = 1_000_000;
 
 /// `store:` compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreSettings {
     pub backend: StoreBackend,
     pub retention: Duration,
@@ -109,7 +109,7 @@ pub struct StoreSettings {
 }
 
 /// Where the store lives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreBackend {
     /// One SQLite file (WAL mode).
     Sqlite(std::path::PathBuf),

@@ -145,6 +145,9 @@ impl Reloader {
             Ok(snapshot) => {
                 let hash = snapshot.hash.clone();
                 let snapshot_warnings = snapshot.warnings.clone();
+                if snapshot.store != self.live.load().store {
+                    tracing::warn!("config: store: changed; the request store keeps its settings until the next start");
+                }
                 self.live.store(Arc::new(snapshot));
                 self.metrics.set_config_hash(&hash);
                 tracing::info!(%hash, path = %self.path.display(), "config reloaded");
