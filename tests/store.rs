@@ -719,3 +719,30 @@ async fn a_full_queue_drops_and_counts_and_never_waits() {
         "every record is written or counted as dropped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_bodies_are_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let metrics = switchyard::telemetry::Metrics::new().unwrap();
+    let store =
+        switchyard::store::Store::open(&settings(&db, 1 << 30, 100_000), metrics.store.clone())
+            .unwrap();
+    // 1000 records of 128 KiB of bodies at once: twice the 64 MiB the queue may hold, far
+    // under its 100 000 records.
+    for i in 0..1000 {
+        store.record(record(i, 128 << 10));
+    }
+    let dropped = metrics
+        .store
+        .dropped_total
+        .with(&switchyard::telemetry::metrics::StoreDrop::QueueFull)
+        .get();
+    assert!(dropped > 0, "128 MiB of bodies were queued whole");
+    assert!(store.flush(Duration::from_secs(60)).await);
+    assert_eq!(metrics.store.written_total.get() + dropped, 1000);
+    // Drained: the bound is free again.
+    store.record(record(5000, 128 << 10));
+    assert!(store.flush(Duration::from_secs(30)).await);
+    assert_eq!(metrics.store.written_total.get() + dropped, 1001);
+}

@@ -20,6 +20,7 @@ pub mod rows;
 mod summary;
 mod writer;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,16 @@ use writer::{Op, Writer};
 
 /// Analytics queries running at once; more wait (up to the query deadline).
 const MAX_READS: usize = 4;
+/// Most body bytes (prompts and answers, `log_bodies`) waiting in the queue: with the
+/// database down, a queue of records with 128 KiB of bodies each must not grow to gigabytes.
+pub const MAX_QUEUED_BODY_BYTES: usize = 64 << 20;
+
+/// The body bytes a record carries.
+pub fn body_bytes(r: &RequestRecord) -> usize {
+    r.bodies
+        .as_ref()
+        .map_or(0, |b| b.request.len() + b.response.len())
+}
 
 /// Which sidecar wrote a row: `POD_NAME` (the Kubernetes downward API), else `HOSTNAME`, else
 /// `local`; at most 64 characters.
@@ -59,6 +70,8 @@ pub struct Store {
     runtime: Option<tokio::runtime::Runtime>,
     metrics: StoreMetrics,
     reads: Arc<Semaphore>,
+    /// Body bytes in the queue (bounded by [`MAX_QUEUED_BODY_BYTES`]).
+    queued_bytes: Arc<AtomicUsize>,
     /// Answer `/v1/analytics/*` on the proxy port too.
     pub proxy_api: bool,
 }
@@ -105,6 +118,7 @@ impl Store {
         })?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(settings.queue);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let max_bytes = match settings.backend {
             StoreBackend::Sqlite(_) => Some(settings.max_bytes),
             StoreBackend::Postgres(_) => None,
@@ -117,6 +131,7 @@ impl Store {
             pruner: prune::Pruner::new(settings.retention, max_bytes),
             migrated: db.dialect == Dialect::Sqlite,
             last_log: None,
+            queued_bytes: queued_bytes.clone(),
         };
         handle.spawn(writer.run());
         Ok(Store {
@@ -126,19 +141,34 @@ impl Store {
             runtime: Some(runtime),
             metrics,
             reads: Arc::new(Semaphore::new(MAX_READS)),
+            queued_bytes,
             proxy_api: settings.proxy_api,
         })
     }
 
-    fn enqueue(&self, op: Op) {
-        if self.tx.try_send(op).is_err() {
+    fn enqueue(&self, op: Op) -> bool {
+        let sent = self.tx.try_send(op).is_ok();
+        if !sent {
             self.metrics.dropped_total.with(&StoreDrop::QueueFull).inc();
         }
+        sent
     }
 
-    /// Queues a finished request's record; never waits (a full queue drops it, counted).
+    /// Queues a finished request's record; never waits (a full queue, in records or in body
+    /// bytes, drops it, counted).
     pub fn record(&self, record: Arc<RequestRecord>) {
-        self.enqueue(Op::Request(record));
+        let bytes = body_bytes(&record);
+        if bytes > 0 {
+            let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if before + bytes > MAX_QUEUED_BODY_BYTES {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.metrics.dropped_total.with(&StoreDrop::QueueFull).inc();
+                return;
+            }
+        }
+        if !self.enqueue(Op::Request(record)) && bytes > 0 {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Queues a new piece of feedback under its id.

@@ -66,6 +66,8 @@ pub struct Writer {
     /// Whether this process has applied the migrations (PostgreSQL: lazily, once reachable).
     pub migrated: bool,
     pub last_log: Option<Instant>,
+    /// Body bytes queued (the request path adds, the writer takes away).
+    pub queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Writer {
@@ -93,6 +95,10 @@ impl Writer {
             }
             self.metrics.queue_depth.set(self.rx.len() as i64);
             self.write(&batch).await;
+            // Counted until written (or dropped): the batch in hand is part of the bound.
+            let taken: usize = batch.records.iter().map(|r| super::body_bytes(r)).sum();
+            self.queued_bytes
+                .fetch_sub(taken, std::sync::atomic::Ordering::Relaxed);
             for done in batch.flushes {
                 let _ = done.send(());
             }
