@@ -1,5 +1,6 @@
 //! The `switchyard` command: `run` the gateway, `check` a config, run the `mock-provider`, a
-//! `demo` of the gateway in front of two mock providers, or `ca init` the forward-proxy CA.
+//! `demo` of the gateway in front of two mock providers, `ca init` the forward-proxy CA, or
+//! `store migrate|prune|export` the request store.
 //!
 //! `mock-provider` and `demo` come with the default cargo feature `demo` (the `switchyard-mock`
 //! crate); a build with `--no-default-features` has neither.
@@ -7,7 +8,6 @@
 #[cfg(feature = "demo")]
 mod demo;
 
-#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,6 +191,17 @@ async fn store_command(
     }
 }
 
+/// The runtime `builder` makes (I/O and timers on), or `None` with the reason printed.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start a runtime: {e}");
+            None
+        }
+    }
+}
+
 fn store(command: StoreCommand) -> ExitCode {
     let config = match &command {
         StoreCommand::Migrate { config }
@@ -208,15 +219,8 @@ fn store(command: StoreCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(store_command(command, &settings)) {
         Ok(message) => {
@@ -319,16 +323,9 @@ fn check(file: &std::path::Path, strict: bool) -> ExitCode {
 
 #[cfg(feature = "demo")]
 fn mock_provider(listen: SocketAddr) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
+    else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(switchyard_mock::run(listen)) {
         Ok(()) => ExitCode::SUCCESS,
