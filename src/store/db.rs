@@ -17,6 +17,8 @@ const SQLITE_CONNECTIONS: u32 = 4;
 /// A query still running after this is cancelled (PostgreSQL `statement_timeout`; the API
 /// also stops waiting for SQLite after it).
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a connection (a new one, or a free one of the pool).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The SQLite write-ahead log is checkpointed every this many pages and truncated to
 /// [`WAL_LIMIT_BYTES`] after: part of the disk bound.
 const WAL_CHECKPOINT_PAGES: u32 = 256;
@@ -109,7 +111,9 @@ impl Db {
         let options = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
-            .acquire_timeout(STATEMENT_TIMEOUT)
+            // sqlx retries a refused connection until this passes: it is what a write try or a
+            // read costs while the database is down.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Some(Duration::from_secs(60)))
             .after_connect(move |conn, _| Box::pin(async move { configure(conn, dialect).await }));
         let pool = match dialect {

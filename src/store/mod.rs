@@ -214,10 +214,14 @@ impl Store {
     {
         let db = self.db.clone();
         let reads = self.reads.clone();
-        let task = self.handle.spawn(async move {
-            let _permit = reads.acquire_owned().await;
-            tokio::time::timeout(db::STATEMENT_TIMEOUT, query(db)).await
-        });
+        // The wait for a read slot is inside the deadline: while the database is down, calls
+        // do not queue up behind each other's 5 s.
+        let task = self
+            .handle
+            .spawn(tokio::time::timeout(db::STATEMENT_TIMEOUT, async move {
+                let _permit = reads.acquire_owned().await;
+                query(db).await
+            }));
         match task.await {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(e))) => {

@@ -420,10 +420,7 @@ impl FeedbackUpdateRow {
 /// batch is in: feedback that arrived before the request it rates was written (another pod's,
 /// or a race with this pod's queue) is then given it — the latest request of its trace that
 /// started before the feedback was sent.
-pub async fn claim_feedback(
-    tx: &mut Transaction<'_, Any>,
-    since_us: i64,
-) -> Result<(), sqlx::Error> {
+pub async fn claim_feedback(db: &super::Db, since_us: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE feedback SET request_id = \
            (SELECT r.id FROM requests r WHERE r.trace_id = feedback.trace_id \
@@ -431,7 +428,7 @@ pub async fn claim_feedback(
          WHERE created_us >= $1",
     )
     .bind(since_us)
-    .execute(&mut **tx)
+    .execute(&db.pool)
     .await?;
     Ok(())
 }

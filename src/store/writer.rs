@@ -156,7 +156,13 @@ impl Writer {
             rows.add(r, &self.gateway);
         }
         let mut tx = self.db.pool.begin().await?;
-        let oldest = rows.oldest_start_us;
+        // Feedback is matched again from the oldest request or feedback of the batch on.
+        let oldest = batch
+            .feedback
+            .iter()
+            .map(|f| f.created_us)
+            .chain(rows.oldest_start_us)
+            .min();
         rows.requests.insert(&mut tx).await?;
         rows.metadata.insert(&mut tx).await?;
         rows.attempts.insert(&mut tx).await?;
@@ -167,10 +173,14 @@ impl Writer {
         for u in &batch.updates {
             u.apply(&mut tx).await?;
         }
-        if let Some(since) = oldest {
-            claim_feedback(&mut tx, since).await?;
-        }
         tx.commit().await?;
+        // After the commit, in a statement of its own: two pods' transactions (READ
+        // COMMITTED) cannot see each other's rows, so feedback one pod writes while another
+        // writes the request it rates is matched by whichever of the two claims runs after both
+        // commits — and each runs after its own.
+        if let Some(since) = oldest {
+            claim_feedback(&self.db, since).await?;
+        }
         Ok(())
     }
 
