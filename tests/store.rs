@@ -746,3 +746,31 @@ async fn queued_bodies_are_bounded_in_bytes() {
     assert!(store.flush(Duration::from_secs(30)).await);
     assert_eq!(metrics.store.written_total.get() + dropped, 1001);
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_kept_aside_and_requests_are_served() {
+    let mock = mock().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("requests.db");
+    std::fs::write(&db, "not a database ".repeat(500)).unwrap();
+    let store = format!("store: {{ path: {:?} }}", db.to_str().unwrap());
+    let gw = Gateway::start(&config(mock.addr, &store)).await;
+    send(&gw, "after", &json!({}), &[]).await;
+    until(&gw, "/v1/analytics/requests?trace_id=after", |b| {
+        count(b) == 1
+    })
+    .await;
+    let kept: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("requests.db.corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let old = std::fs::read_to_string(data.path().join(&kept[0])).unwrap();
+    assert!(old.starts_with("not a database"), "kept as it was");
+    assert!(
+        gw.log().contains("not a usable SQLite database"),
+        "{}",
+        gw.log()
+    );
+}

@@ -102,11 +102,8 @@ impl Store {
         let db = std::thread::scope(|s| {
             s.spawn(|| {
                 handle.block_on(async {
-                    let db = Db::open(&opening).await?;
-                    if db.dialect == Dialect::Sqlite {
-                        db.migrate().await?;
-                    }
-                    Ok::<_, StoreError>(db)
+                    set_aside_if_not_sqlite(&opening)?;
+                    open_and_migrate(&opening).await
                 })
             })
             .join()
@@ -235,6 +232,44 @@ impl Store {
             Err(_) => Err(read::ReadError::Timeout),
         }
     }
+}
+
+/// The database, migrated now when it is SQLite (PostgreSQL: lazily, by the writer).
+async fn open_and_migrate(settings: &StoreSettings) -> Result<Db, StoreError> {
+    let db = Db::open(settings).await?;
+    if db.dialect == Dialect::Sqlite {
+        db.migrate().await?;
+    }
+    Ok(db)
+}
+
+/// A file at the SQLite path that is not a SQLite database (a truncated header, another
+/// file) is renamed aside, kept for its owner, and a new database started: the gateway's
+/// requests must not wait on its analytics file, and nothing is deleted.
+fn set_aside_if_not_sqlite(settings: &StoreSettings) -> Result<(), StoreError> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let StoreBackend::Sqlite(path) = &settings.backend else {
+        return Ok(());
+    };
+    let mut head = Vec::with_capacity(16);
+    match std::fs::File::open(path) {
+        Ok(f) => f.take(16).read_to_end(&mut head)?,
+        Err(_) => return Ok(()),
+    };
+    if head.is_empty() || head == MAGIC {
+        return Ok(());
+    }
+    let mut aside = path.clone().into_os_string();
+    aside.push(format!(".corrupt-{}", now_us() / 1_000_000));
+    std::fs::rename(path, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.clone().into_os_string();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
+    tracing::error!(file = %path.display(), kept_as = ?aside, "request store: the file is not a usable SQLite database; it is kept aside and a new one started");
+    Ok(())
 }
 
 fn metadata_text(m: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<String> {
