@@ -32,7 +32,7 @@ use crate::telemetry::metrics::{StoreDrop, StoreMetrics};
 use crate::telemetry::RequestRecord;
 pub use clock::{micros, now_us, unix_us};
 pub use db::{Db, Dialect, StoreError};
-use rows::{FeedbackRow, FeedbackUpdateRow};
+use rows::{body_bytes, FeedbackRow, FeedbackUpdateRow};
 use writer::{Op, Writer};
 
 /// Analytics queries running at once; more wait (up to the query deadline).
@@ -40,13 +40,6 @@ const MAX_READS: usize = 4;
 /// Most body bytes (prompts and answers, `log_bodies`) waiting in the queue: with the
 /// database down, a queue of records with 128 KiB of bodies each must not grow to gigabytes.
 pub const MAX_QUEUED_BODY_BYTES: usize = 64 << 20;
-
-/// The body bytes a record carries.
-pub fn body_bytes(r: &RequestRecord) -> usize {
-    r.bodies
-        .as_ref()
-        .map_or(0, |b| b.request.len() + b.response.len())
-}
 
 /// Which sidecar wrote a row: `POD_NAME` (the Kubernetes downward API), else `HOSTNAME`, else
 /// `local`; at most 64 characters.

@@ -73,6 +73,13 @@ pub fn bind_all<'q>(
     query
 }
 
+/// The body bytes a record carries (what the queue's byte bound counts).
+pub fn body_bytes(r: &RequestRecord) -> usize {
+    r.bodies
+        .as_ref()
+        .map_or(0, |b| b.request.len() + b.response.len())
+}
+
 /// The duration's log-scale bucket.
 pub fn bucket_of(duration_us: i64) -> i64 {
     ((duration_us.max(1) as f64).ln() / BUCKET_BASE.ln()).floor() as i64

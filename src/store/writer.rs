@@ -96,7 +96,11 @@ impl Writer {
             self.metrics.queue_depth.set(self.rx.len() as i64);
             self.write(&batch).await;
             // Counted until written (or dropped): the batch in hand is part of the bound.
-            let taken: usize = batch.records.iter().map(|r| super::body_bytes(r)).sum();
+            let taken: usize = batch
+                .records
+                .iter()
+                .map(|r| super::rows::body_bytes(r))
+                .sum();
             self.queued_bytes
                 .fetch_sub(taken, std::sync::atomic::Ordering::Relaxed);
             for done in batch.flushes {
