@@ -850,3 +850,41 @@ async fn the_database_url_from_a_file_shows_nowhere() {
         assert!(!text.contains(&url), "the URL in {what}:\n{text}");
     }
 }
+
+/// A request without a price (cost unknown: NULL) before requests with one: the cost column
+/// must not make later batches fail (sqlx 0.8's `Any` driver binds a NULL f64 as float4, which
+/// PostgreSQL then keeps for the cached insert statement — costs are stored as integers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_without_a_price_do_not_stop_the_writes_after_them() {
+    let pg = blocking(PostgresServer::start);
+    let mock = harness::mock().await;
+    let gw = gateway(&config(&mock, &inline(&pg.url())), "pod-a").await;
+    let unpriced = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("vk-oai")
+        .header("x-portkey-trace-id", "unpriced")
+        .json(&harness::chat("model-without-a-price", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpriced.status(), 200);
+    let url = gw.admin_url("/v1/analytics/requests?trace_id=unpriced");
+    poll(&url, Duration::from_secs(20), |l| rows(l).len() == 1).await;
+    for i in 0..3 {
+        assert_eq!(chat(&gw, &format!("priced-{i}"), None).await, 200);
+    }
+    let all = poll(
+        &gw.admin_url("/v1/analytics/requests"),
+        Duration::from_secs(20),
+        |l| rows(l).len() == 4,
+    )
+    .await;
+    for r in rows(&all) {
+        let priced = r["trace_id"].as_str().unwrap().starts_with("priced-");
+        assert_eq!(r["cost_usd"].is_f64(), priced, "{r}");
+    }
+    assert_eq!(
+        metric(&gw, "switchyard_store_dropped_total", &["write_failed"]).await,
+        0.0
+    );
+}

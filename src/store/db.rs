@@ -195,7 +195,7 @@ CREATE TABLE requests (
     attempt_count BIGINT NOT NULL,
     input_tokens BIGINT,
     output_tokens BIGINT,
-    cost_usd DOUBLE PRECISION,
+    cost_nano_usd BIGINT,
     cache TEXT NOT NULL,
     metadata TEXT,
     gateway TEXT NOT NULL

@@ -55,7 +55,7 @@ impl Sql {
 const REQUEST_COLUMNS: &str = "r.id, r.trace_id, r.w3c_trace_id, r.client_span, r.start_us, \
     r.duration_us, r.ttft_us, r.method, r.path, r.operation, r.config, r.virtual_key, r.model, \
     r.response_model, r.provider, r.provider_kind, r.stream, r.status, r.outcome, r.fallback, \
-    r.attempt_count, r.input_tokens, r.output_tokens, r.cost_usd, r.cache, r.metadata, r.gateway";
+    r.attempt_count, r.input_tokens, r.output_tokens, r.cost_nano_usd, r.cache, r.metadata, r.gateway";
 
 /// The request's own feedback, summed (a request with none has NULL).
 const FEEDBACK_SUM: &str = "(SELECT SUM(f.value) FROM feedback f WHERE f.request_id = r.id)";
@@ -168,7 +168,7 @@ fn request_json(row: &AnyRow) -> Map<String, Value> {
         "attempt_count": int(row, "attempt_count"),
         "input_tokens": int(row, "input_tokens"),
         "output_tokens": int(row, "output_tokens"),
-        "cost_usd": real(row, "cost_usd"),
+        "cost_usd": int(row, "cost_nano_usd").map(|n| n as f64 / 1e9),
         "cache": text(row, "cache"),
         "metadata": json_col(row, "metadata"),
         "gateway": text(row, "gateway"),

@@ -123,8 +123,15 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// Writes every row in the transaction.
-    pub async fn insert(self, tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+    /// Writes every row in the transaction. SQLite gets anonymous `?` placeholders: `$N` is a
+    /// *named* parameter there, which sqlx binds by looking each name up in a linear list —
+    /// quadratic in a multi-row insert's 3 100 parameters (61 % of the writer's time, measured
+    /// by the store bench). PostgreSQL needs `$N`.
+    pub async fn insert(
+        self,
+        tx: &mut Transaction<'_, Any>,
+        dialect: super::Dialect,
+    ) -> Result<(), sqlx::Error> {
         let width = self.columns.len();
         let mut rows = self.rows.into_iter().peekable();
         while rows.peek().is_some() {
@@ -140,7 +147,12 @@ impl Table {
                     if c > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("${}", r * width + c + 1));
+                    match dialect {
+                        super::Dialect::Sqlite => sql.push('?'),
+                        super::Dialect::Postgres => {
+                            sql.push_str(&format!("${}", r * width + c + 1))
+                        }
+                    }
                 }
                 sql.push(')');
             }
@@ -193,7 +205,7 @@ const REQUEST_COLUMNS: &[&str] = &[
     "attempt_count",
     "input_tokens",
     "output_tokens",
-    "cost_usd",
+    "cost_nano_usd",
     "cache",
     "metadata",
     "gateway",
@@ -351,7 +363,9 @@ fn request_row(r: &RequestRecord, id: &str, start_us: i64, gateway: &str) -> Vec
         (r.attempts.len() as i64).into(),
         r.usage.map(|u| u.input_tokens as i64).into(),
         r.usage.map(|u| u.output_tokens as i64).into(),
-        r.cost_usd.into(),
+        // Integer nano-dollars: exact sums, and no NULL float parameter (sqlx 0.8's Any driver
+        // binds a NULL f64 as float4, which poisons PostgreSQL's cached insert statement).
+        r.cost_usd.map(|c| (c * 1e9).round() as i64).into(),
         r.cache.into(),
         r.metadata
             .as_ref()

@@ -112,7 +112,7 @@ pub async fn summary(db: Arc<Db>, p: Params) -> Result<Value, sqlx::Error> {
         &format!(
             "SELECT {expr} AS grp, COUNT(*) AS n, CAST(SUM(r.is_error) AS BIGINT), \
              CAST(SUM(r.fallback) AS BIGINT), CAST(SUM(r.input_tokens) AS BIGINT), \
-             CAST(SUM(r.output_tokens) AS BIGINT), CAST(SUM(r.cost_usd) AS DOUBLE PRECISION)"
+             CAST(SUM(r.output_tokens) AS BIGINT), CAST(SUM(r.cost_nano_usd) AS BIGINT)"
         ),
         &p,
         false,
@@ -169,7 +169,7 @@ pub async fn summary(db: Arc<Db>, p: Params) -> Result<Value, sqlx::Error> {
                 "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
                 "input_tokens": int(row, 4),
                 "output_tokens": int(row, 5),
-                "cost_usd": row.try_get::<Option<f64>, _>(6).ok().flatten().unwrap_or(0.0),
+                "cost_usd": int(row, 6) as f64 / 1e9,
                 "feedback_count": fb_count,
                 "feedback_mean": fb_mean,
             })

@@ -167,10 +167,11 @@ impl Writer {
             .map(|f| f.created_us)
             .chain(rows.oldest_start_us)
             .min();
-        rows.requests.insert(&mut tx).await?;
-        rows.metadata.insert(&mut tx).await?;
-        rows.attempts.insert(&mut tx).await?;
-        rows.bodies.insert(&mut tx).await?;
+        let dialect = self.db.dialect;
+        rows.requests.insert(&mut tx, dialect).await?;
+        rows.metadata.insert(&mut tx, dialect).await?;
+        rows.attempts.insert(&mut tx, dialect).await?;
+        rows.bodies.insert(&mut tx, dialect).await?;
         for f in &batch.feedback {
             f.insert(&mut tx, &self.gateway).await?;
         }
