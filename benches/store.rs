@@ -429,7 +429,7 @@ struct Opened {
     store: Store,
     metrics: Metrics,
     queue: usize,
-    /// The PostgreSQL postmaster: its process group is the server.
+    /// The PostgreSQL postmaster: it and its children are the server.
     server: Option<u32>,
 }
 
@@ -446,7 +446,7 @@ impl Opened {
     }
     /// CPU time of the database server's processes so far, µs (PostgreSQL only).
     fn server_cpu_us(&self) -> Option<f64> {
-        self.server.map(group_cpu_us)
+        self.server.map(server_cpu_us)
     }
     fn written(&self) -> u64 {
         self.metrics.store.written_total.get()
@@ -577,9 +577,9 @@ fn write_run(
     }
 }
 
-/// User + system CPU of every process in process group `pgid`, µs (from /proc; the
-/// PostgreSQL harness starts the postmaster as a group leader, and its backends stay in it).
-fn group_cpu_us(pgid: u32) -> f64 {
+/// User + system CPU of process `parent` and its children, µs, from /proc: the PostgreSQL
+/// postmaster and its backends (each backend is its own process group: `setsid` at fork).
+fn server_cpu_us(parent: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut ticks = 0u64;
@@ -587,14 +587,20 @@ fn group_cpu_us(pgid: u32) -> f64 {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // pid (comm) state ppid pgrp … utime(14) stime(15): comm may hold spaces.
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
+        // pid (comm) state ppid … utime(14) stime(15) cutime cstime: comm may hold spaces.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
             continue;
         };
+        let pid = head.split(' ').next().and_then(|p| p.parse::<u32>().ok());
         let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
+        let ppid = f.get(1).and_then(|p| p.parse::<u32>().ok());
+        if pid == Some(parent) || ppid == Some(parent) {
             let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             ticks += n(11) + n(12);
+            if pid == Some(parent) {
+                // cutime, cstime: backends that exited (and were reaped) meanwhile.
+                ticks += n(13) + n(14);
+            }
         }
     }
     ticks as f64 * 1e6 / hz
