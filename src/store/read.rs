@@ -57,8 +57,13 @@ const REQUEST_COLUMNS: &str = "r.id, r.trace_id, r.w3c_trace_id, r.client_span, 
     r.response_model, r.provider, r.provider_kind, r.stream, r.status, r.outcome, r.fallback, \
     r.attempt_count, r.input_tokens, r.output_tokens, r.cost_nano_usd, r.cache, r.metadata, r.gateway";
 
-/// The request's own feedback, summed (a request with none has NULL).
-const FEEDBACK_SUM: &str = "(SELECT SUM(f.value) FROM feedback f WHERE f.request_id = r.id)";
+/// `AND r.id IN (…)`: the requests whose feedback values sum to `cmp` (`> 0`, …).
+fn rated(cmp: &str) -> String {
+    format!(
+        " AND r.id IN (SELECT f.request_id FROM feedback f WHERE f.request_id IS NOT NULL \
+         GROUP BY f.request_id HAVING SUM(f.value) {cmp})"
+    )
+}
 
 /// `AND …` for every filter of `p` (time window first: every query is bounded by it).
 pub fn filters(sql: &mut Sql, p: &Params) {
@@ -99,9 +104,11 @@ pub fn filters(sql: &mut Sql, p: &Params) {
         Some(FeedbackFilter::None) => {
             " AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = r.id)".to_string()
         }
-        Some(FeedbackFilter::Positive) => format!(" AND {FEEDBACK_SUM} > 0"),
-        Some(FeedbackFilter::Negative) => format!(" AND {FEEDBACK_SUM} < 0"),
-        Some(FeedbackFilter::Neutral) => format!(" AND {FEEDBACK_SUM} = 0"),
+        // From the feedback table (small), not a sum per request of the window: rare negative
+        // feedback would otherwise scan the whole window for a page.
+        Some(FeedbackFilter::Positive) => rated("> 0"),
+        Some(FeedbackFilter::Negative) => rated("< 0"),
+        Some(FeedbackFilter::Neutral) => rated("= 0"),
     };
     sql.push(&feedback, []);
 }
