@@ -50,6 +50,7 @@ pub async fn export(
     let mut written = 0;
     loop {
         let mut sql = Sql::default();
+        // Keyset paging; the first page's empty id takes every request at `since_us` too.
         sql.push(
             "SELECT id, start_us FROM requests WHERE start_us > ? OR (start_us = ? AND id > ?) \
              ORDER BY start_us, id LIMIT ?",
@@ -60,14 +61,6 @@ pub async fn export(
                 EXPORT_PAGE.into(),
             ],
         );
-        if after.1.is_empty() {
-            // The first page includes `since_us` itself.
-            sql = Sql::default();
-            sql.push(
-                "SELECT id, start_us FROM requests WHERE start_us >= ? ORDER BY start_us, id LIMIT ?",
-                [since_us.into(), EXPORT_PAGE.into()],
-            );
-        }
         let rows = sql.fetch(&db).await?;
         for row in &rows {
             let id: String = row.try_get("id")?;

@@ -101,8 +101,8 @@ impl Store {
             })
             .join()
             .unwrap_or_else(|_| {
-                Err(StoreError::Path(
-                    "the store's opening thread panicked".into(),
+                Err(StoreError::Invalid(
+                    "request store: the opening thread panicked".into(),
                 ))
             })
         })?;
