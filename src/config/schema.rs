@@ -187,6 +187,21 @@ pub struct ProviderSpec {
     /// `azure-openai` only: model name → deployment name (a model not listed is its own
     /// deployment name).
     pub deployments: Option<BTreeMap<String, String>>,
+    /// `auto` (default): HTTP/2 when the provider offers it by ALPN, else HTTP/1.1; `off`:
+    /// HTTP/1.1 only. Plain-HTTP base URLs always use HTTP/1.1.
+    pub http2: Option<Http2Spec>,
+    /// Concurrent streams on one HTTP/2 connection before another is opened (default 100).
+    pub http2_max_streams: Option<u32>,
+    /// Connections opened at start, and when a reload adds the provider, before `/readyz`
+    /// answers ready (default 0).
+    pub prewarm: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Http2Spec {
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Deserialize)]

@@ -231,6 +231,35 @@ pub struct Provider {
     /// Passthrough: the caller's own credential (`Authorization: Bearer`, `x-api-key`,
     /// `api-key`, `x-goog-api-key`) is sent in `auth_header`; `api_key` is `None`.
     pub caller_credential: bool,
+    /// How connections to it are made (HTTP/2, pre-warming).
+    pub connections: ConnectionSettings,
+}
+
+/// A provider's connection settings (`http2`, `http2_max_streams`, `prewarm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// Offer HTTP/2 by ALPN (HTTPS only).
+    pub http2: bool,
+    /// Streams multiplexed on one HTTP/2 connection at most.
+    pub h2_max_streams: usize,
+    /// Connections opened before the gateway answers ready.
+    pub prewarm: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            http2: true,
+            h2_max_streams: ConnectionSettings::DEFAULT_H2_MAX_STREAMS,
+            prewarm: 0,
+        }
+    }
+}
+
+impl ConnectionSettings {
+    pub const DEFAULT_H2_MAX_STREAMS: usize = 100;
+    pub const MAX_H2_STREAMS: usize = 1000;
+    pub const MAX_PREWARM: usize = 64;
 }
 
 /// `passthrough:` compiled: whether a request may reach a provider with its own key, and the

@@ -195,6 +195,7 @@ mod tests {
             headers: vec![],
             deployments: HashMap::new(),
             caller_credential: false,
+            connections: Default::default(),
         }
     }
 

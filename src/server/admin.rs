@@ -41,6 +41,8 @@ pub struct Admin {
     pub live: Arc<ArcSwap<Snapshot>>,
     pub metrics: Arc<Metrics>,
     pub drain: Arc<Drain>,
+    /// Start-up pre-warming holds `/readyz` back (for a bounded time).
+    pub prewarm: Arc<crate::upstream::Prewarmer>,
     pub reloader: Option<Arc<Reloader>>,
     pub console: Arc<Console>,
     /// The request store, for the analytics API (`/v1/analytics/*`).
@@ -312,6 +314,11 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 b"draining\n".to_vec(),
+            ),
+            "/readyz" if self.prewarm.is_warming() => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"warming up upstream connections\n".to_vec(),
             ),
             "/readyz" => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             "/metrics" => respond(

@@ -8,6 +8,7 @@ pub mod downstream;
 pub mod forward;
 pub mod proxy;
 pub mod shutdown;
+pub mod warm;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::config::watch::Reloader;
 use crate::config::Snapshot;
 use crate::pipeline::Pipeline;
 use crate::telemetry::Metrics;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{Prewarmer, UpstreamClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -109,6 +110,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
         store.clone(),
     );
     let console = pipeline.console.clone();
+    let prewarm = Prewarmer::new(pipeline.client.clone(), live.clone());
     let forwarder = Arc::new(forward::Forwarder::new(&metrics, &[listen, admin_listen]));
     let gateway = proxy::Gateway {
         live: live.clone(),
@@ -126,11 +128,15 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
             reloader,
             console,
             store: store.clone(),
+            prewarm: prewarm.clone(),
         },
     );
     admin_service.threads = Some(1);
     admin_service.add_tcp(&admin_listen.to_string());
-    server.add_service(proxy_service);
+    server.add_service(warm::WithPrewarm {
+        inner: proxy_service,
+        prewarm,
+    });
     server.add_service(admin_service);
     tracing::info!(%listen, %admin_listen, threads, "switchyard serving");
     server.run(RunArgs {
@@ -170,7 +176,7 @@ fn start_pipeline(
         metrics.circuit_state.clone(),
     )));
     Pipeline {
-        client: UpstreamClient::new(),
+        client: UpstreamClient::with_metrics(metrics.connections.clone()),
         metrics: metrics.clone(),
         breakers: breakers.clone(),
         console: crate::console::Console::new(metrics.clone(), breakers, live.clone(), reloader),

@@ -14,14 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::conn::{Protocol, StreamTicket};
 use super::dns::DnsCache;
-use super::tls::{TrustError, TrustRoots};
+use super::pool::{Pool, Pools, POOL_IDLE_TIMEOUT};
+use super::tls::TrustError;
 use crate::config::Provider;
+use crate::telemetry::metrics::ConnectionMetrics;
 
 /// Default TCP (+TLS) connect budget when a target sets no `connect_ms`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,10 +38,6 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default bound on one whole attempt, body included (`total_ms`): 1 hour, above the longest
 /// generation a provider streams today, yet a hung upstream never holds a slot forever.
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(3600);
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Pooled connections across all upstreams.
-const POOL_SIZE: usize = 256;
 
 /// The phase of an attempt a deadline belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,12 +182,16 @@ async fn within<T>(
     }
 }
 
-/// The shared client: pooled connections, DNS cache, trust roots.
+/// The shared client: pooled connections (HTTP/2 and HTTP/1.1, per trust set), DNS cache.
+/// Cloning shares it (the pipeline and the pre-warmer hold the same pools).
+#[derive(Clone)]
 pub struct UpstreamClient {
-    // Shared with every response, which returns its connection itself.
-    connector: Arc<Connector>,
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    pools: Pools,
     dns: DnsCache,
-    roots: TrustRoots,
 }
 
 impl Default for UpstreamClient {
@@ -198,41 +201,86 @@ impl Default for UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// A client that records no connection metrics.
     pub fn new() -> Self {
-        let mut options = pingora::connectors::ConnectorOptions::new(POOL_SIZE);
-        options.keepalive_pool_size = POOL_SIZE;
+        Self::build(None)
+    }
+
+    /// A client that records `switchyard_upstream_connections` and `_connect_seconds`.
+    pub fn with_metrics(metrics: ConnectionMetrics) -> Self {
+        Self::build(Some(metrics))
+    }
+
+    fn build(metrics: Option<ConnectionMetrics>) -> Self {
+        let pools = Pools::new(metrics);
+        // The bundled roots' pool now, so the first request does not parse them.
+        if let Err(e) = pools.pool(None) {
+            tracing::warn!(error = %e, "upstream TLS connector");
+        }
         UpstreamClient {
-            connector: Arc::new(Connector::new(Some(options))),
-            dns: DnsCache::new(),
-            roots: TrustRoots::new(),
+            inner: Arc::new(ClientInner {
+                pools,
+                dns: DnsCache::new(),
+            }),
         }
     }
 
+    /// The peer for `provider` and the pool its connections live in.
     async fn peer_for(
         &self,
         provider: &Provider,
-        deadlines: &Deadlines,
+        connect_budget: Duration,
         connect_deadline: Option<PhaseDeadline>,
-    ) -> Result<HttpPeer, AttemptError> {
+    ) -> Result<(HttpPeer, Arc<Pool>), AttemptError> {
         let url = &provider.base_url;
-        let addr = within(connect_deadline, self.dns.resolve(&url.host, url.port))
-            .await?
-            .map_err(|e| AttemptError::Resolve {
-                host: url.host.clone(),
-                reason: e.to_string(),
-            })?;
+        let addr = within(
+            connect_deadline,
+            self.inner.dns.resolve(&url.host, url.port),
+        )
+        .await?
+        .map_err(|e| AttemptError::Resolve {
+            host: url.host.clone(),
+            reason: e.to_string(),
+        })?;
+        let pool = self.inner.pools.pool(provider.ca_file.as_deref())?;
         let mut peer = HttpPeer::new(addr, url.tls, url.host.clone());
-        peer.options.connection_timeout = Some(deadlines.connect);
-        peer.options.total_connection_timeout = Some(deadlines.connect);
+        peer.options.connection_timeout = Some(connect_budget);
+        peer.options.total_connection_timeout = Some(connect_budget);
         peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+        peer.options.max_h2_streams = provider.connections.h2_max_streams;
+        peer.options.alpn = if url.tls && provider.connections.http2 {
+            ALPN::H2H1
+        } else {
+            ALPN::H1
+        };
         if url.tls {
-            peer.options.ca = Some(self.roots.for_provider(provider.ca_file.as_deref())?);
+            peer.options.ca = pool.peer_ca().cloned();
         }
         // Pool per provider, so two providers on one address never share a connection.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         provider.name.hash(&mut h);
         peer.group_key = h.finish();
-        Ok(peer)
+        Ok((peer, pool))
+    }
+
+    /// Opens one connection to `provider` ahead of need and pools it (`prewarm`).
+    pub async fn prewarm(
+        &self,
+        provider: &Provider,
+        connect_budget: Duration,
+    ) -> Result<Protocol, AttemptError> {
+        let deadline = Some(PhaseDeadline {
+            at: Instant::now() + connect_budget,
+            phase: Phase::Connect,
+            budget: connect_budget,
+        });
+        let (peer, pool) = self.peer_for(provider, connect_budget, deadline).await?;
+        within(
+            deadline,
+            self.inner.pools.prewarm(&pool, &peer, &provider.name),
+        )
+        .await?
+        .map_err(|e| connect_error(&e, connect_budget))
     }
 
     /// Sends `header` + `body` to `provider` and waits for the response headers.
@@ -265,30 +313,30 @@ impl UpstreamClient {
             }),
             total,
         ]);
-        let peer = self.peer_for(provider, &deadlines, connect).await?;
+        let (peer, pool) = self.peer_for(provider, deadlines.connect, connect).await?;
+        let pools = &self.inner.pools;
 
         // A pooled connection may have been closed by the provider while idle; that shows up as
         // an error before any response byte. Try once more on a fresh connection then.
         let mut tries = 0;
-        let (session, connected) = loop {
+        let (session, ticket, connected) = loop {
             tries += 1;
-            let (mut session, reused) = within(connect, self.connector.get_http_session(&peer))
+            let acquired = within(connect, pools.acquire(&pool, &peer, &provider.name))
                 .await?
-                .map_err(|e| match e.etype() {
-                    // pingora's own connect timer (same budget) may fire first.
-                    pingora::ErrorType::ConnectTimedout => AttemptError::Timeout {
-                        phase: Phase::Connect,
-                        budget: deadlines.connect,
-                    },
-                    _ => AttemptError::Connect(ConnectFailure::from_pingora(&e)),
-                })?;
+                .map_err(|e| connect_error(&e, deadlines.connect))?;
+            let (mut session, reused, ticket) =
+                (acquired.session, acquired.reused, acquired.ticket);
             session.set_read_timeout(None);
             let connected = started.elapsed();
             match within(headers, write_and_read_head(&mut session, &header, &body)).await? {
-                Ok(()) => break (session, connected),
-                Err(_) if reused && tries < 2 => continue,
+                Ok(()) => break (session, ticket, connected),
+                Err(_) if reused && tries < 2 => {
+                    pool.release(session, &peer, false).await;
+                    continue;
+                }
                 // Refused, reset or closed before any response byte: a connection failure.
                 Err(e) => {
+                    pool.release(session, &peer, false).await;
                     let mut failure = ConnectFailure::from_pingora(&e);
                     failure.detail = format!("connection failed before the response head: {e}");
                     return Err(AttemptError::Connect(failure));
@@ -296,8 +344,12 @@ impl UpstreamClient {
             }
         };
         Ok(UpstreamResponse {
-            conn: Some(Box::new(Conn { session, peer })),
-            pool: self.connector.clone(),
+            conn: Some(Box::new(Conn {
+                session,
+                peer,
+                _ticket: ticket,
+            })),
+            pool,
             started,
             connected,
             headers_after: started.elapsed(),
@@ -309,6 +361,18 @@ impl UpstreamClient {
                 budget,
             }),
         })
+    }
+}
+
+/// A failure to get a connection, as an attempt error.
+fn connect_error(e: &pingora::Error, budget: Duration) -> AttemptError {
+    match e.etype() {
+        // pingora's own connect timer (same budget) may fire first.
+        pingora::ErrorType::ConnectTimedout => AttemptError::Timeout {
+            phase: Phase::Connect,
+            budget,
+        },
+        _ => AttemptError::Connect(ConnectFailure::from_pingora(e)),
     }
 }
 
@@ -327,22 +391,23 @@ async fn write_and_read_head(
     session.read_response_header().await
 }
 
-/// The connection an upstream response is read from.
+/// The connection (or HTTP/2 stream) an upstream response is read from.
 struct Conn {
     session: HttpSession,
     peer: HttpPeer,
+    /// Marks the connection active until this request is done with it.
+    _ticket: Option<StreamTicket>,
 }
 
 impl Conn {
-    /// Back to the pool if its response was read to the end, else closed.
-    async fn release(self: Box<Self>, pool: &Connector) {
-        let Conn { mut session, peer } = *self;
-        if session.response_done() {
-            pool.release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT))
-                .await;
-        } else {
-            session.shutdown().await;
-        }
+    /// Back to the pool if its response was read to the end, else closed (an HTTP/2 stream is
+    /// reset, its connection kept).
+    async fn release(self: Box<Self>, pool: &Pool) {
+        let Conn {
+            mut session, peer, ..
+        } = *self;
+        let done = session.response_done();
+        pool.release(session, &peer, done).await;
     }
 }
 
@@ -356,7 +421,7 @@ pub struct UpstreamResponse {
     // inline the session and peer are 1.1 KB copied at each await boundary (memmove was 7 % of
     // the gateway's CPU in the profile). `None` once finished.
     conn: Option<Box<Conn>>,
-    pool: Arc<Connector>,
+    pool: Arc<Pool>,
     started: Instant,
     /// Time to a connection (pooled or new), and to the response headers.
     connected: Duration,
@@ -371,7 +436,16 @@ impl Drop for UpstreamResponse {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        if !conn.session.response_done() {
+        let done = conn.session.response_done();
+        if let HttpSession::H2(_) = conn.session {
+            // Released now (no waiting): an unfinished stream is reset, its connection kept.
+            let Conn { session, peer, .. } = *conn;
+            if let HttpSession::H2(h2) = session {
+                self.pool.release_h2(h2, &peer, done);
+            }
+            return;
+        }
+        if !done {
             // Not reusable: dropping the socket closes it.
             return;
         }

@@ -219,6 +219,7 @@ fn leaf_key(
         kind,
         base_url,
         caller_credential: key.is_none(),
+        connections: Default::default(),
         api_key: key,
         auth_header: kind.default_auth_header().to_string(),
         ca_file: None,

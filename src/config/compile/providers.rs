@@ -96,6 +96,7 @@ impl Compiler<'_> {
                 }
             }
         }
+        let connections = self.connection_settings(&path, spec);
         Some(Provider {
             name: name.to_string(),
             kind,
@@ -107,7 +108,39 @@ impl Compiler<'_> {
             headers,
             deployments,
             caller_credential: false,
+            connections,
         })
+    }
+
+    /// `http2`, `http2_max_streams`, `prewarm`.
+    fn connection_settings(&mut self, path: &str, spec: &ProviderSpec) -> ConnectionSettings {
+        let mut settings = ConnectionSettings {
+            http2: spec.http2 != Some(Http2Spec::Off),
+            ..ConnectionSettings::default()
+        };
+        if let Some(n) = spec.http2_max_streams {
+            let n = n as usize;
+            if n == 0 || n > ConnectionSettings::MAX_H2_STREAMS {
+                self.error(
+                    format!("{path}.http2_max_streams"),
+                    format!("must be 1 to {}", ConnectionSettings::MAX_H2_STREAMS),
+                );
+            } else {
+                settings.h2_max_streams = n;
+            }
+        }
+        if let Some(n) = spec.prewarm {
+            let n = n as usize;
+            if n > ConnectionSettings::MAX_PREWARM {
+                self.error(
+                    format!("{path}.prewarm"),
+                    format!("must be 0 to {}", ConnectionSettings::MAX_PREWARM),
+                );
+            } else {
+                settings.prewarm = n;
+            }
+        }
+        settings
     }
 
     /// `api_key` or `api_key_file` (read, hashed into the config hash and watched).

@@ -306,3 +306,23 @@ label_enum! {
         WriteFailed = "write_failed",
     }
 }
+
+label_struct! {
+    /// `switchyard_upstream_connections`: open upstream connections by provider, protocol
+    /// (`http/1.1`, `h2`) and state (`active`: carrying a request; `idle`: pooled).
+    ConnLabels[3] {
+        provider: "provider",
+        protocol: "protocol",
+        state: "state",
+    }
+}
+
+label_struct! {
+    /// `switchyard_upstream_connect_seconds`: new connections (TCP + TLS) by provider, protocol
+    /// and trigger (`request`: a user request waited for it; `prewarm`).
+    ConnectLabels[3] {
+        provider: "provider",
+        protocol: "protocol",
+        trigger: "trigger",
+    }
+}

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub downstream: DownstreamMetrics,
     /// The request store's writes, drops and errors (`crate::store`).
     pub store: StoreMetrics,
+    /// Upstream connections: open by state, and how long new ones took (`crate::upstream`).
+    pub connections: ConnectionMetrics,
 }
 
 /// A registered gauge without labels.
@@ -267,6 +269,7 @@ impl Metrics {
             governance: GovernanceMetrics::new(r)?,
             downstream: DownstreamMetrics::new(r)?,
             store: StoreMetrics::new(r)?,
+            connections: ConnectionMetrics::new(r)?,
             registry,
         })
     }
@@ -403,6 +406,36 @@ impl StoreMetrics {
             dropped_total,
             errors_total,
             queue_depth,
+        })
+    }
+}
+
+/// Upstream connections (`crate::upstream`): how many are open, in use or pooled, and what
+/// opening one costs — so an operator sees handshakes paid on user requests.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// `switchyard_upstream_connections{provider,protocol,state}`.
+    pub connections: Family<IntGaugeVec, ConnLabels<'static>, 3>,
+    /// `switchyard_upstream_connect_seconds{provider,protocol,trigger}`.
+    pub connect_seconds: Family<HistogramVec, ConnectLabels<'static>, 3>,
+}
+
+impl ConnectionMetrics {
+    fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(ConnectionMetrics {
+            connections: Family::gauge(
+                r,
+                "switchyard_upstream_connections",
+                "Open upstream connections, by provider, protocol (http/1.1, h2) and state (active: carrying requests; idle: pooled).",
+            )?,
+            connect_seconds: Family::histogram(
+                r,
+                "switchyard_upstream_connect_seconds",
+                "Time to open a new upstream connection (TCP and TLS handshakes), by provider, protocol and trigger (request: a request waited for it; prewarm).",
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )?,
         })
     }
 }
