@@ -50,12 +50,9 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Run the fault-injecting mock provider (OpenAI wire format).
+    /// Run the fault-injecting mock provider (OpenAI, Anthropic, Gemini wire formats).
     #[cfg(feature = "demo")]
-    MockProvider {
-        #[arg(long, default_value = "127.0.0.1:9901")]
-        listen: SocketAddr,
-    },
+    MockProvider(MockProviderArgs),
     /// Run the gateway on conf/demo.yaml with two mock providers, and print requests to try.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
@@ -139,7 +136,7 @@ fn main() -> ExitCode {
         } => run(config, listen, admin_listen),
         Command::Check { file, strict } => check(&file, strict),
         #[cfg(feature = "demo")]
-        Command::MockProvider { listen } => mock_provider(listen),
+        Command::MockProvider(args) => mock_provider(args),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args),
         Command::Ca {
@@ -322,12 +319,52 @@ fn check(file: &std::path::Path, strict: bool) -> ExitCode {
 }
 
 #[cfg(feature = "demo")]
-fn mock_provider(listen: SocketAddr) -> ExitCode {
+#[derive(clap::Args)]
+struct MockProviderArgs {
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    listen: SocketAddr,
+    /// Serve HTTPS, with a certificate for localhost and 127.0.0.1 signed by a fresh CA.
+    #[arg(long, requires = "ca_out")]
+    tls: bool,
+    /// With --tls: write that CA's PEM here (for clients to trust).
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca_out: Option<PathBuf>,
+    /// With --tls: the ALPN protocols, in preference order; `h2` serves HTTP/2, anything else
+    /// HTTP/1.1; an empty list offers none.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "h2,http/1.1",
+        requires = "tls"
+    )]
+    alpn: Vec<String>,
+    /// With --tls: wait this long after accepting each connection, before its TLS handshake.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "tls")]
+    handshake_delay_ms: u64,
+}
+
+#[cfg(feature = "demo")]
+fn mock_provider(args: MockProviderArgs) -> ExitCode {
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
     else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(switchyard_mock::run(listen)) {
+    let listen = args.listen;
+    let served = match (args.tls, args.ca_out) {
+        (true, Some(ca_out)) => {
+            let options = switchyard_mock::TlsOptions {
+                alpn: (args.alpn.iter())
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.as_bytes().to_vec())
+                    .collect(),
+                handshake_delay: std::time::Duration::from_millis(args.handshake_delay_ms),
+            };
+            runtime.block_on(switchyard_mock::run_tls(listen, options, &ca_out))
+        }
+        _ => runtime.block_on(switchyard_mock::run(listen)),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: mock provider on {listen}: {e}");

@@ -1,9 +1,12 @@
 //! The mock provider itself: each fault does what it says, so gateway tests can trust it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use switchyard_mock::{FaultSpec, MockHandle};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use switchyard_mock::{FaultSpec, MockHandle, MockStats, TlsOptions};
 
 async fn mock() -> MockHandle {
     switchyard_mock::start("127.0.0.1:0".parse().unwrap())
@@ -846,5 +849,319 @@ async fn openai_tool_calls_and_usage() {
     assert_eq!(
         resp["choices"][0]["message"]["content"],
         "Hello from the mock provider."
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS: ALPN and HTTP/2, session resumption, the handshake delay.
+
+async fn mock_tls(alpn: &[&str], handshake_delay: Duration) -> (MockHandle, String) {
+    let options = TlsOptions {
+        alpn: alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        handshake_delay,
+    };
+    switchyard_mock::start_tls_with("127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap()
+}
+
+/// reqwest with HTTP/2 and rustls, trusting only the mock's CA; it offers ALPN `h2, http/1.1`.
+fn https_client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn https_url(m: &MockHandle, path: &str) -> String {
+    format!("https://localhost:{}{path}", m.addr.port())
+}
+
+/// Polls the mock's stats until `done` holds (at most 5 s); false if it never did.
+async fn stats_reach(m: &MockHandle, done: impl Fn(&MockStats) -> bool) -> bool {
+    for _ in 0..250 {
+        if done(&m.stats()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn https_with_alpn_h2_serves_concurrent_requests_over_one_http2_connection() {
+    let (m, ca) = mock_tls(&["h2", "http/1.1"], Duration::ZERO).await;
+    let client = https_client(&ca);
+    let url = https_url(&m, "/v1/chat/completions");
+    let first = client.post(&url).json(&chat(false)).send().await.unwrap();
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    assert_eq!(first.status(), 200);
+
+    // 20 at once, each held 200 ms before its head: in flight together on the one connection.
+    let held = futures_util::future::join_all((0..20).map(|_| {
+        client
+            .post(&url)
+            .header("x-mock-fault", "headers_delay_ms=200")
+            .json(&chat(false))
+            .send()
+    }))
+    .await;
+    for r in held {
+        let r = r.unwrap();
+        assert_eq!(
+            (r.version(), r.status().as_u16()),
+            (reqwest::Version::HTTP_2, 200)
+        );
+    }
+
+    let r = client
+        .post(&url)
+        .header("x-mock-fault", "chunks=4,chunk_delay_ms=20")
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = r.text().await.unwrap();
+    let events = data_events(&body);
+    // role, 4 content, finish, usage, [DONE]
+    assert_eq!(events.len(), 8, "{body}");
+    let text: String = events[1..5]
+        .iter()
+        .map(|e| {
+            parse(e)["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, "tok0 tok1 tok2 tok3 ");
+    assert_eq!(events[7], "[DONE]");
+
+    let s = m.stats();
+    assert_eq!(s.total_connections, 1, "{s:?}");
+    assert_eq!((s.h2_connections, s.h1_connections), (1, 0), "{s:?}");
+    assert_eq!((s.tls_handshakes_full, s.tls_handshakes_resumed), (1, 0));
+    assert!(s.max_concurrent_streams > 1, "{s:?}");
+    assert_eq!((s.streams_completed, s.streams_reset), (1, 0), "{s:?}");
+    let json: serde_json::Value = client
+        .get(https_url(&m, "/_mock/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["h2_connections"], 1, "{json}");
+    assert_eq!(json["h1_connections"], 0, "{json}");
+    assert_eq!(json["tls_handshakes_full"], 1, "{json}");
+    assert_eq!(json["tls_handshakes_resumed"], 0, "{json}");
+    assert_eq!(json["streams_reset"], 0, "{json}");
+    assert!(
+        json["max_concurrent_streams"].as_u64().unwrap() > 1,
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn http2_streams_faults_and_resets() {
+    let (m, ca) = mock_tls(&["h2"], Duration::ZERO).await;
+    let client = https_client(&ca);
+    let url = https_url(&m, "/v1/chat/completions");
+    let call = |fault: &'static str, stream: bool| {
+        client
+            .post(&url)
+            .header("x-mock-fault", fault)
+            .json(&chat(stream))
+            .send()
+    };
+    let r = call("status=429,retry_after=3", false).await.unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_2, 429)
+    );
+    assert_eq!(r.headers()["retry-after"], "3");
+    let bad = call("malformed", true).await.unwrap().text().await.unwrap();
+    assert!(data_events(&bad).contains(&"{not json"));
+    let err = call("error_event", true)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(data_events(&err)[0].contains("\"error\""));
+    // Over HTTP/2 the cuts reset the stream, not the connection.
+    assert!(call("cut=headers", false).await.is_err());
+    let cut = call("cut_after=2", true).await.unwrap();
+    assert!(
+        cut.text().await.is_err(),
+        "a cut stream must not end cleanly"
+    );
+
+    let anthropic = client
+        .post(https_url(&m, "/v1/messages"))
+        .header("x-api-key", "sk-ant-test")
+        .header("anthropic-version", "2023-06-01")
+        .json(&anthropic_body(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.version(), reqwest::Version::HTTP_2);
+    let events = sse(&anthropic.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0.as_deref(), Some("message_stop"));
+    let gemini = client
+        .post(https_url(
+            &m,
+            "/v1beta/models/gemini-test:streamGenerateContent?alt=sse",
+        ))
+        .header("x-goog-api-key", "g-test")
+        .json(&gemini_body())
+        .send()
+        .await
+        .unwrap();
+    let events = sse(&gemini.text().await.unwrap());
+    assert!(events.last().unwrap().1.contains("finishReason"));
+
+    // The client drops a stream mid-way: its RST_STREAM is counted, the connection stays.
+    let before = m.stats();
+    assert_eq!(before.streams_reset, 0, "{before:?}");
+    let slow = call("chunks=50,chunk_delay_ms=50", true).await.unwrap();
+    let mut body = slow.bytes_stream();
+    assert!(body.next().await.unwrap().is_ok());
+    drop(body);
+    let reset = stats_reach(&m, |s| {
+        s.streams_reset == 1 && s.streams_cancelled == before.streams_cancelled + 1
+    });
+    assert!(reset.await, "{:?}", m.stats());
+    let s = m.stats();
+    assert_eq!((s.total_connections, s.open_connections), (1, 1), "{s:?}");
+    assert_eq!(s.h2_connections, 1, "{s:?}");
+}
+
+#[tokio::test]
+async fn https_with_alpn_http11_and_start_tls_serve_http1() {
+    let (m, ca) = mock_tls(&["http/1.1"], Duration::ZERO).await;
+    let r = https_client(&ca)
+        .get(https_url(&m, "/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_11, 200)
+    );
+    let s = m.stats();
+    assert_eq!((s.h1_connections, s.h2_connections), (1, 0), "{s:?}");
+    assert_eq!(s.tls_handshakes_full, 1, "{s:?}");
+
+    // start_tls, as before: no ALPN, HTTP/1.1 to a client that offers h2.
+    let (m, ca) = switchyard_mock::start_tls("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let r = https_client(&ca)
+        .get(https_url(&m, "/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_11, 200)
+    );
+    assert_eq!(m.stats().h1_connections, 1);
+
+    // Plain HTTP counts as HTTP/1.1 and no handshake.
+    let m = mock().await;
+    assert_eq!(call(&m, "", false).await.unwrap().status(), 200);
+    let s = m.stats();
+    assert_eq!((s.h1_connections, s.tls_handshakes_full), (1, 0), "{s:?}");
+}
+
+/// A rustls connector trusting only `ca_pem`, offering no ALPN, one session cache for all its
+/// connections.
+fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn tls_connect(
+    m: &MockHandle,
+    connector: &tokio_rustls::TlsConnector,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(m.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+#[tokio::test]
+async fn tls_sessions_resume() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (m, ca) = mock_tls(&["h2", "http/1.1"], Duration::ZERO).await;
+    let connector = tls_connector(&ca);
+    for expected in [Full, Resumed] {
+        let mut tls = tls_connect(&m, &connector).await;
+        assert_eq!(tls.get_ref().1.handshake_kind(), Some(expected));
+        tls.write_all(b"GET /v1/models HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        // Reading the answer also takes in the TLS 1.3 tickets the next connection resumes with.
+        let mut response = Vec::new();
+        let _ = tls.read_to_end(&mut response).await;
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    }
+    let s = m.stats();
+    assert_eq!(
+        (s.tls_handshakes_full, s.tls_handshakes_resumed),
+        (1, 1),
+        "{s:?}"
+    );
+    assert_eq!((s.h1_connections, s.total_connections), (2, 2), "{s:?}");
+}
+
+#[tokio::test]
+async fn new_connections_pay_the_handshake_delay() {
+    let delay = Duration::from_millis(300);
+    let (m, ca) = mock_tls(&["h2", "http/1.1"], delay).await;
+    let started = Instant::now();
+    let _tls = tls_connect(&m, &tls_connector(&ca)).await;
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+
+    let client = https_client(&ca);
+    let started = Instant::now();
+    let r = client
+        .get(https_url(&m, "/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    // The next request reuses that connection: no new handshake to pay.
+    let r = client
+        .get(https_url(&m, "/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let s = m.stats();
+    assert_eq!(
+        (s.total_connections, s.tls_handshakes_full),
+        (2, 2),
+        "{s:?}"
     );
 }

@@ -4,8 +4,26 @@
 //! It is a crate of its own (`switchyard-mock`, a workspace member) so that the `switchyard`
 //! library neither compiles it nor needs hyper's `server` feature: the integration tests use it
 //! as a dev-dependency, the binary behind its default `demo` feature. This file holds the fault
-//! specs, the recorded requests and the server; `routes` the handler and the OpenAI bodies,
-//! `wire` the Anthropic and Gemini formats, answers and tool calls, `stream` the SSE producer.
+//! specs, the recorded requests, the stats and the listener; `conn` one connection (TLS, then
+//! HTTP/1.1 or HTTP/2), `routes` the handler and the OpenAI bodies, `wire` the Anthropic and
+//! Gemini formats, answers and tool calls, `stream` the SSE producer.
+//!
+//! Transport: `start` serves plain HTTP/1.1. `start_tls` serves HTTPS with HTTP/1.1 and no ALPN.
+//! `start_tls_with(listen, TlsOptions { alpn, handshake_delay })` offers the `alpn` list (default
+//! `h2`, `http/1.1`): a connection that negotiates `h2` is served with HTTP/2, any other with
+//! HTTP/1.1. `handshake_delay` is slept after each TCP accept, before the TLS handshake, so a new
+//! connection pays it and a reused one does not. Sessions resume with rustls's defaults (an
+//! in-memory cache of 256 sessions; TLS 1.3 tickets name its entries). Every route, fault and
+//! stream works over both versions; over HTTP/2, `cut=headers` and `cut_after` reset the stream
+//! (RST_STREAM) instead of closing the connection its neighbours share.
+//!
+//! Stats (`MockHandle::stats`, `GET /_mock/stats`, same names): `open_connections`,
+//! `total_connections` (TCP accepts), `h1_connections`, `h2_connections`, `tls_handshakes_full`,
+//! `tls_handshakes_resumed` (failed handshakes count in neither), `max_concurrent_streams` (the
+//! most requests in flight at once on one connection: from the head to the end or drop of the
+//! response body), `streams_started`, `streams_completed`, `streams_cancelled` (a stream's body
+//! abandoned because the peer closed the connection or reset the stream), `streams_reset`
+//! (RST_STREAM frames read from HTTP/2 clients, whatever the stream's state).
 //!
 //! Routes:
 //! - OpenAI: `POST /v1/chat/completions` (JSON or SSE), `/v1/completions`, `/v1/embeddings`,
@@ -91,10 +109,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+mod conn;
 mod routes;
 mod stream;
 mod wire;
 
+pub use conn::TlsOptions;
+
+use conn::*;
 use routes::*;
 use stream::*;
 use wire::*;
@@ -207,11 +229,27 @@ impl RecordedRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MockStats {
     pub open_connections: usize,
+    /// Accepted TCP connections, whatever became of them.
     pub total_connections: usize,
     pub streams_started: u64,
     pub streams_completed: u64,
-    /// Streams whose body was abandoned before its end because the peer went away.
+    /// Streams whose body was abandoned before its end because the peer went away (closed the
+    /// connection, or reset the HTTP/2 stream).
     pub streams_cancelled: u64,
+    /// TLS handshakes completed in full (with or without a HelloRetryRequest).
+    pub tls_handshakes_full: u64,
+    /// TLS handshakes that resumed an earlier session (TLS 1.3 ticket or TLS 1.2 session id).
+    pub tls_handshakes_resumed: u64,
+    /// Connections served with HTTP/2 (ALPN `h2`).
+    pub h2_connections: usize,
+    /// Connections served with HTTP/1.1, over TLS or plain.
+    pub h1_connections: usize,
+    /// The most requests in flight at once on one connection, over the run (a request is in
+    /// flight from its head until its response body ends or is dropped).
+    pub max_concurrent_streams: usize,
+    /// RST_STREAM frames received from HTTP/2 clients (any stream, any error code); a reset
+    /// SSE stream also counts in `streams_cancelled`.
+    pub streams_reset: u64,
 }
 
 #[derive(Default)]
@@ -224,17 +262,31 @@ struct MockState {
     streams_started: AtomicU64,
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
+    tls_handshakes_full: AtomicU64,
+    tls_handshakes_resumed: AtomicU64,
+    h2_connections: AtomicUsize,
+    h1_connections: AtomicUsize,
+    max_concurrent_streams: AtomicUsize,
+    streams_reset: AtomicU64,
     next_id: AtomicU64,
 }
 
 impl MockState {
     fn stats(&self) -> MockStats {
+        let n = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+        let c = |a: &AtomicU64| a.load(Ordering::SeqCst);
         MockStats {
-            open_connections: self.open_connections.load(Ordering::SeqCst),
-            total_connections: self.total_connections.load(Ordering::SeqCst),
-            streams_started: self.streams_started.load(Ordering::SeqCst),
-            streams_completed: self.streams_completed.load(Ordering::SeqCst),
-            streams_cancelled: self.streams_cancelled.load(Ordering::SeqCst),
+            open_connections: n(&self.open_connections),
+            total_connections: n(&self.total_connections),
+            streams_started: c(&self.streams_started),
+            streams_completed: c(&self.streams_completed),
+            streams_cancelled: c(&self.streams_cancelled),
+            tls_handshakes_full: c(&self.tls_handshakes_full),
+            tls_handshakes_resumed: c(&self.tls_handshakes_resumed),
+            h2_connections: n(&self.h2_connections),
+            h1_connections: n(&self.h1_connections),
+            max_concurrent_streams: n(&self.max_concurrent_streams),
+            streams_reset: c(&self.streams_reset),
         }
     }
 
@@ -300,13 +352,10 @@ impl Drop for MockHandle {
     }
 }
 
-/// Something that can be served as one connection (plain TCP or TLS).
-type Acceptor = Option<tokio_rustls::TlsAcceptor>;
-
 async fn serve(
     listener: TcpListener,
     state: Arc<MockState>,
-    tls: Acceptor,
+    tls: Option<Arc<Tls>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -322,27 +371,16 @@ async fn serve(
         tokio::spawn(async move {
             state.open_connections.fetch_add(1, Ordering::SeqCst);
             state.total_connections.fetch_add(1, Ordering::SeqCst);
-            let svc_state = state.clone();
-            let service = hyper::service::service_fn(move |req| handle(svc_state.clone(), req));
-            let builder = hyper::server::conn::http1::Builder::new();
-            match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
-                }
-                Some(acceptor) => {
-                    if let Ok(tls_stream) = acceptor.accept(stream).await {
-                        let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
-                        tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
-                    }
-                }
+            tokio::select! {
+                _ = connection(state.clone(), stream, tls) => {},
+                _ = stop.changed() => {},
             }
             state.open_connections.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
 
-async fn start_with(listen: SocketAddr, tls: Acceptor) -> std::io::Result<MockHandle> {
+async fn start_with(listen: SocketAddr, tls: Option<Arc<Tls>>) -> std::io::Result<MockHandle> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(MockState::default());
@@ -351,14 +389,42 @@ async fn start_with(listen: SocketAddr, tls: Acceptor) -> std::io::Result<MockHa
     Ok(MockHandle { addr, state, stop })
 }
 
-/// Starts a plain-HTTP mock on the current tokio runtime (port 0 picks one).
+/// Starts a plain-HTTP (HTTP/1.1) mock on the current tokio runtime (port 0 picks one).
 pub async fn start(listen: SocketAddr) -> std::io::Result<MockHandle> {
     start_with(listen, None).await
 }
 
-/// Starts an HTTPS mock; returns it and the PEM of the CA that signed its certificate (valid for
-/// `localhost` and `127.0.0.1`).
+/// Starts an HTTPS mock serving HTTP/1.1 without ALPN, no handshake delay; returns it and the
+/// PEM of the CA that signed its certificate (valid for `localhost` and `127.0.0.1`).
 pub async fn start_tls(listen: SocketAddr) -> std::io::Result<(MockHandle, String)> {
+    let options = TlsOptions {
+        alpn: Vec::new(),
+        handshake_delay: Duration::ZERO,
+    };
+    start_tls_with(listen, options).await
+}
+
+/// Starts an HTTPS mock with these options (HTTP/2 when ALPN picks `h2`); returns it and the PEM
+/// of the CA that signed its certificate (valid for `localhost` and `127.0.0.1`). Sessions
+/// resume with rustls's defaults: an in-memory cache of 256 sessions, TLS 1.3 tickets naming
+/// them.
+pub async fn start_tls_with(
+    listen: SocketAddr,
+    options: TlsOptions,
+) -> std::io::Result<(MockHandle, String)> {
+    let (mut config, ca_pem) = server_config()?;
+    config.alpn_protocols = options.alpn;
+    let tls = Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        handshake_delay: options.handshake_delay,
+    };
+    let handle = start_with(listen, Some(Arc::new(tls))).await?;
+    Ok((handle, ca_pem))
+}
+
+/// A server config whose certificate (for `localhost` and `127.0.0.1`) a fresh CA signed, and
+/// that CA's PEM.
+fn server_config() -> std::io::Result<(rustls::ServerConfig, String)> {
     let err = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
     let ca_key = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
@@ -386,20 +452,38 @@ pub async fn start_tls(listen: SocketAddr) -> std::io::Result<(MockHandle, Strin
     .with_no_client_auth()
     .with_single_cert(vec![leaf.der().clone()], key)
     .map_err(|e| err(&e))?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let handle = start_with(listen, Some(acceptor)).await?;
-    Ok((handle, ca.pem()))
+    Ok((config, ca.pem()))
 }
 
-/// `switchyard mock-provider`: serve until SIGTERM or Ctrl-C.
+/// `switchyard mock-provider`: serve plain HTTP until SIGTERM or Ctrl-C.
 pub async fn run(listen: SocketAddr) -> std::io::Result<()> {
     let handle = start(listen).await?;
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "mock-provider listening on http://{}", handle.addr)?;
-        out.flush()?;
-    }
+    announce("http", &handle)?;
+    wait_for_signal(handle).await
+}
+
+/// `switchyard mock-provider --tls`: write the CA's PEM to `ca_out`, then serve HTTPS until
+/// SIGTERM or Ctrl-C.
+pub async fn run_tls(
+    listen: SocketAddr,
+    options: TlsOptions,
+    ca_out: &std::path::Path,
+) -> std::io::Result<()> {
+    let (handle, ca_pem) = start_tls_with(listen, options).await?;
+    std::fs::write(ca_out, ca_pem)?;
+    announce("https", &handle)?;
+    wait_for_signal(handle).await
+}
+
+/// The line a benchmark waits for: `mock-provider listening on SCHEME://ADDR`.
+fn announce(scheme: &str, handle: &MockHandle) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "mock-provider listening on {scheme}://{}", handle.addr)?;
+    out.flush()
+}
+
+async fn wait_for_signal(handle: MockHandle) -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}

@@ -259,6 +259,12 @@ pub(crate) fn control_route(state: &MockState, route: &str, body: Bytes) -> Resp
                     "streams_started": s.streams_started,
                     "streams_completed": s.streams_completed,
                     "streams_cancelled": s.streams_cancelled,
+                    "tls_handshakes_full": s.tls_handshakes_full,
+                    "tls_handshakes_resumed": s.tls_handshakes_resumed,
+                    "h2_connections": s.h2_connections,
+                    "h1_connections": s.h1_connections,
+                    "max_concurrent_streams": s.max_concurrent_streams,
+                    "streams_reset": s.streams_reset,
                 }),
             )
         }
