@@ -197,11 +197,35 @@ pub struct ProviderSpec {
     pub prewarm: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// `http2: auto | off`. YAML 1.1 reads an unquoted `off` as `false` (and `on` as `true`), so
+/// the booleans are taken too: `false` is `off`, `true` is `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Http2Spec {
     Auto,
     Off,
+}
+
+impl<'de> Deserialize<'de> for Http2Spec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Http2Spec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("auto or off")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Http2Spec, E> {
+                Ok(if v { Http2Spec::Auto } else { Http2Spec::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Http2Spec, E> {
+                match v {
+                    "auto" => Ok(Http2Spec::Auto),
+                    "off" => Ok(Http2Spec::Off),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -567,3 +567,41 @@ fn every_schema_error_is_reported_in_one_run_in_plain_words() {
         assert!(!e.iter().any(|m| m.contains(word)), "{word}: {e:?}");
     }
 }
+
+#[test]
+fn connection_settings_take_yaml_spellings_and_refuse_out_of_range() {
+    let with = |fields: &str| {
+        format!(
+            "providers:\n  p: {{ kind: openai-compatible, base_url: \"https://h.example/v1\"{fields} }}\nvirtual_keys:\n  vk: {{ provider: p }}\n"
+        )
+    };
+    let settings = |fields: &str| {
+        load_str(&with(fields), None).unwrap().virtual_keys["vk"]
+            .provider
+            .connections
+    };
+    let default = settings("");
+    assert!(default.http2);
+    assert_eq!(default.h2_max_streams, 100);
+    assert_eq!(default.prewarm, 0);
+    // YAML 1.1 reads an unquoted `off` as false.
+    for off in [", http2: off", ", http2: \"off\"", ", http2: false"] {
+        assert!(!settings(off).http2, "{off}");
+    }
+    for auto in [", http2: auto", ", http2: true"] {
+        assert!(settings(auto).http2, "{auto}");
+    }
+    let tuned = settings(", http2_max_streams: 8, prewarm: 2");
+    assert_eq!((tuned.h2_max_streams, tuned.prewarm), (8, 2));
+    assert!(has(&errors(&with(", http2: maybe")), "providers.p.http2"));
+    assert!(has(
+        &errors(&with(", http2_max_streams: 0")),
+        "providers.p.http2_max_streams"
+    ));
+    assert!(has(
+        &errors(&with(", http2_max_streams: 1001")),
+        "must be 1 to 1000"
+    ));
+    assert!(has(&errors(&with(", prewarm: 65")), "providers.p.prewarm"));
+    assert!(has(&errors(&with(", prewarm: -1")), "providers.p.prewarm"));
+}
