@@ -21,17 +21,21 @@ async fn tls_mock(alpn: &[&str], handshake_delay: Duration) -> (MockHandle, Stri
         .expect("TLS mock")
 }
 
-/// A gateway with one HTTPS provider on `mock` (`extra` goes into the provider's flow map).
-async fn gateway(mock: &MockHandle, ca_pem: &str, extra: &str) -> Gateway {
+/// A config with one HTTPS provider on `mock` (`extra` goes into the provider's flow map).
+fn config(mock: &MockHandle, extra: &str) -> String {
     let port = mock.addr.port();
-    let template = format!(
+    format!(
         r#"
 providers:
   up: {{ kind: openai-compatible, base_url: "https://localhost:{port}/v1", api_key: k, ca_file: ca.pem{extra} }}
 virtual_keys:
   vk: {{ provider: up }}
 "#
-    );
+    )
+}
+
+async fn gateway(mock: &MockHandle, ca_pem: &str, extra: &str) -> Gateway {
+    let template = config(mock, extra);
     let ca = ca_pem.to_string();
     Gateway::start_with(
         &template,
@@ -323,4 +327,31 @@ async fn readiness_waits_for_a_stalled_prewarm_only_so_long() {
     assert!(waited >= Duration::from_secs(9), "ready after {waited:?}");
     assert_eq!(gw.admin_get("/readyz").await.status(), 200);
     assert!(gw.log().contains("did not finish in time"), "{}", gw.log());
+}
+
+#[tokio::test]
+async fn a_reload_that_adds_prewarm_opens_the_connections() {
+    let (mock, ca) = tls_mock(&["h2", "http/1.1"], Duration::ZERO).await;
+    let gw = gateway(&mock, &ca, "").await;
+    assert_eq!(mock.stats().total_connections, 0);
+    gw.rewrite_config(&config(&mock, ", prewarm: 2"));
+    let opened = eventually(Duration::from_secs(15), || async {
+        mock.stats().total_connections == 2
+    })
+    .await;
+    assert!(opened.is_some(), "{:?}\n{}", mock.stats(), gw.log());
+    assert_eq!(
+        gw.metric(
+            "switchyard_upstream_connect_seconds_count",
+            &[r#"protocol="h2""#, r#"trigger="prewarm""#]
+        )
+        .await,
+        2.0
+    );
+    // Ready throughout: a reload never takes readiness away for pre-warming.
+    assert_eq!(gw.admin_get("/readyz").await.status(), 200);
+    // The same setting reloaded again opens nothing more.
+    gw.rewrite_config(&format!("{}\n# touched\n", config(&mock, ", prewarm: 2")));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(mock.stats().total_connections, 2);
 }
