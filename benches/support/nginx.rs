@@ -8,7 +8,10 @@
 //! mock provider (latency, closed loop), the other to the driver's in-process instant upstream
 //! (open loop). Like the floor: `proxy_pass` to an `upstream` with a keepalive pool,
 //! `proxy_http_version 1.1`, `proxy_set_header Connection ""`, `access_log off`; everything else
-//! at its defaults. `worker_processes 1`, started under `taskset -c 1` (the worker inherits it).
+//! at its defaults but `keepalive_requests` (client and upstream side), raised from 1 000 so
+//! that nginx never closes a lane's connection mid-run (the floor and the gateway do not; the
+//! lane would count the request that meets the close as an error). `worker_processes 1`, started
+//! under `taskset -c 1` (the worker inherits it).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,7 +76,7 @@ fn config(dir: &Path, temp: &str, servers: [(SocketAddr, SocketAddr); 2]) -> Str
     let mut http = String::new();
     for (i, (listen, upstream)) in servers.iter().enumerate() {
         http += &format!(
-            "    upstream up{i} {{ server {upstream}; keepalive 256; }}
+            "    upstream up{i} {{ server {upstream}; keepalive 256; keepalive_requests 1000000; }}
     server {{
         listen {listen};
         location / {{
@@ -91,9 +94,10 @@ master_process on;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    keepalive_requests 1000000;
 {temp}{http}}}
 "
     )
