@@ -164,6 +164,11 @@ impl Nginx {
             }
             let exited = master.child.try_wait().ok().flatten().is_some();
             if exited || Instant::now() > deadline {
+                // The master goes with `master` (a `Proc`); a worker it started goes here.
+                for worker in children(master.pid()) {
+                    // SAFETY: kill(2) on a child of our own child, which is still running.
+                    unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
+                }
                 let log = std::fs::read_to_string(&error_log).unwrap_or_default();
                 return Err(format!("nginx did not start: {}", log.trim()));
             }

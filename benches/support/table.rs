@@ -37,13 +37,23 @@ impl Table {
             && !self.exclude.iter().any(|p| metric.starts_with(p))
     }
 
-    /// Prints the table; returns the figure names it showed.
-    fn print(&self, figures: &Figures) -> BTreeSet<String> {
+    /// Prints the table without the columns in `skip` (and ratios using them); returns the
+    /// figure names it showed.
+    fn print(&self, figures: &Figures, skip: &[&str]) -> BTreeSet<String> {
         let mut shown = BTreeSet::new();
+        let columns: Vec<&str> = self
+            .columns
+            .iter()
+            .copied()
+            .filter(|c| !skip.contains(c))
+            .collect();
+        let ratios: Vec<_> = (self.ratios.iter())
+            .filter(|(_, a, b)| !skip.contains(a) && !skip.contains(b))
+            .collect();
         let metrics: BTreeSet<&str> = figures
             .keys()
             .filter_map(|k| split(k))
-            .filter(|(m, c)| self.columns.contains(c) && self.matches(m))
+            .filter(|(m, c)| columns.contains(c) && self.matches(m))
             .map(|(m, _)| m)
             .collect();
         if metrics.is_empty() {
@@ -52,23 +62,23 @@ impl Table {
         let width = metrics.iter().map(|m| m.len()).max().unwrap_or(0).max(6);
         println!("\n{}", self.title);
         let mut head = format!("{:<width$}", "metric");
-        for c in self.columns {
+        for c in &columns {
             head += &format!(" {c:>13}");
         }
-        for (label, _, _) in self.ratios {
+        for (label, _, _) in &ratios {
             head += &format!(" {label:>13}");
         }
         println!("{head}");
         for m in metrics {
             let get = |c: &str| figures.get(&format!("{m}.{c}")).copied();
             let mut line = format!("{m:<width$}");
-            for c in self.columns {
+            for c in &columns {
                 line += &format!(" {:>13}", cell(get(c)));
                 if get(c).is_some() {
                     shown.insert(format!("{m}.{c}"));
                 }
             }
-            for (_, num, den) in self.ratios {
+            for (_, num, den) in &ratios {
                 let ratio = get(num).zip(get(den)).map(|(a, b)| a / b);
                 line += &format!(" {:>13}", cell(ratio.filter(|r| r.is_finite())));
             }
@@ -118,12 +128,17 @@ pub fn print(figures: &Figures) {
             ratios: &[],
         },
     ];
+    let nginx = figures.get("nginx_available") == Some(&1.0);
+    let skip: &[&str] = if nginx { &[] } else { &["nginx"] };
     let mut shown = BTreeSet::new();
     for t in &tables {
-        shown.extend(t.print(figures));
+        shown.extend(t.print(figures, skip));
     }
-    if figures.get("nginx_available") == Some(&0.0) {
-        println!("\nnginx: not installed, its column is empty (apt-get install nginx-light)");
+    if !nginx {
+        println!(
+            "\nnginx: skipped, not installed or it did not start (the reason is on stderr); \
+             apt-get install nginx-light"
+        );
     }
     println!("\nother figures");
     for (k, v) in figures.iter().filter(|(k, _)| !shown.contains(*k)) {
