@@ -96,7 +96,7 @@ impl TlsMock {
 
 /// A gateway whose providers are on the TLS mock.
 struct TlsGateway {
-    proc: Proc,
+    _proc: Proc,
     addr: SocketAddr,
     admin: SocketAddr,
     _dir: tempfile::TempDir,
@@ -135,7 +135,7 @@ impl TlsGateway {
             .spawn()
             .expect("start the gateway");
         let gateway = TlsGateway {
-            proc: Proc { child },
+            _proc: Proc { child },
             addr,
             admin,
             _dir: dir,

@@ -1,6 +1,6 @@
 //! The printed report: figures named `METRIC.COLUMN` grouped into tables (one row per metric,
-//! one column per path or variant, ratio columns computed from the row), then every figure no
-//! table showed, one a line. The JSON report has every figure, tables or not.
+//! one column per path or variant, ratio columns computed from the row when both figures are
+//! positive), then every figure no table showed, one a line. The JSON report has every figure, tables or not.
 
 use std::collections::BTreeSet;
 
@@ -79,7 +79,10 @@ impl Table {
                 }
             }
             for (_, num, den) in &ratios {
-                let ratio = get(num).zip(get(den)).map(|(a, b)| a / b);
+                // Only between two positive figures (an added latency can come out negative).
+                let ratio = (get(num).zip(get(den)))
+                    .filter(|(a, b)| *a > 0.0 && *b > 0.0)
+                    .map(|(a, b)| a / b);
                 line += &format!(" {:>13}", cell(ratio.filter(|r| r.is_finite())));
             }
             println!("{line}");
