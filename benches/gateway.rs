@@ -18,7 +18,26 @@ fn main() {
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
+    let mut build = Command::new(env!("CARGO"));
+    // Not the package variables cargo runs this bench with (CARGO_MANIFEST_DIR, CARGO_PKG_*, …):
+    // ring's build script reruns when they change, so the inner build would see them set, the
+    // next `cargo bench` unset, and each would rebuild ring and all that depends on it (minutes).
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&k.as_ref())
+        {
+            build.env_remove(&key);
+        }
+    }
+    let status = build
         .args([
             "build",
             "--release",

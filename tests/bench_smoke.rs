@@ -45,9 +45,40 @@ async fn the_harness_produces_every_figure() {
         "console_added_p99_us.viewers_50",
         "cache_hit_latency_p99_us.switchyard",
         "added_cache_hit_latency_p99_us.switchyard",
+        "coldstart_first_request_ms.prewarm_0",
+        "coldstart_first_request_ms.prewarm_1",
+        "coldstart_ready_ms.prewarm_1",
+        "tls_streams_upstream_connections_mock.http1",
+        "tls_streams_upstream_connections_mock.h2",
+        "tls_streams_upstream_connections_gateway.http1",
+        "tls_streams_upstream_connections_gateway.h2",
+        "tls_latency_p50_us.direct",
+        "tls_latency_p99_us.switchyard",
+        "added_tls_latency_p50_us.switchyard",
+        "added_tls_latency_p99_us.switchyard_h1",
     ] {
         let v = figures.get(name).copied();
         assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");
+    }
+    // nginx is a column when it is installed (scripts/test installs it), skipped otherwise.
+    if figures["nginx_available"] == 1.0 {
+        for name in [
+            "latency_p50_us.nginx",
+            "latency_p99_us.nginx",
+            "added_latency_p50_us.nginx",
+            "throughput_rps.nginx",
+            "cpu_us_per_request.nginx",
+            "open_loop_max_rps.nginx",
+            "rss_idle_mib.nginx",
+            "ratio.throughput.switchyard_over_nginx",
+        ] {
+            let v = figures.get(name).copied();
+            assert!(v.is_some_and(f64::is_finite), "{name} = {v:?}");
+        }
+    }
+    for protocol in ["http1", "h2"] {
+        let failed = figures[&format!("tls_streams_failed.{protocol}")];
+        assert_eq!(failed, 0.0, "{protocol} streams failed: {figures:?}");
     }
     assert!(figures["throughput_rps.switchyard"] > 0.0);
     assert!(figures["open_loop_max_rps.switchyard"] > 0.0, "{figures:?}");

@@ -11,10 +11,16 @@
 //! `tests/bench_smoke.rs` (debug binaries, quick mode: a few seconds, figures not judged).
 #![allow(dead_code)]
 
+#[path = "coldstart.rs"]
+mod coldstart;
 #[path = "load.rs"]
 mod load;
+#[path = "nginx.rs"]
+mod nginx;
 #[path = "paced.rs"]
 mod paced;
+#[path = "table.rs"]
+mod table;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -56,6 +62,13 @@ pub struct Plan {
     pub soak_seconds: f64,
     pub soak_rps: f64,
     pub soak_sample_seconds: f64,
+    /// Cold start over TLS: gateway starts per `prewarm` setting; concurrent streams for the
+    /// connection counts, and their shape; sequential requests per path at concurrency 1.
+    pub coldstart_reps: usize,
+    pub tls_streams: usize,
+    pub tls_stream_chunks: usize,
+    pub tls_chunk_delay_ms: u64,
+    pub tls_sequential: usize,
 }
 
 impl Plan {
@@ -80,6 +93,11 @@ impl Plan {
                 .unwrap_or(600.0),
             soak_rps: 2000.0,
             soak_sample_seconds: 10.0,
+            coldstart_reps: 5,
+            tls_streams: 100,
+            tls_stream_chunks: 8,
+            tls_chunk_delay_ms: 20,
+            tls_sequential: 2000,
         }
     }
 
@@ -101,6 +119,11 @@ impl Plan {
             soak_seconds: 1.0,
             soak_rps: 100.0,
             soak_sample_seconds: 0.25,
+            coldstart_reps: 2,
+            tls_streams: 10,
+            tls_stream_chunks: 2,
+            tls_chunk_delay_ms: 5,
+            tls_sequential: 30,
         }
     }
 }
@@ -252,6 +275,8 @@ pub struct Setup {
     pub admin_addr: SocketAddr,
     pub paced: paced::PacedServer,
     pub floor_paced_addr: SocketAddr,
+    /// nginx in front of the same upstreams, unless it is not installed.
+    pub nginx: Option<nginx::Nginx>,
 }
 
 impl Setup {
@@ -310,6 +335,13 @@ impl Setup {
         wait_port(floor_addr).await;
         wait_port(floor_paced_addr).await;
         wait_port(gateway_addr).await;
+        let nginx = match nginx::find() {
+            Ok(bin) => nginx::Nginx::start(&bin, direct, paced.addr).await,
+            Err(why) => Err(why),
+        };
+        let nginx = nginx
+            .inspect_err(|why| eprintln!("nginx column skipped: {why}"))
+            .ok();
         Setup {
             _mock: mock,
             floor,
@@ -322,14 +354,16 @@ impl Setup {
             admin_addr: admin,
             paced,
             floor_paced_addr,
+            nginx,
         }
     }
 
-    /// The proxy process behind a path (none for direct).
+    /// The proxy process behind a path (none for direct; nginx's worker).
     fn pid_of(&self, name: &str) -> Option<u32> {
         match name {
             "floor" => Some(self.floor.pid()),
             "switchyard" => Some(self.gateway.pid()),
+            "nginx" => self.nginx.as_ref().map(|n| n.worker),
             _ => None,
         }
     }
@@ -338,17 +372,29 @@ impl Setup {
     fn paced_pid_of(&self, name: &str) -> Option<u32> {
         match name {
             "floor" => Some(self.floor_paced.pid()),
-            "switchyard" => Some(self.gateway.pid()),
-            _ => None,
+            _ => self.pid_of(name),
         }
     }
 
-    fn targets(&self) -> [(&'static str, SocketAddr); 3] {
-        [
+    /// Moves the proxies under test to `cpu` (nginx: its master and its worker).
+    fn pin_proxies(&self, cpu: &str) {
+        pin(self.floor.pid(), cpu);
+        pin(self.gateway.pid(), cpu);
+        if let Some(n) = &self.nginx {
+            pin(n.master_pid(), cpu);
+            pin(n.worker, cpu);
+        }
+    }
+
+    /// The paths to the mock provider: direct, floor, switchyard, and nginx when it runs.
+    fn targets(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut t = vec![
             ("direct", self.direct),
             ("floor", self.floor_addr),
             ("switchyard", self.gateway_addr),
-        ]
+        ];
+        t.extend(self.nginx.as_ref().map(|n| ("nginx", n.addr)));
+        t
     }
 
     /// Where the paced streams go, per path, and the virtual key to send.
@@ -358,6 +404,17 @@ impl Setup {
             ("floor", self.floor_paced_addr, "none"),
             ("switchyard", self.gateway_addr, "vk-paced"),
         ]
+    }
+
+    /// The paths to the instant upstream (open loop): the stream paths, and nginx.
+    fn instant_targets(&self) -> Vec<(&'static str, SocketAddr, &'static str)> {
+        let mut t = self.stream_targets().to_vec();
+        t.extend(
+            self.nginx
+                .as_ref()
+                .map(|n| ("nginx", n.instant_addr, "none")),
+        );
+        t
     }
 }
 
@@ -415,135 +472,99 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Every figure, by name.
 pub type Figures = BTreeMap<String, f64>;
 
+/// Per-round samples of each figure; the report takes their median.
+type Rounds = BTreeMap<String, Vec<f64>>;
+
+fn push(rounds: &mut Rounds, k: String, v: f64) {
+    rounds.entry(k).or_default().push(v);
+}
+
+/// The lanes every round reuses (warm connections): one per path for concurrency 1,
+/// `load_clients` per path for the closed loop, `load_clients` per path to the instant
+/// upstream for the open loop.
+struct Lanes {
+    single: Vec<Vec<load::Lane>>,
+    loaders: Vec<Vec<load::Lane>>,
+    instant: Vec<Vec<load::Lane>>,
+}
+
+impl Lanes {
+    /// Opens every connection on every path.
+    async fn warm(setup: &Setup, plan: Plan) -> Lanes {
+        let per_target = |count: usize| -> Vec<Vec<load::Lane>> {
+            setup
+                .targets()
+                .iter()
+                .map(|(_, addr)| load::Lane::many(count, *addr, &chat_requests(*addr)))
+                .collect()
+        };
+        let mut lanes = Lanes {
+            single: per_target(1),
+            loaders: per_target(plan.load_clients),
+            instant: setup
+                .instant_targets()
+                .iter()
+                .map(|(_, addr, key)| {
+                    let requests = instant_requests(*addr, key);
+                    load::Lane::many(plan.load_clients, *addr, &requests)
+                })
+                .collect(),
+        };
+        for l in lanes.loaders.iter_mut().chain(lanes.instant.iter_mut()) {
+            *l = load::closed_loop(std::mem::take(l), 0.2).await.3;
+        }
+        // The concurrency-1 lanes too: a first request's connect is not in the quick mode's
+        // few samples.
+        for l in lanes.single.iter_mut().flatten() {
+            let _ = l.send(0).await;
+        }
+        lanes
+    }
+}
+
 /// Runs the whole plan and returns the figures.
 pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     let setup = Setup::start(bins, plan).await;
     let client = client();
     let mut figures = Figures::new();
-    let mut per_round: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut push = |k: String, v: f64| per_round.entry(k).or_default().push(v);
-
     figures.insert(
         "rss_idle_mib.switchyard".into(),
         rss_mib(setup.gateway.pid()),
     );
     figures.insert("rss_idle_mib.floor".into(), rss_mib(setup.floor.pid()));
-
-    // One lane per path for concurrency 1, `load_clients` lanes per path for load; warm-up
-    // opens every connection on every path.
-    let mut single: Vec<Vec<load::Lane>> = setup
-        .targets()
-        .iter()
-        .map(|(_, addr)| load::Lane::many(1, *addr, &chat_requests(*addr)))
-        .collect();
-    let mut loaders: Vec<Vec<load::Lane>> = setup
-        .targets()
-        .iter()
-        .map(|(_, addr)| load::Lane::many(plan.load_clients, *addr, &chat_requests(*addr)))
-        .collect();
-    let mut instant: Vec<Vec<load::Lane>> = setup
-        .stream_targets()
-        .iter()
-        .map(|(_, addr, key)| {
-            let requests = instant_requests(*addr, key);
-            load::Lane::many(plan.load_clients, *addr, &requests)
-        })
-        .collect();
-    for lanes in loaders.iter_mut().chain(instant.iter_mut()) {
-        *lanes = load::closed_loop(std::mem::take(lanes), 0.2).await.3;
+    figures.insert("nginx_available".into(), setup.nginx.is_some() as u8 as f64);
+    if let Some(n) = &setup.nginx {
+        figures.insert("rss_idle_mib.nginx".into(), rss_mib(n.worker));
+        figures.insert("rss_idle_mib.nginx_master".into(), rss_mib(n.master_pid()));
     }
-
+    let mut lanes = Lanes::warm(&setup, plan).await;
+    let mut rounds = Rounds::new();
     for round in 0..plan.rounds {
-        // Latency at concurrency 1, the three paths interleaved request by request so that
-        // whatever else the machine does falls on all of them alike. Everything runs on CPU 0
-        // for this phase: with one request in flight nothing competes, and a proxy on another
-        // CPU would be charged two cross-CPU wake-ups per hop (~40 µs each on this VM) that the
-        // direct path does not pay.
-        pin(setup.floor.pid(), "0");
-        pin(setup.gateway.pid(), "0");
-        let mut hists: Vec<Histogram<u64>> = (0..3)
-            .map(|_| Histogram::<u64>::new(3).expect("histogram"))
-            .collect();
-        for n in 0..plan.sequential as u64 {
-            for (i, lanes) in single.iter_mut().enumerate() {
-                let t = Instant::now();
-                if lanes[0].send(n).await {
-                    let _ = hists[i].record(t.elapsed().as_micros() as u64);
-                }
-            }
-        }
-        for (h, (name, _)) in hists.iter().zip(setup.targets()) {
-            push(format!("latency_p50_us.{name}"), micros(h, 0.5));
-            push(format!("latency_p99_us.{name}"), micros(h, 0.99));
-        }
-        for (k, v) in cache_hits(&setup, plan).await {
-            push(k.into(), v);
-        }
-        pin(setup.floor.pid(), "1");
-        pin(setup.gateway.pid(), "1");
-        // Closed-loop throughput and CPU per request.
-        for (lanes, (name, _)) in loaders.iter_mut().zip(setup.targets()) {
-            let pid = setup.pid_of(name);
-            let cpu_before = pid.map(cpu_seconds);
-            let (done, rps, p99, back) =
-                load::closed_loop(std::mem::take(lanes), plan.load_seconds).await;
-            *lanes = back;
-            push(format!("throughput_rps.{name}"), rps);
-            push(format!("throughput_p99_us.{name}"), p99);
-            if let (Some(pid), Some(before)) = (pid, cpu_before) {
-                let used = cpu_seconds(pid) - before;
-                push(
-                    format!("cpu_us_per_request.{name}"),
-                    used * 1e6 / done.max(1) as f64,
-                );
-            }
-        }
-        // Paced streams.
+        concurrency_one(&setup, plan, &mut lanes.single, &mut rounds).await;
+        closed_loop(&setup, plan, &mut lanes.loaders, &mut rounds).await;
         for (name, addr, key) in setup.stream_targets() {
             let s = streams(&client, addr, key, &setup.paced, plan).await;
-            push(format!("stream_ttfc_p99_us.{name}"), s.ttfc_p99);
-            push(format!("stream_transit_p99_us.{name}"), s.transit_p99);
-            push(format!("stream_gap_p99_us.{name}"), s.gap_p99);
             eprintln!(
                 "round {round} {name}: stream ttfc p99 {:.0} µs, transit p99 {:.0} µs, gap p99 {:.0} µs",
                 s.ttfc_p99, s.transit_p99, s.gap_p99
             );
             push(
-                format!("stream_lost_or_merged.{name}"),
-                s.lost_or_merged as f64,
+                &mut rounds,
+                format!("stream_ttfc_p99_us.{name}"),
+                s.ttfc_p99,
             );
+            push(
+                &mut rounds,
+                format!("stream_transit_p99_us.{name}"),
+                s.transit_p99,
+            );
+            push(&mut rounds, format!("stream_gap_p99_us.{name}"), s.gap_p99);
+            let lost = s.lost_or_merged as f64;
+            push(&mut rounds, format!("stream_lost_or_merged.{name}"), lost);
         }
-        // Open-loop: the highest rate whose latency-corrected p99 stays within the bound,
-        // against the in-process instant upstream (see `paced`), so CPU 0 runs one process.
-        for (lanes, (name, _, _)) in instant.iter_mut().zip(setup.stream_targets()) {
-            let (rate, at, back) = load::max_rate(
-                std::mem::take(lanes),
-                plan.open_lo,
-                plan.open_hi,
-                plan.open_steps,
-                plan.open_seconds,
-                plan.open_p99_limit_us,
-            )
-            .await;
-            *lanes = back;
-            push(format!("open_loop_max_rps.{name}"), rate);
-            eprintln!("round {round} {name}: open-loop max {rate:.0} rps at p99 ≤ limit");
-            if let Some(p) = at {
-                push(format!("open_loop_p99_us.{name}"), p.p99_us);
-            }
-            // How busy the proxy's one thread was at that rate: what is left says whether the
-            // load driver or the proxy set the limit.
-            if let (Some(pid), true) = (setup.paced_pid_of(name), rate > 0.0) {
-                let (before, t) = (cpu_seconds(pid), Instant::now());
-                *lanes = load::probe(std::mem::take(lanes), rate, plan.open_seconds)
-                    .await
-                    .1;
-                let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
-                push(format!("open_loop_proxy_cpu_busy_pct.{name}"), busy * 100.0);
-            }
-        }
+        open_loop(&setup, plan, round, &mut lanes.instant, &mut rounds).await;
     }
-    for (k, v) in per_round {
+    for (k, v) in rounds {
         figures.insert(k, median(v));
     }
     figures.extend(console_viewers(&setup, plan).await);
@@ -562,8 +583,111 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
     figures.insert("soak_rss_max_mib.switchyard".into(), soak.max);
     figures.insert("soak_requests".into(), soak.requests as f64);
     figures.insert("soak_errors".into(), soak.errors as f64);
+    drop(setup);
+    figures.extend(coldstart::run(&bins.switchyard, plan).await);
+    derived(&mut figures);
+    figures
+}
 
-    // What each proxy adds over going direct.
+/// Latency at concurrency 1, the paths interleaved request by request so that whatever else
+/// the machine does falls on all of them alike. Everything runs on CPU 0 for this phase: with
+/// one request in flight nothing competes, and a proxy on another CPU would be charged two
+/// cross-CPU wake-ups per hop (~40 µs each on this VM) that the direct path does not pay.
+async fn concurrency_one(
+    setup: &Setup,
+    plan: Plan,
+    single: &mut [Vec<load::Lane>],
+    rounds: &mut Rounds,
+) {
+    setup.pin_proxies("0");
+    let mut hists: Vec<Histogram<u64>> = (0..single.len())
+        .map(|_| Histogram::<u64>::new(3).expect("histogram"))
+        .collect();
+    for n in 0..plan.sequential as u64 {
+        for (i, lanes) in single.iter_mut().enumerate() {
+            let t = Instant::now();
+            if lanes[0].send(n).await {
+                let _ = hists[i].record(t.elapsed().as_micros() as u64);
+            }
+        }
+    }
+    for (h, (name, _)) in hists.iter().zip(setup.targets()) {
+        push(rounds, format!("latency_p50_us.{name}"), micros(h, 0.5));
+        push(rounds, format!("latency_p99_us.{name}"), micros(h, 0.99));
+    }
+    for (k, v) in cache_hits(setup, plan).await {
+        push(rounds, k.into(), v);
+    }
+    setup.pin_proxies("1");
+}
+
+/// Closed-loop throughput and CPU per request, path after path.
+async fn closed_loop(
+    setup: &Setup,
+    plan: Plan,
+    loaders: &mut [Vec<load::Lane>],
+    rounds: &mut Rounds,
+) {
+    for (lanes, (name, _)) in loaders.iter_mut().zip(setup.targets()) {
+        let pid = setup.pid_of(name);
+        let cpu_before = pid.map(cpu_seconds);
+        let (done, rps, p99, back) =
+            load::closed_loop(std::mem::take(lanes), plan.load_seconds).await;
+        *lanes = back;
+        push(rounds, format!("throughput_rps.{name}"), rps);
+        push(rounds, format!("throughput_p99_us.{name}"), p99);
+        if let (Some(pid), Some(before)) = (pid, cpu_before) {
+            let used = cpu_seconds(pid) - before;
+            let per_request = used * 1e6 / done.max(1) as f64;
+            push(rounds, format!("cpu_us_per_request.{name}"), per_request);
+        }
+    }
+}
+
+/// Open-loop: the highest rate whose latency-corrected p99 stays within the bound, against the
+/// in-process instant upstream (see `paced`), so CPU 0 runs one process; then how busy the
+/// proxy's one thread was at that rate (what is left says whether the load driver or the proxy
+/// set the limit).
+async fn open_loop(
+    setup: &Setup,
+    plan: Plan,
+    round: usize,
+    instant: &mut [Vec<load::Lane>],
+    rounds: &mut Rounds,
+) {
+    for (lanes, (name, _, _)) in instant.iter_mut().zip(setup.instant_targets()) {
+        let (rate, at, back) = load::max_rate(
+            std::mem::take(lanes),
+            plan.open_lo,
+            plan.open_hi,
+            plan.open_steps,
+            plan.open_seconds,
+            plan.open_p99_limit_us,
+        )
+        .await;
+        *lanes = back;
+        push(rounds, format!("open_loop_max_rps.{name}"), rate);
+        eprintln!("round {round} {name}: open-loop max {rate:.0} rps at p99 ≤ limit");
+        if let Some(p) = at {
+            push(rounds, format!("open_loop_p99_us.{name}"), p.p99_us);
+        }
+        if let (Some(pid), true) = (setup.paced_pid_of(name), rate > 0.0) {
+            let (before, t) = (cpu_seconds(pid), Instant::now());
+            *lanes = load::probe(std::mem::take(lanes), rate, plan.open_seconds)
+                .await
+                .1;
+            let busy = (cpu_seconds(pid) - before) / t.elapsed().as_secs_f64();
+            push(
+                rounds,
+                format!("open_loop_proxy_cpu_busy_pct.{name}"),
+                busy * 100.0,
+            );
+        }
+    }
+}
+
+/// What each proxy adds over going direct, and the ratios between proxies.
+fn derived(figures: &mut Figures) {
     for metric in [
         "latency_p50_us",
         "latency_p99_us",
@@ -575,38 +699,78 @@ pub async fn run(bins: &Binaries, plan: Plan) -> Figures {
             .get(&format!("{metric}.direct"))
             .copied()
             .unwrap_or(f64::NAN);
-        for via in ["floor", "switchyard"] {
-            let v = figures
-                .get(&format!("{metric}.{via}"))
-                .copied()
-                .unwrap_or(f64::NAN);
-            figures.insert(format!("added_{metric}.{via}"), v - direct);
+        for via in ["floor", "switchyard", "nginx"] {
+            if let Some(v) = figures.get(&format!("{metric}.{via}")).copied() {
+                figures.insert(format!("added_{metric}.{via}"), v - direct);
+            }
         }
     }
-    let ratio = |f: &Figures, a: &str, b: &str| {
-        let x = f.get(a).copied().unwrap_or(f64::NAN);
-        let y = f.get(b).copied().unwrap_or(f64::NAN);
-        x / y
-    };
-    let r1 = ratio(
-        &figures,
-        "added_latency_p50_us.switchyard",
-        "added_latency_p50_us.floor",
-    );
-    let r2 = ratio(
-        &figures,
-        "throughput_rps.switchyard",
-        "throughput_rps.floor",
-    );
-    let r3 = ratio(
-        &figures,
-        "throughput_rps.switchyard",
-        "throughput_rps.direct",
-    );
-    figures.insert("ratio.added_p50.switchyard_over_floor".into(), r1);
-    figures.insert("ratio.throughput.switchyard_over_floor".into(), r2);
-    figures.insert("ratio.throughput.switchyard_over_direct".into(), r3);
-    figures
+    let get = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+    let mut ratios = vec![
+        (
+            "added_p50.switchyard_over_floor",
+            "added_latency_p50_us.switchyard",
+            "added_latency_p50_us.floor",
+        ),
+        (
+            "throughput.switchyard_over_floor",
+            "throughput_rps.switchyard",
+            "throughput_rps.floor",
+        ),
+        (
+            "throughput.switchyard_over_direct",
+            "throughput_rps.switchyard",
+            "throughput_rps.direct",
+        ),
+    ];
+    if figures.get("nginx_available") == Some(&1.0) {
+        ratios.extend([
+            (
+                "added_p50.switchyard_over_nginx",
+                "added_latency_p50_us.switchyard",
+                "added_latency_p50_us.nginx",
+            ),
+            (
+                "added_p99.switchyard_over_nginx",
+                "added_latency_p99_us.switchyard",
+                "added_latency_p99_us.nginx",
+            ),
+            (
+                "throughput.switchyard_over_nginx",
+                "throughput_rps.switchyard",
+                "throughput_rps.nginx",
+            ),
+            (
+                "cpu_per_request.switchyard_over_nginx",
+                "cpu_us_per_request.switchyard",
+                "cpu_us_per_request.nginx",
+            ),
+            (
+                "open_loop.switchyard_over_nginx",
+                "open_loop_max_rps.switchyard",
+                "open_loop_max_rps.nginx",
+            ),
+            (
+                "rss_idle.switchyard_over_nginx",
+                "rss_idle_mib.switchyard",
+                "rss_idle_mib.nginx",
+            ),
+            (
+                "added_p50.nginx_over_floor",
+                "added_latency_p50_us.nginx",
+                "added_latency_p50_us.floor",
+            ),
+            (
+                "throughput.nginx_over_floor",
+                "throughput_rps.nginx",
+                "throughput_rps.floor",
+            ),
+        ]);
+    }
+    for (name, a, b) in ratios {
+        let r = get(figures, a) / get(figures, b);
+        figures.insert(format!("ratio.{name}"), r);
+    }
 }
 
 /// Console viewers held open on the admin port's `/events` for the console figures.
@@ -931,10 +1095,7 @@ async fn open_streams(addr: SocketAddr, pid: u32, plan: Plan) -> f64 {
 
 /// Prints the table and writes `target/bench/gateway.json`.
 pub fn report(figures: &Figures, out_dir: &Path) -> std::io::Result<PathBuf> {
-    println!("{:<48} {:>14}", "figure", "value");
-    for (k, v) in figures {
-        println!("{k:<48} {v:>14.1}");
-    }
+    table::print(figures);
     std::fs::create_dir_all(out_dir)?;
     let path = out_dir.join("gateway.json");
     let json = serde_json::to_string_pretty(figures).map_err(std::io::Error::other)?;
