@@ -14,7 +14,7 @@ use pingora::prelude::Session;
 
 use super::attempt::{AttemptLabels, Prepared, StreamPump};
 use super::context::StallProbe;
-use super::write::{response_head, write_whole, Captured, Finished, Headers, Outcome};
+use super::write::{response_head, write_whole, Captured, Finished, Framing, Headers, Outcome};
 use crate::guardrails::report as guard_report;
 use crate::guardrails::{CommitReport, Screened};
 use crate::providers::Usage;
@@ -170,12 +170,7 @@ impl Commit<'_> {
     ) -> Finished {
         let status = answer.status;
         let started = answer.response.started();
-        let head = response_head(status, answer.response.header(), extra).and_then(|mut h| {
-            // Without a length or chunked framing pingora would close-delimit the body and
-            // the connection could not be reused (the HTTP/2 server strips this itself).
-            h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-            Ok(h)
-        });
+        let head = response_head(status, answer.response.header(), extra, Framing::Chunked);
         let committed = match head {
             Ok(head) => {
                 session
