@@ -157,8 +157,15 @@ pub fn response_head(
     use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = http::StatusCode::from_u16(status).map_err(|_| invalid("invalid status"))?;
-    let upstream_len = upstream.map_or(0, |up| up.headers.len());
-    let mut headers = HeaderMap::with_capacity(upstream_len + extra.len() + 2);
+    // Exactly what is inserted: the map is kept (by pingora) for the rest of the request, and
+    // its table is sized to the next power of two of 4/3 of this.
+    let forwarded = upstream.map_or(1, |up| {
+        up.headers
+            .keys()
+            .filter(|n| forwards_response_header(n.as_str()))
+            .count()
+    });
+    let mut headers = HeaderMap::with_capacity(forwarded + extra.len() + 1);
     match upstream {
         Some(up) => {
             for (name, value) in up.headers.iter() {

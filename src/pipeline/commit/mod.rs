@@ -70,7 +70,7 @@ impl Commit<'_> {
     pub async fn run(
         &self,
         session: &mut Session,
-        prepared: Prepared,
+        prepared: Box<Prepared>,
         extra: &Headers,
     ) -> Finished {
         let Prepared {
@@ -82,7 +82,7 @@ impl Commit<'_> {
             pump,
             record,
             guard,
-        } = prepared;
+        } = *prepared;
         let report = CommitReport::new(self.screened, guard.as_deref());
         let (status, extra) = guarded_head(response.status(), report.as_ref(), extra);
         let held = match &report {
@@ -143,7 +143,9 @@ impl Commit<'_> {
             });
         let written = write_whole(session, status, response.header(), extra, held).await;
         labels.record(self.metrics, AttemptResult::Ok, started.elapsed());
-        response.finish().await;
+        // Boxed: the release future holds the upstream session by value (KBs), and inline it
+        // would size this future, and the request's around it, for the whole request.
+        Box::pin(response.finish()).await;
         record.total = started.elapsed();
         Finished {
             attempt: Some(record),
@@ -200,7 +202,9 @@ impl Commit<'_> {
             ..
         } = answer;
         labels.record(self.metrics, result, started.elapsed());
-        response.finish().await;
+        // Boxed: the release future holds the upstream session by value (KBs), and inline it
+        // would size this future, and the request's around it, for the whole request.
+        Box::pin(response.finish()).await;
         record.total = started.elapsed();
         record.result = result;
         if let Some(pump) = &pump {
