@@ -33,16 +33,24 @@ impl Resolved {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The header names read on every request, parsed once (at compile time): a lookup by `&str`
+/// parses the name first.
+static VIRTUAL_KEY_NAMES: [http::HeaderName; 2] = [
+    http::HeaderName::from_static(VIRTUAL_KEY_HEADERS[0]),
+    http::HeaderName::from_static(VIRTUAL_KEY_HEADERS[1]),
+];
+static CONFIG_NAMES: [http::HeaderName; 2] = [
+    http::HeaderName::from_static(CONFIG_HEADERS[0]),
+    http::HeaderName::from_static(CONFIG_HEADERS[1]),
+];
+static PROVIDER_NAME: http::HeaderName = http::HeaderName::from_static(PROVIDER_HEADER);
+
+fn header(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-}
-
-fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|n| header(headers, n))
 }
 
 pub use crate::vocab::headers::PORTKEY_PLACEHOLDER;
@@ -99,8 +107,8 @@ pub fn resolve_with(
     headers: &HeaderMap,
     origin: Origin<'_>,
 ) -> Result<Resolved, GatewayError> {
-    let config_header = first_header(headers, &CONFIG_HEADERS);
-    let provider_header = header(headers, PROVIDER_HEADER);
+    let config_header = CONFIG_NAMES.iter().find_map(|n| header(headers, n));
+    let provider_header = header(headers, &PROVIDER_NAME);
     let presented = credential(headers);
     let virtual_key = presented_key(snapshot, headers, presented, provider_header)?;
     let passthrough = &snapshot.passthrough;
@@ -144,7 +152,8 @@ fn presented_key(
 ) -> Result<Option<Arc<VirtualKey>>, GatewayError> {
     let key_header = VIRTUAL_KEY_HEADERS
         .iter()
-        .find_map(|n| header(headers, n).map(|v| (*n, v)))
+        .zip(&VIRTUAL_KEY_NAMES)
+        .find_map(|(carrier, n)| header(headers, n).map(|v| (*carrier, v)))
         .or_else(|| {
             provider_header
                 .and_then(|p| p.strip_prefix('@'))

@@ -131,7 +131,13 @@ impl Pipeline {
             cache::Found::Miss(pending) => pending,
         };
         let capture = cache::capture_limit(pending.as_ref());
-        let mut finished = self.route(session, ctx, call, capture).await?;
+        let routed = self.route(session, ctx, call, &resolved.route.root).await?;
+        // Past the commit point only the answer is needed: the request (its body, and for a
+        // chat stream its decoded form) is not kept for the length of a stream.
+        drop(request);
+        let mut finished = self
+            .commit(session, ctx, routed, screened.as_ref(), capture)
+            .await;
         self.store(pending, &mut finished);
         Ok(finished)
     }

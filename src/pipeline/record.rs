@@ -71,7 +71,7 @@ impl Pipeline {
         {
             store.record(record.clone());
         }
-        if !self.access_log.log(record) {
+        if !self.access_log.log(&record) {
             m.genai.access_log_dropped_total.inc();
         }
     }
@@ -113,6 +113,10 @@ impl Pipeline {
             });
         let mut attempts = ctx.journal.take_attempts();
         if let Some(w) = winner {
+            if attempts.is_empty() {
+                // The usual case: one attempt, and the vector still unallocated.
+                attempts.reserve_exact(1);
+            }
             attempts.push(*w);
             attempts.sort_by_key(|a| a.start);
         }
@@ -122,8 +126,11 @@ impl Pipeline {
             trace: ctx.journal.trace,
             start: ctx.journal.start,
             duration,
-            method: head.method.to_string(),
-            path: path.chars().take(256).collect(),
+            method: head.method.as_str().to_string(),
+            path: match path.len() {
+                0..=256 => path.to_string(),
+                _ => path.chars().take(256).collect(),
+            },
             operation,
             config: facts.config,
             virtual_key: facts.virtual_key,

@@ -1,10 +1,11 @@
 //! The route phase: the config's strategy (retries, fallbacks, load balancing, conditions,
-//! breakers, hedging — [`crate::router`]) runs attempts up to a commit point, then the winner
-//! is committed; when every target failed, the last failure is the rejection.
+//! breakers, hedging — [`crate::router`]) runs attempts up to a commit point ([`Pipeline::route`]),
+//! then the winner is committed ([`Pipeline::commit`]); when every target failed, the last
+//! failure is the rejection.
 
 use pingora::prelude::Session;
 
-use super::attempt::AttemptRunner;
+use super::attempt::{AttemptRunner, Prepared};
 use super::commit::Commit;
 use super::context::{Admitted, Context};
 use super::journal::Tried;
@@ -12,9 +13,10 @@ use super::reject::Rejection;
 use super::write::{Finished, Outcome};
 use super::Pipeline;
 use crate::config::{Target, TargetKind};
+use crate::guardrails::Screened;
 use crate::providers::ClientFormat;
 use crate::router::condition::Facts;
-use crate::router::Router;
+use crate::router::{Router, Won};
 
 /// The target that answered (or, when every target failed, the last one tried).
 fn tried(leaf: &Target) -> Tried {
@@ -55,15 +57,25 @@ fn route_headers(target: Option<Tried>, retries: i64) -> Vec<(&'static str, Stri
     headers
 }
 
+/// A request routed up to its commit point: the attempt that answered, not yet committed.
+pub(super) struct Routed<'t> {
+    won: Won<'t, Box<Prepared>>,
+    /// The route headers, then the context's.
+    headers: Vec<(&'static str, String)>,
+    operation: &'static str,
+}
+
 impl Pipeline {
-    /// Routes the request and commits the answer (`capture`: the most the cache keeps).
-    pub(super) async fn route(
+    /// Routes the request up to a commit point on its config's strategy tree `root` (given
+    /// apart from `call` so the answer outlives the request). Nothing is written to the client
+    /// here; when every target failed, the last failure is the rejection.
+    pub(super) async fn route<'t>(
         &self,
-        session: &mut Session,
+        session: &Session,
         ctx: &Context<'_>,
         call: Admitted<'_>,
-        capture: Option<usize>,
-    ) -> Result<Finished, Rejection> {
+        root: &'t Target,
+    ) -> Result<Routed<'t>, Rejection> {
         let runner = AttemptRunner {
             journal: &ctx.journal,
             client: &self.client,
@@ -83,7 +95,7 @@ impl Pipeline {
                 params: call.request.json.as_ref(),
             },
         };
-        let won = match router.run(&call.resolved.route.root).await {
+        let won = match router.run(root).await {
             Ok(won) => won,
             Err(failure) => {
                 let retries = if failure.retries > 0 { -1 } else { 0 };
@@ -96,13 +108,35 @@ impl Pipeline {
         };
         let mut headers = route_headers(Some(tried(won.leaf)), i64::from(won.retries));
         headers.extend_from_slice(&ctx.headers);
+        Ok(Routed {
+            won,
+            headers,
+            operation: call.request.operation(),
+        })
+    }
+
+    /// Commits the answer that won (`capture`: the most the cache keeps) and, for a stream,
+    /// pumps it to the end.
+    pub(super) async fn commit(
+        &self,
+        session: &mut Session,
+        ctx: &Context<'_>,
+        routed: Routed<'_>,
+        screened: Option<&Screened>,
+        capture: Option<usize>,
+    ) -> Finished {
+        let Routed {
+            won,
+            headers,
+            operation,
+        } = routed;
         let commit = Commit {
             metrics: &self.metrics,
             upstream_wait_ns: &ctx.upstream_wait_ns,
             target_path: &won.leaf.path,
-            operation: call.request.operation(),
+            operation,
             keep_body: ctx.keep_body,
-            screened: call.screened,
+            screened,
             capture,
             outcome_if_ok: match won.fell_back {
                 true => Outcome::FallbackOk,
@@ -110,6 +144,6 @@ impl Pipeline {
             },
             stalled: ctx.stalled,
         };
-        Ok(commit.run(session, won.ready, &headers).await)
+        commit.run(session, won.ready, &headers).await
     }
 }

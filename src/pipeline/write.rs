@@ -100,30 +100,102 @@ fn forwards_response_header(name: &str) -> bool {
     )
 }
 
+/// How a response body is framed on HTTP/1.
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    /// `content-length`.
+    Length(usize),
+    /// `transfer-encoding: chunked` (a stream: without a length or chunked framing pingora
+    /// would close-delimit the body and the connection could not be reused; the HTTP/2
+    /// server strips it itself).
+    Chunked,
+}
+
+/// The names of the headers nearly every answer carries, parsed once (at compile time).
+static KNOWN_NAMES: [http::HeaderName; 10] = {
+    use http::HeaderName as N;
+    [
+        N::from_static("x-portkey-trace-id"),
+        N::from_static("x-switchyard-trace-id"),
+        N::from_static("x-portkey-last-used-option-index"),
+        N::from_static("x-switchyard-last-used-option-index"),
+        N::from_static("x-portkey-provider"),
+        N::from_static("x-switchyard-target"),
+        N::from_static("x-portkey-retry-attempt-count"),
+        N::from_static("x-switchyard-retry-attempt-count"),
+        N::from_static("x-portkey-cache-status"),
+        N::from_static("x-switchyard-cache-status"),
+    ]
+};
+
+/// A header name of ours: a known one without parsing or allocating, else parsed.
+fn header_name(name: &str) -> pingora::Result<http::HeaderName> {
+    match KNOWN_NAMES.iter().find(|k| k.as_str() == name) {
+        Some(known) => Ok(known.clone()),
+        None => http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("invalid header name")),
+    }
+}
+
+fn invalid(what: &'static str) -> Box<pingora::Error> {
+    pingora::Error::explain(pingora::ErrorType::InvalidHTTPHeader, what)
+}
+
 /// The head of a response: the upstream's headers (if any) minus hop-by-hop and framing, then
-/// ours.
+/// ours, then the framing.
+///
+/// Built as `http` parts, without pingora's case-preserving name map: every name is written
+/// as pingora writes a name it has no case for (standard ones title-cased, ours as they are,
+/// lower case) — what the map held anyway — and each insert skips a second map and a second
+/// parse of the name.
 pub fn response_head(
     status: u16,
     upstream: Option<&ResponseHeader>,
     extra: &Headers,
+    framing: Framing,
 ) -> pingora::Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(status, Some(8 + extra.len()))?;
+    use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = http::StatusCode::from_u16(status).map_err(|_| invalid("invalid status"))?;
+    // Exactly what is inserted: the map is kept (by pingora) for the rest of the request, and
+    // its table is sized to the next power of two of 4/3 of this.
+    let forwarded = upstream.map_or(1, |up| {
+        up.headers
+            .keys()
+            .filter(|n| forwards_response_header(n.as_str()))
+            .count()
+    });
+    let mut headers = HeaderMap::with_capacity(forwarded + extra.len() + 1);
     match upstream {
         Some(up) => {
             for (name, value) in up.headers.iter() {
                 if forwards_response_header(name.as_str()) {
-                    resp.append_header(name.clone(), value.clone())?;
+                    headers.append(name.clone(), value.clone());
                 }
             }
         }
         None => {
-            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
     for (name, value) in extra {
-        resp.insert_header(*name, value.as_str())?;
+        let name = header_name(name)?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid("invalid header value"))?;
+        headers.insert(name, value);
     }
-    Ok(resp)
+    match framing {
+        Framing::Length(len) => {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        Framing::Chunked => {
+            headers.insert(
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
+    }
+    parts.headers = headers;
+    Ok(ResponseHeader::from(parts))
 }
 
 /// Writes a complete response (our error, or a relayed or finished upstream one).
@@ -134,8 +206,7 @@ pub async fn write_whole(
     extra: &Headers,
     body: Bytes,
 ) -> pingora::Result<()> {
-    let mut resp = response_head(status, upstream, extra)?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let resp = response_head(status, upstream, extra, Framing::Length(body.len()))?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }

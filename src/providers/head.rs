@@ -141,7 +141,10 @@ pub fn build_request(
     head: &RequestHead<'_>,
 ) -> pingora::Result<RequestHeader> {
     let path = upstream_path(provider, head);
-    let mut req = RequestHeader::build(
+    // No case-preserving name map: names go out as pingora writes one it has no case for
+    // (standard ones title-cased, others as they are) — what the map held for every name set
+    // here — and the head is cheaper to build and to clone per attempt.
+    let mut req = RequestHeader::build_no_case(
         head.method.clone(),
         path.as_bytes(),
         Some(client.headers.len() + 4),

@@ -341,21 +341,9 @@ impl Guarded {
             self.idle = false;
             self.head_deadline = Instant::now() + self.settings.header_timeout;
         }
-        for (i, b) in bytes.iter().enumerate() {
-            match b {
-                b'\n' => {
-                    self.newlines = self.newlines.saturating_add(1);
-                    if self.newlines >= 2 && self.head_text {
-                        self.flags.disarmed.store(true, Ordering::Release);
-                        return self.head_bytes + i + 1 > self.settings.max_header_bytes;
-                    }
-                }
-                b'\r' => {}
-                _ => {
-                    self.newlines = 0;
-                    self.head_text = true;
-                }
-            }
+        if let Some(end) = head_end(&mut self.newlines, &mut self.head_text, bytes) {
+            self.flags.disarmed.store(true, Ordering::Release);
+            return self.head_bytes + end > self.settings.max_header_bytes;
         }
         self.head_bytes += bytes.len();
         self.head_bytes > self.settings.max_header_bytes
@@ -456,6 +444,31 @@ fn stall_error() -> io::Error {
         io::ErrorKind::TimedOut,
         "the client read nothing for the write timeout",
     )
+}
+
+/// Scans head bytes for the end of the head: two line breaks in a row (a `\r` does not break
+/// the run) after some text. `newlines` and `head_text` carry the scan across reads. Returns
+/// how many of `bytes` belong to the head when it ends in them.
+///
+/// Line by line with `memchr`, not byte by byte: this runs over every request head.
+fn head_end(newlines: &mut u8, head_text: &mut bool, bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(pos) = memchr::memchr(b'\n', &bytes[at..]) {
+        if bytes[at..at + pos].iter().any(|b| *b != b'\r') {
+            *newlines = 0;
+            *head_text = true;
+        }
+        *newlines = newlines.saturating_add(1);
+        at += pos + 1;
+        if *newlines >= 2 && *head_text {
+            return Some(at);
+        }
+    }
+    if bytes[at..].iter().any(|b| *b != b'\r') {
+        *newlines = 0;
+        *head_text = true;
+    }
+    None
 }
 
 impl AsyncRead for Guarded {
@@ -646,3 +659,59 @@ fn trim() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    /// The byte-by-byte scan `head_end` replaced.
+    fn reference(newlines: &mut u8, head_text: &mut bool, bytes: &[u8]) -> Option<usize> {
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'\n' => {
+                    *newlines = newlines.saturating_add(1);
+                    if *newlines >= 2 && *head_text {
+                        return Some(i + 1);
+                    }
+                }
+                b'\r' => {}
+                _ => {
+                    *newlines = 0;
+                    *head_text = true;
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_head_ends_where_the_byte_scan_said_whatever_the_reads() {
+        let heads: [&[u8]; 6] = [
+            b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody",
+            b"\r\n\r\nGET / HTTP/1.1\nhost: a\n\nrest",
+            b"GET / HTTP/1.1\r\nx: \r\r\n\r\r\n",
+            b"\r\n\n\r\n",
+            b"GET / HTTP/1.1\r\nhost: a\r\n",
+            b"a\n\n\n",
+        ];
+        for head in heads {
+            for split in 0..=head.len() {
+                let (mut n1, mut t1, mut n2, mut t2) = (0u8, false, 0u8, false);
+                let (a, b) = head.split_at(split);
+                let ours = head_end(&mut n1, &mut t1, a)
+                    .or_else(|| head_end(&mut n1, &mut t1, b).map(|e| e + a.len()));
+                let theirs = reference(&mut n2, &mut t2, a)
+                    .or_else(|| reference(&mut n2, &mut t2, b).map(|e| e + a.len()));
+                assert_eq!(
+                    ours,
+                    theirs,
+                    "{:?} split at {split}",
+                    String::from_utf8_lossy(head)
+                );
+                if ours.is_none() {
+                    assert_eq!((n1, t1), (n2, t2));
+                }
+            }
+        }
+    }
+}

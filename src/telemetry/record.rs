@@ -216,7 +216,14 @@ impl ClientSpan {
     /// `x-portkey-span-id`, `x-portkey-parent-span-id`, `x-portkey-span-name`: each kept when
     /// it is 1 to 128 bytes of printable ASCII, else ignored; `None` when none is kept.
     pub fn from_headers(headers: &http::HeaderMap) -> Option<ClientSpan> {
-        let field = |name: &str| {
+        use http::HeaderName;
+        // Parsed once: a lookup by `&str` parses the name first.
+        static NAMES: [HeaderName; 3] = [
+            HeaderName::from_static("x-portkey-span-id"),
+            HeaderName::from_static("x-portkey-parent-span-id"),
+            HeaderName::from_static("x-portkey-span-name"),
+        ];
+        let field = |name: &HeaderName| {
             let v = headers.get(name)?.to_str().ok()?.trim();
             let ok = !v.is_empty()
                 && v.len() <= MAX_CLIENT_SPAN_FIELD
@@ -224,9 +231,9 @@ impl ClientSpan {
             ok.then(|| v.to_string())
         };
         let span = ClientSpan {
-            span_id: field("x-portkey-span-id"),
-            parent_span_id: field("x-portkey-parent-span-id"),
-            span_name: field("x-portkey-span-name"),
+            span_id: field(&NAMES[0]),
+            parent_span_id: field(&NAMES[1]),
+            span_name: field(&NAMES[2]),
         };
         (span != ClientSpan::default()).then_some(span)
     }

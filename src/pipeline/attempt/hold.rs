@@ -71,7 +71,7 @@ pub struct Held<'r> {
 impl AttemptRunner<'_> {
     /// Reads a whole (non-streaming) answer, translates it and runs the target's output
     /// guardrails on it.
-    pub(super) async fn read_whole(&self, held: Held<'_>) -> Result<Prepared, Failure<Reply>> {
+    pub(super) async fn read_whole(&self, held: Held<'_>) -> Result<Box<Prepared>, Failure<Reply>> {
         let Held {
             leaf,
             labels,
@@ -112,7 +112,7 @@ impl AttemptRunner<'_> {
             }
             _ => (body, None),
         };
-        Ok(Prepared {
+        Ok(Box::new(Prepared {
             response,
             held,
             is_stream: false,
@@ -121,7 +121,7 @@ impl AttemptRunner<'_> {
             pump: None,
             record,
             guard,
-        })
+        }))
     }
 
     /// The target's output guardrails on a whole answer: a block is a failure (which may fall
@@ -159,7 +159,10 @@ impl AttemptRunner<'_> {
 
     /// Reads a stream until its first content event, with the target's output guardrails
     /// set up to watch the rest.
-    pub(super) async fn hold_stream(&self, held: Held<'_>) -> Result<Prepared, Failure<Reply>> {
+    pub(super) async fn hold_stream(
+        &self,
+        held: Held<'_>,
+    ) -> Result<Box<Prepared>, Failure<Reply>> {
         let pump = held.translation.and_then(StreamPump::new);
         let guard = match &held.leaf.settings.output_guardrails {
             Some(set) if guardrails::text::checks_output(self.request.operation(), true) => {
@@ -183,7 +186,7 @@ impl AttemptRunner<'_> {
         &self,
         held: Held<'_>,
         mut pump: Option<Box<StreamPump>>,
-    ) -> Result<Prepared, Failure<Reply>> {
+    ) -> Result<Box<Prepared>, Failure<Reply>> {
         let Held {
             leaf,
             labels,
@@ -218,7 +221,7 @@ impl AttemptRunner<'_> {
             Some(_) => Bytes::from(scan.out),
             None => scan.raw.freeze(),
         };
-        Ok(Prepared {
+        Ok(Box::new(Prepared {
             response,
             held,
             is_stream: true,
@@ -227,7 +230,7 @@ impl AttemptRunner<'_> {
             pump,
             record,
             guard: None,
-        })
+        }))
     }
 
     /// Time to the first content event: on the record and in the TTFT histograms.

@@ -41,7 +41,7 @@ impl AttemptRunner<'_> {
         &self,
         leaf: &Target,
         mut record: Box<AttemptRecord>,
-    ) -> Result<Prepared, Failure<Reply>> {
+    ) -> Result<Box<Prepared>, Failure<Reply>> {
         let provider = &self.key_for(leaf)?.provider;
         let model = self.request.model_for(&leaf.settings);
         let labels = self.labels(leaf, model);
@@ -90,10 +90,12 @@ impl AttemptRunner<'_> {
 
 #[async_trait]
 impl Attempts for AttemptRunner<'_> {
-    type Ready = Prepared;
+    // Boxed: the answer is handed up through the router's futures and down to the commit,
+    // and inline its few hundred bytes were copied at each level and kept in each future.
+    type Ready = Box<Prepared>;
     type Detail = Reply;
 
-    async fn attempt(&self, leaf: &Target) -> Result<Prepared, Failure<Reply>> {
+    async fn attempt(&self, leaf: &Target) -> Result<Box<Prepared>, Failure<Reply>> {
         let started = Instant::now();
         let span_id = trace::new_span_id();
         let record = Box::new(self.new_record(leaf, span_id));

@@ -208,10 +208,11 @@ impl ClientRequest {
 
 /// `x-switchyard-request-timeout` / `x-portkey-request-timeout`: a positive number of ms.
 fn request_timeout(head: &RequestHeader) -> Result<Option<Duration>, GatewayError> {
-    let Some(v) = ["x-switchyard-request-timeout", "x-portkey-request-timeout"]
-        .iter()
-        .find_map(|h| head.headers.get(*h))
-    else {
+    static NAMES: [http::HeaderName; 2] = [
+        http::HeaderName::from_static("x-switchyard-request-timeout"),
+        http::HeaderName::from_static("x-portkey-request-timeout"),
+    ];
+    let Some(v) = NAMES.iter().find_map(|h| head.headers.get(h)) else {
         return Ok(None);
     };
     match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
@@ -226,10 +227,11 @@ fn request_timeout(head: &RequestHeader) -> Result<Option<Duration>, GatewayErro
 fn metadata(
     head: &RequestHeader,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, GatewayError> {
-    let Some(v) = ["x-switchyard-metadata", "x-portkey-metadata"]
-        .iter()
-        .find_map(|h| head.headers.get(*h))
-    else {
+    static NAMES: [http::HeaderName; 2] = [
+        http::HeaderName::from_static("x-switchyard-metadata"),
+        http::HeaderName::from_static("x-portkey-metadata"),
+    ];
+    let Some(v) = NAMES.iter().find_map(|h| head.headers.get(h)) else {
         return Ok(None);
     };
     if v.len() > MAX_METADATA_BYTES {

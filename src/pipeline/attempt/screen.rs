@@ -17,7 +17,7 @@ impl AttemptRunner<'_> {
         leaf: &Target,
         set: &Guardrails,
         record: Box<AttemptRecord>,
-    ) -> Result<Prepared, Failure<Reply>> {
+    ) -> Result<Box<Prepared>, Failure<Reply>> {
         let Some(mut json) = self.request.json.clone() else {
             return self.prepare(leaf, record).await;
         };

@@ -14,7 +14,7 @@ use pingora::prelude::Session;
 
 use super::attempt::{AttemptLabels, Prepared, StreamPump};
 use super::context::StallProbe;
-use super::write::{response_head, write_whole, Captured, Finished, Headers, Outcome};
+use super::write::{response_head, write_whole, Captured, Finished, Framing, Headers, Outcome};
 use crate::guardrails::report as guard_report;
 use crate::guardrails::{CommitReport, Screened};
 use crate::providers::Usage;
@@ -70,7 +70,7 @@ impl Commit<'_> {
     pub async fn run(
         &self,
         session: &mut Session,
-        prepared: Prepared,
+        prepared: Box<Prepared>,
         extra: &Headers,
     ) -> Finished {
         let Prepared {
@@ -82,7 +82,7 @@ impl Commit<'_> {
             pump,
             record,
             guard,
-        } = prepared;
+        } = *prepared;
         let report = CommitReport::new(self.screened, guard.as_deref());
         let (status, extra) = guarded_head(response.status(), report.as_ref(), extra);
         let held = match &report {
@@ -143,7 +143,9 @@ impl Commit<'_> {
             });
         let written = write_whole(session, status, response.header(), extra, held).await;
         labels.record(self.metrics, AttemptResult::Ok, started.elapsed());
-        response.finish().await;
+        // Boxed: the release future holds the upstream session by value (KBs), and inline it
+        // would size this future, and the request's around it, for the whole request.
+        Box::pin(response.finish()).await;
         record.total = started.elapsed();
         Finished {
             attempt: Some(record),
@@ -170,12 +172,7 @@ impl Commit<'_> {
     ) -> Finished {
         let status = answer.status;
         let started = answer.response.started();
-        let head = response_head(status, answer.response.header(), extra).and_then(|mut h| {
-            // Without a length or chunked framing pingora would close-delimit the body and
-            // the connection could not be reused (the HTTP/2 server strips this itself).
-            h.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-            Ok(h)
-        });
+        let head = response_head(status, answer.response.header(), extra, Framing::Chunked);
         let committed = match head {
             Ok(head) => {
                 session
@@ -205,7 +202,9 @@ impl Commit<'_> {
             ..
         } = answer;
         labels.record(self.metrics, result, started.elapsed());
-        response.finish().await;
+        // Boxed: the release future holds the upstream session by value (KBs), and inline it
+        // would size this future, and the request's around it, for the whole request.
+        Box::pin(response.finish()).await;
         record.total = started.elapsed();
         record.result = result;
         if let Some(pump) = &pump {
