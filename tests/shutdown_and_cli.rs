@@ -117,3 +117,70 @@ fn check_accepts_the_shipped_configs() {
         );
     }
 }
+
+/// The admin port can answer before the proxy's listener is bound (the services start side by
+/// side, and pingora retries a bind whose port is taken): `/readyz` says 503 until the proxy
+/// accepts connections.
+#[tokio::test]
+async fn not_ready_until_the_proxy_listener_accepts() {
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{}", harness::free_port())
+        .parse()
+        .unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", harness::free_port())
+        .parse()
+        .unwrap();
+    // Bound but not listening, without SO_REUSEADDR: the gateway's bind fails (and is retried
+    // every second) and a connection to the port is refused.
+    let holder = tokio::net::TcpSocket::new_v4().unwrap();
+    holder.bind(listen).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {listen}\nadmin_listen: {admin}\nthreads: 1\nproviders:\n  up: {{ kind: openai-compatible, base_url: \"http://127.0.0.1:9/v1\" }}\nvirtual_keys:\n  vk: {{ provider: up }}\n"
+        ),
+    )
+    .unwrap();
+    /// Stops the gateway however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let readyz = || async {
+        match client.get(format!("http://{admin}/readyz")).send().await {
+            Ok(r) => Some((r.status().as_u16(), r.text().await.unwrap_or_default())),
+            Err(_) => None,
+        }
+    };
+    let mut answered = None;
+    for _ in 0..100 {
+        answered = readyz().await;
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = answered.expect("the admin port answers");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not accepting"), "{body}");
+    drop(holder);
+    let ready = harness::eventually(Duration::from_secs(10), || async {
+        readyz().await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert!(ready.is_some(), "never ready once the port was free");
+}

@@ -34,6 +34,8 @@ const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Keep-alive for admin connections (scrapes, probes, the console's own requests).
 const KEEPALIVE_SECS: u64 = 60;
+/// How long `/readyz` waits for the proxy listener to accept a probe connection.
+const PROXY_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// A viewer that cannot take a frame within this long is dropped.
 const EVENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,6 +45,9 @@ pub struct Admin {
     pub drain: Arc<Drain>,
     /// Start-up pre-warming holds `/readyz` back (for a bounded time).
     pub prewarm: Arc<crate::upstream::Prewarmer>,
+    /// Set once the proxy listener was seen accepting: the services start side by side, and
+    /// this port may answer before the proxy's is bound (or while pingora retries a bind).
+    pub proxy_up: std::sync::atomic::AtomicBool,
     pub reloader: Option<Arc<Reloader>>,
     pub console: Arc<Console>,
     /// The request store, for the analytics API (`/v1/analytics/*`).
@@ -282,6 +287,25 @@ impl Admin {
         None
     }
 
+    /// Until the proxy listener has been seen accepting, connects to it once per `/readyz`.
+    async fn probe_proxy(&self) {
+        use std::sync::atomic::Ordering;
+        if self.proxy_up.load(Ordering::Acquire) {
+            return;
+        }
+        let mut addr = self.live.load().listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(_)) = tokio::time::timeout(PROXY_PROBE_TIMEOUT, connect).await {
+            self.proxy_up.store(true, Ordering::Release);
+        }
+    }
+
     /// The analytics API (`crate::store::api`), behind the same gate as the console.
     async fn analytics(&self, req: &pingora::http::RequestHeader) -> Response<Vec<u8>> {
         if let Some(refused) = self.precheck(req) {
@@ -314,6 +338,11 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 b"draining\n".to_vec(),
+            ),
+            "/readyz" if !self.proxy_up.load(std::sync::atomic::Ordering::Acquire) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"the proxy listener is not accepting yet\n".to_vec(),
             ),
             "/readyz" if self.prewarm.is_warming() => respond(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -463,6 +492,9 @@ impl HttpServerApp for Admin {
         if events {
             self.events(http, shutdown).await;
             return None;
+        }
+        if http.req_header().uri.path() == "/readyz" {
+            self.probe_proxy().await;
         }
         let resp = if crate::store::api::is_analytics(http.req_header().uri.path()) {
             self.analytics(http.req_header()).await

@@ -129,6 +129,7 @@ pub fn run(snapshot: Snapshot, config_path: Option<PathBuf>) -> Result<(), Serve
             console,
             store: store.clone(),
             prewarm: prewarm.clone(),
+            proxy_up: Default::default(),
         },
     );
     admin_service.threads = Some(1);
