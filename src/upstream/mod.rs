@@ -3,6 +3,7 @@
 pub mod client;
 pub mod conn;
 pub mod dns;
+pub(crate) mod io;
 pub mod pool;
 pub mod prewarm;
 pub mod sse;
