@@ -16,7 +16,6 @@
 //!   HTTP/1.1 upstream (direct over HTTP/1.1). Everything on CPU 0, as the other
 //!   concurrency-1 figures.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{chat_body, command, loopback_port, median, micros, wait_port, Figures, Plan, Proc};
+use super::{
+    chat_body, command, loopback_port, median, micros, spawn_mock, wait_port, Figures, Plan, Proc,
+};
 
 /// The mock's delay before each TLS handshake: a provider's round trips.
 pub const HANDSHAKE_DELAY_MS: u64 = 20;
@@ -43,26 +44,16 @@ impl TlsMock {
     fn start(bin: &Path, dir: &Path) -> TlsMock {
         let ca = dir.join("mock-ca.pem");
         let delay = HANDSHAKE_DELAY_MS.to_string();
-        let mut child = command(bin, Some("0"))
-            .args(["mock-provider", "--listen", "127.0.0.1:0", "--tls"])
-            .arg("--ca-out")
-            .arg(&ca)
-            .args(["--handshake-delay-ms", &delay])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the TLS mock provider");
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let proc = Proc { child };
-        let addr: SocketAddr = line
-            .trim()
-            .rsplit("https://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("TLS mock address in {line:?}"));
+        let (proc, addr) = spawn_mock(
+            bin,
+            &[
+                "--tls".as_ref(),
+                "--ca-out".as_ref(),
+                ca.as_os_str(),
+                "--handshake-delay-ms".as_ref(),
+                delay.as_ref(),
+            ],
+        );
         let pem = std::fs::read(&ca).expect("the mock's CA");
         let cert = reqwest::Certificate::from_pem(&pem).expect("the mock's CA");
         let build = |h1_only: bool| {

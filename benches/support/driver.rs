@@ -279,25 +279,32 @@ pub struct Setup {
     pub nginx: Option<nginx::Nginx>,
 }
 
+/// `switchyard mock-provider` on CPU 0 with `extra` arguments, and the address it printed
+/// (`http://` or, with `--tls`, `https://`).
+fn spawn_mock(bin: &Path, extra: &[&std::ffi::OsStr]) -> (Proc, SocketAddr) {
+    let mut child = command(bin, Some("0"))
+        .args(["mock-provider", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the mock provider");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let addr = line
+        .trim()
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("mock address in {line:?}"));
+    (Proc { child }, addr)
+}
+
 impl Setup {
     pub async fn start(bins: &Binaries, plan: Plan) -> Setup {
-        let mut mock = command(&bins.switchyard, Some("0"))
-            .args(["mock-provider", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the mock provider");
-        let mut line = String::new();
-        if let Some(out) = mock.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let direct: SocketAddr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("mock address");
-        let mock = Proc { child: mock };
+        let (mock, direct) = spawn_mock(&bins.switchyard, &[]);
         let paced = paced::start(
             plan.stream_chunks,
             Duration::from_millis(plan.chunk_delay_ms),
