@@ -9,7 +9,6 @@
 //! resolved address, SNI and TLS library errors); what a client is told is
 //! [`AttemptError::client_reason`], a fixed phrase per kind of failure.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -257,9 +256,7 @@ impl UpstreamClient {
             peer.options.ca = pool.peer_ca().cloned();
         }
         // Pool per provider, so two providers on one address never share a connection.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        provider.name.hash(&mut h);
-        peer.group_key = h.finish();
+        peer.group_key = fnv1a(provider.name.as_bytes());
         Ok((peer, pool))
     }
 
@@ -364,6 +361,14 @@ impl UpstreamClient {
     }
 }
 
+/// FNV-1a: a provider's pool group from its name (a few bytes; SipHash costs ~1k instructions
+/// a request for nothing here).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A failure to get a connection, as an attempt error.
 fn connect_error(e: &pingora::Error, budget: Duration) -> AttemptError {
     match e.etype() {
@@ -460,7 +465,9 @@ impl UpstreamResponse {
     /// Returns the connection to the pool if the response was read to the end, else closes it.
     pub async fn finish(mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.release(&self.pool).await;
+            // Boxed: the release holds the session and peer by value (KBs); unboxed, every
+            // future that awaits `finish` would be sized for them.
+            Box::pin(conn.release(&self.pool)).await;
         }
     }
 

@@ -188,6 +188,20 @@ impl Pools {
         if let Some(found) = self.reuse(pool, peer, h2).await? {
             return Ok(found);
         }
+        // Boxed: opening (TCP, TLS, HTTP/2 handshake) is a large future and the rare path;
+        // inline it would size — and copy — every request's acquisition for it.
+        Box::pin(self.acquire_new(pool, peer, provider, h2)).await
+    }
+
+    /// [`Pools::acquire`] when nothing pooled was free: a new connection, one at a time per
+    /// HTTP/2-capable peer.
+    async fn acquire_new(
+        &self,
+        pool: &Pool,
+        peer: &HttpPeer,
+        provider: &str,
+        h2: bool,
+    ) -> pingora::Result<Acquired> {
         let key = pingora::upstreams::peer::Peer::reuse_hash(peer);
         if !h2 || lock(&self.h1_only).contains(&key) {
             return self.open_for_request(pool, peer, provider).await;

@@ -112,8 +112,7 @@ pub async fn status_failure(
         .as_ref()
         .and_then(|h| crate::router::retry::parse_retry_after(&h.headers));
     // Read to the end (or failed): back to the pool, or closed.
-    // Boxed: the release future holds the upstream session by value (KBs).
-    Box::pin(response.finish()).await;
+    response.finish().await;
     let reply = match (body, header) {
         (Ok(body), Some(header)) => {
             let (status, body) = match translation {

@@ -143,9 +143,7 @@ impl Commit<'_> {
             });
         let written = write_whole(session, status, response.header(), extra, held).await;
         labels.record(self.metrics, AttemptResult::Ok, started.elapsed());
-        // Boxed: the release future holds the upstream session by value (KBs), and inline it
-        // would size this future, and the request's around it, for the whole request.
-        Box::pin(response.finish()).await;
+        response.finish().await;
         record.total = started.elapsed();
         Finished {
             attempt: Some(record),
@@ -202,9 +200,7 @@ impl Commit<'_> {
             ..
         } = answer;
         labels.record(self.metrics, result, started.elapsed());
-        // Boxed: the release future holds the upstream session by value (KBs), and inline it
-        // would size this future, and the request's around it, for the whole request.
-        Box::pin(response.finish()).await;
+        response.finish().await;
         record.total = started.elapsed();
         record.result = result;
         if let Some(pump) = &pump {
