@@ -108,7 +108,6 @@ enum Opened {
 /// Every trust set's pool, and what is known of each peer.
 pub struct Pools {
     by_trust: Mutex<HashMap<Option<PathBuf>, Arc<Pool>>>,
-    roots: TrustRoots,
     gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     h1_only: Mutex<HashSet<u64>>,
     conns: Arc<ConnTable>,
@@ -126,7 +125,6 @@ impl Pools {
     pub fn new(metrics: Option<ConnectionMetrics>) -> Pools {
         Pools {
             by_trust: Mutex::new(HashMap::new()),
-            roots: TrustRoots::new(),
             gates: Mutex::new(HashMap::new()),
             h1_only: Mutex::new(HashSet::new()),
             conns: ConnTable::new(metrics),
@@ -145,9 +143,9 @@ impl Pools {
     }
 
     fn build(&self, ca_file: Option<&Path>) -> Result<Pool, TrustError> {
-        let pem = self.roots.pem(ca_file)?;
+        let roots = TrustRoots::load(ca_file)?;
         let mut options = ConnectorOptions::new(POOL_SIZE);
-        match RootsFile::write(&pem) {
+        match RootsFile::write(&roots.pem()) {
             Ok(file) => {
                 options.ca_file = Some(file.path().to_string_lossy().into_owned());
                 // pingora's connector panics on a CA file it cannot load; ours holds only
@@ -173,7 +171,7 @@ impl Pools {
         .map_err(|_| TrustError::Connector("the platform's CA store cannot be loaded".into()))?;
         Ok(Pool {
             h2,
-            peer_ca: Some(self.roots.for_provider(ca_file)?),
+            peer_ca: Some(roots.ca_list()),
         })
     }
 

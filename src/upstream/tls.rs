@@ -1,14 +1,14 @@
 //! Which certificate authorities an HTTPS upstream is verified against: the bundled Mozilla
 //! (web PKI) roots ([`ca::bundled_roots`], the crate's one source of them), plus a provider's
-//! own `ca_file` for private endpoints, as pingora's CA list. Built once per file and shared by
-//! every connection.
+//! own `ca_file` for private endpoints, handed to pingora as a CA file (or, as a fallback, a
+//! per-peer CA list).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use pingora::protocols::tls::CaType;
 use pingora::utils::tls::WrappedX509;
+use rustls_pki_types::CertificateDer;
 
 use crate::config::ca;
 
@@ -22,95 +22,60 @@ pub enum TrustError {
     Connector(String),
 }
 
-/// Caches the CA lists handed to pingora peers.
-#[derive(Default)]
+/// The certificates a provider's connections trust: its `ca_file`'s, then the bundled roots —
+/// only those rustls takes as trust anchors (pingora's connector refuses a whole CA file for one
+/// certificate it cannot add). Read once per trust set: the upstream pools keep the result.
 pub struct TrustRoots {
-    bundled: OnceLock<Arc<CaType>>,
-    with_file: Mutex<HashMap<PathBuf, Arc<CaType>>>,
-}
-
-fn wrap(der: &[u8]) -> Option<WrappedX509> {
-    WrappedX509::try_new(der.to_vec(), |raw| {
-        x509_parser::parse_x509_certificate(raw).map(|(_, cert)| cert)
-    })
-    .ok()
-}
-
-fn bundled_certs() -> Vec<WrappedX509> {
-    ca::bundled_roots()
-        .iter()
-        .filter_map(|c| wrap(c.as_ref()))
-        .collect()
+    certs: Vec<CertificateDer<'static>>,
 }
 
 impl TrustRoots {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The roots for a provider (its `ca_file`'s certificates, then the bundled ones) as PEM,
-    /// only those rustls takes as trust anchors: pingora's connector reads a CA file and
-    /// refuses all of it for one certificate it cannot add.
-    pub fn pem(&self, ca_file: Option<&Path>) -> Result<Vec<u8>, TrustError> {
-        let mut certs = Vec::new();
+    pub fn load(ca_file: Option<&Path>) -> Result<TrustRoots, TrustError> {
+        let mut from_file = Vec::new();
         if let Some(path) = ca_file {
             let text = std::fs::read(path).map_err(|e| TrustError::Read {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-            certs = ca::pem_certificates(&text);
-            if certs.is_empty() {
+            from_file = ca::pem_certificates(&text);
+            if from_file.is_empty() {
                 return Err(TrustError::Empty {
                     path: path.to_path_buf(),
                 });
             }
         }
         let mut probe = rustls::RootCertStore::empty();
-        let mut out = Vec::with_capacity(256 * 1024);
-        for cert in certs.iter().chain(ca::bundled_roots()) {
-            if probe.add(cert.clone()).is_ok() {
-                let block = pem::Pem::new("CERTIFICATE", cert.to_vec());
-                out.extend_from_slice(pem::encode(&block).as_bytes());
-            }
-        }
-        Ok(out)
+        let certs = from_file
+            .into_iter()
+            .chain(ca::bundled_roots().iter().cloned())
+            .filter(|cert| probe.add(cert.clone()).is_ok())
+            .collect();
+        Ok(TrustRoots { certs })
     }
 
-    /// The roots for a provider: bundled, plus `ca_file` when given.
-    pub fn for_provider(&self, ca_file: Option<&Path>) -> Result<Arc<CaType>, TrustError> {
-        let Some(path) = ca_file else {
-            return Ok(self
-                .bundled
-                .get_or_init(|| Arc::from(bundled_certs().into_boxed_slice()))
-                .clone());
-        };
-        if let Some(found) = self
-            .with_file
-            .lock()
-            .ok()
-            .and_then(|m| m.get(path).cloned())
-        {
-            return Ok(found);
+    /// As PEM, for pingora's connector (which reads its roots from a file).
+    pub fn pem(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 * 1024);
+        for cert in &self.certs {
+            let block = pem::Pem::new("CERTIFICATE", cert.to_vec());
+            out.extend_from_slice(pem::encode(&block).as_bytes());
         }
-        let pem = std::fs::read(path).map_err(|e| TrustError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let mut certs: Vec<WrappedX509> = ca::pem_certificates(&pem)
+        out
+    }
+
+    /// As pingora's per-peer CA list (the fallback when the connector cannot take a file).
+    pub fn ca_list(&self) -> Arc<CaType> {
+        let wrapped: Vec<WrappedX509> = self
+            .certs
             .iter()
-            .filter_map(|c| wrap(c.as_ref()))
+            .filter_map(|der| {
+                WrappedX509::try_new(der.to_vec(), |raw| {
+                    x509_parser::parse_x509_certificate(raw).map(|(_, cert)| cert)
+                })
+                .ok()
+            })
             .collect();
-        if certs.is_empty() {
-            return Err(TrustError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
-        certs.extend(bundled_certs());
-        let list: Arc<CaType> = Arc::from(certs.into_boxed_slice());
-        if let Ok(mut m) = self.with_file.lock() {
-            m.insert(path.to_path_buf(), list.clone());
-        }
-        Ok(list)
+        Arc::from(wrapped.into_boxed_slice())
     }
 }
 
@@ -189,31 +154,29 @@ mod tests {
 
     #[test]
     fn bundled_roots_are_many_and_a_bad_file_is_an_error() {
-        let roots = TrustRoots::new();
-        assert!(roots.for_provider(None).unwrap().len() > 100);
+        let roots = TrustRoots::load(None).unwrap();
+        assert!(roots.ca_list().len() > 100);
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.pem");
         std::fs::write(&bad, "not a pem").unwrap();
         assert!(matches!(
-            roots.for_provider(Some(&bad)),
+            TrustRoots::load(Some(&bad)),
             Err(TrustError::Empty { .. })
         ));
         assert!(matches!(
-            roots.for_provider(Some(&dir.path().join("missing.pem"))),
+            TrustRoots::load(Some(&dir.path().join("missing.pem"))),
             Err(TrustError::Read { .. })
-        ));
-        assert!(matches!(
-            roots.pem(Some(&bad)),
-            Err(TrustError::Empty { .. })
         ));
     }
 
     #[test]
     fn the_roots_file_holds_every_usable_root() {
-        let pem = TrustRoots::new().pem(None).unwrap();
+        let roots = TrustRoots::load(None).unwrap();
+        let pem = roots.pem();
         let file = RootsFile::write(&pem).unwrap();
         let read = std::fs::read(file.path()).unwrap();
         assert_eq!(read, pem);
+        assert_eq!(ca::pem_certificates(&read).len(), roots.ca_list().len());
         assert!(ca::pem_certificates(&read).len() > 100);
     }
 }
