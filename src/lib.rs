@@ -12,6 +12,7 @@ pub mod error;
 pub mod governance;
 pub mod guardrails;
 pub mod ingress;
+pub mod inject;
 pub mod pipeline;
 pub mod providers;
 pub mod redis_state;
