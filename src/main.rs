@@ -115,6 +115,68 @@ enum CaCommand {
     },
 }
 
+/// Where a workload's `switchyard.dev/*` annotations say nothing, `switchyard inject` and
+/// `switchyard injector` use these.
+#[derive(clap::Args, Clone)]
+struct InjectDefaultsArgs {
+    /// The sidecar image (annotation `switchyard.dev/image`).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// The ConfigMap with the gateway config (`switchyard.dev/config`).
+    #[arg(long, value_name = "NAME")]
+    config_map: Option<String>,
+    /// The Secret with the provider keys (`switchyard.dev/keys-secret`).
+    #[arg(long, value_name = "NAME")]
+    keys_secret: Option<String>,
+    /// The Secret with the forward-proxy CA (`switchyard.dev/ca-secret`).
+    #[arg(long, value_name = "NAME")]
+    ca_secret: Option<String>,
+    /// How apps reach the sidecar (`switchyard.dev/mode`).
+    #[arg(long, value_name = "base-url|forward-proxy")]
+    mode: Option<String>,
+    /// The proxy port on 127.0.0.1 (`switchyard.dev/proxy-port`).
+    #[arg(long, value_name = "PORT")]
+    proxy_port: Option<u16>,
+    /// The admin port: probes and /metrics (`switchyard.dev/admin-port`).
+    #[arg(long, value_name = "PORT")]
+    admin_port: Option<u16>,
+}
+
+#[allow(dead_code)] // TEMP: used by the inject and injector commands, landing next
+impl InjectDefaultsArgs {
+    /// The injection defaults, or why a flag's value is refused.
+    fn defaults(&self) -> Result<switchyard::inject::Defaults, String> {
+        use switchyard::inject::{Defaults, Mode};
+        let mut d = Defaults::default();
+        if let Some(image) = &self.image {
+            d.image = image.clone();
+        }
+        if let Some(name) = &self.config_map {
+            d.config_map = name.clone();
+        }
+        if let Some(name) = &self.keys_secret {
+            d.keys_secret = name.clone();
+        }
+        if let Some(name) = &self.ca_secret {
+            d.ca_secret = name.clone();
+        }
+        if let Some(mode) = &self.mode {
+            d.mode = match mode.as_str() {
+                "base-url" => Mode::BaseUrl,
+                "forward-proxy" => Mode::ForwardProxy,
+                other => return Err(format!("--mode {other:?}: expected base-url or forward-proxy")),
+            };
+        }
+        if let Some(port) = self.proxy_port {
+            d.proxy_port = port;
+        }
+        if let Some(port) = self.admin_port {
+            d.admin_port = port;
+        }
+        Ok(d)
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
