@@ -66,6 +66,64 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The mutating admission webhook that injects the sidecar into pods as they are created
+    /// (HTTPS `POST /inject`, `GET /healthz`; plain-HTTP `GET /metrics`, `GET /healthz`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Injector {
+        #[command(subcommand)]
+        command: Option<InjectorCommand>,
+        #[command(flatten)]
+        args: InjectorArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct InjectorArgs {
+    /// The HTTPS listener for the API server.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The plain-HTTP listener for /metrics and /healthz.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9091")]
+    metrics_listen: SocketAddr,
+    /// The serving certificate (PEM chain); reloaded when it changes.
+    #[arg(long, value_name = "FILE", required = true)]
+    tls_cert: Option<PathBuf>,
+    /// The serving certificate's private key (PEM); reloaded when it changes.
+    #[arg(long, value_name = "FILE", required = true)]
+    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    defaults: InjectDefaultsArgs,
+}
+
+#[derive(Subcommand)]
+enum InjectorCommand {
+    /// Create a private CA and the webhook's serving certificate: DIR/ca.crt, DIR/tls.crt (for
+    /// <service>.<namespace>.svc and .svc.cluster.local) and DIR/tls.key (mode 0600); prints
+    /// the caBundle (base64 of ca.crt) for the MutatingWebhookConfiguration.
+    Certs {
+        /// Directory to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The webhook's Service.
+        #[arg(long, default_value = "switchyard-injector")]
+        service: String,
+        /// The Service's namespace.
+        #[arg(long, default_value = "switchyard-system")]
+        namespace: String,
+        /// Validity of both certificates, in days.
+        #[arg(long, default_value_t = switchyard::inject::webhook::DEFAULT_DAYS)]
+        days: u32,
+        /// Replace existing files (a symlink in their place is replaced, never followed).
+        #[arg(long)]
+        force: bool,
+        /// Another DNS name for the serving certificate; repeatable.
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
+        /// An IP address for the serving certificate (e.g. 127.0.0.1 for a local test);
+        /// repeatable.
+        #[arg(long = "ip", value_name = "IP")]
+        ip: Vec<std::net::IpAddr>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,7 +200,6 @@ struct InjectDefaultsArgs {
     admin_port: Option<u16>,
 }
 
-#[allow(dead_code)] // TEMP: used by the inject and injector commands, landing next
 impl InjectDefaultsArgs {
     /// The injection defaults, or why a flag's value is refused.
     fn defaults(&self) -> Result<switchyard::inject::Defaults, String> {
@@ -164,7 +221,11 @@ impl InjectDefaultsArgs {
             d.mode = match mode.as_str() {
                 "base-url" => Mode::BaseUrl,
                 "forward-proxy" => Mode::ForwardProxy,
-                other => return Err(format!("--mode {other:?}: expected base-url or forward-proxy")),
+                other => {
+                    return Err(format!(
+                        "--mode {other:?}: expected base-url or forward-proxy"
+                    ))
+                }
             };
         }
         if let Some(port) = self.proxy_port {
@@ -211,6 +272,75 @@ fn main() -> ExitCode {
                 },
         } => ca_init(&out, force, days, &permit),
         Command::Store { command } => store(command),
+        Command::Injector {
+            command: Some(command),
+            ..
+        } => injector_certs(command),
+        Command::Injector {
+            command: None,
+            args,
+        } => injector(args),
+    }
+}
+
+fn injector(args: InjectorArgs) -> ExitCode {
+    let defaults = match args.defaults.defaults() {
+        Ok(defaults) => defaults,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) else {
+        eprintln!("error: --tls-cert and --tls-key are required");
+        return ExitCode::FAILURE;
+    };
+    let options = switchyard::inject::webhook::InjectorOptions {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        cert: switchyard::inject::webhook::CertFiles { cert, key },
+        defaults,
+    };
+    match switchyard::inject::webhook::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn injector_certs(command: InjectorCommand) -> ExitCode {
+    let InjectorCommand::Certs {
+        out,
+        service,
+        namespace,
+        days,
+        force,
+        dns,
+        ip,
+    } = command;
+    let options = switchyard::inject::webhook::CertsOptions {
+        out,
+        service,
+        namespace,
+        days,
+        force,
+        dns,
+        ips: ip,
+    };
+    match switchyard::inject::webhook::write_certs(&options) {
+        Ok(written) => {
+            for p in &written.files {
+                eprintln!("wrote {}", p.display());
+            }
+            println!("{}", written.ca_bundle);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

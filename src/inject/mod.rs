@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+pub mod webhook;
+
 /// How the app reaches the sidecar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
