@@ -222,7 +222,7 @@ mod tests {
         for want in [
             "switchyard-injector.switchyard-system.svc",
             "switchyard-injector.switchyard-system.svc.cluster.local",
-            "127.0.0.1",
+            "IPAddress(7f:00:00:01)",
         ] {
             assert!(
                 names.iter().any(|n| n.contains(want)),
