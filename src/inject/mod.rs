@@ -97,8 +97,17 @@ pub enum InjectError {
 }
 
 /// Injects the sidecar into a Pod object (`{"metadata": …, "spec": …}`, as the API server sends
-/// it), in place. `workload` names it in errors and warnings (`Pod/checkout-7d9f…`).
+/// it), in place: the admission webhook's transformation. `workload` names it in errors and
+/// warnings (`Pod/checkout-7d9f…`).
+///
+/// A pod that already has the sidecar is left as it is (`Unchanged`): its workload was injected
+/// by `switchyard inject`, whose manifest stays the truth (its annotations may live on the
+/// workload, which the webhook does not see; and a pod differing from its template would
+/// confuse every rollout). Such a workload is updated by injecting its manifest again.
 pub fn inject_pod(pod: &mut Value, defaults: &Defaults, workload: &str) -> Result<Report, InjectError> {
+    if is_injected(pod) {
+        return Ok(Report { outcome: Outcome::Unchanged, warnings: Vec::new() });
+    }
     pod::inject(None, pod, defaults).map_err(|message| InjectError::Refused { workload: workload.to_owned(), message })
 }
 
