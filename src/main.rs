@@ -88,7 +88,7 @@ enum Command {
         #[command(subcommand)]
         command: Option<InjectorCommand>,
         #[command(flatten)]
-        args: InjectorArgs,
+        args: Box<InjectorArgs>,
     },
 }
 
@@ -363,7 +363,7 @@ fn main() -> ExitCode {
         Command::Injector {
             command: None,
             args,
-        } => injector(args),
+        } => injector(*args),
     }
 }
 
