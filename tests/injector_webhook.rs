@@ -357,7 +357,12 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_a_corrupt_one_is
     injector.mount_pair(&cert[..cert.len() / 2], &key);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let served = injector.served_cert().await;
-    assert!(served == second, "first: {}; log:\n{}", served == first, injector.log_text());
+    assert!(
+        served == second,
+        "first: {}; log:\n{}",
+        served == first,
+        injector.log_text()
+    );
     injector.mount_pair(&cert, &first_key);
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(injector.served_cert().await, second);

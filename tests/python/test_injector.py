@@ -6,7 +6,7 @@ The real binary serves HTTPS on an ephemeral loopback port with certificates fro
 ReplicaSet — `generateName`, `ownerReferences`, the service-account token volume the API server's
 ServiceAccount plugin adds, `requestKind`, `options` CreateOptions —, an opted-out pod, a user's
 `dryRun` of a bare pod without a token volume, a Deployment, a Pod UPDATE, an old review
-version). Each returned JSONPatch is applied with the `jsonpatch` library (as the API server
+version, a pod whose port the sidecar needs). Each returned JSONPatch is applied with the `jsonpatch` library (as the API server
 does), the patched pod validates strictly against the Kubernetes 1.29 schemas, and it is exactly
 what `switchyard inject -` prints for the same pod. Metrics are scraped per result, `/healthz`
 on both listeners, and nothing malformed gets a 500.
@@ -248,6 +248,25 @@ def test_an_opted_out_pod_is_left_alone(injector):
     assert response["uid"] == review["request"]["uid"]
     assert "patch" not in response
     assert d.changes == {"opted_out": 1}
+
+
+def test_a_pod_the_injection_refuses_is_allowed_with_the_reason_as_a_warning(injector):
+    # Its container already uses 9090, the sidecar's admin port: `switchyard inject` refuses it
+    # too, and the webhook never blocks a pod (failurePolicy: Ignore), so it is let through.
+    review = fixture("pod-create-port-conflict.json")
+    validate_builtin(review["request"]["object"])
+    with Delta(injector) as d:
+        response = injector.review(review)
+    assert response["uid"] == review["request"]["uid"]
+    assert "patch" not in response
+    [warning] = response["warnings"]
+    assert "shop/ReplicaSet/metrics-6b8c9d7f5" in warning and "9090" in warning, warning
+    assert d.changes == {"refused": 1}
+    done = subprocess.run(
+        [str(BINARY), "inject", *DEFAULT_FLAGS, "-"],
+        input=json.dumps(review["request"]["object"]), capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode != 0 and "9090" in done.stderr, done
 
 
 @pytest.mark.parametrize("name", ["deployment-create.json", "pod-update.json"])
