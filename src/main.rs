@@ -106,6 +106,10 @@ struct InjectorArgs {
     /// The serving certificate's private key (PEM); reloaded when it changes.
     #[arg(long, value_name = "FILE", required = true)]
     tls_key: Option<PathBuf>,
+    /// After SIGTERM, keep serving this many seconds (`/healthz` failing) before finishing the
+    /// reviews in flight and exiting, while the pod's endpoint removal propagates.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    shutdown_delay: u64,
     #[command(flatten)]
     defaults: InjectDefaultsArgs,
 }
@@ -384,6 +388,7 @@ fn injector(args: InjectorArgs) -> ExitCode {
         metrics_listen: args.metrics_listen,
         cert: switchyard::inject::webhook::CertFiles { cert, key },
         defaults,
+        shutdown_delay: std::time::Duration::from_secs(args.shutdown_delay),
     };
     match switchyard::inject::webhook::run(options) {
         Ok(()) => ExitCode::SUCCESS,

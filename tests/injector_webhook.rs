@@ -80,6 +80,10 @@ impl Injector {
     /// Starts an injector on ephemeral loopback ports with `sets` certificate sets made (the
     /// first one mounted).
     fn start(sets: usize) -> Injector {
+        Injector::start_with(sets, &[])
+    }
+
+    fn start_with(sets: usize, flags: &[&str]) -> Injector {
         let tmp = tempfile::tempdir().unwrap();
         let sets: Vec<Certs> = (0..sets)
             .map(|i| Certs::make(&tmp.path().join(format!("set{i}"))))
@@ -123,11 +127,11 @@ impl Injector {
             std::os::unix::fs::symlink(format!("..data/{name}"), injector.mount.join(name))
                 .unwrap();
         }
-        injector.spawn();
+        injector.spawn(flags);
         injector
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self, flags: &[&str]) {
         let mut child = Command::new(BIN)
             .args([
                 "injector",
@@ -140,6 +144,7 @@ impl Injector {
             .arg(self.mount.join("tls.crt"))
             .arg("--tls-key")
             .arg(self.mount.join("tls.key"))
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&self.log).unwrap())
@@ -504,6 +509,30 @@ async fn sigterm_lets_an_in_flight_review_finish_then_exits() {
         .wait_exit(Duration::from_secs(8))
         .expect("exited after SIGTERM");
     assert!(status.success(), "{status:?}: {}", injector.log_text());
+}
+
+#[tokio::test]
+async fn with_a_shutdown_delay_it_keeps_serving_after_sigterm_with_healthz_failing() {
+    let mut injector = Injector::start_with(1, &["--shutdown-delay", "2"]);
+    let health = "GET /healthz HTTP/1.1\r\nHost: injector\r\nConnection: close\r\n\r\n";
+    assert_eq!(injector.request(health, b"").await.0, 200);
+    let stopped_at = Instant::now();
+    injector.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still answering reviews on new connections, but no longer healthy.
+    assert_eq!(injector.request(health, b"").await.0, 503);
+    let (status, response) = injector.post(&review_json("during-delay")).await;
+    assert_eq!(status, 200);
+    assert_allowed(&response, "during-delay");
+    let status = injector
+        .wait_exit(Duration::from_secs(8))
+        .expect("exited after the delay");
+    assert!(status.success());
+    let took = stopped_at.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }
 
 #[test]

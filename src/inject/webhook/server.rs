@@ -54,11 +54,26 @@ pub struct InjectorOptions {
     pub metrics_listen: SocketAddr,
     pub cert: CertFiles,
     pub defaults: Defaults,
+    /// After SIGTERM, keep serving this long (with `/healthz` failing) before stopping: the
+    /// API server may still dial this pod until its endpoint removal has propagated.
+    pub shutdown_delay: Duration,
 }
 
 struct State {
     defaults: Defaults,
     metrics: InjectorMetrics,
+    /// Set on SIGTERM: `/healthz` answers 503 while the shutdown delay runs.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl State {
+    fn healthz(&self) -> Response<Body> {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+        } else {
+            text(StatusCode::OK, "ok\n")
+        }
+    }
 }
 
 type Body = Full<Bytes>;
@@ -94,7 +109,7 @@ async fn webhook_route(state: Arc<State>, req: Request<Incoming>) -> Response<Bo
     match (req.uri().path(), req.method()) {
         ("/inject", &Method::POST) => review_request(state, req).await,
         ("/inject", _) => with_allow(text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"), "POST"),
-        ("/healthz", &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok\n"),
+        ("/healthz", &Method::GET | &Method::HEAD) => state.healthz(),
         ("/healthz", _) => with_allow(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"), "GET"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -112,7 +127,7 @@ fn metrics_route(state: &State, req: &Request<Incoming>) -> Response<Body> {
             );
             response
         }
-        ("/healthz", true) => text(StatusCode::OK, "ok\n"),
+        ("/healthz", true) => state.healthz(),
         ("/metrics" | "/healthz", false) => {
             with_allow(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"), "GET")
         }
@@ -335,6 +350,7 @@ pub async fn serve(options: InjectorOptions) -> Result<(), WebhookError> {
     let state = Arc::new(State {
         defaults: options.defaults,
         metrics,
+        stopping: std::sync::atomic::AtomicBool::new(false),
     });
     let (stop, shutdown) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -361,6 +377,16 @@ pub async fn serve(options: InjectorOptions) -> Result<(), WebhookError> {
     println!("injector metrics on http://{metrics_addr}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
     stop_signal().await;
+    if !options.shutdown_delay.is_zero() {
+        state
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(delay = ?options.shutdown_delay, "injector: stopping after the shutdown delay (a second signal stops now)");
+        tokio::select! {
+            _ = tokio::time::sleep(options.shutdown_delay) => {}
+            _ = stop_signal() => {}
+        }
+    }
     tracing::info!("injector: stopping; finishing in-flight reviews");
     let _ = stop.send(true);
     // Every connection holds a permit: all of them back means every connection has ended.
