@@ -23,6 +23,7 @@ import queue
 import ssl
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -87,7 +88,8 @@ class Injector:
     def review(self, doc):
         """POSTs an AdmissionReview (a dict, or raw bytes); the response AdmissionReview."""
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        status, raw = self.request("POST", "/inject", body)
+        # The API server adds its timeout as a query (`?timeout=10s`) to the webhook's path.
+        status, raw = self.request("POST", "/inject?timeout=10s", body)
         assert status == 200, (status, raw)
         review = json.loads(raw)
         assert review["apiVersion"] == "admission.k8s.io/v1"
@@ -320,3 +322,6 @@ def test_healthz_on_both_listeners_and_short_errors_elsewhere(injector):
     status, text = injector.metrics_get("/metrics")
     assert "# TYPE switchyard_injector_requests_total counter" in text
     assert "switchyard_injector_review_duration_seconds_bucket" in text
+    # The served certificate's expiry: `injector certs` makes it valid for 365 days.
+    [expiry] = [float(l.split()[1]) for l in text.splitlines() if l.startswith("switchyard_injector_certificate_not_after_seconds ")]
+    assert abs(expiry - (time.time() + 365 * 86400)) < 3 * 3600, expiry

@@ -2,7 +2,9 @@
 //! reviews by result, with every result pre-registered at 0 so a rate query has a series from
 //! the first scrape, and how long each review took.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use super::review::Verdict;
 
@@ -10,6 +12,7 @@ pub struct InjectorMetrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: Histogram,
+    cert_not_after: IntGauge,
 }
 
 impl InjectorMetrics {
@@ -32,6 +35,11 @@ impl InjectorMetrics {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
             ]),
         )?;
+        let cert_not_after = IntGauge::new(
+            "switchyard_injector_certificate_not_after_seconds",
+            "When the served TLS certificate expires (Unix seconds): alert well before it, as the API server stops calling an expired webhook.",
+        )?;
+        registry.register(Box::new(cert_not_after.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         for verdict in Verdict::ALL {
@@ -41,6 +49,7 @@ impl InjectorMetrics {
             registry,
             requests,
             duration,
+            cert_not_after,
         })
     }
 
@@ -50,8 +59,9 @@ impl InjectorMetrics {
         self.duration.observe(seconds);
     }
 
-    /// The text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
+    /// The text exposition of every metric; `cert_not_after`: the served certificate's expiry.
+    pub fn render(&self, cert_not_after: i64) -> Vec<u8> {
+        self.cert_not_after.set(cert_not_after);
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "injector: cannot encode the metrics");
@@ -68,7 +78,8 @@ mod tests {
     fn every_result_is_exported_from_the_start() {
         let m = InjectorMetrics::new().unwrap();
         m.observe(Verdict::Injected, 0.002);
-        let text = String::from_utf8(m.render()).unwrap();
+        let text = String::from_utf8(m.render(1_900_000_000)).unwrap();
+        assert!(text.contains("switchyard_injector_certificate_not_after_seconds 1900000000"));
         for verdict in Verdict::ALL {
             let n = if verdict == Verdict::Injected { 1 } else { 0 };
             let line = format!(

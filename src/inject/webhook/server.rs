@@ -62,6 +62,7 @@ pub struct InjectorOptions {
 struct State {
     defaults: Defaults,
     metrics: InjectorMetrics,
+    cert: Arc<ReloadingCert>,
     /// Set on SIGTERM: `/healthz` answers 503 while the shutdown delay runs.
     stopping: std::sync::atomic::AtomicBool,
 }
@@ -120,7 +121,9 @@ fn metrics_route(state: &State, req: &Request<Incoming>) -> Response<Body> {
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     match (req.uri().path(), get) {
         ("/metrics", true) => {
-            let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            let mut response = Response::new(Full::new(Bytes::from(
+                state.metrics.render(state.cert.not_after()),
+            )));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -346,8 +349,9 @@ pub async fn serve(options: InjectorOptions) -> Result<(), WebhookError> {
         local(&webhook_tcp, options.listen),
         local(&metrics_tcp, options.metrics_listen),
     );
-    spawn_reloader(cert);
+    spawn_reloader(Arc::clone(&cert));
     let state = Arc::new(State {
+        cert,
         defaults: options.defaults,
         metrics,
         stopping: std::sync::atomic::AtomicBool::new(false),

@@ -7,8 +7,9 @@
 //! missing or invalid pair at start is an error naming the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -22,6 +23,8 @@ use sha2::{Digest, Sha256};
 const POLL: Duration = Duration::from_secs(5);
 /// Quiet time that ends a burst of watcher events (kubelet's swap is several).
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// A certificate expiring sooner than this is logged as a warning when loaded.
+const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -105,10 +108,35 @@ pub enum Reload {
     Kept(String),
 }
 
+/// The leaf certificate's notAfter, as Unix seconds (0 when it cannot be read).
+fn not_after(certified: &CertifiedKey) -> i64 {
+    (certified.cert.first())
+        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .unwrap_or(0)
+}
+
+/// Warns when the certificate just loaded is expired or about to be: the API server would
+/// refuse the handshake and, under `failurePolicy: Ignore`, admit pods without the sidecar.
+fn warn_if_expiring(files: &CertFiles, not_after: i64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if not_after <= now {
+        tracing::warn!(cert = %files.cert.display(), "injector: the serving certificate has expired; the API server will not call the webhook");
+    } else if not_after - now < EXPIRY_WARNING.as_secs() as i64 {
+        let days = (not_after - now) / 86_400;
+        tracing::warn!(cert = %files.cert.display(), days, "injector: the serving certificate expires soon");
+    }
+}
+
 /// Serves the live certified key and swaps in a new one when the files change.
 pub struct ReloadingCert {
     files: CertFiles,
     live: ArcSwap<CertifiedKey>,
+    /// The live leaf's notAfter (Unix seconds), for the expiry metric.
+    not_after: AtomicI64,
     /// The fingerprint of the bytes last tried, good or bad: the same bad bytes are reported
     /// once, not on every poll.
     last_seen: Mutex<[u8; 32]>,
@@ -124,11 +152,19 @@ impl ReloadingCert {
     /// Loads the pair; a missing or invalid one is an error naming the file.
     pub fn load(files: CertFiles) -> Result<Self, TlsError> {
         let (certified, seen) = files.load()?;
+        let expiry = not_after(&certified);
+        warn_if_expiring(&files, expiry);
         Ok(Self {
             files,
             live: ArcSwap::from_pointee(certified),
+            not_after: AtomicI64::new(expiry),
             last_seen: Mutex::new(seen),
         })
+    }
+
+    /// The served leaf certificate's notAfter, as Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after.load(Ordering::Relaxed)
     }
 
     /// Re-reads the files; swaps in a changed, valid pair.
@@ -145,7 +181,10 @@ impl ReloadingCert {
         }
         match self.files.load() {
             Ok((certified, seen)) => {
+                let expiry = not_after(&certified);
+                warn_if_expiring(&self.files, expiry);
                 self.live.store(Arc::new(certified));
+                self.not_after.store(expiry, Ordering::Relaxed);
                 *last_seen = seen;
                 tracing::info!(cert = %self.files.cert.display(), "injector: serving a new certificate");
                 Reload::Swapped
@@ -253,6 +292,8 @@ mod tests {
         let (first_cert, first_key) = pair(dir.path(), "a.example");
         let cert = ReloadingCert::load(files.clone()).unwrap();
         let first = served(&cert);
+        let first_expiry = cert.not_after();
+        assert!(first_expiry > 1_700_000_000, "{first_expiry}");
         assert_eq!(cert.reload(), Reload::Unchanged);
         // A truncated certificate: kept, and reported once.
         std::fs::write(&files.cert, &first_cert[..first_cert.len() / 2]).unwrap();
