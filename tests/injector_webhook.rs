@@ -419,6 +419,36 @@ async fn a_stalled_body_is_cut_after_the_deadline_and_does_not_block_other_revie
 }
 
 #[tokio::test]
+async fn silent_and_idle_connections_are_closed() {
+    let injector = Injector::start(1);
+    // A TCP connection that never starts its TLS handshake.
+    let mut silent = TcpStream::connect(injector.addr).await.unwrap();
+    // A keep-alive connection left idle after one request.
+    let mut idle = injector.connect().await;
+    let head = "GET /healthz HTTP/1.1\r\nHost: injector\r\n\r\n";
+    idle.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let closed = |n: std::io::Result<usize>| !matches!(n, Ok(n) if n > 0);
+    let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+    let (silent_end, idle_end) = tokio::join!(
+        tokio::time::timeout(LIMIT, silent.read(&mut a)),
+        tokio::time::timeout(LIMIT, idle.read(&mut b)),
+    );
+    assert!(closed(
+        silent_end.expect("the silent connection was closed")
+    ));
+    assert!(closed(idle_end.expect("the idle connection was closed")));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(14),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_refused_without_being_read() {
     let injector = Injector::start(1);
     // Declared too large: refused from the head, no body sent (unread bytes would make the
