@@ -208,8 +208,9 @@ async fn review_request(state: Arc<State>, req: Request<Incoming>) -> Response<B
 
 /// Resolves once shutdown is asked (or its sender is gone).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`: dropped here, before any other await.
-    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
+    // The guard `wait_for` returns is not `Send`: dropped here, never held across an await of
+    // the caller's `select!`.
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Serves HTTP/1.1 on one connection until it ends, shutdown is asked, or it is too old.
