@@ -178,7 +178,11 @@ impl InjectDefaultsArgs {
             d.mode = match mode.as_str() {
                 "base-url" => Mode::BaseUrl,
                 "forward-proxy" => Mode::ForwardProxy,
-                other => return Err(format!("--mode {other:?}: expected base-url or forward-proxy")),
+                other => {
+                    return Err(format!(
+                        "--mode {other:?}: expected base-url or forward-proxy"
+                    ))
+                }
             };
         }
         if let Some(port) = self.proxy_port {
@@ -193,7 +197,12 @@ impl InjectDefaultsArgs {
 
 /// `switchyard inject`: the manifests on stdout, a line per workload and the warnings on
 /// stderr; on any refusal, the reasons on stderr, nothing on stdout, exit 1.
-fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefaultsArgs) -> ExitCode {
+fn inject(
+    file: Option<PathBuf>,
+    uninject: bool,
+    quiet: bool,
+    args: &InjectDefaultsArgs,
+) -> ExitCode {
     use std::io::{Read, Write};
     use switchyard::inject::{rewrite, Action, MAX_INPUT_BYTES};
     let defaults = match args.defaults() {
@@ -215,7 +224,10 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
         },
     };
     let mut input = String::new();
-    match reader.take(MAX_INPUT_BYTES as u64 + 1).read_to_string(&mut input) {
+    match reader
+        .take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_string(&mut input)
+    {
         Ok(n) if n > MAX_INPUT_BYTES => {
             eprintln!("error: {name}: larger than {} MiB", MAX_INPUT_BYTES >> 20);
             return ExitCode::FAILURE;
@@ -226,7 +238,11 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
             return ExitCode::FAILURE;
         }
     }
-    let action = if uninject { Action::Uninject } else { Action::Inject };
+    let action = if uninject {
+        Action::Uninject
+    } else {
+        Action::Inject
+    };
     match rewrite(&input, action, &defaults) {
         Ok(done) => {
             if !quiet {
@@ -238,7 +254,10 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
                 eprintln!("warning: {warning}");
             }
             let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(done.output.as_bytes()).and_then(|()| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(done.output.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 eprintln!("error: writing the manifests: {e}");
                 return ExitCode::FAILURE;
             }
@@ -248,7 +267,7 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            eprintln!("nothing written: {} workload(s) refused", errors.len());
+            eprintln!("nothing written: {} error(s)", errors.len());
             ExitCode::FAILURE
         }
     }
