@@ -61,9 +61,18 @@ pub enum Decision {
 
 /// The `switchyard.dev/*` annotations in effect: the workload's, overridden by the pod
 /// template's (the webhook sees only the pod's).
+/// `switchyard.dev/inject` may also be a label (the webhook's objectSelector selects on labels);
+/// an annotation of the same level wins.
 pub fn merged(workload: Option<&Value>, template: Option<&Value>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for meta in [workload, template].into_iter().flatten() {
+        if let Some(v) = meta
+            .get("labels")
+            .and_then(|l| l.get(INJECT))
+            .and_then(Value::as_str)
+        {
+            out.insert(INJECT.to_owned(), v.to_owned());
+        }
         if let Some(Value::Object(annotations)) = meta.get("annotations") {
             collect(annotations, &mut out);
         }

@@ -258,10 +258,13 @@ fn add(spec: &mut Map<String, Value>, options: &Options) -> Result<(), String> {
 
 /// `object[key]` as an array, created if absent.
 fn array<'a>(object: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut Vec<Value>, String> {
-    match object
+    let slot = object
         .entry(key)
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    match slot {
         Value::Array(items) => Ok(items),
         _ => Err(format!("{key} is not a list")),
     }

@@ -279,6 +279,19 @@ def test_unreadable_input_is_an_error_naming_the_document(text, message):
     assert message in out.stderr and "not readable" in out.stderr, out.stderr
 
 
+def test_opt_out_by_label_and_null_lists():
+    doc = pod("labelled")
+    doc["metadata"]["labels"] = {"switchyard.dev/inject": "disabled"}
+    text = yaml.safe_dump(doc)
+    out = inject("-", stdin=text)
+    assert out.stdout == text and "opted_out" in out.stderr
+    # `initContainers: null` (as some generators write) is an absent list, not an error.
+    doc = pod("nulls", initContainers=None, volumes=None)
+    [result] = docs(inject("-", stdin=yaml.safe_dump(doc)).stdout)
+    assert [c["name"] for c in result["spec"]["initContainers"]] == ["switchyard"]
+    validate(result)
+
+
 def test_empty_and_comment_only_input_passes_through():
     for text in ["", "\n", "# nothing here\n---\n"]:
         assert inject("-", stdin=text).stdout == text
