@@ -120,7 +120,15 @@ def validate(doc):
 def test_every_overlay_renders_and_validates_strictly(rendered):
     overlay, docs = rendered
     kinds = sorted(d["kind"] for d in docs)
-    for expected in ["ConfigMap", "Deployment", "NetworkPolicy", "PodMonitor", "PrometheusRule"]:
+    expected_kinds = ["ConfigMap", "Deployment", "NetworkPolicy"]
+    # The Prometheus Operator objects are a Component (k8s/base/monitoring) the overlays include;
+    # the base alone needs no CRD, so it applies to any cluster.
+    monitoring = ["PodMonitor", "PrometheusRule"]
+    if overlay == "base":
+        assert not set(monitoring) & set(kinds), f"base: {kinds}"
+    else:
+        expected_kinds += monitoring + ["Namespace"]
+    for expected in expected_kinds:
         assert expected in kinds, f"{overlay}: {kinds}"
     for doc in docs:
         validate(doc)
@@ -346,10 +354,11 @@ def test_the_shipped_gateway_config_passes_switchyard_check(rendered, tmp_path):
 def test_monitoring_objects_select_the_sidecar(rendered):
     overlay, docs = rendered
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    podmonitor = one(docs, "PodMonitor")
-    selector = podmonitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= pod_labels.items(), (selector, pod_labels)
-    assert [e["port"] for e in podmonitor["spec"]["podMetricsEndpoints"]] == ["admin"]
+    if overlay != "base":  # the base alone has no PodMonitor (the monitoring Component)
+        podmonitor = one(docs, "PodMonitor")
+        selector = podmonitor["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items(), (selector, pod_labels)
+        assert [e["port"] for e in podmonitor["spec"]["podMetricsEndpoints"]] == ["admin"]
     if overlay == "overlays/prod":
         for kind in ["PodMonitor", "PrometheusRule"]:
             assert one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -464,3 +473,87 @@ def test_dockerfile_builds_a_minimal_non_root_image():
         assert path in ignored or f"/{path}" in ignored, path
     # The image runs the same command the manifest gives it.
     assert gw["args"][0] == "run"
+
+
+# --- what an adopter trips on (issue 22) -------------------------------------------------------
+
+
+# The image every container of every overlay must render to: `images:` in an overlay that no
+# longer matches the base's image name is silently ignored by kustomize.
+EXPECTED_IMAGES = {
+    "overlays/dev": {
+        "switchyard": "registry.example.com/switchyard:dev",
+        "app": "registry.example.com/checkout-app:dev",
+    },
+    "overlays/prod": {
+        "switchyard": "registry.example.com/switchyard:0.1.0",
+        "app": "registry.example.com/checkout-app:1.0.0",
+    },
+    "overlays/forward-proxy": {
+        "switchyard": "registry.example.com/switchyard:0.1.0",
+        "app": "registry.example.com/checkout-app:1.0.0",
+    },
+}
+
+
+def pod_specs(docs):
+    """Every pod template in the rendered objects (Deployment, StatefulSet, …, CronJob)."""
+    for doc in docs:
+        spec = doc.get("spec", {})
+        if doc["kind"] == "CronJob":
+            yield doc, spec["jobTemplate"]["spec"]["template"]["spec"]
+        elif doc["kind"] == "Pod":
+            yield doc, spec
+        elif "template" in spec:
+            yield doc, spec["template"]["spec"]
+
+
+def rendered_images(docs):
+    return {
+        (doc["kind"], doc["metadata"]["name"], c["name"]): c["image"]
+        for doc, pod in pod_specs(docs)
+        for c in pod.get("initContainers", []) + pod.get("containers", [])
+    }
+
+
+@pytest.mark.parametrize("overlay", sorted(EXPECTED_IMAGES))
+def test_every_overlay_renders_the_images_it_asks_for(overlay):
+    images = rendered_images(kustomize(overlay))
+    by_container = {container: image for (_, _, container), image in images.items()}
+    assert by_container == EXPECTED_IMAGES[overlay], images
+    # Never an unqualified name or a floating tag in anything an overlay applies.
+    for where, image in images.items():
+        name, _, tag = image.rpartition(":")
+        assert "/" in name and tag and tag != "latest", (where, image)
+
+
+def test_the_image_check_catches_an_overlay_tag_that_matches_nothing(tmp_path):
+    """The bug this guards against: an overlay's `images:` naming an image the base renamed."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = tmp_path / "k8s/overlays/dev/kustomization.yaml"
+    kustomization = yaml.safe_load(overlay.read_text())
+    base = tmp_path / "k8s/base/kustomization.yaml"
+    base_k = yaml.safe_load(base.read_text())
+    base_k["images"] = [
+        {"name": "switchyard", "newName": "registry.example.com/switchyard", "newTag": "0.1.0"},
+        {"name": "checkout-app", "newName": "registry.example.com/checkout-app", "newTag": "1.0.0"},
+    ]
+    base.write_text(yaml.safe_dump(base_k))
+    # The overlay as it was: only a tag, for a name the base has already renamed away.
+    kustomization["images"] = [{"name": "switchyard", "newTag": "dev"}, {"name": "checkout-app", "newTag": "dev"}]
+    overlay.write_text(yaml.safe_dump(kustomization))
+    out = subprocess.run([tool("kubectl"), "kustomize", str(overlay.parent)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    images = rendered_images([d for d in yaml.safe_load_all(out.stdout) if d])
+    assert "registry.example.com/switchyard:0.1.0" in images.values(), "the old bug no longer reproduces"
+    assert {c: i for (_, _, c), i in images.items()} != EXPECTED_IMAGES["overlays/dev"]
+
+
+@pytest.mark.parametrize("overlay", sorted(EXPECTED_IMAGES))
+def test_every_overlay_creates_its_namespace_first(overlay):
+    docs = kustomize(overlay)
+    namespaces = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
+    used = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
+    assert used and set(namespaces) == used, (namespaces, used)
+    # `kubectl apply -k` applies in kustomize's output order: the Namespace before its objects.
+    assert docs[0]["kind"] == "Namespace", [d["kind"] for d in docs]
