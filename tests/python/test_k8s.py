@@ -557,3 +557,22 @@ def test_every_overlay_creates_its_namespace_first(overlay):
     assert used and set(namespaces) == used, (namespaces, used)
     # `kubectl apply -k` applies in kustomize's output order: the Namespace before its objects.
     assert docs[0]["kind"] == "Namespace", [d["kind"] for d in docs]
+
+
+def blocking_port_forwards(text):
+    """Command lines that chain something after a port-forward in the foreground (`pf && curl`,
+    `pf; curl`, `pf | …`): port-forward runs until killed, so what follows never runs."""
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r"kubectl\b.*\bport-forward\b[^&;|\n]*(&&|;|\|)", line)
+    ]
+
+
+def test_no_doc_chains_a_command_after_a_foreground_port_forward():
+    assert blocking_port_forwards("kubectl -n NS port-forward pod/POD 9090 && curl -s 127.0.0.1:9090/metrics")
+    assert blocking_port_forwards("kubectl port-forward svc/x 9091; curl -s 127.0.0.1:9091/metrics")
+    assert not blocking_port_forwards("kubectl -n NS port-forward pod/POD 19090:9090 >/dev/null & PF=$!; sleep 2")
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {str(p.relative_to(ROOT)): blocking_port_forwards(p.read_text()) for p in docs}
+    assert not {p: lines for p, lines in found.items() if lines}
