@@ -576,3 +576,313 @@ def test_no_doc_chains_a_command_after_a_foreground_port_forward():
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     found = {str(p.relative_to(ROOT)): blocking_port_forwards(p.read_text()) for p in docs}
     assert not {p: lines for p, lines in found.items() if lines}
+
+
+# --- the injector (k8s/injector): the admission webhook's deployment ---------------------------
+
+INJECTOR = "injector"
+INJECTOR_NS = "switchyard-system"
+NEVER_INJECTED = {"kube-system", INJECTOR_NS}
+
+
+def flag(args, name):
+    """The value after `name` in a container's args (`--listen 0.0.0.0:8443`)."""
+    assert args.count(name) == 1, (name, args)
+    return args[args.index(name) + 1]
+
+
+def port_number(container, port):
+    """A container port by number or name."""
+    if isinstance(port, int):
+        return port
+    [number] = [p["containerPort"] for p in container.get("ports", []) if p["name"] == port]
+    return number
+
+
+def selector_matches(selector, labels):
+    """Kubernetes LabelSelector semantics: matchLabels and every matchExpression (AND); an
+    absent or empty selector matches everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def webhooks_called(webhooks, namespace, ns_labels, pod_labels):
+    """The webhooks the API server calls for a pod CREATE in `namespace`."""
+    ns_labels = {**ns_labels, "kubernetes.io/metadata.name": namespace}
+    called = []
+    for w in webhooks:
+        rules = [r for r in w["rules"] if "CREATE" in r["operations"] and "pods" in r["resources"] and "" in r["apiGroups"]]
+        if rules and selector_matches(w.get("namespaceSelector"), ns_labels) and selector_matches(w.get("objectSelector"), pod_labels):
+            called.append(w["name"])
+    return called
+
+
+# (namespace, its labels, the pod's labels) -> how many webhooks the API server calls
+ENABLED = {"switchyard.dev/inject": "enabled"}
+DISABLED = {"switchyard.dev/inject": "disabled"}
+SELECTION_CASES = [
+    ("checkout", ENABLED, {}, 1),  # the namespace opts in
+    ("checkout", ENABLED, {"app": "checkout"}, 1),
+    ("checkout", ENABLED, DISABLED, 0),  # a pod opts out
+    ("checkout", ENABLED, ENABLED, 1),  # both: injected once, never twice
+    ("other", {}, ENABLED, 1),  # a pod opts in where its namespace does not
+    ("other", {}, {}, 0),  # nobody asked
+    ("other", {}, DISABLED, 0),
+    ("other", DISABLED, ENABLED, 0),  # a namespace's opt-out wins
+    ("kube-system", ENABLED, ENABLED, 0),  # never, whatever the labels say
+    ("kube-system", {}, ENABLED, 0),
+    (INJECTOR_NS, ENABLED, {}, 0),
+    (INJECTOR_NS, {}, ENABLED, 0),
+]
+
+
+def injector_problems(docs):
+    """Everything unsafe or inconsistent in the rendered injector, as messages."""
+    problems = []
+
+    def check(ok, message):
+        if not ok:
+            problems.append(message)
+
+    [mwc] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    check(mwc["apiVersion"] == "admissionregistration.k8s.io/v1", f"apiVersion {mwc['apiVersion']}")
+    deployment = one(docs, "Deployment", "switchyard-injector")
+    service = one(docs, "Service", "switchyard-injector")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    args = container["args"]
+    check(args[0] == INJECTOR, f"args {args}")
+    listen_port = int(flag(args, "--listen").rsplit(":", 1)[1])
+    metrics_port = int(flag(args, "--metrics-listen").rsplit(":", 1)[1])
+    webhooks = mwc["webhooks"]
+    check(len(webhooks) == 2 and len({w["name"] for w in webhooks}) == 2, "two webhooks, distinct names")
+    for w in webhooks:
+        name = w["name"]
+        check(w.get("failurePolicy") == "Ignore", f"{name}: failurePolicy {w.get('failurePolicy')} (a down injector would block pod creation)")
+        check(w["sideEffects"] == "None", f"{name}: sideEffects {w['sideEffects']}")
+        check(0 < w.get("timeoutSeconds", 10) <= 10 and "timeoutSeconds" in w, f"{name}: timeoutSeconds {w.get('timeoutSeconds')}")
+        check(w["admissionReviewVersions"] == ["v1"], f"{name}: admissionReviewVersions")
+        rules = [(tuple(r["operations"]), tuple(r["apiGroups"]), tuple(r["apiVersions"]), tuple(r["resources"])) for r in w["rules"]]
+        check(rules == [(("CREATE",), ("",), ("v1",), ("pods",))], f"{name}: rules {rules} (CREATE pods only)")
+        svc = w["clientConfig"].get("service", {})
+        check("url" not in w["clientConfig"], f"{name}: a url, not the Service")
+        check(svc.get("path") == "/inject", f"{name}: path {svc.get('path')}")
+        check(svc.get("name") == service["metadata"]["name"], f"{name}: service {svc.get('name')}")
+        check(svc.get("namespace") == service["metadata"]["namespace"] == INJECTOR_NS, f"{name}: namespace {svc.get('namespace')}")
+        [sport] = [p for p in service["spec"]["ports"] if p["port"] == svc.get("port", 443)] or [None]
+        check(sport is not None and svc.get("port") == 443, f"{name}: port {svc.get('port')} is not the Service's 443")
+        if sport:
+            check(port_number(container, sport["targetPort"]) == listen_port, f"Service targetPort {sport['targetPort']} is not --listen {listen_port}")
+        for namespace in NEVER_INJECTED:
+            check(
+                not selector_matches(w.get("namespaceSelector"), {"kubernetes.io/metadata.name": namespace, **ENABLED}),
+                f"{name}: {namespace} not excluded",
+            )
+    for namespace, ns_labels, pod_labels, expected in SELECTION_CASES:
+        called = webhooks_called(webhooks, namespace, ns_labels, pod_labels)
+        check(len(called) == expected, f"pod {pod_labels} in {namespace} {ns_labels}: called {called}, expected {expected}")
+    # TLS: --tls-cert / --tls-key are the files of the mounted kubernetes.io/tls Secret.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for option, key in [("--tls-cert", "tls.crt"), ("--tls-key", "tls.key")]:
+        path = Path(flag(args, option))
+        mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == str(path.parent)]
+        check(len(mounts) == 1 and path.name == key, f"{option} {path}: not a {key} in a mounted directory")
+        for m in mounts:
+            secret = volumes[m["name"]].get("secret", {})
+            check(secret.get("secretName") == "switchyard-injector-tls", f"{option}: volume {m['name']} is not the TLS Secret")
+            check(m.get("readOnly") is True and "subPath" not in m, f"{option}: mount {m}")
+    # The injected image is the injector's own.
+    check(flag(args, "--image") == container["image"], f"--image {flag(args, '--image')} != image {container['image']}")
+    # Probes on /healthz over the webhook's TLS port; metrics on the --metrics-listen port.
+    for probe in ["readinessProbe", "livenessProbe"]:
+        get = container.get(probe, {}).get("httpGet", {})
+        check(get.get("path") == "/healthz", f"{probe}: {get}")
+        port = get.get("port")
+        check(port is not None and port_number(container, port) in (listen_port, metrics_port), f"{probe}: port {port}")
+        if port is not None and port_number(container, port) == listen_port:
+            check(get.get("scheme") == "HTTPS", f"{probe}: HTTP on the TLS port")
+    check(port_number(container, "metrics") == metrics_port, "the metrics port is not --metrics-listen")
+    # Hardened like the sidecar; no API access at all.
+    check(pod.get("automountServiceAccountToken") is False, "the pod mounts a service-account token")
+    sa = one(docs, "ServiceAccount", pod["serviceAccountName"])
+    check(sa.get("automountServiceAccountToken") is False, "the ServiceAccount mounts a token")
+    rbac = [d["kind"] for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+    check(not rbac, f"RBAC objects: {rbac}")
+    psc = pod["securityContext"]
+    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, f"pod securityContext {psc}")
+    check(psc.get("seccompProfile") == {"type": "RuntimeDefault"}, "seccomp")
+    sc = container["securityContext"]
+    check(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation")
+    check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+    check(sc.get("runAsNonRoot") is True, "runAsNonRoot")
+    check(sc.get("capabilities") == {"drop": ["ALL"]}, f"capabilities {sc.get('capabilities')}")
+    check("memory" in container["resources"].get("limits", {}), "no memory limit")
+    check({"cpu", "memory"} <= set(container["resources"].get("requests", {})), "no requests")
+    # Available through a node drain: two replicas on different nodes, a PDB.
+    check(deployment["spec"]["replicas"] >= 2, "fewer than 2 replicas")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    spread = [t for t in pod.get("topologySpreadConstraints", []) if t["topologyKey"] == "kubernetes.io/hostname"]
+    check(spread and all(selector_matches(t["labelSelector"], pod_labels) for t in spread), "not spread over nodes")
+    pdb = one(docs, "PodDisruptionBudget")
+    check(selector_matches(pdb["spec"]["selector"], pod_labels) and pdb["spec"].get("minAvailable", 0) >= 1, "PDB")
+    check(selector_matches(service["spec"]["selector"], pod_labels), "the Service does not select the pods")
+    # NetworkPolicy: the webhook port from anywhere (the API server), metrics from monitoring,
+    # no egress at all.
+    netpol = one(docs, "NetworkPolicy")
+    check(selector_matches(netpol["spec"]["podSelector"], pod_labels), "the NetworkPolicy does not select the pods")
+    check(set(netpol["spec"]["policyTypes"]) == {"Ingress", "Egress"} and netpol["spec"].get("egress", []) == [], "egress allowed")
+    for rule in netpol["spec"]["ingress"]:
+        ports = {port_number(container, p["port"]) for p in rule.get("ports", [])}
+        check(ports and ports <= {listen_port, metrics_port}, f"ingress to {ports}")
+        if metrics_port in ports:
+            check("from" in rule, "metrics open to all")
+    webhook_rules = [r for r in netpol["spec"]["ingress"] if listen_port in {port_number(container, p["port"]) for p in r.get("ports", [])}]
+    check(webhook_rules and any("from" not in r for r in webhook_rules), "the API server cannot reach the webhook port")
+    namespace = one(docs, "Namespace", INJECTOR_NS)
+    check(namespace["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted", "Pod Security")
+    for d in docs:
+        if d["kind"] not in {"Namespace", "MutatingWebhookConfiguration"}:
+            check(d["metadata"].get("namespace") == INJECTOR_NS, f"{d['kind']} {d['metadata']['name']}: namespace")
+    return problems
+
+
+def test_the_injector_renders_and_validates_strictly():
+    docs = kustomize(INJECTOR)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        ["Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
+         "MutatingWebhookConfiguration", "PodMonitor"]
+    ), kinds
+    for doc in docs:
+        validate(doc)
+    # kubectl apply -k applies in this order: the Namespace first, the webhook last (after the
+    # Deployment and Service it calls).
+    assert kinds and docs[0]["kind"] == "Namespace" and docs[-1]["kind"] == "MutatingWebhookConfiguration"
+
+
+def test_the_injector_is_safe_for_the_cluster():
+    assert injector_problems(kustomize(INJECTOR)) == []
+
+
+def test_the_injector_ships_a_placeholder_ca_bundle_not_a_certificate():
+    import base64
+
+    [mwc] = [d for d in kustomize(INJECTOR) if d["kind"] == "MutatingWebhookConfiguration"]
+    for w in mwc["webhooks"]:
+        bundle = base64.b64decode(w["clientConfig"]["caBundle"], validate=True)
+        assert b"BEGIN CERTIFICATE" not in bundle and b"REPLACE" in bundle, bundle
+
+
+def break_injector(docs, what):
+    """A copy of the rendered injector with one unsafe change."""
+    docs = copy.deepcopy(docs)
+    [mwc] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    w = mwc["webhooks"][0]
+    if what == "fail-closed":
+        w["failurePolicy"] = "Fail"
+    elif what == "no-failure-policy":  # the API's default is Fail
+        del w["failurePolicy"]
+    elif what == "side-effects":
+        w["sideEffects"] = "Some"
+    elif what == "slow":
+        w["timeoutSeconds"] = 30
+    elif what == "update-too":
+        w["rules"][0]["operations"] = ["CREATE", "UPDATE"]
+    elif what == "all-resources":
+        w["rules"][0]["resources"] = ["*"]
+    elif what == "path":
+        w["clientConfig"]["service"]["path"] = "/mutate"
+    elif what == "kube-system":
+        mwc["webhooks"][1]["namespaceSelector"]["matchExpressions"] = [
+            e for e in mwc["webhooks"][1]["namespaceSelector"]["matchExpressions"] if e["key"] != "kubernetes.io/metadata.name"
+        ]
+    elif what == "double-injection":
+        mwc["webhooks"][1]["namespaceSelector"]["matchExpressions"][0]["values"] = ["disabled"]
+    elif what == "opt-out-ignored":
+        del w["objectSelector"]
+    elif what == "target-port":
+        one(docs, "Service")["spec"]["ports"][0]["targetPort"] = 9443
+    elif what == "tls-path":
+        container["args"][container["args"].index("--tls-key") + 1] = "/etc/tls/tls.key"
+    elif what == "image":
+        container["image"] = "registry.example.com/switchyard:0.2.0"
+    elif what == "token":
+        pod["automountServiceAccountToken"] = True
+    elif what == "root":
+        container["securityContext"]["readOnlyRootFilesystem"] = False
+    elif what == "one-replica":
+        deployment["spec"]["replicas"] = 1
+    elif what == "egress":
+        one(docs, "NetworkPolicy")["spec"]["egress"] = [{}]
+    else:
+        raise AssertionError(what)
+    return docs
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["fail-closed", "no-failure-policy", "side-effects", "slow", "update-too", "all-resources", "path", "kube-system",
+     "double-injection", "opt-out-ignored", "target-port", "tls-path", "image", "token", "root", "one-replica", "egress"],
+)
+def test_the_injector_checks_catch_an_unsafe_change(what):
+    docs = kustomize(INJECTOR)
+    assert injector_problems(docs) == []
+    assert injector_problems(break_injector(docs, what)), what
+
+
+def test_selector_semantics_match_kubernetes():
+    assert selector_matches(None, {"a": "b"})
+    assert selector_matches({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["y"]}]}, {})
+    assert not selector_matches({"matchExpressions": [{"key": "x", "operator": "In", "values": ["y"]}]}, {})
+    assert not selector_matches({"matchLabels": {"x": "y"}, "matchExpressions": [{"key": "z", "operator": "Exists"}]}, {"x": "y"})
+
+
+def test_the_cert_manager_overlay_wires_the_certificate_into_the_webhook():
+    """cert-manager's CRDs are not available offline: its objects are checked for how they fit
+    together; everything else still validates strictly and passes the injector's checks."""
+    docs = kustomize("overlays/injector-cert-manager")
+    cm = [d for d in docs if d["apiVersion"].startswith("cert-manager.io/")]
+    others = [d for d in docs if d not in cm]
+    for doc in others:
+        validate(doc)
+    [mwc] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    # Every webhook without the placeholder (cert-manager owns caBundle; a re-apply must not reset it).
+    assert all("caBundle" not in w["clientConfig"] for w in mwc["webhooks"])
+    without_bundle = copy.deepcopy(others)
+    for w in next(d for d in without_bundle if d["kind"] == "MutatingWebhookConfiguration")["webhooks"]:
+        w["clientConfig"]["caBundle"] = "UkVQTEFDRQ=="
+    assert injector_problems(without_bundle) == []
+    ns, _, name = mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].partition("/")
+    certs = {d["metadata"]["name"]: d for d in cm if d["kind"] == "Certificate"}
+    issuers = {d["metadata"]["name"]: d for d in cm if d["kind"] == "Issuer"}
+    assert ns == INJECTOR_NS and name in certs, (ns, name, sorted(certs))
+    serving = certs[name]
+    assert all(d["metadata"]["namespace"] == INJECTOR_NS for d in cm)
+    # The Certificate's Secret is the one the injector mounts, valid for the name the API server calls.
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert serving["spec"]["secretName"] in {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    service = one(docs, "Service")
+    assert f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc" in serving["spec"]["dnsNames"]
+    assert "server auth" in serving["spec"].get("usages", ["server auth"])
+    # Every issuerRef resolves: serving <- CA issuer <- CA certificate <- self-signed issuer.
+    for cert in certs.values():
+        ref = cert["spec"]["issuerRef"]
+        assert ref.get("kind", "Issuer") == "Issuer" and ref["name"] in issuers, ref
+    ca_issuer = issuers[serving["spec"]["issuerRef"]["name"]]
+    ca_cert = next(c for c in certs.values() if c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"])
+    assert ca_cert["spec"]["isCA"] is True and "selfSigned" in issuers[ca_cert["spec"]["issuerRef"]["name"]]["spec"]
