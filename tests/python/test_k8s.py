@@ -763,7 +763,7 @@ def test_the_injector_renders_and_validates_strictly():
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
-         "MutatingWebhookConfiguration", "PodMonitor"]
+         "MutatingWebhookConfiguration", "PodMonitor", "PrometheusRule"]
     ), kinds
     for doc in docs:
         validate(doc)
@@ -886,3 +886,108 @@ def test_the_cert_manager_overlay_wires_the_certificate_into_the_webhook():
     ca_issuer = issuers[serving["spec"]["issuerRef"]["name"]]
     ca_cert = next(c for c in certs.values() if c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"])
     assert ca_cert["spec"]["isCA"] is True and "selfSigned" in issuers[ca_cert["spec"]["issuerRef"]["name"]]["spec"]
+
+
+def injector_rules_spec():
+    [rule] = [d for d in kustomize(INJECTOR) if d["kind"] == "PrometheusRule"]
+    return rule["spec"]
+
+
+INJECTOR_RULES_TEST = """
+rule_files: [injector-rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # both replicas scraped for 10 minutes, then neither
+      - series: 'up{namespace="switchyard-system", pod="switchyard-injector-a"}'
+        values: '1x10 0x10'
+      - series: 'up{namespace="switchyard-system", pod="switchyard-injector-b"}'
+        values: '1x10 0x10'
+      # the API server admitted 3 pods without calling the injector, from minute 12
+      - series: 'apiserver_admission_webhook_fail_open_count{name="pods.namespace.injector.switchyard.dev", type="admit"}'
+        values: '0x11 1 2 3 3x10'
+      # another webhook failing open is not ours
+      - series: 'apiserver_admission_webhook_fail_open_count{name="pods.other.example.com", type="admit"}'
+        values: '0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20'
+    alert_rule_test:
+      - { eval_time: 9m, alertname: SwitchyardInjectorDown, exp_alerts: [] }
+      - { eval_time: 9m, alertname: SwitchyardInjectorFailOpen, exp_alerts: [] }
+      - eval_time: 17m
+        alertname: SwitchyardInjectorDown
+        exp_alerts:
+          - exp_labels: { severity: critical }
+            exp_annotations:
+              summary: No switchyard injector replica is up
+              description: >-
+                No replica of the injector has been scraped for 5 minutes. Pods created in
+                injected namespaces meanwhile start without the Switchyard sidecar.
+              runbook_url: docs/runbook.md#switchyardinjectordown
+      - eval_time: 15m
+        alertname: SwitchyardInjectorFailOpen
+        exp_alerts:
+          - exp_labels: { severity: warning, name: pods.namespace.injector.switchyard.dev }
+            exp_annotations:
+              summary: "Pods were created without the Switchyard sidecar (pods.namespace.injector.switchyard.dev)"
+              description: >-
+                The API server could not call the injector for 3 pod
+                creations in the last 10 minutes and admitted them without the sidecar
+                (failurePolicy Ignore). Find them and restart their workloads.
+              runbook_url: docs/runbook.md#switchyardinjectorfailopen
+"""
+
+
+def test_the_injector_alerts_fire_when_pods_miss_the_sidecar_and_have_runbook_sections(tmp_path):
+    spec = injector_rules_spec()
+    (tmp_path / "injector-rules.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (tmp_path / "injector-rules.test.yaml").write_text(INJECTOR_RULES_TEST)
+    out = promtool("check", "rules", "injector-rules.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = promtool("test", "rules", "injector-rules.test.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The unit test can fail: a rule that never fires makes it fail.
+    broken = copy.deepcopy(spec)
+    broken["groups"][0]["rules"][1]["expr"] = broken["groups"][0]["rules"][1]["expr"].replace("> 0", "> 5")
+    (tmp_path / "injector-rules.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
+    out = promtool("test", "rules", "injector-rules.test.yaml", cwd=tmp_path)
+    assert out.returncode != 0 and "SwitchyardInjectorFailOpen" in out.stdout + out.stderr
+    # Each alert's runbook_url names a section of docs/runbook.md.
+    runbook = (ROOT / "docs/runbook.md").read_text()
+    anchors = {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#{1,6} (.+)$", runbook, flags=re.M)
+    }
+    alerts = [r for g in spec["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} == {"SwitchyardInjectorDown", "SwitchyardInjectorFailOpen"}
+    webhook_names = {w["name"] for d in kustomize(INJECTOR) if d["kind"] == "MutatingWebhookConfiguration" for w in d["webhooks"]}
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == f"docs/runbook.md#{alert['alert'].lower()}"
+        assert alert["alert"].lower() in anchors
+    # The fail-open alert matches exactly our webhooks' names.
+    [fail_open] = [a for a in alerts if a["alert"] == "SwitchyardInjectorFailOpen"]
+    pattern = re.search(r'name=~"([^"]+)"', fail_open["expr"]).group(1).replace("\\\\", "\\")
+    assert all(re.fullmatch(pattern, n) for n in webhook_names), (pattern, webhook_names)
+
+
+def test_cluster_wide_sidecar_monitoring_is_one_podmonitor_for_every_namespace(tmp_path):
+    """The commented `components:` lines in k8s/injector/kustomization.yaml, uncommented."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    path = tmp_path / "k8s/injector/kustomization.yaml"
+    text = path.read_text()
+    for line in ["  # - ../base/monitoring\n", "  # - sidecar-monitoring\n"]:
+        assert line in text, line
+        text = text.replace(line, line.replace("# ", ""))
+    path.write_text(text)
+    out = subprocess.run([tool("kubectl"), "kustomize", str(path.parent)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    for doc in docs:
+        validate(doc)
+    podmonitor = one(docs, "PodMonitor", "switchyard")
+    assert podmonitor["metadata"]["namespace"] == INJECTOR_NS
+    assert podmonitor["spec"]["namespaceSelector"] == {"any": True}
+    assert podmonitor["spec"]["selector"]["matchLabels"] == {"switchyard.dev/sidecar": "true"}
+    one(docs, "PrometheusRule", "switchyard")
+    assert injector_problems(docs) == []
+    # Included by default it is not: the app overlays scrape their own namespace.
+    assert "switchyard" not in {d["metadata"]["name"] for d in kustomize(INJECTOR) if d["kind"] == "PodMonitor"}
