@@ -991,3 +991,65 @@ def test_cluster_wide_sidecar_monitoring_is_one_podmonitor_for_every_namespace(t
     assert injector_problems(docs) == []
     # Included by default it is not: the app overlays scrape their own namespace.
     assert "switchyard" not in {d["metadata"]["name"] for d in kustomize(INJECTOR) if d["kind"] == "PodMonitor"}
+
+
+def fenced_blocks(text):
+    return re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def test_the_documented_ca_bundle_overlay_replaces_the_placeholder(tmp_path):
+    """docs/kubernetes.md, way (a): its kustomization and patch, as written there."""
+    import base64
+
+    blocks = fenced_blocks((ROOT / "docs/kubernetes.md").read_text())
+    [kustomization] = [b for lang, b in blocks if lang == "yaml" and b.startswith("# my-injector/kustomization.yaml")]
+    [script] = [b for lang, b in blocks if lang == "sh" and "ca-bundle.patch.yaml <<EOF" in b]
+    patch = re.search(r"<<EOF\n(.*?)^EOF$", script, flags=re.M | re.S).group(1)
+    bundle = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    shutil.copytree(K8S, tmp_path / "k8s")
+    (tmp_path / "my-injector").mkdir()
+    (tmp_path / "my-injector/kustomization.yaml").write_text(kustomization)
+    (tmp_path / "my-injector/ca-bundle.patch.yaml").write_text(patch.replace("$CA_BUNDLE", bundle))
+    out = subprocess.run([tool("kubectl"), "kustomize", str(tmp_path / "my-injector")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    [mwc] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    assert [w["clientConfig"]["caBundle"] for w in mwc["webhooks"]] == [bundle] * len(mwc["webhooks"])
+    for doc in docs:
+        validate(doc)
+    assert injector_problems(docs) == []
+    # The documented Secret is the one the injector mounts, with the keys of a TLS Secret.
+    [setup] = [b for lang, b in blocks if lang == "sh" and "create secret tls" in b]
+    secret = re.search(r"create secret tls (\S+)", setup).group(1)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert secret in {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert f"-n {INJECTOR_NS}" in setup
+
+
+ANNOTATIONS = {
+    "switchyard.dev/inject": None,
+    "switchyard.dev/config": "switchyard-config",
+    "switchyard.dev/keys-secret": "switchyard-provider-keys",
+    "switchyard.dev/ca-secret": "switchyard-ca",
+    "switchyard.dev/mode": "base-url",
+    "switchyard.dev/image": None,
+    "switchyard.dev/resources": None,
+    "switchyard.dev/env-targets": None,
+    "switchyard.dev/proxy-port": "8080",
+    "switchyard.dev/admin-port": "9090",
+}
+
+
+def test_the_adoption_guide_documents_every_annotation_with_its_default():
+    text = (ROOT / "docs/kubernetes.md").read_text()
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `(switchyard\.dev/[\w-]+)` \| ([^|]*) \|", text, flags=re.M)
+    }
+    assert set(rows) == set(ANNOTATIONS), set(rows) ^ set(ANNOTATIONS)
+    for name, default in ANNOTATIONS.items():
+        if default:
+            assert f"`{default}`" in rows[name], (name, rows[name])
+    # Linked from the README's map and from the operations guide.
+    assert "(docs/kubernetes.md)" in (ROOT / "README.md").read_text()
+    assert "(kubernetes.md)" in (ROOT / "docs/operations.md").read_text()
