@@ -1053,3 +1053,25 @@ def test_the_adoption_guide_documents_every_annotation_with_its_default():
     # Linked from the README's map and from the operations guide.
     assert "(docs/kubernetes.md)" in (ROOT / "README.md").read_text()
     assert "(kubernetes.md)" in (ROOT / "docs/operations.md").read_text()
+
+
+@pytest.mark.parametrize("path", ["overlays/dev", "overlays/prod", "overlays/forward-proxy", INJECTOR])
+def test_dropping_the_monitoring_component_leaves_nothing_that_needs_a_crd(path, tmp_path):
+    """docs/kubernetes.md, "Prerequisites": the way to apply to a cluster without the Prometheus
+    Operator CRDs is to delete the `components:` entry."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    kustomization = tmp_path / "k8s" / path / "kustomization.yaml"
+    data = yaml.safe_load(kustomization.read_text())
+    monitoring = [c for c in data["components"] if c.rstrip("/").endswith("monitoring")]
+    assert monitoring, data["components"]
+    data["components"] = [c for c in data["components"] if c not in monitoring]
+    if not data["components"]:
+        del data["components"]
+    # (prod's patches of the PodMonitor and PrometheusRule then match nothing, which is fine.)
+    kustomization.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = subprocess.run([tool("kubectl"), "kustomize", str(kustomization.parent)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert not [d["kind"] for d in docs if not d["apiVersion"].startswith(("v1", "apps/", "policy/", "networking.k8s.io/", "admissionregistration.k8s.io/"))]
+    for doc in docs:
+        validate_builtin(doc)
