@@ -50,6 +50,21 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Add the Switchyard sidecar to the workloads of Kubernetes manifests (YAML or JSON, one
+    /// object, several documents or a List) and print them; `--uninject` removes it. Every
+    /// other object passes through unchanged. Reads FILE, or stdin if it is `-` or absent.
+    Inject {
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+        /// Remove the sidecar instead.
+        #[arg(long)]
+        uninject: bool,
+        /// Print nothing on stderr but errors.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        defaults: InjectDefaultsArgs,
+    },
     /// Run the fault-injecting mock provider (OpenAI, Anthropic, Gemini wire formats).
     #[cfg(feature = "demo")]
     MockProvider(MockProviderArgs),
@@ -142,7 +157,6 @@ struct InjectDefaultsArgs {
     admin_port: Option<u16>,
 }
 
-#[allow(dead_code)] // TEMP: used by the inject and injector commands, landing next
 impl InjectDefaultsArgs {
     /// The injection defaults, or why a flag's value is refused.
     fn defaults(&self) -> Result<switchyard::inject::Defaults, String> {
@@ -164,7 +178,11 @@ impl InjectDefaultsArgs {
             d.mode = match mode.as_str() {
                 "base-url" => Mode::BaseUrl,
                 "forward-proxy" => Mode::ForwardProxy,
-                other => return Err(format!("--mode {other:?}: expected base-url or forward-proxy")),
+                other => {
+                    return Err(format!(
+                        "--mode {other:?}: expected base-url or forward-proxy"
+                    ))
+                }
             };
         }
         if let Some(port) = self.proxy_port {
@@ -174,6 +192,84 @@ impl InjectDefaultsArgs {
             d.admin_port = port;
         }
         Ok(d)
+    }
+}
+
+/// `switchyard inject`: the manifests on stdout, a line per workload and the warnings on
+/// stderr; on any refusal, the reasons on stderr, nothing on stdout, exit 1.
+fn inject(
+    file: Option<PathBuf>,
+    uninject: bool,
+    quiet: bool,
+    args: &InjectDefaultsArgs,
+) -> ExitCode {
+    use std::io::{Read, Write};
+    use switchyard::inject::{rewrite, Action, MAX_INPUT_BYTES};
+    let defaults = match args.defaults() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (name, reader): (String, Box<dyn Read>) = match file.as_deref() {
+        None => ("stdin".into(), Box::new(std::io::stdin())),
+        Some(p) if p.as_os_str() == "-" => ("stdin".into(), Box::new(std::io::stdin())),
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => (p.display().to_string(), Box::new(f)),
+            Err(e) => {
+                eprintln!("error: {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut input = String::new();
+    match reader
+        .take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_string(&mut input)
+    {
+        Ok(n) if n > MAX_INPUT_BYTES => {
+            eprintln!("error: {name}: larger than {} MiB", MAX_INPUT_BYTES >> 20);
+            return ExitCode::FAILURE;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let action = if uninject {
+        Action::Uninject
+    } else {
+        Action::Inject
+    };
+    match rewrite(&input, action, &defaults) {
+        Ok(done) => {
+            if !quiet {
+                for line in done.summary.iter().map(|l| l.as_str()) {
+                    eprintln!("{line}");
+                }
+            }
+            for warning in &done.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout
+                .write_all(done.output.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                eprintln!("error: writing the manifests: {e}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("nothing written: {} error(s)", errors.len());
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -197,6 +293,12 @@ fn main() -> ExitCode {
             admin_listen,
         } => run(config, listen, admin_listen),
         Command::Check { file, strict } => check(&file, strict),
+        Command::Inject {
+            file,
+            uninject,
+            quiet,
+            defaults,
+        } => inject(file, uninject, quiet, &defaults),
         #[cfg(feature = "demo")]
         Command::MockProvider(args) => mock_provider(args),
         #[cfg(feature = "demo")]

@@ -3,6 +3,15 @@
 //! `switchyard injector` (the admission webhook, `webhook/`) applies the same transformation to
 //! pods as the API server creates them. The sidecar itself is defined once, in `sidecar.rs`.
 
+mod manifest;
+mod options;
+mod pod;
+mod sidecar;
+mod tree;
+
+pub use manifest::{rewrite, template_path, workload_name, Action, Rewritten, MAX_INPUT_BYTES};
+pub use sidecar::{CONTAINER, LABEL};
+
 use serde_json::Value;
 
 /// How the app reaches the sidecar.
@@ -61,6 +70,18 @@ pub enum Outcome {
     OptedOut,
 }
 
+impl Outcome {
+    /// The word for it in summaries and metrics: `injected`, `updated`, `unchanged`, `opted_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Injected => "injected",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::OptedOut => "opted_out",
+        }
+    }
+}
+
 /// The result of injecting into one pod: the outcome and anything worth a warning.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -76,15 +97,36 @@ pub enum InjectError {
 }
 
 /// Injects the sidecar into a Pod object (`{"metadata": …, "spec": …}`, as the API server sends
-/// it), in place. `workload` names it in errors and warnings (`Pod/checkout-7d9f…`).
+/// it), in place: the admission webhook's transformation. `workload` names it in errors and
+/// warnings (`Pod/checkout-7d9f…`).
+///
+/// A pod that already has the sidecar is left as it is (`Unchanged`): its workload was injected
+/// by `switchyard inject`, whose manifest stays the truth (its annotations may live on the
+/// workload, which the webhook does not see; and a pod differing from its template would
+/// confuse every rollout). Such a workload is updated by injecting its manifest again.
 pub fn inject_pod(
     pod: &mut Value,
     defaults: &Defaults,
     workload: &str,
 ) -> Result<Report, InjectError> {
-    let _ = (pod, defaults, workload);
-    Ok(Report {
-        outcome: Outcome::Unchanged,
-        warnings: Vec::new(),
+    if is_injected(pod) {
+        return Ok(Report {
+            outcome: Outcome::Unchanged,
+            warnings: Vec::new(),
+        });
+    }
+    pod::inject(None, pod, defaults).map_err(|message| InjectError::Refused {
+        workload: workload.to_owned(),
+        message,
     })
+}
+
+/// Whether a pod (or pod template) already has the sidecar.
+pub fn is_injected(pod: &Value) -> bool {
+    pod.pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+        })
 }

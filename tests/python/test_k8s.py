@@ -188,16 +188,19 @@ def test_switchyard_is_a_native_sidecar_with_probes_on_the_admin_port(rendered):
     pod, gw = sidecar(docs)
     assert gw["restartPolicy"] == "Always", "a native sidecar is an initContainer with restartPolicy Always"
     config = yaml.safe_load(gateway_config(docs))
-    admin_port = int(config["admin_listen"].rsplit(":", 1)[1])
-    assert config["admin_listen"].startswith("0.0.0.0:"), "kubelet and Prometheus reach the pod IP"
-    assert config["listen"] == "127.0.0.1:8080", "only the pod's own containers reach the proxy"
+    # The listeners are the sidecar's arguments (they override the config's, which agree).
+    args = dict(zip(gw["args"][1::2], gw["args"][2::2]))
+    assert args["--admin-listen"].startswith("0.0.0.0:"), "kubelet and Prometheus reach the pod IP"
+    assert args["--listen"] == "127.0.0.1:8080", "only the pod's own containers reach the proxy"
+    assert config["admin_listen"] == args["--admin-listen"] and config["listen"] == args["--listen"]
+    admin_port = int(args["--admin-listen"].rsplit(":", 1)[1])
     ports = {p["name"]: p["containerPort"] for p in gw["ports"]}
-    assert ports == {"admin": admin_port}
+    assert ports == {"switchyard": admin_port}
     probes = {k: gw[k]["httpGet"] for k in ["startupProbe", "readinessProbe", "livenessProbe"]}
     assert probes["startupProbe"]["path"] == "/readyz"
     assert probes["readinessProbe"]["path"] == "/readyz"
     assert probes["livenessProbe"]["path"] == "/healthz"
-    assert all(p["port"] == "admin" for p in probes.values()), probes
+    assert all(p["port"] == "switchyard" for p in probes.values()), probes
     # The app points its SDKs at the sidecar: as their base URL, or as their HTTPS proxy.
     [app] = pod["containers"]
     env = {e["name"]: e.get("value") for e in app["env"]}
@@ -237,7 +240,7 @@ def test_config_and_keys_are_mounted_as_directories_the_gateway_can_hot_reload(r
     config_volume = volumes[next(n for n, v in volumes.items() if "configMap" in v)]
     assert config_volume["configMap"]["name"] == "switchyard-config"
     config_dir = mounts[config_volume["name"]]["mountPath"]
-    assert gw["args"] == ["run", "--config", f"{config_dir}/switchyard.yaml"]
+    assert gw["args"][:3] == ["run", "--config", f"{config_dir}/switchyard.yaml"]
     # The provider keys (the forward-proxy overlay mounts a second Secret, its CA).
     keys_volume = next(v for v in volumes.values() if v.get("secret", {}).get("secretName") == "switchyard-provider-keys")
     keys_dir = mounts[keys_volume["name"]]["mountPath"]
@@ -358,13 +361,13 @@ def test_monitoring_objects_select_the_sidecar(rendered):
         podmonitor = one(docs, "PodMonitor")
         selector = podmonitor["spec"]["selector"]["matchLabels"]
         assert selector.items() <= pod_labels.items(), (selector, pod_labels)
-        assert [e["port"] for e in podmonitor["spec"]["podMetricsEndpoints"]] == ["admin"]
+        assert [e["port"] for e in podmonitor["spec"]["podMetricsEndpoints"]] == ["switchyard"]
     if overlay == "overlays/prod":
         for kind in ["PodMonitor", "PrometheusRule"]:
             assert one(docs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     netpol = one(docs, "NetworkPolicy")
     assert netpol["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    admin_from = [r for r in netpol["spec"]["ingress"] if any(p["port"] == "admin" for p in r["ports"])]
+    admin_from = [r for r in netpol["spec"]["ingress"] if any(p["port"] == "switchyard" for p in r["ports"])]
     assert admin_from and all("from" in r for r in admin_from), "the admin port is not open to all"
 
 
