@@ -673,6 +673,8 @@ def injector_problems(docs):
     check(len(webhooks) == 2 and len({w["name"] for w in webhooks}) == 2, "two webhooks, distinct names")
     for w in webhooks:
         name = w["name"]
+        # The API server requires a fully qualified name: a domain of at least three labels.
+        check(re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+){2,}", name) is not None, f"{name}: not a fully qualified name")
         check(w.get("failurePolicy") == "Ignore", f"{name}: failurePolicy {w.get('failurePolicy')} (a down injector would block pod creation)")
         check(w["sideEffects"] == "None", f"{name}: sideEffects {w['sideEffects']}")
         check(0 < w.get("timeoutSeconds", 10) <= 10 and "timeoutSeconds" in w, f"{name}: timeoutSeconds {w.get('timeoutSeconds')}")
@@ -830,6 +832,8 @@ def break_injector(docs, what):
         container["securityContext"]["readOnlyRootFilesystem"] = False
     elif what == "one-replica":
         deployment["spec"]["replicas"] = 1
+    elif what == "short-name":
+        w["name"] = "switchyard-injector"
     elif what == "egress":
         one(docs, "NetworkPolicy")["spec"]["egress"] = [{}]
     else:
@@ -840,7 +844,7 @@ def break_injector(docs, what):
 @pytest.mark.parametrize(
     "what",
     ["fail-closed", "no-failure-policy", "side-effects", "slow", "update-too", "all-resources", "path", "kube-system",
-     "double-injection", "opt-out-ignored", "target-port", "tls-path", "image", "token", "root", "one-replica", "egress"],
+     "double-injection", "opt-out-ignored", "target-port", "tls-path", "image", "token", "root", "one-replica", "egress", "short-name"],
 )
 def test_the_injector_checks_catch_an_unsafe_change(what):
     docs = kustomize(INJECTOR)
