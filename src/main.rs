@@ -259,7 +259,12 @@ impl InjectDefaultsArgs {
 
 /// `switchyard inject`: the manifests on stdout, a line per workload and the warnings on
 /// stderr; on any refusal, the reasons on stderr, nothing on stdout, exit 1.
-fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefaultsArgs) -> ExitCode {
+fn inject(
+    file: Option<PathBuf>,
+    uninject: bool,
+    quiet: bool,
+    args: &InjectDefaultsArgs,
+) -> ExitCode {
     use std::io::{Read, Write};
     use switchyard::inject::{rewrite, Action, MAX_INPUT_BYTES};
     let defaults = match args.defaults() {
@@ -281,7 +286,10 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
         },
     };
     let mut input = String::new();
-    match reader.take(MAX_INPUT_BYTES as u64 + 1).read_to_string(&mut input) {
+    match reader
+        .take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_string(&mut input)
+    {
         Ok(n) if n > MAX_INPUT_BYTES => {
             eprintln!("error: {name}: larger than {} MiB", MAX_INPUT_BYTES >> 20);
             return ExitCode::FAILURE;
@@ -292,7 +300,11 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
             return ExitCode::FAILURE;
         }
     }
-    let action = if uninject { Action::Uninject } else { Action::Inject };
+    let action = if uninject {
+        Action::Uninject
+    } else {
+        Action::Inject
+    };
     match rewrite(&input, action, &defaults) {
         Ok(done) => {
             if !quiet {
@@ -304,7 +316,10 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
                 eprintln!("warning: {warning}");
             }
             let mut stdout = std::io::stdout().lock();
-            if let Err(e) = stdout.write_all(done.output.as_bytes()).and_then(|()| stdout.flush()) {
+            if let Err(e) = stdout
+                .write_all(done.output.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 eprintln!("error: writing the manifests: {e}");
                 return ExitCode::FAILURE;
             }
@@ -314,7 +329,7 @@ fn inject(file: Option<PathBuf>, uninject: bool, quiet: bool, args: &InjectDefau
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            eprintln!("nothing written: {} workload(s) refused", errors.len());
+            eprintln!("nothing written: {} error(s)", errors.len());
             ExitCode::FAILURE
         }
     }

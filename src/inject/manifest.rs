@@ -31,8 +31,17 @@ pub struct Rewritten {
 
 /// Rewrites `input`; every refused workload and unreadable document is an error (and nothing
 /// is written, so a pipe into `kubectl apply` applies nothing half-done).
-pub fn rewrite(input: &str, action: Action, defaults: &Defaults) -> Result<Rewritten, Vec<InjectError>> {
-    let mut run = Run { action, defaults, out: Rewritten::default(), errors: Vec::new() };
+pub fn rewrite(
+    input: &str,
+    action: Action,
+    defaults: &Defaults,
+) -> Result<Rewritten, Vec<InjectError>> {
+    let mut run = Run {
+        action,
+        defaults,
+        out: Rewritten::default(),
+        errors: Vec::new(),
+    };
     let trimmed = input.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         run.json(input);
@@ -70,7 +79,9 @@ impl Run<'_> {
                 Some(Ok(tree)) => match self.document(&tree) {
                     Some(changed) => {
                         let text = serde_json::to_string_pretty(&changed).unwrap_or_default();
-                        self.out.output.push_str(&input[start..end].replace(input[start..end].trim(), &text));
+                        self.out
+                            .output
+                            .push_str(&input[start..end].replace(input[start..end].trim(), &text));
                     }
                     None => self.out.output.push_str(&input[start..end]),
                 },
@@ -86,7 +97,10 @@ impl Run<'_> {
             // Kubernetes reads YAML 1.1: `0440` is octal (a Secret's defaultMode).
             legacy_octal_numbers: true,
         };
+        let mut line = 1;
         for (index, chunk) in documents(input).into_iter().enumerate() {
+            let first_line = line;
+            line += chunk.matches('\n').count();
             if !has_content(chunk) {
                 self.out.output.push_str(chunk);
                 continue;
@@ -94,7 +108,8 @@ impl Run<'_> {
             let tree = match serde_saphyr::from_str_with_options::<Tree>(chunk, options.clone()) {
                 Ok(tree) => tree,
                 Err(e) => {
-                    self.errors.push(unreadable(index, &e.to_string()));
+                    let why = format!("{e} (lines count from the document's first, line {first_line} of the input)");
+                    self.errors.push(unreadable(index, &why));
                     continue;
                 }
             };
@@ -122,19 +137,33 @@ impl Run<'_> {
 
     /// Rewrites one object (recursing into a List's items); whether it changed.
     fn object(&mut self, object: &mut Value) -> bool {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if kind.ends_with("List") {
             let mut changed = false;
-            for item in object.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
+            for item in object
+                .get_mut("items")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
                 changed |= self.object(item);
             }
             return changed;
         }
-        let Some(path) = template_path(object) else { return false };
+        let Some(path) = template_path(object) else {
+            return false;
+        };
         let workload = workload_name(object);
         let workload_meta = object.get("metadata").cloned();
         let Some(template) = object.pointer_mut(path) else {
-            self.errors.push(InjectError::Refused { workload, message: format!("no pod template at {path}") });
+            self.errors.push(InjectError::Refused {
+                workload,
+                message: format!("no pod template at {path}"),
+            });
             return false;
         };
         match self.action {
@@ -144,14 +173,25 @@ impl Run<'_> {
                 let changed = *template != before;
                 self.out.summary.push(format!(
                     "{workload}: {}",
-                    if removed { "uninjected" } else { "not injected" }
+                    if removed {
+                        "uninjected"
+                    } else {
+                        "not injected"
+                    }
                 ));
                 changed
             }
             Action::Inject => match pod::inject(workload_meta.as_ref(), template, self.defaults) {
                 Ok(report) => {
-                    self.out.summary.push(format!("{workload}: {}", report.outcome.as_str()));
-                    self.out.warnings.extend(report.warnings.into_iter().map(|w| format!("{workload}: {w}")));
+                    self.out
+                        .summary
+                        .push(format!("{workload}: {}", report.outcome.as_str()));
+                    self.out.warnings.extend(
+                        report
+                            .warnings
+                            .into_iter()
+                            .map(|w| format!("{workload}: {w}")),
+                    );
                     !matches!(report.outcome, Outcome::Unchanged | Outcome::OptedOut)
                 }
                 Err(message) => {
@@ -164,7 +204,10 @@ impl Run<'_> {
 }
 
 fn unreadable(index: usize, why: &str) -> InjectError {
-    InjectError::Refused { workload: format!("document {}", index + 1), message: format!("not readable: {why}") }
+    InjectError::Refused {
+        workload: format!("document {}", index + 1),
+        message: format!("not readable: {why}"),
+    }
 }
 
 /// The JSON pointer to the pod template of a workload this injects into (`""`: the object is
@@ -185,13 +228,19 @@ pub fn template_path(object: &Value) -> Option<&'static str> {
 
 /// `Deployment/checkout`, with its namespace when the object has one.
 pub fn workload_name(object: &Value) -> String {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
     let meta = object.get("metadata");
     let name = meta
         .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
         .and_then(Value::as_str)
         .unwrap_or("(unnamed)");
-    match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+    match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
         Some(ns) => format!("{kind}/{name} (namespace {ns})"),
         None => format!("{kind}/{name}"),
     }
@@ -204,7 +253,9 @@ fn documents(input: &str) -> Vec<&str> {
     let mut offset = 0;
     for line in input.split_inclusive('\n') {
         let rest = line.strip_prefix("---");
-        if offset > 0 && rest.is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r', '\n'])) {
+        if offset > 0
+            && rest.is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r', '\n']))
+        {
             starts.push(offset);
         }
         offset += line.len();
@@ -256,10 +307,21 @@ mod tests {
     #[test]
     fn documents_split_at_marker_lines_only() {
         let input = "a: 1\n---\nb: |\n  ---x\n--- # two\nc: 3\n---\n";
-        assert_eq!(documents(input), vec!["a: 1\n", "---\nb: |\n  ---x\n", "--- # two\nc: 3\n", "---\n"]);
+        assert_eq!(
+            documents(input),
+            vec![
+                "a: 1\n",
+                "---\nb: |\n  ---x\n",
+                "--- # two\nc: 3\n",
+                "---\n"
+            ]
+        );
         assert!(!has_content("---\n# only a comment\n...\n"));
         assert!(has_content("--- # c\nkind: Pod\n"));
-        assert_eq!(preamble("# top\n---\n# about\nkind: Pod\n# inner\n"), "# top\n---\n# about\n");
+        assert_eq!(
+            preamble("# top\n---\n# about\nkind: Pod\n# inner\n"),
+            "# top\n---\n# about\n"
+        );
         assert_eq!(preamble("--- # two\nkind: Pod\n"), "--- # two\n");
         assert_eq!(preamble("--- {kind: Pod}\n"), "---\n");
     }

@@ -106,16 +106,29 @@ pub enum InjectError {
 /// by `switchyard inject`, whose manifest stays the truth (its annotations may live on the
 /// workload, which the webhook does not see; and a pod differing from its template would
 /// confuse every rollout). Such a workload is updated by injecting its manifest again.
-pub fn inject_pod(pod: &mut Value, defaults: &Defaults, workload: &str) -> Result<Report, InjectError> {
+pub fn inject_pod(
+    pod: &mut Value,
+    defaults: &Defaults,
+    workload: &str,
+) -> Result<Report, InjectError> {
     if is_injected(pod) {
-        return Ok(Report { outcome: Outcome::Unchanged, warnings: Vec::new() });
+        return Ok(Report {
+            outcome: Outcome::Unchanged,
+            warnings: Vec::new(),
+        });
     }
-    pod::inject(None, pod, defaults).map_err(|message| InjectError::Refused { workload: workload.to_owned(), message })
+    pod::inject(None, pod, defaults).map_err(|message| InjectError::Refused {
+        workload: workload.to_owned(),
+        message,
+    })
 }
 
 /// Whether a pod (or pod template) already has the sidecar.
 pub fn is_injected(pod: &Value) -> bool {
     pod.pointer("/spec/initContainers")
         .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER)))
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+        })
 }

@@ -61,9 +61,18 @@ pub enum Decision {
 
 /// The `switchyard.dev/*` annotations in effect: the workload's, overridden by the pod
 /// template's (the webhook sees only the pod's).
+/// `switchyard.dev/inject` may also be a label (the webhook's objectSelector selects on labels);
+/// an annotation of the same level wins.
 pub fn merged(workload: Option<&Value>, template: Option<&Value>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for meta in [workload, template].into_iter().flatten() {
+        if let Some(v) = meta
+            .get("labels")
+            .and_then(|l| l.get(INJECT))
+            .and_then(Value::as_str)
+        {
+            out.insert(INJECT.to_owned(), v.to_owned());
+        }
         if let Some(Value::Object(annotations)) = meta.get("annotations") {
             collect(annotations, &mut out);
         }
@@ -80,21 +89,36 @@ fn collect(annotations: &Map<String, Value>, out: &mut BTreeMap<String, String>)
 }
 
 /// Reads the annotations over `defaults`; an error names the annotation and what it expects.
-pub fn decide(annotations: &BTreeMap<String, String>, defaults: &Defaults) -> Result<Decision, String> {
-    if let Some(unknown) = annotations.keys().find(|k| !KNOWN.contains(&k.as_str()) && *k != "switchyard.dev/sidecar") {
-        return Err(format!("unknown annotation {unknown} (known: {})", KNOWN.join(", ")));
+pub fn decide(
+    annotations: &BTreeMap<String, String>,
+    defaults: &Defaults,
+) -> Result<Decision, String> {
+    if let Some(unknown) = annotations
+        .keys()
+        .find(|k| !KNOWN.contains(&k.as_str()) && *k != "switchyard.dev/sidecar")
+    {
+        return Err(format!(
+            "unknown annotation {unknown} (known: {})",
+            KNOWN.join(", ")
+        ));
     }
     match annotations.get(INJECT).map(|v| v.trim()) {
         None | Some("enabled") => {}
         Some("disabled") => return Ok(Decision::OptOut),
-        Some(other) => return Err(format!("{INJECT}: {other:?} is neither enabled nor disabled")),
+        Some(other) => {
+            return Err(format!(
+                "{INJECT}: {other:?} is neither enabled nor disabled"
+            ))
+        }
     }
     let get = |key: &str| annotations.get(key).map(|v| v.trim());
     let name = |key: &str, default: &str| -> Result<String, String> {
         match get(key) {
             None => Ok(default.to_owned()),
             Some(v) if is_dns_subdomain(v) => Ok(v.to_owned()),
-            Some(v) => Err(format!("{key}: {v:?} is not a valid object name (lower-case DNS subdomain)")),
+            Some(v) => Err(format!(
+                "{key}: {v:?} is not a valid object name (lower-case DNS subdomain)"
+            )),
         }
     };
     let options = Options {
@@ -106,13 +130,21 @@ pub fn decide(annotations: &BTreeMap<String, String>, defaults: &Defaults) -> Re
             None => defaults.mode,
             Some("base-url") => Mode::BaseUrl,
             Some("forward-proxy") => Mode::ForwardProxy,
-            Some(v) => return Err(format!("{MODE}: {v:?} is neither base-url nor forward-proxy")),
+            Some(v) => {
+                return Err(format!(
+                    "{MODE}: {v:?} is neither base-url nor forward-proxy"
+                ))
+            }
         },
         proxy_port: port(PROXY_PORT, get(PROXY_PORT), defaults.proxy_port)?,
         admin_port: port(ADMIN_PORT, get(ADMIN_PORT), defaults.admin_port)?,
         resources: get(RESOURCES).map(resources).transpose()?,
         env_targets: get(ENV_TARGETS).map(|v| {
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
         }),
     };
     if options.proxy_port == options.admin_port {
@@ -127,7 +159,9 @@ pub fn decide(annotations: &BTreeMap<String, String>, defaults: &Defaults) -> Re
 fn image(value: Option<&str>, default: &str) -> Result<String, String> {
     match value {
         None => Ok(default.to_owned()),
-        Some(v) if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control()) => Ok(v.to_owned()),
+        Some(v) if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Ok(v.to_owned())
+        }
         Some(v) => Err(format!("{IMAGE}: {v:?} is not an image reference")),
     }
 }
@@ -147,15 +181,20 @@ fn port(key: &str, value: Option<&str>, default: u16) -> Result<u16, String> {
 fn resources(text: &str) -> Result<ResourceRequirements, String> {
     let bad = |why: String| format!("{RESOURCES}: {why}");
     let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e})")))?;
-    let parsed: ResourceRequirements =
-        serde_json::from_value(value.clone()).map_err(|e| bad(format!("not a ResourceRequirements ({e})")))?;
+    let parsed: ResourceRequirements = serde_json::from_value(value.clone())
+        .map_err(|e| bad(format!("not a ResourceRequirements ({e})")))?;
     // Fields the type does not know are dropped by its deserializer: refuse them instead.
     if serde_json::to_value(&parsed).ok().as_ref() != Some(&value) {
-        return Err(bad("only \"requests\" and \"limits\" maps of quantities are accepted".into()));
+        return Err(bad(
+            "only \"requests\" and \"limits\" maps of quantities are accepted".into(),
+        ));
     }
     for (name, quantity) in parsed.requests.iter().chain(parsed.limits.iter()).flatten() {
         if !is_quantity(&quantity.0) {
-            return Err(bad(format!("{name}: {:?} is not a quantity (e.g. 250m, 128Mi, 1)", quantity.0)));
+            return Err(bad(format!(
+                "{name}: {:?} is not a quantity (e.g. 250m, 128Mi, 1)",
+                quantity.0
+            )));
         }
     }
     Ok(parsed)
@@ -163,10 +202,14 @@ fn resources(text: &str) -> Result<ResourceRequirements, String> {
 
 /// A Kubernetes quantity: a decimal number and an optional binary or decimal suffix.
 fn is_quantity(s: &str) -> bool {
-    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(digits_end);
     let number_ok = !number.is_empty() && number.matches('.').count() <= 1 && number != ".";
-    let suffixes = ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let suffixes = [
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
     number_ok && suffixes.contains(&suffix)
 }
 
@@ -176,7 +219,9 @@ fn is_dns_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -187,7 +232,10 @@ mod tests {
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn refused(pairs: &[(&str, &str)]) -> String {
@@ -206,7 +254,8 @@ mod tests {
         assert!(refused(&[(CONFIG, "My_Config")]).starts_with(CONFIG));
         assert!(refused(&[(IMAGE, "a b")]).starts_with(IMAGE));
         assert!(refused(&[(INJECT, "yes")]).starts_with(INJECT));
-        assert!(refused(&[("switchyard.dev/imgae", "x")]).contains("unknown annotation switchyard.dev/imgae"));
+        assert!(refused(&[("switchyard.dev/imgae", "x")])
+            .contains("unknown annotation switchyard.dev/imgae"));
         assert!(refused(&[(RESOURCES, "{\"requests\": {\"cpu\": \"lots\"}}")]).contains("cpu"));
         assert!(refused(&[(RESOURCES, "{\"request\": {\"cpu\": \"1\"}}")]).contains("only"));
         assert!(refused(&[(RESOURCES, "cpu=1")]).contains("not JSON"));

@@ -31,7 +31,14 @@ const STORE_VOLUME: &str = "switchyard-store";
 const CA_VOLUME: &str = "switchyard-ca";
 const CA_CERT_VOLUME: &str = "switchyard-ca-cert";
 /// Every volume an injection may add: an uninjection removes these (and their mounts).
-pub const VOLUMES: [&str; 6] = [CONFIG_VOLUME, KEYS_VOLUME, TMP_VOLUME, STORE_VOLUME, CA_VOLUME, CA_CERT_VOLUME];
+pub const VOLUMES: [&str; 6] = [
+    CONFIG_VOLUME,
+    KEYS_VOLUME,
+    TMP_VOLUME,
+    STORE_VOLUME,
+    CA_VOLUME,
+    CA_CERT_VOLUME,
+];
 
 const CONFIG_DIR: &str = "/etc/switchyard";
 /// Where the app finds the CA (forward-proxy mode): the certificate and the bundle, never the key.
@@ -104,7 +111,10 @@ pub fn volumes(options: &Options, keys_mode: i32) -> Vec<Volume> {
     let mut volumes = vec![
         Volume {
             name: CONFIG_VOLUME.into(),
-            config_map: Some(ConfigMapVolumeSource { name: options.config_map.clone(), ..Default::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: options.config_map.clone(),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         Volume {
@@ -124,7 +134,10 @@ pub fn volumes(options: &Options, keys_mode: i32) -> Vec<Volume> {
         // gateway's store.max_bytes (768 MiB in the example config) stays below it.
         Volume {
             name: STORE_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource { medium: None, size_limit: Some(Quantity("1Gi".into())) }),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(Quantity("1Gi".into())),
+            }),
             ..Default::default()
         },
     ];
@@ -136,7 +149,11 @@ pub fn volumes(options: &Options, keys_mode: i32) -> Vec<Volume> {
             ..Default::default()
         });
         // ... the app only the certificate and the bundle, never the key.
-        let items = ["ca.pem", "bundle.pem"].map(|f| KeyToPath { key: f.into(), path: f.into(), mode: None });
+        let items = ["ca.pem", "bundle.pem"].map(|f| KeyToPath {
+            key: f.into(),
+            path: f.into(),
+            mode: None,
+        });
         volumes.push(Volume {
             name: CA_CERT_VOLUME.into(),
             secret: Some(secret(&options.ca_secret, 0o444, Some(items.to_vec()))),
@@ -150,7 +167,10 @@ pub fn volumes(options: &Options, keys_mode: i32) -> Vec<Volume> {
 pub fn app_env(options: &Options) -> Vec<EnvVar> {
     let proxy = format!("http://127.0.0.1:{}", options.proxy_port);
     match options.mode {
-        Mode::BaseUrl => vec![env("OPENAI_BASE_URL", &format!("{proxy}/v1")), env("ANTHROPIC_BASE_URL", &proxy)],
+        Mode::BaseUrl => vec![
+            env("OPENAI_BASE_URL", &format!("{proxy}/v1")),
+            env("ANTHROPIC_BASE_URL", &proxy),
+        ],
         Mode::ForwardProxy => vec![
             env("HTTPS_PROXY", &proxy),
             env("NO_PROXY", NO_PROXY),
@@ -180,10 +200,14 @@ pub fn is_injected_env(name: &str, value: Option<&str>) -> bool {
     let loopback_port = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
     let proxy = value.strip_prefix("http://127.0.0.1:");
     match name {
-        "OPENAI_BASE_URL" => proxy.and_then(|r| r.strip_suffix("/v1")).is_some_and(loopback_port),
+        "OPENAI_BASE_URL" => proxy
+            .and_then(|r| r.strip_suffix("/v1"))
+            .is_some_and(loopback_port),
         "ANTHROPIC_BASE_URL" | "HTTPS_PROXY" => proxy.is_some_and(loopback_port),
         "NO_PROXY" => value == NO_PROXY,
-        "SSL_CERT_FILE" | "REQUESTS_CA_BUNDLE" | "NODE_EXTRA_CA_CERTS" => value.starts_with(APP_CA_DIR),
+        "SSL_CERT_FILE" | "REQUESTS_CA_BUNDLE" | "NODE_EXTRA_CA_CERTS" => {
+            value.starts_with(APP_CA_DIR)
+        }
         _ => false,
     }
 }
@@ -193,15 +217,27 @@ pub fn is_injected_env(name: &str, value: Option<&str>) -> bool {
 /// sustained), 16 MiB idle, ~90 MiB with 1 000 open streams. No CPU limit: CFS throttling
 /// would add latency to every call. ephemeral-storage: the request store's emptyDir.
 fn resources(custom: Option<&ResourceRequirements>) -> ResourceRequirements {
-    let quantities =
-        |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> { pairs.iter().map(|(k, v)| ((*k).into(), Quantity((*v).into()))).collect() };
-    let mut requests = quantities(&[("cpu", "100m"), ("memory", "64Mi"), ("ephemeral-storage", "1Gi")]);
+    let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), Quantity((*v).into())))
+            .collect()
+    };
+    let mut requests = quantities(&[
+        ("cpu", "100m"),
+        ("memory", "64Mi"),
+        ("ephemeral-storage", "1Gi"),
+    ]);
     let mut limits = quantities(&[("memory", "256Mi")]);
     if let Some(custom) = custom {
         requests.extend(custom.requests.clone().unwrap_or_default());
         limits.extend(custom.limits.clone().unwrap_or_default());
     }
-    ResourceRequirements { requests: Some(requests), limits: Some(limits), ..Default::default() }
+    ResourceRequirements {
+        requests: Some(requests),
+        limits: Some(limits),
+        ..Default::default()
+    }
 }
 
 fn security_context() -> SecurityContext {
@@ -213,8 +249,14 @@ fn security_context() -> SecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(USER),
         run_as_group: Some(USER),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
         ..Default::default()
     }
 }
@@ -244,7 +286,11 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 /// A typed object as JSON; these types always serialize.

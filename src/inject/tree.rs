@@ -30,7 +30,10 @@ impl Tree {
             Tree::String(s) => Value::String(s.clone()),
             Tree::Seq(items) => Value::Array(items.iter().map(Tree::to_value).collect()),
             Tree::Map(entries) => {
-                let map: Map<String, Value> = entries.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
+                let map: Map<String, Value> = entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect();
                 Value::Object(map)
             }
         }
@@ -53,7 +56,11 @@ impl Tree {
                 let tree = items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| match_item(old, item, i).unwrap_or(&Tree::Null).reorder(item))
+                    .map(|(i, item)| {
+                        match_item(old, item, i)
+                            .unwrap_or(&Tree::Null)
+                            .reorder(item)
+                    })
                     .collect();
                 Tree::Seq(tree)
             }
@@ -70,8 +77,11 @@ impl Tree {
                 }
                 // New keys in the value's (sorted) order, but a new object's `name` first,
                 // where a reader looks for it.
-                let new_keys = map.iter().filter(|(key, _)| !old.iter().any(|(k, _)| k == *key));
-                let (names, rest): (Vec<_>, Vec<_>) = new_keys.partition(|(key, _)| old.is_empty() && *key == "name");
+                let new_keys = map
+                    .iter()
+                    .filter(|(key, _)| !old.iter().any(|(k, _)| k == *key));
+                let (names, rest): (Vec<_>, Vec<_>) =
+                    new_keys.partition(|(key, _)| old.is_empty() && *key == "name");
                 for (key, v) in names.into_iter().chain(rest) {
                     out.push((key.clone(), Tree::Null.reorder(v)));
                 }
@@ -92,10 +102,13 @@ fn match_item<'a>(old: &'a [Tree], item: &Value, index: usize) -> Option<&'a Tre
 impl Tree {
     fn name(&self) -> Option<&str> {
         match self {
-            Tree::Map(entries) => entries.iter().find(|(k, _)| k == "name").and_then(|(_, v)| match v {
-                Tree::String(s) => Some(s.as_str()),
-                _ => None,
-            }),
+            Tree::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k == "name")
+                .and_then(|(_, v)| match v {
+                    Tree::String(s) => Some(s.as_str()),
+                    _ => None,
+                }),
             _ => None,
         }
     }
@@ -202,7 +215,9 @@ impl<'de> Deserialize<'de> for KeyString {
             Tree::Number(n) => Ok(KeyString(n.to_string())),
             Tree::Bool(b) => Ok(KeyString(b.to_string())),
             Tree::Null => Ok(KeyString("null".into())),
-            _ => Err(de::Error::custom("a mapping key that is a mapping or a sequence")),
+            _ => Err(de::Error::custom(
+                "a mapping key that is a mapping or a sequence",
+            )),
         }
     }
 }
@@ -214,8 +229,10 @@ mod tests {
 
     #[test]
     fn reorder_keeps_the_original_key_order_and_puts_new_keys_last() {
-        let original: Tree = serde_json::from_str(r#"{"b": 1, "a": {"z": 1, "y": 2}, "c": [{"name": "x", "q": 1, "p": 2}]}"#)
-            .unwrap_or(Tree::Null);
+        let original: Tree = serde_json::from_str(
+            r#"{"b": 1, "a": {"z": 1, "y": 2}, "c": [{"name": "x", "q": 1, "p": 2}]}"#,
+        )
+        .unwrap_or(Tree::Null);
         let value = json!({"a": {"y": 3, "z": 1, "new": 0}, "b": 1, "c": [{"name": "new"}, {"p": 2, "q": 1, "name": "x"}], "d": true});
         let out = serde_json::to_string(&original.reorder(&value)).unwrap_or_default();
         assert_eq!(
@@ -226,7 +243,9 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused() {
-        let err = serde_json::from_str::<Tree>(r#"{"a": 1, "a": 2}"#).err().map(|e| e.to_string());
+        let err = serde_json::from_str::<Tree>(r#"{"a": 1, "a": 2}"#)
+            .err()
+            .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("duplicate key"));
     }
 }
