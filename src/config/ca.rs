@@ -412,15 +412,11 @@ pub fn init_dir_with(
 
 /// Writes `path` as a new file of `mode`: a fresh temporary file beside it (`create_new`: never
 /// an existing file or a symlink), then renamed over `path` (a symlink there is replaced, its
-/// target untouched).
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+/// target untouched). Also `switchyard injector certs`' writer.
+pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let err = |e: std::io::Error| CaError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("ca");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -437,7 +433,14 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.map_err(err)
+    written
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    write_new_file(path, bytes, mode).map_err(|e| CaError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

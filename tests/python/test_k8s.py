@@ -708,6 +708,11 @@ def injector_problems(docs):
             secret = volumes[m["name"]].get("secret", {})
             check(secret.get("secretName") == "switchyard-injector-tls", f"{option}: volume {m['name']} is not the TLS Secret")
             check(m.get("readOnly") is True and "subPath" not in m, f"{option}: mount {m}")
+    # A replica going away keeps answering while its endpoint removal spreads, and kubelet
+    # waits for that and the reviews in flight (at most 5 s) before SIGKILL.
+    delay = int(flag(args, "--shutdown-delay") or 0) if "--shutdown-delay" in args else 0
+    check(delay >= 3, f"--shutdown-delay {delay}: a replica stopping refuses reviews the API server still sends it")
+    check(pod.get("terminationGracePeriodSeconds", 30) >= delay + 10, "terminationGracePeriodSeconds below --shutdown-delay + 10")
     # The injected image is the injector's own.
     check(flag(args, "--image") == container["image"], f"--image {flag(args, '--image')} != image {container['image']}")
     # Probes on /healthz over the webhook's TLS port; metrics on the --metrics-listen port.
@@ -834,6 +839,11 @@ def break_injector(docs, what):
         deployment["spec"]["replicas"] = 1
     elif what == "short-name":
         w["name"] = "switchyard-injector"
+    elif what == "no-shutdown-delay":
+        i = container["args"].index("--shutdown-delay")
+        del container["args"][i : i + 2]
+    elif what == "short-grace":
+        pod["terminationGracePeriodSeconds"] = 5
     elif what == "egress":
         one(docs, "NetworkPolicy")["spec"]["egress"] = [{}]
     else:
@@ -844,7 +854,8 @@ def break_injector(docs, what):
 @pytest.mark.parametrize(
     "what",
     ["fail-closed", "no-failure-policy", "side-effects", "slow", "update-too", "all-resources", "path", "kube-system",
-     "double-injection", "opt-out-ignored", "target-port", "tls-path", "image", "token", "root", "one-replica", "egress", "short-name"],
+     "double-injection", "opt-out-ignored", "target-port", "tls-path", "image", "token", "root", "one-replica", "egress", "short-name",
+     "no-shutdown-delay", "short-grace"],
 )
 def test_the_injector_checks_catch_an_unsafe_change(what):
     docs = kustomize(INJECTOR)

@@ -153,30 +153,9 @@ pub fn write_certs(o: &CertsOptions) -> Result<Written, CertsError> {
     })
 }
 
-/// Writes `path` as a new file of `mode`: a fresh temporary file beside it (`create_new`: never
-/// an existing file or a symlink), then renamed over `path` (a symlink there is replaced, its
-/// target untouched).
+/// Writes `path` as a new file of `mode`, never through a symlink (the CA's writer).
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertsError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cert");
-    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have removed bits: set exactly `mode`.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(|e| CertsError::Write {
+    crate::config::ca::write_new_file(path, bytes, mode).map_err(|e| CertsError::Write {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
