@@ -26,8 +26,10 @@ impl GatewayError {
     /// `{"type":"error","error":{"type","message"}}`).
     pub fn to_client_json(&self, client: ClientFormat) -> Bytes {
         match client {
-            ClientFormat::OpenAi => self.to_json(),
-            ClientFormat::Anthropic => encode_error(client, &self.to_provider_error()).1,
+            ClientFormat::OpenAi | ClientFormat::Responses => self.to_json(),
+            ClientFormat::Anthropic | ClientFormat::Gemini => {
+                encode_error(client, &self.to_provider_error()).1
+            }
         }
     }
 }

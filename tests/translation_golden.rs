@@ -106,6 +106,7 @@ fn ctx(include_usage: bool, model: &str) -> TranslateContext {
         requested_model: model.to_string(),
         created: 1_700_000_000,
         nonce: "golden0000".into(),
+        gemini_framing: Default::default(),
     }
 }
 

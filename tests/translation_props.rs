@@ -299,6 +299,10 @@ fn validate(client: ClientFormat, bytes: &[u8], include_usage: bool) -> Result<(
     match client {
         ClientFormat::OpenAi => validate_openai(bytes, include_usage),
         ClientFormat::Anthropic => validate_anthropic(bytes),
+        // Validators of these clients' streams come with their encoders (issue 23).
+        ClientFormat::Responses | ClientFormat::Gemini => {
+            Err(format!("no validator for {client:?} streams yet"))
+        }
     }
 }
 
@@ -325,6 +329,7 @@ fn pool(format: Format) -> Pool {
         Format::OpenAi => pools[0].clone(),
         Format::Anthropic => pools[1].clone(),
         Format::Gemini => pools[2].clone(),
+        Format::Responses => Vec::new(),
     }
 }
 
@@ -333,6 +338,7 @@ fn read_pool(format: Format) -> Pool {
         Format::OpenAi => "anthropic-to-openai",
         Format::Anthropic => "openai-to-anthropic",
         Format::Gemini => "openai-to-gemini",
+        Format::Responses => "openai-to-openai",
     };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(golden().join(dir)).unwrap() {
@@ -532,6 +538,7 @@ fn run(
         requested_model: "m".into(),
         created: 1,
         nonce: "n".into(),
+        gemini_framing: Default::default(),
     };
     let mut t = StreamTranslator::new(upstream, client, &ctx);
     let mut parser = SseParser::new(1 << 20);
@@ -693,6 +700,7 @@ proptest! {
                     requested_model: "m".into(),
                     created: 1,
                     nonce: "n".into(),
+                    gemini_framing: Default::default(),
                 };
                 if let Ok(t) = translate_response(format, client, Bytes::from(text.clone()), &ctx) {
                     prop_assert!(serde_json::from_slice::<Value>(&t.body).is_ok() || format == client.format());

@@ -188,6 +188,7 @@ fn ctx() -> TranslateContext {
         requested_model: "m".into(),
         created: 1_700_000_000,
         nonce: "rt".into(),
+        gemini_framing: Default::default(),
     }
 }
 

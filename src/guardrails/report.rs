@@ -142,7 +142,7 @@ impl Denial {
         let results = hook_results(&input, self.output.as_ref());
         let message = self.message();
         let v = match client {
-            ClientFormat::OpenAi => json!({
+            ClientFormat::OpenAi | ClientFormat::Responses => json!({
                 "error": {
                     "message": message,
                     "type": "hooks_failed",
@@ -154,6 +154,10 @@ impl Denial {
             ClientFormat::Anthropic => json!({
                 "type": "error",
                 "error": {"type": "hooks_failed", "message": message},
+                "hook_results": results,
+            }),
+            ClientFormat::Gemini => json!({
+                "error": {"code": 446, "message": message, "status": "FAILED_PRECONDITION"},
                 "hook_results": results,
             }),
         };

@@ -11,6 +11,11 @@
 //!   `data: [DONE]` (which is held back until then);
 //! - Anthropic format: an `event: hook_results` event after `message_stop` (the SDKs skip event
 //!   types they do not know).
+//! - Responses API (`response.output_text.delta`, `response.refusal.delta`,
+//!   `response.function_call_arguments.delta`, reasoning summary deltas) and Gemini
+//!   (`candidates[].content.parts[]` `text` and `functionCall.args`): checked, but no event is
+//!   added (their SDKs validate every event they get); the results are in the request record and
+//!   the metrics. A Gemini stream framed as a JSON array (no `alt=sse`) is relayed unchecked.
 //!
 //! Failures are reported, not enforced (`"enforced": false`, metric verdict `warn`).
 
@@ -104,6 +109,45 @@ impl StreamGuard {
         match self.format {
             ClientFormat::OpenAi => self.observe_openai(&v),
             ClientFormat::Anthropic => self.observe_anthropic(&v),
+            ClientFormat::Responses => self.observe_responses(&v),
+            ClientFormat::Gemini => self.observe_gemini(&v),
+        }
+    }
+
+    fn observe_responses(&mut self, v: &Value) {
+        let index = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let kind = match v.get("type").and_then(Value::as_str) {
+            Some("response.output_text.delta") => Kind::Text,
+            Some("response.refusal.delta") => Kind::Refusal,
+            Some("response.function_call_arguments.delta") => Kind::Arguments,
+            Some("response.reasoning_summary_text.delta" | "response.reasoning_text.delta") => {
+                Kind::Reasoning
+            }
+            _ => return,
+        };
+        let key = (kind, index("output_index"), index("content_index"));
+        self.push(key, v.get("delta"));
+    }
+
+    fn observe_gemini(&mut self, v: &Value) {
+        let Some(candidates) = v.get("candidates").and_then(Value::as_array) else {
+            return;
+        };
+        for c in candidates {
+            let choice = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let parts = c.pointer("/content/parts").and_then(Value::as_array);
+            for (i, part) in parts.into_iter().flatten().enumerate() {
+                let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
+                let kind = if thought { Kind::Reasoning } else { Kind::Text };
+                self.push((kind, choice, 0), part.get("text"));
+                if let Some(args) = part.pointer("/functionCall/args") {
+                    let text = args.to_string();
+                    self.push(
+                        (Kind::Arguments, choice, i as u64),
+                        Some(&Value::String(text)),
+                    );
+                }
+            }
         }
     }
 
@@ -214,6 +258,8 @@ impl StreamGuard {
                 out.extend_from_slice(event.to_string().as_bytes());
                 out.extend_from_slice(b"\n\n");
             }
+            // See the module doc: no event their SDKs would refuse.
+            ClientFormat::Responses | ClientFormat::Gemini => {}
         }
         (eval, out.freeze())
     }

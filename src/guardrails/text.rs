@@ -14,7 +14,11 @@
 //!   `text` source's `data`, a `content` source's blocks), `search_result` (`title`, `source`,
 //!   `content`).
 //! - other JSON routes: `prompt` and `input` when they are a string or a list of strings;
-//!   `/v1/responses` also `instructions` and the text of `input` items.
+//!   `/v1/responses` also `instructions`, the text of `input` items, and every tool's
+//!   `description` and `parameters` schema.
+//! - Gemini `generateContent`: `systemInstruction` and every `contents` part's `text`,
+//!   `functionCall.args` and `functionResponse.response` (every string in them), and every
+//!   function declaration's `description` and schema.
 //!
 //! In a JSON schema the text is every `description` and `title`, and every string under
 //! `enum`, `const`, `default` and `examples` (property names and types are not checked).
@@ -26,8 +30,9 @@
 //! `reasoning_content` / `reasoning` when a compatible provider sends them — or its `text`
 //! (completions); for Anthropic every block of `content` as above (`text`, `thinking`,
 //! `tool_use.input`); for `/v1/responses` the `output_text` and `refusal` parts, function-call
-//! `arguments` and reasoning summaries of `output`. Only answers that carry text are checked
-//! ([`checks_output`]): not embeddings or other routes, not Responses API streams.
+//! `arguments` and reasoning summaries of `output`; for Gemini every candidate's parts (`text`,
+//! `functionCall.args`). Only answers that carry text are checked ([`checks_output`]): not
+//! embeddings or other routes.
 //!
 //! Duplicate keys cannot hide text from these walkers: a body that repeats a key is refused
 //! before it gets here (`ingress::body`). Walks recurse with the JSON, whose depth is bounded
@@ -283,17 +288,63 @@ pub fn request_mut(format: Option<ClientFormat>, json: &mut Map<String, Value>, 
     match format {
         Some(ClientFormat::OpenAi) => openai_request_mut(json, f),
         Some(ClientFormat::Anthropic) => anthropic_request_mut(json, f),
+        Some(ClientFormat::Gemini) => gemini_request_mut(json, f),
+        Some(ClientFormat::Responses) => {
+            other_request_mut(json, f);
+            // Responses tools are flat: `{type: "function", name, description, parameters}`.
+            if let Some(Value::Array(tools)) = json.get_mut("tools") {
+                tools.iter_mut().for_each(|t| openai_function_mut(t, f));
+            }
+        }
         None => other_request_mut(json, f),
+    }
+}
+
+/// Gemini `parts`: `text`, and every string of `functionCall.args` and
+/// `functionResponse.response`.
+fn gemini_parts_mut(content: Option<&mut Value>, f: &mut Visit) {
+    let Some(Value::Array(parts)) = content.and_then(|c| c.get_mut("parts")) else {
+        return;
+    };
+    for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+        str_mut(part.get_mut("text"), f);
+        for (call, field) in [("functionCall", "args"), ("functionResponse", "response")] {
+            if let Some(v) = part.get_mut(call).and_then(|c| c.get_mut(field)) {
+                strings_mut(v, f);
+            }
+        }
+    }
+}
+
+fn gemini_request_mut(json: &mut Map<String, Value>, f: &mut Visit) {
+    gemini_parts_mut(json.get_mut("systemInstruction"), f);
+    if let Some(Value::Array(contents)) = json.get_mut("contents") {
+        contents
+            .iter_mut()
+            .for_each(|c| gemini_parts_mut(Some(c), f));
+    }
+    let Some(Value::Array(tools)) = json.get_mut("tools") else {
+        return;
+    };
+    for tool in tools {
+        let Some(Value::Array(decls)) = tool.get_mut("functionDeclarations") else {
+            continue;
+        };
+        for decl in decls {
+            str_mut(decl.get_mut("description"), f);
+            for key in ["parameters", "parametersJsonSchema"] {
+                if let Some(schema) = decl.get_mut(key) {
+                    schema_mut(schema, f);
+                }
+            }
+        }
     }
 }
 
 /// Whether output guardrails run on answers of this operation (`gen_ai.operation.name`).
 pub fn checks_output(operation: &str, stream: bool) -> bool {
-    match operation {
-        "chat" | "text_completion" => true,
-        "generate_content" => !stream,
-        _ => false,
-    }
+    let _ = stream;
+    matches!(operation, "chat" | "text_completion" | "generate_content")
 }
 
 /// Calls `f` on each checked string of a response body (see the module doc).
@@ -302,6 +353,13 @@ pub fn response_mut(format: Option<ClientFormat>, json: &mut Value, f: &mut Visi
         Some(ClientFormat::Anthropic) => {
             if let Some(content) = json.get_mut("content") {
                 anthropic_blocks_mut(content, f);
+            }
+        }
+        Some(ClientFormat::Gemini) => {
+            if let Some(Value::Array(candidates)) = json.get_mut("candidates") {
+                candidates
+                    .iter_mut()
+                    .for_each(|c| gemini_parts_mut(c.get_mut("content"), f));
             }
         }
         _ => {
@@ -583,7 +641,13 @@ mod tests {
         );
         assert_eq!(out, ["sum", "r", "no", "{}"]);
         assert!(checks_output("chat", true) && checks_output("generate_content", false));
-        assert!(!checks_output("embeddings", false) && !checks_output("generate_content", true));
+        // Responses API and Gemini streams are understood now (guardrails/stream.rs).
+        assert!(!checks_output("embeddings", false) && checks_output("generate_content", true));
+        let out = collect_response(
+            Some(ClientFormat::Gemini),
+            json!({"candidates": [{"content": {"parts": [{"text": "g1"}, {"functionCall": {"name": "f", "args": {"q": "ga"}}}]}}]}),
+        );
+        assert_eq!(out, ["g1", "ga"]);
     }
 
     #[test]

@@ -187,7 +187,8 @@ pub enum RouteBody {
 #[derive(Debug)]
 pub struct Route {
     pub method: Method,
-    /// The canonical path; a `*` segment matches any one segment (an id).
+    /// The canonical path; a `*` segment matches any one segment (an id), a `*:suffix` segment
+    /// any one segment ending in `:suffix` after a non-empty id (Gemini's `{model}:method`).
     pub pattern: &'static str,
     pub body: RouteBody,
     /// `gen_ai.operation.name` (ours for routes GenAI has no name for).
@@ -212,7 +213,10 @@ const fn route(
 /// batches and fine-tuning (they act on the whole provider account behind the real key, and
 /// a batch's models are inside an uploaded file no allowlist sees), multipart audio and image
 /// edits (their `model` is a form field the policy does not parse), stored responses by id.
-pub static ROUTES: [Route; 14] = [
+/// Gemini's routes name their model in the path (`ClientRequest` reads it there); Azure
+/// OpenAI's (`/openai/deployments/{deployment}/…`, `/openai/v1/…`) are rewritten to these
+/// before they are matched ([`azure_rewrite`]).
+pub static ROUTES: [Route; 22] = [
     route(
         Method::POST,
         "/v1/chat/completions",
@@ -267,7 +271,92 @@ pub static ROUTES: [Route; 14] = [
         RouteBody::None,
         "analytics",
     ),
+    route(
+        Method::POST,
+        "/v1beta/models/*:generateContent",
+        RouteBody::Json,
+        "generate_content",
+    ),
+    route(
+        Method::POST,
+        "/v1beta/models/*:streamGenerateContent",
+        RouteBody::Json,
+        "generate_content",
+    ),
+    route(
+        Method::POST,
+        "/v1beta/models/*:countTokens",
+        RouteBody::Json,
+        "other",
+    ),
+    route(
+        Method::POST,
+        "/v1beta/models/*:embedContent",
+        RouteBody::Json,
+        "embeddings",
+    ),
+    route(
+        Method::POST,
+        "/v1/models/*:generateContent",
+        RouteBody::Json,
+        "generate_content",
+    ),
+    route(
+        Method::POST,
+        "/v1/models/*:streamGenerateContent",
+        RouteBody::Json,
+        "generate_content",
+    ),
+    route(
+        Method::POST,
+        "/v1/models/*:countTokens",
+        RouteBody::Json,
+        "other",
+    ),
+    route(
+        Method::POST,
+        "/v1/models/*:embedContent",
+        RouteBody::Json,
+        "embeddings",
+    ),
 ];
+
+/// An Azure OpenAI client path, as the `AzureOpenAI` SDK writes it, rewritten to the route the
+/// gateway serves: `(new path and query, deployment)`. `/openai/deployments/{d}/chat/completions`
+/// (also `completions`, `embeddings`, `responses`) and `/openai/v1/{rest}`; `/openai/responses`.
+/// The `api-version` query parameter is the client's API version, not the provider's: dropped
+/// (the provider's own `api_version` is used upstream). `None`: not an Azure path.
+pub fn azure_rewrite(path: &str, query: Option<&str>) -> Option<(String, Option<String>)> {
+    let rest = path.strip_prefix("/openai/")?;
+    let (route, deployment) = if let Some(rest) = rest.strip_prefix("deployments/") {
+        let (deployment, op) = rest.split_once('/')?;
+        if deployment.is_empty()
+            || !matches!(
+                op,
+                "chat/completions" | "completions" | "embeddings" | "responses"
+            )
+        {
+            return None;
+        }
+        (format!("/v1/{op}"), Some(deployment.to_string()))
+    } else if let Some(v1) = rest.strip_prefix("v1/") {
+        (format!("/v1/{v1}"), None)
+    } else if rest == "responses" {
+        ("/v1/responses".to_string(), None)
+    } else {
+        return None;
+    };
+    let kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("api-version="))
+        .collect();
+    let target = match kept.is_empty() {
+        true => route,
+        false => format!("{route}?{}", kept.join("&")),
+    };
+    Some((target, deployment))
+}
 
 fn matches(pattern: &str, path: &str) -> bool {
     // Bytes, not `str::split`: several routes are tried per request, and a char searcher per
@@ -281,6 +370,12 @@ fn matches(pattern: &str, path: &str) -> bool {
         match (want.next(), have.next()) {
             (None, None) => return true,
             (Some(b"*"), Some(seg)) if !seg.is_empty() => {}
+            (Some(w), Some(h)) if w.first() == Some(&b'*') && w.len() > 1 => {
+                let suffix = &w[1..];
+                if !(h.len() > suffix.len() && h.ends_with(suffix)) {
+                    return false;
+                }
+            }
             (Some(w), Some(h)) if w == h => {}
             _ => return false,
         }
@@ -318,6 +413,59 @@ pub fn bounded(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gemini_routes_match_model_and_method() {
+        let post = Method::POST;
+        for p in [
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            "/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+            "/v1/models/gemini-pro:countTokens",
+            "/v1beta/models/text-embedding-004:embedContent",
+        ] {
+            assert!(route_of(&post, p).is_some(), "{p}");
+        }
+        for p in [
+            "/v1beta/models/:generateContent",
+            "/v1beta/models/g:generateContentX",
+            "/v1beta/models/g:deleteEverything",
+            "/v1beta/models/a/b:generateContent",
+            "/v1beta/models/g%3AgenerateContent",
+            "/v2/models/g:generateContent",
+        ] {
+            assert!(route_of(&post, p).is_none(), "{p}");
+        }
+        assert_eq!(
+            operation_of("/v1beta/models/g:streamGenerateContent"),
+            "generate_content"
+        );
+    }
+
+    #[test]
+    fn azure_paths_are_rewritten_and_lose_api_version() {
+        let r = |p: &str, q: Option<&str>| azure_rewrite(p, q);
+        assert_eq!(
+            r(
+                "/openai/deployments/gpt4o-prod/chat/completions",
+                Some("api-version=2024-10-21")
+            ),
+            Some(("/v1/chat/completions".into(), Some("gpt4o-prod".into())))
+        );
+        assert_eq!(
+            r(
+                "/openai/deployments/emb/embeddings",
+                Some("a=1&api-version=x")
+            ),
+            Some(("/v1/embeddings?a=1".into(), Some("emb".into())))
+        );
+        assert_eq!(
+            r("/openai/v1/chat/completions", None),
+            Some(("/v1/chat/completions".into(), None))
+        );
+        assert_eq!(r("/openai/deployments/x/files", None), None);
+        assert_eq!(r("/openai/deployments//chat/completions", None), None);
+        assert_eq!(r("/v1/chat/completions", None), None);
+    }
 
     fn canon(p: &str) -> Result<String, PathError> {
         canonicalize(p).map(Cow::into_owned)

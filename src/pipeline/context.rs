@@ -48,6 +48,9 @@ pub struct Context<'a> {
     pub headers: Vec<(&'static str, String)>,
     /// The wire format our own errors are written in (the client's API).
     pub client: ClientFormat,
+    /// The Azure OpenAI deployment the client's path named (its model), once ingress has
+    /// rewritten the path to the gateway's route.
+    pub deployment: Option<String>,
     /// The request body was read: a rejection after this may keep the connection.
     pub body_read: bool,
     /// Keep (up to a bound of) the bodies for the access log.
@@ -77,6 +80,7 @@ impl<'a> Context<'a> {
             governed: None,
             headers,
             client: ClientFormat::OpenAi,
+            deployment: None,
             body_read: false,
             keep_body: false,
             stalled,

@@ -48,20 +48,31 @@ pub fn enter(
             intercepted: false,
         },
     };
-    let canonical = canonical_route(session);
+    let canonical = canonical_route(session, ctx);
     // Our own errors are written in the format of the client's API.
-    ctx.client =
-        ClientFormat::from_path(session.req_header().uri.path()).unwrap_or(ClientFormat::OpenAi);
+    ctx.client = ClientFormat::for_errors(session.req_header().uri.path());
     canonical?;
     Ok(origin)
 }
 
-/// Rewrites the request target to its canonical form ([`path::canonicalize`]) and checks it is
-/// a route the gateway serves: a 400 for a path that cannot be made canonical safely, a 404
-/// `unknown_route` for the rest.
-fn canonical_route(session: &mut Session) -> Result<(), Rejection> {
+/// Rewrites the request target to its canonical form ([`path::canonicalize`]), an Azure OpenAI
+/// path to the route it means ([`path::azure_rewrite`]), moves a Gemini `key=` query parameter
+/// into `x-goog-api-key`, and checks it is a route the gateway serves: a 400 for a path that
+/// cannot be made canonical safely, a 404 `unknown_route` for the rest.
+fn canonical_route(session: &mut Session, ctx: &mut Context<'_>) -> Result<(), Rejection> {
     if let Some(uri) = path::canonical_uri(session.req_header()).map_err(GatewayError::from)? {
         session.req_header_mut().set_uri(uri);
+    }
+    let head = session.req_header();
+    let rewritten = path::azure_rewrite(head.uri.path(), head.uri.query());
+    if let Some((target, deployment)) = rewritten {
+        let uri = http::Uri::try_from(target)
+            .map_err(|_| GatewayError::from(crate::vocab::error::PathError::Unparseable))?;
+        session.req_header_mut().set_uri(uri);
+        ctx.deployment = deployment;
+    }
+    if crate::vocab::gemini_route(session.req_header().uri.path()).is_some() {
+        gemini_query_key(session)?;
     }
     let head = session.req_header();
     match path::route_of(&head.method, head.uri.path()) {
@@ -71,6 +82,43 @@ fn canonical_route(session: &mut Session) -> Result<(), Rejection> {
             path: path::bounded(head.uri.path()),
         })),
     }
+}
+
+/// A Gemini client's `?key=…` (the SDKs' and curl's way of sending the API key): taken out of
+/// the query (it is never forwarded, logged or recorded) and, unless a credential header came
+/// too, sent on as `x-goog-api-key`, which ingress reads like any other credential.
+fn gemini_query_key(session: &mut Session) -> Result<(), Rejection> {
+    let head = session.req_header();
+    let Some(query) = head.uri.query() else {
+        return Ok(());
+    };
+    let (keys, kept): (Vec<&str>, Vec<&str>) = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .partition(|p| p.starts_with("key="));
+    let Some(key) = keys.first().map(|k| &k["key=".len()..]) else {
+        return Ok(());
+    };
+    let key: String = form_urlencoded::parse(format!("k={key}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut target = head.uri.path().to_string();
+    if !kept.is_empty() {
+        target.push('?');
+        target.push_str(&kept.join("&"));
+    }
+    let uri = http::Uri::try_from(target)
+        .map_err(|_| GatewayError::from(crate::vocab::error::PathError::Unparseable))?;
+    let has_credential = crate::vocab::headers::caller_credential(&head.headers).is_some();
+    let req = session.req_header_mut();
+    req.set_uri(uri);
+    if !has_credential && !key.is_empty() {
+        req.insert_header("x-goog-api-key", key).map_err(|_| {
+            GatewayError::InvalidRequest("the key= parameter is not a valid header value".into())
+        })?;
+    }
+    Ok(())
 }
 
 /// The virtual key and config that run the request.
@@ -109,7 +157,13 @@ pub fn parse_with_slug(
         .uri
         .path_and_query()
         .map_or_else(|| head.uri.path().to_string(), |p| p.as_str().to_string());
-    let request = ClientRequest::parse(head, path_and_query, body, needs_body)?;
+    let mut request = ClientRequest::parse(head, path_and_query, body, needs_body)?;
+    // Azure OpenAI: the deployment of the path is the model asked for.
+    if let Some(deployment) = &ctx.deployment {
+        if request.model.as_deref() != Some(deployment.as_str()) {
+            request = request.with_model(deployment)?;
+        }
+    }
     let Some(rest) = request.model.as_deref().and_then(|m| m.strip_prefix('@')) else {
         return Ok((resolved?, request));
     };

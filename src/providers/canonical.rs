@@ -70,11 +70,17 @@ pub enum ContentPart {
         /// OpenAI's `detail` (`low`/`high`/`auto`); other formats have none.
         detail: Option<String>,
     },
-    /// Model reasoning replayed in history (Anthropic `thinking` blocks). Only the format it
-    /// came from can send it back; other encoders drop it.
+    /// Model reasoning replayed in history (Anthropic `thinking` blocks, Responses reasoning
+    /// items, Gemini `thought` parts). The signature is the source provider's; encoders for
+    /// another format send what that format can carry (see docs/client-formats.md).
     Thinking {
         text: String,
         signature: Option<String>,
+    },
+    /// Reasoning the provider keeps encrypted (Anthropic `redacted_thinking`, a Responses
+    /// reasoning item's `encrypted_content`): only its source format can send it back.
+    RedactedThinking {
+        data: String,
     },
     /// A part this model does not represent (audio, files, documents, server-tool blocks…):
     /// its `type` and original JSON. Only the request's source format can encode it; any other
@@ -179,6 +185,24 @@ pub enum ResponseFormat {
     },
 }
 
+/// What the client asked of the model's reasoning ("thinking"), in no format's spelling:
+/// Anthropic `thinking: {type: enabled, budget_tokens}`, OpenAI `reasoning_effort` and the
+/// Responses API's `reasoning: {effort, summary}`, Gemini `thinkingConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reasoning {
+    /// `minimal`, `low`, `medium`, `high` (OpenAI's effort levels).
+    pub effort: Option<String>,
+    /// A token budget for reasoning (Anthropic `budget_tokens`, Gemini `thinkingBudget`).
+    pub budget_tokens: Option<u64>,
+    /// Whether the reasoning text (or a summary of it) is returned: Anthropic returns thinking
+    /// blocks when enabled, Gemini `includeThoughts`, Responses `summary`.
+    pub include_thoughts: Option<bool>,
+    /// The Responses API's `summary` (`auto`, `concise`, `detailed`).
+    pub summary: Option<String>,
+    /// Reasoning explicitly off (Anthropic `thinking: {type: disabled}`, Gemini budget 0).
+    pub disabled: bool,
+}
+
 /// Which OpenAI field carried the output limit (re-encoded the same way for OpenAI targets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaxTokensField {
@@ -214,6 +238,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// Reasoning / thinking settings, when the client gave any.
+    pub reasoning: Option<Reasoning>,
     /// Top-level fields the decoder did not know, in the source format's spelling; only an
     /// encoder of that same format writes them back.
     pub extra: Map<String, Value>,
@@ -272,6 +298,9 @@ pub struct Choice {
     pub refusal: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub finish_reason: Option<FinishReason>,
+    /// The model's reasoning, before the answer: [`ContentPart::Thinking`] and
+    /// [`ContentPart::RedactedThinking`] parts, in order.
+    pub thinking: Vec<ContentPart>,
 }
 
 /// A whole (non-streaming) response.
@@ -298,6 +327,23 @@ pub enum StreamEvent {
     Text {
         choice: u32,
         text: String,
+    },
+    /// Reasoning text (an Anthropic `thinking_delta`, a Responses reasoning summary delta, a
+    /// Gemini `thought` part). Each run of these is one thinking block, ended by its signature,
+    /// by other content or by the finish.
+    Thinking {
+        choice: u32,
+        text: String,
+    },
+    /// The signature of the thinking block in progress (Anthropic `signature_delta`).
+    ThinkingSignature {
+        choice: u32,
+        signature: String,
+    },
+    /// A whole encrypted reasoning block (Anthropic `redacted_thinking`).
+    RedactedThinking {
+        choice: u32,
+        data: String,
     },
     ToolCallStart {
         choice: u32,

@@ -29,6 +29,9 @@ pub struct ChatCall<'a> {
     /// The model asked of the provider (after overrides): Gemini's path, Azure's deployment.
     pub model: &'a str,
     pub stream: bool,
+    /// The format the body is in (an `openai` provider serves Chat Completions and the
+    /// Responses API at different paths).
+    pub format: crate::vocab::Format,
 }
 
 /// `base path + client path without its leading /v1`: `/v1/chat/completions?x=1` under base

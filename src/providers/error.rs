@@ -92,6 +92,20 @@ impl ErrorKind {
         }
     }
 
+    /// Google's `error.status` spelling (a `google.rpc.Code` name).
+    pub fn gemini_status(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::RequestTooLarge => "INVALID_ARGUMENT",
+            ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::RateLimit => "RESOURCE_EXHAUSTED",
+            ErrorKind::Overloaded => "UNAVAILABLE",
+            ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+            ErrorKind::Api => "INTERNAL",
+        }
+    }
+
     /// OpenAI's `error.type` spelling.
     pub fn openai_type(self) -> &'static str {
         match self {
@@ -158,8 +172,8 @@ impl ProviderError {
     pub fn client_status(&self, client: ClientFormat) -> u16 {
         if self.kind == ErrorKind::Overloaded {
             return match client {
-                ClientFormat::OpenAi => 503,
                 ClientFormat::Anthropic => 529,
+                ClientFormat::OpenAi | ClientFormat::Responses | ClientFormat::Gemini => 503,
             };
         }
         let status = if (400..=599).contains(&self.status)
@@ -278,7 +292,9 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ProviderError {
     if let Some(v) = &value {
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             return match format {
-                Format::OpenAi => ProviderError::from_openai_object(Some(status), err),
+                Format::OpenAi | Format::Responses => {
+                    ProviderError::from_openai_object(Some(status), err)
+                }
                 Format::Anthropic => ProviderError::from_anthropic_object(Some(status), err),
                 Format::Gemini => {
                     if err.get("status").is_some() || err.get("code").is_some() {
@@ -307,7 +323,7 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ProviderError {
 /// The error body in the client's format.
 fn error_value(client: ClientFormat, err: &ProviderError) -> Value {
     match client {
-        ClientFormat::OpenAi => {
+        ClientFormat::OpenAi | ClientFormat::Responses => {
             let code = err
                 .code
                 .clone()
@@ -329,6 +345,13 @@ fn error_value(client: ClientFormat, err: &ProviderError) -> Value {
                 "message": err.message,
             }
         }),
+        ClientFormat::Gemini => json!({
+            "error": {
+                "code": err.client_status(client),
+                "message": err.message,
+                "status": err.kind.gemini_status(),
+            }
+        }),
     }
 }
 
@@ -343,10 +366,15 @@ pub fn encode_error(client: ClientFormat, err: &ProviderError) -> (u16, Bytes) {
 /// A terminal in-stream error event in the client's format (OpenAI: `data: {"error":…}`;
 /// Anthropic: `event: error` + `data: {"type":"error","error":…}`).
 pub fn encode_stream_error(client: ClientFormat, err: &ProviderError, out: &mut Vec<u8>) {
-    let value = error_value(client, err);
     match client {
-        ClientFormat::OpenAi => write_sse(out, None, &value),
-        ClientFormat::Anthropic => write_sse(out, Some("error"), &value),
+        ClientFormat::OpenAi => write_sse(out, None, &error_value(client, err)),
+        ClientFormat::Anthropic => write_sse(out, Some("error"), &error_value(client, err)),
+        ClientFormat::Responses => super::responses::encode_stream_error(err, out),
+        ClientFormat::Gemini => super::gemini::client::encode_stream_error(
+            err,
+            super::gemini::client::Framing::Sse,
+            out,
+        ),
     }
 }
 

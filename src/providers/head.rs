@@ -212,7 +212,11 @@ mod tests {
     }
 
     fn chat(model: &str, stream: bool) -> Option<ChatCall<'_>> {
-        Some(ChatCall { model, stream })
+        Some(ChatCall {
+            model,
+            stream,
+            format: crate::vocab::Format::OpenAi,
+        })
     }
 
     #[test]

@@ -21,14 +21,15 @@ mod json;
 pub mod openai;
 pub mod request;
 pub mod response;
+pub mod responses;
 mod segment;
 pub mod stream;
 mod translate_error;
 
 pub use canonical::{
     ChatRequest, ChatResponse, Choice, ClientFormat, ContentPart, FinishReason, Format,
-    ImageSource, MaxTokensField, Message, ResponseFormat, Role, StreamEvent, Tool, ToolCall,
-    ToolChoice, Usage,
+    ImageSource, MaxTokensField, Message, Reasoning, ResponseFormat, Role, StreamEvent, Tool,
+    ToolCall, ToolChoice, Usage,
 };
 pub use endpoint::{ChatCall, RequestHead};
 pub use error::{
@@ -42,15 +43,16 @@ pub use response::{
     decode_response, encode_response, facts_of_response, translate_response, usage_of_response,
     TranslateContext, TranslatedResponse,
 };
-pub use stream::StreamTranslator;
+pub use stream::{PassthroughStep, StreamTranslator};
 
 use crate::upstream::sse::SseEvent;
 use crate::vocab::ProviderKind;
 
 /// What a stream event means for the commit point (DESIGN.md §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventClass {
     /// Role-only or empty deltas, comments, keep-alives: buffered before the commit point.
+    #[default]
     Preamble,
     /// The first of these commits the stream to the client.
     Content,
@@ -69,6 +71,17 @@ impl Format {
             }
             ProviderKind::Anthropic => Format::Anthropic,
             ProviderKind::Gemini => Format::Gemini,
+        }
+    }
+
+    /// The format a provider of `kind` is asked in for a request of `client` format (`None`:
+    /// not a chat route). An `openai` provider serves a Responses API client natively (so
+    /// `previous_response_id`, stored responses and built-in tools work); Azure and
+    /// OpenAI-compatible providers get it translated to Chat Completions.
+    pub fn upstream(kind: ProviderKind, client: Option<ClientFormat>) -> Format {
+        match (kind, client) {
+            (ProviderKind::OpenAi, Some(ClientFormat::Responses)) => Format::Responses,
+            _ => Format::of(kind),
         }
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::canonical::{ChatRequest, ClientFormat, Format};
 use super::endpoint::ChatCall;
 use super::json::to_vec;
-use super::{anthropic, gemini, openai, TranslateError};
+use super::{anthropic, gemini, openai, responses, TranslateError};
 use crate::vocab::ProviderKind;
 
 /// A client's chat request, parsed once.
@@ -26,6 +26,16 @@ pub struct DecodedRequest {
     raw: Bytes,
     body: Map<String, Value>,
     request: ChatRequest,
+    /// What the path says of the call (Gemini: the model and the stream flag).
+    path: Option<PathCall>,
+}
+
+/// The facts of a chat call its path carries rather than its body (a Gemini client's
+/// `models/{model}:streamGenerateContent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCall {
+    pub model: String,
+    pub stream: bool,
 }
 
 /// One attempt's upstream body and the facts the head and the response side need.
@@ -48,6 +58,7 @@ impl EncodedRequest {
         ChatCall {
             model: &self.model,
             stream: self.stream,
+            format: self.format,
         }
     }
 }
@@ -63,10 +74,25 @@ pub fn apply_overrides(body: &mut Map<String, Value>, overrides: &Map<String, Va
 fn decode_map(
     format: ClientFormat,
     body: &Map<String, Value>,
+    path: Option<&PathCall>,
 ) -> Result<ChatRequest, TranslateError> {
     match format {
         ClientFormat::OpenAi => openai::decode_request(body),
         ClientFormat::Anthropic => anthropic::decode_request(body),
+        ClientFormat::Responses => responses::decode_request(body),
+        ClientFormat::Gemini => {
+            let Some(path) = path else {
+                return Err(TranslateError::InvalidRequest(
+                    "a Gemini request names its model in the path".into(),
+                ));
+            };
+            // `override_params` (or a target's model) may set `model` in the body.
+            let model = body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or(&path.model);
+            gemini::client::decode_request(body, model, path.stream)
+        }
     }
 }
 
@@ -89,18 +115,46 @@ impl DecodedRequest {
         DecodedRequest::from_parts(format, raw, body)
     }
 
+    /// Parses and decodes a client body with what its path says of the call.
+    pub fn decode_route(
+        format: ClientFormat,
+        raw: Bytes,
+        path: Option<PathCall>,
+    ) -> Result<DecodedRequest, TranslateError> {
+        let body = match serde_json::from_slice::<Value>(&raw) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(TranslateError::InvalidRequest(
+                    "the body must be a JSON object".into(),
+                ))
+            }
+        };
+        DecodedRequest::from_route(format, raw, body, path)
+    }
+
     /// Decodes a body the caller already parsed (`raw` must be its bytes).
     pub fn from_parts(
         format: ClientFormat,
         raw: Bytes,
         body: Map<String, Value>,
     ) -> Result<DecodedRequest, TranslateError> {
-        let request = decode_map(format, &body)?;
+        DecodedRequest::from_route(format, raw, body, None)
+    }
+
+    /// Decodes a body the caller already parsed, with what its path says of the call.
+    pub fn from_route(
+        format: ClientFormat,
+        raw: Bytes,
+        body: Map<String, Value>,
+        path: Option<PathCall>,
+    ) -> Result<DecodedRequest, TranslateError> {
+        let request = decode_map(format, &body, path.as_ref())?;
         Ok(DecodedRequest {
             format,
             raw,
             body,
             request,
+            path,
         })
     }
 
@@ -150,7 +204,7 @@ impl DecodedRequest {
         overrides: &Map<String, Value>,
         model: Option<&str>,
     ) -> Result<EncodedRequest, TranslateError> {
-        let target = Format::of(kind);
+        let target = Format::upstream(kind, Some(self.format));
         let changed = !overrides.is_empty() || model.is_some_and(|m| m != self.request.model);
         let merged: Cow<'_, Map<String, Value>> = if changed {
             let mut body = self.body.clone();
@@ -163,7 +217,7 @@ impl DecodedRequest {
             Cow::Borrowed(&self.body)
         };
         let request: Cow<'_, ChatRequest> = if changed {
-            Cow::Owned(decode_map(self.format, &merged)?)
+            Cow::Owned(decode_map(self.format, &merged, self.path.as_ref())?)
         } else {
             Cow::Borrowed(&self.request)
         };
@@ -177,10 +231,20 @@ impl DecodedRequest {
         if target == self.format.format() {
             return Ok(self.same_format(target, merged, &request, changed));
         }
+        if self.format == ClientFormat::Responses {
+            responses::check_portable(&request)?;
+        }
         let map = match target {
             Format::OpenAi => openai::encode_request(&request, kind)?,
             Format::Anthropic => anthropic::encode_request(&request)?,
             Format::Gemini => gemini::encode_request(&request)?,
+            // Only a Responses client is served in the Responses format (same format, above).
+            Format::Responses => {
+                return Err(TranslateError::unsupported(
+                    target,
+                    "only Responses API requests are sent in it",
+                ))
+            }
         };
         Ok(EncodedRequest {
             format: target,
@@ -203,6 +267,11 @@ impl DecodedRequest {
             self.raw.clone()
         } else {
             let mut body = merged.into_owned();
+            if target == Format::Gemini {
+                // A Gemini body has no model (the path names it) nor stream flag.
+                body.remove("model");
+                body.remove("stream");
+            }
             if force_usage {
                 let opts = body
                     .entry("stream_options")

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::canonical::{ChatRequest, ChatResponse, ClientFormat, Format, Usage};
 use super::json::to_vec;
-use super::{anthropic, gemini, openai, TranslateError};
+use super::{anthropic, gemini, openai, responses, TranslateError};
 
 /// Per-request facts a translated response or stream needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct TranslateContext {
     pub created: u64,
     /// Random hex naming the response (and Gemini's tool calls) when the provider gives no id.
     pub nonce: String,
+    /// How a Gemini client's stream is framed (`alt=sse` or a JSON array).
+    pub gemini_framing: gemini::client::Framing,
 }
 
 impl TranslateContext {
@@ -35,6 +37,7 @@ impl TranslateContext {
             requested_model: request.model.clone(),
             created,
             nonce,
+            gemini_framing: gemini::client::Framing::default(),
         }
     }
 
@@ -43,6 +46,8 @@ impl TranslateContext {
         match client {
             ClientFormat::OpenAi => format!("chatcmpl-{}", self.nonce),
             ClientFormat::Anthropic => format!("msg_{}", self.nonce),
+            ClientFormat::Responses => format!("resp_{}", self.nonce),
+            ClientFormat::Gemini => self.nonce.clone(),
         }
     }
 }
@@ -74,6 +79,7 @@ pub fn decode_response(
         Format::OpenAi => openai::decode_response(&v),
         Format::Anthropic => anthropic::decode_response(&v),
         Format::Gemini => gemini::decode_response(&v, fallback_id),
+        Format::Responses => responses::decode_response(&v),
     }
 }
 
@@ -94,6 +100,8 @@ pub fn encode_response(
     let v = match client {
         ClientFormat::OpenAi => openai::encode_response(&r, ctx.created),
         ClientFormat::Anthropic => anthropic::encode_response(&r),
+        ClientFormat::Responses => responses::encode_response(&r, ctx.created),
+        ClientFormat::Gemini => gemini::client::encode_response(&r),
     };
     Bytes::from(to_vec(&v))
 }
@@ -146,12 +154,13 @@ pub fn facts_of_response(format: Format, body: &[u8]) -> (Option<Usage>, Option<
     };
     let (model, usage) = match format {
         Format::Gemini => (facts.model_version, facts.usage_metadata),
-        Format::OpenAi | Format::Anthropic => (facts.model, facts.usage),
+        Format::OpenAi | Format::Anthropic | Format::Responses => (facts.model, facts.usage),
     };
     let usage = usage.filter(Value::is_object).map(|u| match format {
         Format::OpenAi => openai::decode_usage(&u),
         Format::Anthropic => anthropic::decode_usage(&u),
         Format::Gemini => gemini::decode_usage(&u),
+        Format::Responses => responses::decode_usage(&u),
     });
     (usage, model.map(|m| m.into_owned()))
 }
@@ -161,6 +170,7 @@ fn usage_of_value(format: Format, v: &Value) -> Option<Usage> {
         Format::OpenAi => ("usage", openai::decode_usage),
         Format::Anthropic => ("usage", anthropic::decode_usage),
         Format::Gemini => ("usageMetadata", gemini::decode_usage),
+        Format::Responses => ("usage", responses::decode_usage),
     };
     v.get(key).filter(|u| u.is_object()).map(decode)
 }
@@ -182,6 +192,7 @@ mod tests {
             requested_model: "asked".into(),
             created: 1_700_000_000,
             nonce: "abc".into(),
+            gemini_framing: Default::default(),
         }
     }
 

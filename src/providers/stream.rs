@@ -17,18 +17,21 @@ use serde_json::Value;
 use super::canonical::{ClientFormat, Format, StreamEvent, Usage};
 use super::json::str_at;
 use super::response::TranslateContext;
-use super::{anthropic, encode_stream_error, gemini, openai, EventClass, ProviderError};
+use super::{anthropic, encode_stream_error, gemini, openai, responses, EventClass, ProviderError};
 use crate::upstream::sse::SseEvent;
 
 enum Decoder {
     OpenAi(openai::ChunkDecoder),
     Anthropic(anthropic::EventDecoder),
     Gemini(gemini::ChunkDecoder),
+    Responses(responses::EventDecoder),
 }
 
 enum Encoder {
     OpenAi(openai::ChunkEncoder),
     Anthropic(anthropic::EventEncoder),
+    Responses(responses::EventEncoder),
+    Gemini(gemini::client::ChunkEncoder),
 }
 
 impl Encoder {
@@ -36,6 +39,8 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.encode(event, out),
             Encoder::Anthropic(e) => e.encode(event, out),
+            Encoder::Responses(e) => e.encode(event, out),
+            Encoder::Gemini(e) => e.encode(event, out),
         }
     }
 
@@ -43,6 +48,8 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.finish(out),
             Encoder::Anthropic(e) => e.finish(out),
+            Encoder::Responses(e) => e.finish(out),
+            Encoder::Gemini(e) => e.finish(out),
         }
     }
 
@@ -50,8 +57,21 @@ impl Encoder {
         match self {
             Encoder::OpenAi(e) => e.ended(),
             Encoder::Anthropic(e) => e.ended(),
+            Encoder::Responses(e) => e.ended(),
+            Encoder::Gemini(e) => e.ended(),
         }
     }
+}
+
+/// What a same-format stream's event told, beyond the bytes it forwarded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassthroughStep {
+    /// What the event means for the commit point.
+    pub class: EventClass,
+    /// The usage so far, when the event carried it.
+    pub usage: Option<Usage>,
+    /// The model answering, when the event named it.
+    pub model: Option<String>,
 }
 
 enum Mode {
@@ -66,6 +86,8 @@ enum Mode {
         /// A `message_delta` with a `stop_reason` went by.
         stopped: bool,
     },
+    ResponsesPassthrough(responses::Passthrough),
+    GeminiPassthrough(gemini::client::Passthrough),
     Translate(Box<Translation>),
 }
 
@@ -79,6 +101,8 @@ struct Translation {
 /// Translates one upstream stream for one client. See the module doc.
 pub struct StreamTranslator {
     client: ClientFormat,
+    /// A Gemini client's framing (unused for other clients).
+    gemini_framing: gemini::client::Framing,
     mode: Mode,
     seen: Seen,
     /// The terminal class once the stream ended (`Done` or `Error`); nothing is written after.
@@ -176,6 +200,19 @@ fn anthropic_passthrough(
     anthropic::classify(event, data.as_ref())
 }
 
+impl Seen {
+    /// Takes in what a passthrough step told; its class.
+    fn step(&mut self, step: PassthroughStep) -> EventClass {
+        if let Some(u) = step.usage {
+            self.usage = u;
+        }
+        if self.model.is_none() {
+            self.model = step.model;
+        }
+        step.class
+    }
+}
+
 impl Translation {
     /// Decodes one upstream event and encodes what it means for the client; the class is the
     /// highest-ranked of the events written.
@@ -190,6 +227,7 @@ impl Translation {
             Decoder::OpenAi(d) => d.decode(event, scratch),
             Decoder::Anthropic(d) => d.decode(event, scratch),
             Decoder::Gemini(d) => d.decode(event, scratch),
+            Decoder::Responses(d) => d.decode(event, scratch),
         }
         let mut class = EventClass::Preamble;
         for e in scratch.drain(..) {
@@ -225,6 +263,12 @@ impl StreamTranslator {
                 usage: anthropic::UsageTracker::default(),
                 stopped: false,
             },
+            (Format::Responses, ClientFormat::Responses) => {
+                Mode::ResponsesPassthrough(responses::Passthrough::default())
+            }
+            (Format::Gemini, ClientFormat::Gemini) => {
+                Mode::GeminiPassthrough(gemini::client::Passthrough::new(ctx.gemini_framing))
+            }
             _ => {
                 let decoder = match upstream {
                     Format::OpenAi => Decoder::OpenAi(openai::ChunkDecoder::default()),
@@ -232,6 +276,7 @@ impl StreamTranslator {
                     Format::Gemini => {
                         Decoder::Gemini(gemini::ChunkDecoder::new(&ctx.fallback_id(client)))
                     }
+                    Format::Responses => Decoder::Responses(responses::EventDecoder::default()),
                 };
                 let id = ctx.fallback_id(client);
                 let model = ctx.requested_model.clone();
@@ -245,6 +290,14 @@ impl StreamTranslator {
                     ClientFormat::Anthropic => {
                         Encoder::Anthropic(anthropic::EventEncoder::new(id, model))
                     }
+                    ClientFormat::Responses => {
+                        Encoder::Responses(responses::EventEncoder::new(id, model, ctx.created))
+                    }
+                    ClientFormat::Gemini => Encoder::Gemini(gemini::client::ChunkEncoder::new(
+                        id,
+                        model,
+                        ctx.gemini_framing,
+                    )),
                 };
                 Mode::Translate(Box::new(Translation {
                     decoder,
@@ -255,9 +308,31 @@ impl StreamTranslator {
         };
         StreamTranslator {
             client,
+            gemini_framing: ctx.gemini_framing,
             mode,
             seen: Seen::default(),
             ended: None,
+        }
+    }
+
+    /// The content type of the client's stream when it is not server-sent events (a Gemini
+    /// client's JSON array); `None`: the upstream's (`text/event-stream`).
+    pub fn content_type(&self) -> Option<&'static str> {
+        match (self.client, self.gemini_framing) {
+            (ClientFormat::Gemini, gemini::client::Framing::JsonArray) => {
+                Some(gemini::client::Framing::JsonArray.content_type())
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes a terminal error event in the client's format and framing.
+    fn write_error(&self, err: &ProviderError, out: &mut Vec<u8>) {
+        match self.client {
+            ClientFormat::Gemini => {
+                gemini::client::encode_stream_error(err, self.gemini_framing, out)
+            }
+            client => encode_stream_error(client, err, out),
         }
     }
 
@@ -295,6 +370,8 @@ impl StreamTranslator {
             Mode::AnthropicPassthrough { usage, stopped } => {
                 anthropic_passthrough(event, usage, stopped, seen, out)
             }
+            Mode::ResponsesPassthrough(p) => seen.step(p.push(event, out)),
+            Mode::GeminiPassthrough(p) => seen.step(p.push(event, out)),
             Mode::Translate(tr) => tr.push(event, seen, out),
         };
         if matches!(class, EventClass::Done | EventClass::Error) {
@@ -331,6 +408,8 @@ impl StreamTranslator {
                     EventClass::Error
                 }
             }
+            Mode::ResponsesPassthrough(p) => p.finish(out),
+            Mode::GeminiPassthrough(p) => p.finish(out),
             Mode::Translate(tr) => tr.encoder.finish(out),
         };
         self.ended = Some(class);
@@ -347,7 +426,7 @@ impl StreamTranslator {
             Mode::Translate(tr) => {
                 tr.encoder.encode(StreamEvent::Error(err.clone()), out);
             }
-            _ => encode_stream_error(self.client, err, out),
+            _ => self.write_error(err, out),
         }
         self.ended = Some(EventClass::Error);
     }
@@ -364,6 +443,7 @@ mod tests {
             requested_model: "m".into(),
             created: 1,
             nonce: "n".into(),
+            gemini_framing: Default::default(),
         }
     }
 

@@ -9,5 +9,5 @@ pub mod headers;
 pub mod kinds;
 
 pub use error::{GatewayError, PathError};
-pub use format::{ClientFormat, Format};
+pub use format::{gemini_route, ClientFormat, Format, GeminiMethod, GeminiRoute};
 pub use kinds::{LimitKind, ProviderKind};

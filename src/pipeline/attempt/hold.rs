@@ -171,7 +171,12 @@ impl AttemptRunner<'_> {
             _ => None,
         };
         let mut prepared = self.read_to_content(held, pump).await?;
-        if let Some(set) = guard {
+        // A Gemini client's JSON-array stream is not server-sent events: relayed unchecked.
+        let sse = prepared
+            .pump
+            .as_ref()
+            .is_none_or(|p| p.translator.content_type().is_none());
+        if let Some(set) = guard.filter(|_| sse) {
             prepared.guard.get_or_insert_default().stream = Some(
                 guardrails::stream::StreamGuard::new(set, self.request.format),
             );

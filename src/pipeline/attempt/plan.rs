@@ -32,16 +32,23 @@ impl<'r> Plan<'r> {
         provider: &Provider,
     ) -> Result<Plan<'r>, Failure<Reply>> {
         let settings = &leaf.settings;
-        let upstream = Format::of(provider.kind);
+        let upstream = Format::upstream(provider.kind, request.format);
         let Some(client) = request.format else {
-            if upstream != Format::OpenAi {
+            // Routes that are not chat are forwarded as they are, to providers of their API:
+            // Gemini's (`countTokens`, `embedContent`) to Gemini, the rest to OpenAI-format ones.
+            let native = match crate::vocab::gemini_route(request.path()) {
+                Some(_) => Format::Gemini,
+                None => Format::OpenAi,
+            };
+            if upstream != native {
                 return Err(translate_failure(
                     leaf,
                     TranslateError::Unsupported {
                         target: upstream.as_str(),
                         what: format!(
-                            "{} is only served by OpenAI-format providers",
-                            request.path()
+                            "{} is only served by {}-format providers",
+                            request.path(),
+                            native.as_str()
                         ),
                     },
                 ));
@@ -95,9 +102,10 @@ impl<'r> Plan<'r> {
     ) -> Result<RequestHeader, Failure<Reply>> {
         let chat = match (&self.encoded, self.translation) {
             (Some(enc), _) => Some(enc.chat_call()),
-            (None, Some(_)) => Some(ChatCall {
+            (None, Some(t)) => Some(ChatCall {
                 model: model.unwrap_or(""),
                 stream: false,
+                format: t.upstream,
             }),
             (None, None) => None,
         };

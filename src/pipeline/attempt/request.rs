@@ -11,7 +11,9 @@ use pingora::http::RequestHeader;
 use crate::config::TargetSettings;
 use crate::error::GatewayError;
 use crate::ingress::{self, path};
+use crate::providers::request::PathCall;
 use crate::providers::{ClientFormat, DecodedRequest, TranslateContext, TranslateError};
+use crate::vocab::{gemini_route, GeminiMethod};
 
 /// Largest `x-portkey-metadata` header accepted.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -84,6 +86,14 @@ impl ClientRequest {
             true => ClientFormat::from_path(path),
             false => None,
         };
+        // Gemini names the model (and whether to stream) in the path, not the body.
+        let (model, stream) = match gemini_route(path) {
+            Some(r) => (
+                Some(r.model.to_string()),
+                r.method == GeminiMethod::StreamGenerateContent,
+            ),
+            None => (model, stream),
+        };
         Ok(ClientRequest {
             method,
             path_and_query,
@@ -135,15 +145,30 @@ impl ClientRequest {
     ) -> Result<&(DecodedRequest, TranslateContext), TranslateError> {
         self.decoded
             .get_or_init(|| {
+                let path = self.path_call(format);
                 let decoded = match &self.json {
-                    Some(map) => DecodedRequest::from_parts(format, self.body.clone(), map.clone()),
-                    None => DecodedRequest::decode(format, self.body.clone()),
+                    Some(map) => {
+                        DecodedRequest::from_route(format, self.body.clone(), map.clone(), path)
+                    }
+                    None => DecodedRequest::decode_route(format, self.body.clone(), path),
                 }?;
-                let ctx = TranslateContext::new(decoded.request());
+                let mut ctx = TranslateContext::new(decoded.request());
+                if format == ClientFormat::Gemini {
+                    let query = self.path_and_query.split_once('?').map(|(_, q)| q);
+                    ctx.gemini_framing = crate::providers::gemini::client::Framing::of_query(query);
+                }
                 Ok((decoded, ctx))
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// What the path says of a chat call (Gemini: its model and stream flag).
+    fn path_call(&self, format: ClientFormat) -> Option<PathCall> {
+        (format == ClientFormat::Gemini).then(|| PathCall {
+            model: self.model.clone().unwrap_or_default(),
+            stream: self.stream,
+        })
     }
 
     /// The body for one target: the original bytes unless `override_params` change them.
@@ -166,6 +191,16 @@ impl ClientRequest {
     /// This request for `model` instead, its body re-serialized with it (Portkey's
     /// `@<slug>/<model>` spelling, once the slug has chosen the route).
     pub fn with_model(&self, model: &str) -> Result<ClientRequest, GatewayError> {
+        if gemini_route(self.path()).is_some() {
+            // The path names a Gemini model: the body has none to rewrite.
+            let json = match &self.json {
+                Some(json) => json.clone(),
+                None => ingress::body::parse(&self.body)?,
+            };
+            let mut request = self.with_body(self.body.clone(), json);
+            request.model = Some(model.to_string());
+            return Ok(request);
+        }
         let mut json = match &self.json {
             Some(json) => json.clone(),
             None => ingress::body::parse(&self.body)?,

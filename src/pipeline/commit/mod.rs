@@ -170,6 +170,23 @@ impl Commit<'_> {
     ) -> Finished {
         let status = answer.status;
         let started = answer.response.started();
+        // A client stream that is not server-sent events (a Gemini client's JSON array).
+        let content_type = answer
+            .pump
+            .as_ref()
+            .and_then(|p| p.translator.content_type());
+        let typed: Vec<(&'static str, String)>;
+        let extra = match content_type {
+            Some(ct) => {
+                typed = extra
+                    .iter()
+                    .cloned()
+                    .chain([("content-type", ct.to_string())])
+                    .collect();
+                typed.as_slice()
+            }
+            None => extra,
+        };
         let head = response_head(status, answer.response.header(), extra, Framing::Chunked);
         let committed = match head {
             Ok(head) => {

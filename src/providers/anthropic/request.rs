@@ -476,6 +476,12 @@ fn encode_part(p: &ContentPart, same: bool) -> Result<Option<Value>, TranslateEr
             put(&mut b, "signature", signature.clone());
             Some(Value::Object(b))
         }
+        ContentPart::RedactedThinking { data } => {
+            if !same {
+                return Ok(None);
+            }
+            Some(json!({"type": "redacted_thinking", "data": data}))
+        }
         ContentPart::Other { kind, raw } => {
             if !same {
                 return Err(TranslateError::unsupported(

@@ -44,6 +44,7 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
             refusal: None,
             tool_calls,
             finish_reason: str_at(v, "stop_reason").map(finish_from_anthropic),
+            thinking: Vec::new(),
         }],
         usage: v.get("usage").filter(|u| u.is_object()).map(decode_usage),
     })

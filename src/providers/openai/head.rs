@@ -31,10 +31,16 @@ pub(crate) fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> Stri
     if provider.kind == ProviderKind::AzureOpenAi && !base.ends_with("/openai/v1") {
         return azure_deployment_path(provider, base, chat.model);
     }
-    if ClientFormat::from_path(client) == Some(ClientFormat::OpenAi) {
+    // The Responses API and Chat Completions: the client's own path (rest and query) when it
+    // asked for that endpoint, else the endpoint under the base.
+    let (endpoint, own) = match chat.format {
+        crate::vocab::Format::Responses => ("/responses", ClientFormat::Responses),
+        _ => ("/chat/completions", ClientFormat::OpenAi),
+    };
+    if ClientFormat::from_path(client) == Some(own) {
         base_plus_rest(provider, client)
     } else {
-        join(base, "/chat/completions")
+        join(base, endpoint)
     }
 }
 

@@ -410,7 +410,9 @@ fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
     match m.role {
         Role::System | Role::Developer | Role::Tool => {
             if let Some(bad) = m.content.iter().find_map(|p| match p {
-                ContentPart::Text(_) | ContentPart::Thinking { .. } => None,
+                ContentPart::Text(_)
+                | ContentPart::Thinking { .. }
+                | ContentPart::RedactedThinking { .. } => None,
                 ContentPart::Image { .. } => Some("an image".to_string()),
                 ContentPart::Other { kind, .. } => Some(format!("a {kind:?} part")),
             }) {
@@ -465,7 +467,12 @@ fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
 fn encode_parts(parts: &[ContentPart], same: bool) -> Result<Value, TranslateError> {
     let visible: Vec<&ContentPart> = parts
         .iter()
-        .filter(|p| !matches!(p, ContentPart::Thinking { .. }))
+        .filter(|p| {
+            !matches!(
+                p,
+                ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. }
+            )
+        })
         .collect();
     if let [ContentPart::Text(t)] = visible.as_slice() {
         return Ok(Value::String(t.clone()));
@@ -489,7 +496,7 @@ fn encode_parts(parts: &[ContentPart], same: bool) -> Result<Value, TranslateErr
                 }
                 raw.clone()
             }
-            ContentPart::Thinking { .. } => continue,
+            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => continue,
         });
     }
     Ok(Value::Array(out))

@@ -70,6 +70,7 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
             refusal: str_at(msg, "refusal").map(str::to_string),
             tool_calls,
             finish_reason: str_at(c, "finish_reason").map(finish_from_openai),
+            thinking: Vec::new(),
         });
     }
     Ok(out)

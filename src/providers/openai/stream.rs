@@ -331,6 +331,10 @@ impl ChunkEncoder {
                 self.done(out);
                 EventClass::Done
             }
+            // Chat Completions has no reasoning content (see the thinking work, issue 23).
+            StreamEvent::Thinking { .. }
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::RedactedThinking { .. } => EventClass::Preamble,
         }
     }
 

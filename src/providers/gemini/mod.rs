@@ -1,4 +1,5 @@
-//! The Google Gemini `generateContent` wire format (`gemini` providers; never a client format):
+//! The Google Gemini `generateContent` wire format. This file is the provider side (`gemini`
+//! providers); `client.rs` is the client side (the `google-genai` SDK's routes):
 //! request encoding (`contents` with roles `user`/`model`, `systemInstruction`,
 //! `generationConfig`, `functionDeclarations`, `functionCall`/`functionResponse` parts,
 //! `inlineData` images), response decoding, the `streamGenerateContent?alt=sse` chunk decoder,
@@ -13,6 +14,8 @@
 //! snake_case one alike. Schemas go in `parametersJsonSchema` / `responseJsonSchema`, which take
 //! JSON Schema as OpenAI and Anthropic clients write it (`additionalProperties`, `$ref`, type
 //! arrays), where the older `parameters` / `responseSchema` take only an OpenAPI subset.
+
+pub mod client;
 
 use std::collections::HashMap;
 
@@ -98,7 +101,9 @@ fn encode_system(m: &Message, system_parts: &mut Vec<Value>) -> Result<(), Trans
     for p in &m.content {
         match p {
             ContentPart::Text(t) if !t.is_empty() => system_parts.push(json!({"text": t})),
-            ContentPart::Text(_) | ContentPart::Thinking { .. } => {}
+            ContentPart::Text(_)
+            | ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. } => {}
             ContentPart::Image { .. } => {
                 return Err(unsupported("an image in a system message".into()))
             }
@@ -253,7 +258,7 @@ fn encode_parts(content: &[ContentPart]) -> Result<Vec<Value>, TranslateError> {
                     json!({"fileData": {"mimeType": guess_image_type(url), "fileUri": url}})
                 }
             }),
-            ContentPart::Thinking { .. } => {}
+            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
             ContentPart::Other { kind, .. } => {
                 return Err(TranslateError::unsupported(
                     Format::Gemini,
@@ -295,7 +300,14 @@ fn guess_image_type(url: &str) -> &'static str {
 pub(crate) fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> String {
     let base = provider.base_url.path.as_str();
     let Some(chat) = head.chat else {
-        return join(base, head.client_path_and_query);
+        // A Gemini client's own route (`/v1beta/models/{m}:countTokens`): its version unless
+        // the base already names one.
+        let client = head.client_path_and_query;
+        if let Some(route) = crate::vocab::gemini_route(client) {
+            let rest = &client[1 + route.version.len()..];
+            return join(&versioned(base, &format!("/{}", route.version)), rest);
+        }
+        return join(base, client);
     };
     let method = if chat.stream {
         "streamGenerateContent?alt=sse"
@@ -476,6 +488,7 @@ fn decode_candidate(i: usize, c: &Value, response_id: &str, calls: &mut u32) -> 
         refusal: None,
         tool_calls,
         finish_reason,
+        thinking: Vec::new(),
     }
 }
 
