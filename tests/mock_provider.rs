@@ -1165,3 +1165,393 @@ async fn new_connections_pay_the_handshake_delay() {
         "{s:?}"
     );
 }
+
+// --- Responses API, Azure OpenAI paths, thinking and reasoning --------------------------------
+
+async fn post(
+    m: &MockHandle,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}{path}", m.addr))
+        .json(body)
+        .timeout(Duration::from_secs(10));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn responses_tool() -> serde_json::Value {
+    serde_json::json!([{"type": "function", "name": "get_weather", "description": "weather",
+                        "parameters": weather_schema()}])
+}
+
+/// Checks the Responses stream framing (named events, `type` = name, `sequence_number` 0..)
+/// and returns the events' data.
+fn responses_events(body: &str) -> Vec<serde_json::Value> {
+    assert!(!body.contains("[DONE]"));
+    sse(body)
+        .iter()
+        .enumerate()
+        .map(|(i, (name, data))| {
+            let d = parse(data);
+            assert_eq!(d["type"], name.as_deref().unwrap(), "{d}");
+            assert_eq!(d["sequence_number"], i, "{d}");
+            d
+        })
+        .collect()
+}
+
+fn types(events: &[serde_json::Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn responses_api_json_stream_and_function_calls() {
+    let m = mock().await;
+    let r = post(&m, "/v1/responses", &[], &serde_json::json!({"model": "m", "input": "a b c", "instructions": "Be brief."})).await;
+    assert_eq!(r.status(), 200);
+    let resp: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(resp["object"], "response");
+    assert_eq!(resp["status"], "completed");
+    assert_eq!(resp["model"], "m");
+    assert_eq!(resp["instructions"], "Be brief.");
+    assert_eq!(resp["output"].as_array().unwrap().len(), 1);
+    let item = &resp["output"][0];
+    assert_eq!(item["type"], "message");
+    assert_eq!(item["role"], "assistant");
+    assert_eq!(item["content"][0]["type"], "output_text");
+    assert_eq!(item["content"][0]["text"], "Hello from the mock provider.");
+    let u = &resp["usage"];
+    assert_eq!(u["output_tokens"], 5);
+    assert_eq!(
+        u["total_tokens"].as_u64().unwrap(),
+        u["input_tokens"].as_u64().unwrap() + 5
+    );
+    assert_eq!(u["output_tokens_details"]["reasoning_tokens"], 0);
+
+    // Streamed text.
+    let body = serde_json::json!({"model": "m", "input": [{"role": "user", "content": "a b c"}], "stream": true});
+    let r = post(&m, "/v1/responses", &[("x-mock-fault", "chunks=3")], &body).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events = responses_events(&r.text().await.unwrap());
+    assert_eq!(
+        types(&events),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert_eq!(events[0]["response"]["status"], "in_progress");
+    assert_eq!(events[0]["response"]["output"], serde_json::json!([]));
+    let item_id = events[2]["item"]["id"].as_str().unwrap();
+    let text: String = events[4..7]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["item_id"], item_id);
+            e["delta"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(text, "tok0 tok1 tok2 ");
+    assert_eq!(events[7]["text"], text);
+    let done = &events[10]["response"];
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["output"][0]["content"][0]["text"], text);
+    assert_eq!(done["usage"]["output_tokens"], 3);
+
+    // A function call, whole and streamed.
+    let ask = serde_json::json!({"model": "m", "input": [{"type": "message", "role": "user", "content": "weather?"}],
+                                 "tools": responses_tool()});
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask).await.json().await.unwrap();
+    let call = &resp["output"][0];
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["status"], "completed");
+    assert!(call["call_id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(
+        parse(call["arguments"].as_str().unwrap()),
+        serde_json::json!({"location": "Paris"})
+    );
+    let mut streamed = ask.clone();
+    streamed["stream"] = true.into();
+    let r = post(&m, "/v1/responses", &[], &streamed).await;
+    let events = responses_events(&r.text().await.unwrap());
+    let t = types(&events);
+    assert_eq!(t[2], "response.output_item.added");
+    assert_eq!(events[2]["item"]["type"], "function_call");
+    assert_eq!(events[2]["item"]["name"], "get_weather");
+    let args: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.function_call_arguments.delta")
+        .map(|e| e["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(parse(&args), serde_json::json!({"location": "Paris"}));
+    assert!(t.contains(&"response.function_call_arguments.done"));
+    assert!(!t.contains(&"response.output_text.delta"));
+    let last = events.last().unwrap();
+    assert_eq!(last["response"]["output"][0]["arguments"], args);
+
+    // The tool's output comes back; tool_choice none.
+    let back = serde_json::json!({"model": "m", "tools": responses_tool(), "input": [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "18C"}]});
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &back).await.json().await.unwrap();
+    assert_eq!(resp["output"][0]["content"][0]["text"], "The tool returned: 18C.");
+    let mut none = ask.clone();
+    none["tool_choice"] = "none".into();
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &none).await.json().await.unwrap();
+    assert_eq!(resp["output"][0]["type"], "message");
+
+    // Faults.
+    let r = post(&m, "/fault/status=503/v1/responses", &[], &ask).await;
+    assert_eq!(r.status(), 503);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert!(err["error"]["message"].is_string());
+    let r = post(&m, "/v1/responses", &[("x-mock-fault", "error_event")], &streamed).await;
+    let events = sse(&r.text().await.unwrap());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0.as_deref(), Some("error"));
+    assert_eq!(parse(&events[0].1)["code"], "server_error");
+    let r = post(&m, "/v1/responses", &[("x-mock-fault", "cut_after=1")], &streamed).await;
+    assert!(r.text().await.is_err());
+}
+
+#[tokio::test]
+async fn azure_openai_paths_answer_like_chat() {
+    let m = mock().await;
+    let key = [("api-key", "azure-key")];
+    let body = serde_json::json!({"messages": [{"role": "user", "content": "hi"}]});
+    let path = "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21";
+    let r = post(&m, path, &key, &body).await;
+    assert_eq!(r.status(), 200);
+    let resp: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(resp["object"], "chat.completion");
+    assert_eq!(resp["model"], "gpt4o-prod");
+    assert_eq!(resp["choices"][0]["message"]["content"], "Hello from the mock provider.");
+    let seen = &m.requests()[0];
+    assert_eq!(seen.path, path);
+    assert_eq!(seen.header("api-key"), Some("azure-key"));
+
+    let mut streamed = body.clone();
+    streamed["stream"] = true.into();
+    streamed["model"] = "gpt-4o".into();
+    let r = post(&m, path, &key, &streamed).await;
+    let body_text = r.text().await.unwrap();
+    let chunks: Vec<serde_json::Value> = data_events(&body_text)
+        .into_iter()
+        .filter(|d| *d != "[DONE]")
+        .map(parse)
+        .collect();
+    assert_eq!(chunks[0]["model"], "gpt-4o");
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "tok0 ");
+
+    let r = post(&m, "/openai/v1/chat/completions", &key, &streamed.clone()).await;
+    assert_eq!(r.status(), 200);
+    let r = post(&m, "/openai/deployments/d/chat/completions", &key, &body).await;
+    assert_eq!(r.status(), 404);
+    let r = post(&m, path, &[], &body).await;
+    assert_eq!(r.status(), 401);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "401");
+    let r = post(&m, &format!("/fault/status=429{path}"), &key, &body).await;
+    assert_eq!(r.status(), 429);
+}
+
+fn thinking_body(stream: bool) -> serde_json::Value {
+    serde_json::json!({"model": "claude-test", "max_tokens": 2048, "stream": stream,
+                       "thinking": {"type": "enabled", "budget_tokens": 1024},
+                       "messages": [{"role": "user", "content": "a b c"}]})
+}
+
+#[tokio::test]
+async fn anthropic_thinking_blocks_signatures_and_streams() {
+    use switchyard_mock::{ANTHROPIC_SIGNATURE, REDACTED_THINKING_DATA, REDACTED_THINKING_TRIGGER, THINKING_TEXT};
+    let m = mock().await;
+    let msg: serde_json::Value = anthropic(&m, "", &thinking_body(false)).await.json().await.unwrap();
+    let content = msg["content"].as_array().unwrap();
+    assert_eq!(content.len(), 2, "{msg}");
+    assert_eq!(content[0]["type"], "thinking");
+    assert_eq!(content[0]["thinking"], THINKING_TEXT);
+    assert_eq!(content[0]["signature"], ANTHROPIC_SIGNATURE);
+    assert_eq!(content[1]["type"], "text");
+    assert_eq!(msg["usage"]["output_tokens"], 5 + switchyard_mock::REASONING_TOKENS);
+    // Without thinking: no block.
+    let plain: serde_json::Value = anthropic(&m, "", &anthropic_body(false)).await.json().await.unwrap();
+    assert_eq!(plain["content"].as_array().unwrap().len(), 1);
+
+    // Streamed: the thinking block (deltas, then the signature), then the text at index 1.
+    let r = anthropic(&m, "chunks=2", &thinking_body(true)).await;
+    let events = sse(&r.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let d: Vec<serde_json::Value> = events.iter().map(|(_, d)| parse(d)).collect();
+    assert_eq!(d[1]["index"], 0);
+    assert_eq!(d[1]["content_block"]["type"], "thinking");
+    let thought: String = d[3..5]
+        .iter()
+        .map(|e| {
+            assert_eq!(e["delta"]["type"], "thinking_delta");
+            e["delta"]["thinking"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(thought, THINKING_TEXT);
+    assert_eq!(d[5]["delta"]["type"], "signature_delta");
+    assert_eq!(d[5]["delta"]["signature"], ANTHROPIC_SIGNATURE);
+    assert_eq!(d[6]["index"], 0);
+    assert_eq!(d[7]["index"], 1);
+    assert_eq!(d[7]["content_block"]["type"], "text");
+    assert_eq!(d[8]["index"], 1);
+    assert_eq!(d[10]["index"], 1);
+    assert_eq!(d[11]["usage"]["output_tokens"], 2 + switchyard_mock::REASONING_TOKENS);
+
+    // The redacted-thinking trigger adds a redacted_thinking block.
+    let mut redacted = thinking_body(false);
+    redacted["messages"][0]["content"] = REDACTED_THINKING_TRIGGER.into();
+    let msg: serde_json::Value = anthropic(&m, "", &redacted).await.json().await.unwrap();
+    let kinds: Vec<&str> = msg["content"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["thinking", "redacted_thinking", "text"]);
+    assert_eq!(msg["content"][1]["data"], REDACTED_THINKING_DATA);
+    redacted["stream"] = true.into();
+    let events = sse(&anthropic(&m, "chunks=1", &redacted).await.text().await.unwrap());
+    let blocks: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|(n, _)| n.as_deref() == Some("content_block_start"))
+        .map(|(_, d)| parse(d))
+        .collect();
+    assert_eq!(blocks[1]["content_block"]["type"], "redacted_thinking");
+    assert_eq!(blocks[1]["content_block"]["data"], REDACTED_THINKING_DATA);
+    assert_eq!(blocks[2]["index"], 2);
+
+    // A thinking block sent back must keep the mock's signature.
+    let turn = |signature: &str| {
+        let mut body = thinking_body(false);
+        body["messages"] = serde_json::json!([
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": THINKING_TEXT, "signature": signature},
+                {"type": "text", "text": "b"}]},
+            {"role": "user", "content": "c"}]);
+        body
+    };
+    assert_eq!(anthropic(&m, "", &turn(ANTHROPIC_SIGNATURE)).await.status(), 200);
+    let r = anthropic(&m, "", &turn("tampered")).await;
+    assert_eq!(r.status(), 400);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert!(err["error"]["message"].as_str().unwrap().contains("signature"));
+}
+
+#[tokio::test]
+async fn openai_and_responses_reasoning_tokens() {
+    let m = mock().await;
+    let n = switchyard_mock::REASONING_TOKENS as u64;
+    let mut body = chat(false);
+    body["reasoning_effort"] = "low".into();
+    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &body).await.json().await.unwrap();
+    let u = &resp["usage"];
+    assert_eq!(u["completion_tokens_details"]["reasoning_tokens"], n);
+    assert_eq!(u["completion_tokens"], 5 + n);
+    let mut streamed = chat(true);
+    streamed["reasoning_effort"] = "medium".into();
+    let text = post(&m, "/v1/chat/completions", &[], &streamed).await.text().await.unwrap();
+    let last = parse(data_events(&text).iter().rev().nth(1).unwrap());
+    assert_eq!(last["usage"]["completion_tokens_details"]["reasoning_tokens"], n);
+    // No reasoning_effort: no details.
+    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &chat(false)).await.json().await.unwrap();
+    assert!(resp["usage"]["completion_tokens_details"].is_null());
+
+    let ask = serde_json::json!({"model": "o4-mini", "input": "hi", "reasoning": {"effort": "low", "summary": "auto"}});
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask).await.json().await.unwrap();
+    assert_eq!(resp["output"][0]["type"], "reasoning");
+    assert_eq!(resp["output"][0]["summary"][0]["text"], switchyard_mock::THINKING_TEXT);
+    assert_eq!(resp["output"][1]["type"], "message");
+    assert_eq!(resp["usage"]["output_tokens_details"]["reasoning_tokens"], n);
+    let mut streamed = ask.clone();
+    streamed["stream"] = true.into();
+    let events = responses_events(&post(&m, "/v1/responses", &[], &streamed).await.text().await.unwrap());
+    let t = types(&events);
+    assert_eq!(&t[2..8], [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done"
+    ]);
+    assert_eq!(events[8]["output_index"], 1);
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert_eq!(done["usage"]["output_tokens_details"]["reasoning_tokens"], n);
+}
+
+#[tokio::test]
+async fn gemini_thought_parts_and_signatures() {
+    use switchyard_mock::{GEMINI_SIGNATURE, THINKING_TEXT};
+    let m = mock().await;
+    let mut body = gemini_body();
+    body["generationConfig"] = serde_json::json!({"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 1024}});
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body).await.json().await.unwrap();
+    let parts = &resp["candidates"][0]["content"]["parts"];
+    assert_eq!(parts[0]["thought"], true);
+    assert_eq!(parts[0]["text"], THINKING_TEXT);
+    assert_eq!(parts[0]["thoughtSignature"], GEMINI_SIGNATURE);
+    assert_eq!(parts[1]["text"], "Hello from the mock provider.");
+    assert!(parts[1]["thought"].is_null());
+    assert_eq!(resp["usageMetadata"]["thoughtsTokenCount"], switchyard_mock::REASONING_TOKENS);
+
+    let r = gemini(&m, "streamGenerateContent?alt=sse", "chunks=2", &body).await;
+    let events = sse(&r.text().await.unwrap());
+    assert_eq!(events.len(), 4);
+    let first = parse(&events[0].1);
+    assert_eq!(first["candidates"][0]["content"]["parts"][0]["thought"], true);
+    assert_eq!(first["candidates"][0]["content"]["parts"][0]["thoughtSignature"], GEMINI_SIGNATURE);
+    let last = parse(&events[3].1);
+    assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], switchyard_mock::REASONING_TOKENS);
+
+    // A function call made while thinking is signed; signatures sent back are checked.
+    body["tools"] = serde_json::json!([{"functionDeclarations": [{"name": "get_weather", "parameters": weather_schema()}]}]);
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body).await.json().await.unwrap();
+    let call = &resp["candidates"][0]["content"]["parts"][1];
+    assert_eq!(call["functionCall"]["name"], "get_weather");
+    assert_eq!(call["thoughtSignature"], GEMINI_SIGNATURE);
+    let back = |sig: &str| serde_json::json!({"contents": [
+        {"role": "user", "parts": [{"text": "weather?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {}}, "thoughtSignature": sig}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"t": 18}}}]}]});
+    assert_eq!(gemini(&m, "generateContent", "", &back(GEMINI_SIGNATURE)).await.status(), 200);
+    assert_eq!(gemini(&m, "generateContent", "", &back("skip_thought_signature_validator")).await.status(), 200);
+    let r = gemini(&m, "generateContent", "", &back("dGFtcGVyZWQ=")).await;
+    assert_eq!(r.status(), 400);
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["status"], "INVALID_ARGUMENT");
+}

@@ -28,6 +28,40 @@
 //! Routes:
 //! - OpenAI: `POST /v1/chat/completions` (JSON or SSE), `/v1/completions`, `/v1/embeddings`,
 //!   `/v1/responses`, `GET /v1/models`; any path no format claims answers a JSON echo.
+//! - OpenAI Responses: `POST /v1/responses` answers a `response` object (`output`: a `message`
+//!   with one `output_text` part, or one `function_call` item; `usage` with
+//!   `input_tokens`/`output_tokens`/`total_tokens` and their details). `"stream": true` answers
+//!   the typed SSE events, each `event: <type>` with a `sequence_number` from 0:
+//!   `response.created`, `response.in_progress`, `response.output_item.added`,
+//!   `response.content_part.added`, N x `response.output_text.delta`,
+//!   `response.output_text.done`, `response.content_part.done`, `response.output_item.done`,
+//!   `response.completed` (the whole response with usage); a function call streams
+//!   `response.function_call_arguments.delta`s and `.done` instead of the part and text events.
+//!   No `[DONE]`. `error_event` sends `event: error` (`code: server_error`).
+//! - Azure OpenAI: `POST /openai/deployments/{deployment}/chat/completions?api-version=...`
+//!   (also `completions`, `embeddings`, `responses`), `/openai/v1/...` and `/openai/responses`
+//!   answer like the OpenAI routes they stand for; the deployment is the answer's `model` when
+//!   the body names none. They require an `api-key` (or `Authorization`) header (else 401) and,
+//!   on deployment paths, an `api-version` query parameter (else 404), with Azure's
+//!   `{"error":{"code","message"}}` bodies. The recorded path keeps the deployment and query.
+//! - Thinking and reasoning (constants in `thinking`, exported): Anthropic `thinking.type`
+//!   `enabled`/`adaptive` puts a `thinking` block (text `THINKING_TEXT`, signature
+//!   `ANTHROPIC_SIGNATURE`) before the answer's block, and a `redacted_thinking` block (data
+//!   `REDACTED_THINKING_DATA`) after it when the messages contain Anthropic's
+//!   `REDACTED_THINKING_TRIGGER`; streamed as `content_block_start` (thinking, empty), two
+//!   `thinking_delta`s, one `signature_delta`, `content_block_stop`, then the answer at the next
+//!   index. An assistant turn sent back with a thinking block signed otherwise (or other
+//!   redacted data) is a 400 `invalid_request_error`. OpenAI chat `reasoning_effort` (not
+//!   `none`) adds `REASONING_TOKENS` as `usage.completion_tokens_details.reasoning_tokens` (in
+//!   `completion_tokens` too). Responses `reasoning.effort` (not `none`) adds a `reasoning`
+//!   output item first (its `summary` text only when `reasoning.summary` is set, streamed with
+//!   the `response.reasoning_summary_*` events) and `output_tokens_details.reasoning_tokens`.
+//!   Gemini `generationConfig.thinkingConfig` (unless `thinkingBudget: 0`) adds
+//!   `usageMetadata.thoughtsTokenCount`; with `includeThoughts: true` a `{"text", "thought":
+//!   true, "thoughtSignature": GEMINI_SIGNATURE}` part comes first (its own stream event), and
+//!   a function call made while thinking carries the same signature. Contents sent back with a
+//!   `thoughtSignature` other than `GEMINI_SIGNATURE` or `skip_thought_signature_validator` are
+//!   a 400 `INVALID_ARGUMENT`.
 //! - Anthropic Messages: `POST` to any path ending in `/v1/messages`. Requires `x-api-key` (else
 //!   401 `authentication_error`), `anthropic-version` (else 400) and a JSON body with `model`,
 //!   `messages` and `max_tokens` (else 400 `invalid_request_error`). `"stream": true` answers
@@ -53,7 +87,10 @@
 //! vector hashed from its text.
 //!
 //! Answers are deterministic. Text is "Hello from the mock provider." (streams send `tok0 `,
-//! `tok1 `, ...). Tool calling, in all three formats: when the request declares tools (and
+//! `tok1 `, ...). Tool calling, in all four formats (the Responses API like chat: its
+//! `function` tools, `tool_choice` `none` or `{"type":"function","name"}`, an input ending with
+//! a user message or a plain string; a `function_call_output` item last gets the tool-result
+//! text): when the request declares tools (and
 //! tool choice is not "none") and the conversation ends with a user message, the answer is ONE
 //! call to the first declared tool (or the one tool choice names). Its arguments hold each
 //! property the tool's schema lists in `required`: the first `enum` value if it has one, else
@@ -110,15 +147,23 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 mod conn;
+mod responses;
 mod routes;
 mod stream;
+mod thinking;
 mod wire;
 
 pub use conn::TlsOptions;
+pub use thinking::{
+    ANTHROPIC_SIGNATURE, GEMINI_SIGNATURE, GEMINI_SKIP_SIGNATURE, REASONING_TOKENS,
+    REDACTED_THINKING_DATA, REDACTED_THINKING_TRIGGER, THINKING_TEXT,
+};
 
 use conn::*;
+use responses::*;
 use routes::*;
 use stream::*;
+use thinking::*;
 use wire::*;
 
 type Body = BoxBody<Bytes, std::io::Error>;

@@ -67,6 +67,9 @@ pub(crate) async fn handle(
     let (prefix_spec, path) = split_fault_prefix(&full_path);
     let path = path.to_string();
     let route = path.split('?').next().unwrap_or("").to_string();
+    // Azure OpenAI's paths answer like the OpenAI routes they stand for.
+    let azure = azure_route(&route);
+    let route = azure.as_ref().map_or(route, |a| a.route.clone());
     let wire = if parts.method == hyper::Method::POST {
         wire_of(&route)
     } else {
@@ -80,8 +83,17 @@ pub(crate) async fn handle(
     if let Some(early) = head_faults(&state, &fault, wire).await {
         return early;
     }
-    let request: serde_json::Value =
+    let mut request: serde_json::Value =
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    if let Some(azure) = &azure {
+        if let Some(refused) = azure_check(azure, &parts.headers, &path) {
+            return Ok(refused);
+        }
+        // The model a deployment answers with, when the body names none.
+        if let (Some(deployment), Some(obj)) = (&azure.deployment, request.as_object_mut()) {
+            obj.entry("model").or_insert(deployment.clone().into());
+        }
+    }
     let answer_override = parts
         .headers
         .get("x-mock-answer")
@@ -207,7 +219,13 @@ fn openai_route(
     body: &Bytes,
 ) -> Response<Body> {
     let (fault, request, id) = (call.fault, call.request, call.id);
-    let answer = || with_override(openai_answer(request), call.answer_override);
+    let answer = || {
+        let answer = match route {
+            "/v1/responses" => responses_answer(request),
+            _ => openai_answer(request),
+        };
+        with_override(answer, call.answer_override)
+    };
     let stream = request
         .get("stream")
         .and_then(|s| s.as_bool())
@@ -230,7 +248,13 @@ fn openai_route(
         ),
         ("POST", "/v1/completions") => json(StatusCode::OK, completion(fault, request, id)),
         ("POST", "/v1/embeddings") => json(StatusCode::OK, embeddings(request)),
-        ("POST", "/v1/responses") => json(StatusCode::OK, responses(request, id)),
+        ("POST", "/v1/responses") if stream => {
+            start_stream(state, fault, request, id, StreamKind::Responses, answer())
+        }
+        ("POST", "/v1/responses") => json(
+            StatusCode::OK,
+            responses(fault, request, id, &answer()),
+        ),
         ("GET", "/v1/models") => json(StatusCode::OK, models()),
         (method, _) => json(
             StatusCode::OK,
@@ -353,7 +377,10 @@ pub(crate) fn chat_completion(
         "created": now(),
         "model": model_of(request),
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage(prompt_tokens(request), answer.tokens(fault)),
+        "usage": with_reasoning(
+            usage(prompt_tokens(request), answer.tokens(fault)),
+            chat_thinking(request).tokens(),
+        ),
         "system_fingerprint": "fp_mock",
     })
 }
@@ -413,24 +440,77 @@ pub(crate) fn chosen_vector(text: &str) -> Option<Vec<f64>> {
         .collect()
 }
 
-pub(crate) fn responses(request: &serde_json::Value, id: u64) -> serde_json::Value {
-    let text = "Hello from the mock provider.";
-    serde_json::json!({
-        "id": format!("resp_mock_{id}"),
-        "object": "response",
-        "created_at": now(),
-        "status": "completed",
-        "model": model_of(request),
-        "output": [{"type": "message", "id": format!("msg_mock_{id}"), "status": "completed", "role": "assistant",
-                    "content": [{"type": "output_text", "text": text, "annotations": []}]}],
-        "usage": {"input_tokens": prompt_tokens(request), "output_tokens": 5, "total_tokens": prompt_tokens(request) + 5},
-    })
-}
-
 pub(crate) fn models() -> serde_json::Value {
     let data: Vec<serde_json::Value> = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
         .iter()
         .map(|id| serde_json::json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}))
         .collect();
     serde_json::json!({"object": "list", "data": data})
+}
+
+/// An Azure OpenAI path: the OpenAI route it stands for and the deployment it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AzureRoute {
+    pub route: String,
+    pub deployment: Option<String>,
+}
+
+/// `/openai/deployments/{deployment}/{chat/completions|completions|embeddings|responses}`,
+/// `/openai/v1/{rest}` and `/openai/responses`.
+pub(crate) fn azure_route(route: &str) -> Option<AzureRoute> {
+    let rest = route.strip_prefix("/openai/")?;
+    if let Some(rest) = rest.strip_prefix("deployments/") {
+        let (deployment, op) = rest.split_once('/')?;
+        let known = matches!(
+            op,
+            "chat/completions" | "completions" | "embeddings" | "responses"
+        );
+        return (known && !deployment.is_empty()).then(|| AzureRoute {
+            route: format!("/v1/{op}"),
+            deployment: Some(deployment.to_string()),
+        });
+    }
+    let route = match rest.strip_prefix("v1/") {
+        Some(v1) => format!("/v1/{v1}"),
+        None if rest == "responses" => "/v1/responses".to_string(),
+        None => return None,
+    };
+    Some(AzureRoute {
+        route,
+        deployment: None,
+    })
+}
+
+/// Azure's own refusals: no `api-key` (or `Authorization`) header is a 401; a deployment path
+/// without `api-version` a 404, as Azure answers them.
+fn azure_check(
+    azure: &AzureRoute,
+    headers: &hyper::HeaderMap,
+    path: &str,
+) -> Option<Response<Body>> {
+    let azure_error = |status: StatusCode, code: &str, message: &str| {
+        json(
+            status,
+            serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    };
+    if header(headers, "api-key").is_none() && header(headers, "authorization").is_none() {
+        return Some(azure_error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint.",
+        ));
+    }
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let versioned = query
+        .split('&')
+        .any(|p| p.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()));
+    if azure.deployment.is_some() && !versioned {
+        return Some(azure_error(
+            StatusCode::NOT_FOUND,
+            "404",
+            "Resource not found (the api-version query parameter is required).",
+        ));
+    }
+    None
 }

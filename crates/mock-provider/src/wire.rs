@@ -394,6 +394,9 @@ pub(crate) fn anthropic_route(
             return invalid(400, &format!("{required}: Field required"));
         }
     }
+    if let Some(message) = anthropic_bad_signature(request) {
+        return invalid(400, &message);
+    }
     let answer = with_override(anthropic_answer(request), answer_override);
     if request.get("stream").and_then(|s| s.as_bool()) == Some(true) {
         return start_stream(state, fault, request, id, StreamKind::Anthropic, answer);
@@ -408,6 +411,9 @@ pub(crate) fn anthropic_route(
             "end_turn",
         ),
     };
+    let thinking = anthropic_thinking(request);
+    let mut content = anthropic_thinking_blocks(thinking);
+    content.push(block);
     json(
         StatusCode::OK,
         serde_json::json!({
@@ -415,10 +421,10 @@ pub(crate) fn anthropic_route(
             "type": "message",
             "role": "assistant",
             "model": model_of(request),
-            "content": [block],
+            "content": content,
             "stop_reason": stop,
             "stop_sequence": null,
-            "usage": {"input_tokens": prompt_tokens(request), "output_tokens": answer.tokens(fault)},
+            "usage": {"input_tokens": prompt_tokens(request), "output_tokens": answer.tokens(fault) + thinking.tokens()},
         }),
     )
 }
@@ -458,10 +464,16 @@ pub(crate) fn gemini_response(
     response
 }
 
-pub(crate) fn gemini_part(answer: &Answer, fault: &FaultSpec) -> serde_json::Value {
+/// The answer's part; a function call made while thinking carries the thought signature (as
+/// Gemini 3 signs every function call).
+pub(crate) fn gemini_part(answer: &Answer, fault: &FaultSpec, thinking: Thinking) -> serde_json::Value {
     match answer {
         Answer::ToolCall { name, args } => {
-            serde_json::json!({"functionCall": {"name": name, "args": args}})
+            let mut part = serde_json::json!({"functionCall": {"name": name, "args": args}});
+            if thinking.on {
+                part["thoughtSignature"] = GEMINI_SIGNATURE.into();
+            }
+            part
         }
         _ => serde_json::json!({"text": answer.text(fault)}),
     }
@@ -504,6 +516,9 @@ pub(crate) fn gemini_route(
             "* GenerateContentRequest.contents: contents is not specified\n",
         );
     }
+    if let Some(message) = gemini_bad_signature(request) {
+        return wire_error(Wire::Gemini, 400, &message);
+    }
     let answer = gemini_answer(request);
     if streaming {
         let sse = params.contains(&("alt", "sse"));
@@ -513,17 +528,21 @@ pub(crate) fn gemini_route(
         };
         return start_stream(state, fault, request, id, kind, answer);
     }
+    let thinking = gemini_thinking(request);
+    let mut parts = Vec::new();
+    if thinking.visible {
+        parts.push(gemini_thought_part());
+    }
+    parts.push(gemini_part(&answer, fault, thinking));
+    let usage = gemini_usage(gemini_prompt_tokens(request), answer.tokens(fault));
     json(
         StatusCode::OK,
         gemini_response(
             model,
             id,
-            serde_json::json!([gemini_part(&answer, fault)]),
+            serde_json::Value::Array(parts),
             Some("STOP"),
-            Some(gemini_usage(
-                gemini_prompt_tokens(request),
-                answer.tokens(fault),
-            )),
+            Some(with_thoughts(usage, thinking.tokens())),
         ),
     )
 }
