@@ -356,14 +356,15 @@ def test_gemini_key_query_parameter_never_reaches_the_provider(gw):
     n = count(gw["mock"])
     url = f"{gw['root']}/v1beta/models/gemini-2.5-flash:generateContent?key=vk-gemini"
     body = {"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}]}
-    r = httpx.post(url, json=body, timeout=TIMEOUT)
+    plain = httpx.Client(trust_env=False, timeout=TIMEOUT)
+    r = plain.post(url, json=body)
     assert r.status_code == 200, r.text
     assert r.json()["candidates"][0]["content"]["parts"][0]["text"] == HELLO
     req = check_gemini_upstream(gw, "vk-gemini", n, stream=False)
     assert "key=" not in req["path"]
     # Streamed without alt=sse: one JSON array.
     n = count(gw["mock"])
-    r = httpx.post(url.replace(":generateContent", ":streamGenerateContent"), json=body, timeout=TIMEOUT)
+    r = plain.post(url.replace(":generateContent", ":streamGenerateContent"), json=body)
     assert r.status_code == 200, r.text
     assert "".join(p["text"] for c in r.json() for p in c["candidates"][0]["content"]["parts"]) == STREAMED
     reqs = since(gw["mock"], n)
@@ -486,22 +487,22 @@ def test_anthropic_thinking_served_by_openai_by_fallback(gw):
     ask = [{"role": "user", "content": "Say hello"}]
     n = count(gw["mock"])
     msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=2048, thinking=THINKING, messages=ask)
+    check_thinking_fallback(gw, n)
     # OpenAI chat returns no reasoning text: no thinking block, never a forged signature.
     assert [b.type for b in msg.content] == ["text"]
     assert msg.content[0].text == HELLO
     assert msg.stop_reason == "end_turn"
     # The provider's reasoning tokens are output tokens.
     assert msg.usage.output_tokens == 5 + REASONING_TOKENS
-    check_thinking_fallback(gw, n)
 
     n = count(gw["mock"])
     with client.messages.stream(model="claude-sonnet-4-5", max_tokens=2048, thinking=THINKING, messages=ask) as s:
         text = "".join(s.text_stream)
         final = s.get_final_message()
+    check_thinking_fallback(gw, n)
     assert text == STREAMED
     assert [b.type for b in final.content] == ["text"]
     assert final.usage.output_tokens == 5 + REASONING_TOKENS
-    check_thinking_fallback(gw, n)
 
 
 # --- forward-proxy mode: google-genai and AzureOpenAI through HTTPS_PROXY ---------------------
