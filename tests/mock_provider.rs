@@ -1212,7 +1212,13 @@ fn types(events: &[serde_json::Value]) -> Vec<&str> {
 #[tokio::test]
 async fn responses_api_json_stream_and_function_calls() {
     let m = mock().await;
-    let r = post(&m, "/v1/responses", &[], &serde_json::json!({"model": "m", "input": "a b c", "instructions": "Be brief."})).await;
+    let r = post(
+        &m,
+        "/v1/responses",
+        &[],
+        &serde_json::json!({"model": "m", "input": "a b c", "instructions": "Be brief."}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let resp: serde_json::Value = r.json().await.unwrap();
     assert_eq!(resp["object"], "response");
@@ -1274,7 +1280,11 @@ async fn responses_api_json_stream_and_function_calls() {
     // A function call, whole and streamed.
     let ask = serde_json::json!({"model": "m", "input": [{"type": "message", "role": "user", "content": "weather?"}],
                                  "tools": responses_tool()});
-    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask).await.json().await.unwrap();
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask)
+        .await
+        .json()
+        .await
+        .unwrap();
     let call = &resp["output"][0];
     assert_eq!(call["type"], "function_call");
     assert_eq!(call["name"], "get_weather");
@@ -1308,11 +1318,22 @@ async fn responses_api_json_stream_and_function_calls() {
         {"role": "user", "content": "weather?"},
         {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "call_1", "output": "18C"}]});
-    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &back).await.json().await.unwrap();
-    assert_eq!(resp["output"][0]["content"][0]["text"], "The tool returned: 18C.");
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &back)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["output"][0]["content"][0]["text"],
+        "The tool returned: 18C."
+    );
     let mut none = ask.clone();
     none["tool_choice"] = "none".into();
-    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &none).await.json().await.unwrap();
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &none)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(resp["output"][0]["type"], "message");
 
     // Faults.
@@ -1320,12 +1341,24 @@ async fn responses_api_json_stream_and_function_calls() {
     assert_eq!(r.status(), 503);
     let err: serde_json::Value = r.json().await.unwrap();
     assert!(err["error"]["message"].is_string());
-    let r = post(&m, "/v1/responses", &[("x-mock-fault", "error_event")], &streamed).await;
+    let r = post(
+        &m,
+        "/v1/responses",
+        &[("x-mock-fault", "error_event")],
+        &streamed,
+    )
+    .await;
     let events = sse(&r.text().await.unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].0.as_deref(), Some("error"));
     assert_eq!(parse(&events[0].1)["code"], "server_error");
-    let r = post(&m, "/v1/responses", &[("x-mock-fault", "cut_after=1")], &streamed).await;
+    let r = post(
+        &m,
+        "/v1/responses",
+        &[("x-mock-fault", "cut_after=1")],
+        &streamed,
+    )
+    .await;
     assert!(r.text().await.is_err());
 }
 
@@ -1340,7 +1373,10 @@ async fn azure_openai_paths_answer_like_chat() {
     let resp: serde_json::Value = r.json().await.unwrap();
     assert_eq!(resp["object"], "chat.completion");
     assert_eq!(resp["model"], "gpt4o-prod");
-    assert_eq!(resp["choices"][0]["message"]["content"], "Hello from the mock provider.");
+    assert_eq!(
+        resp["choices"][0]["message"]["content"],
+        "Hello from the mock provider."
+    );
     let seen = &m.requests()[0];
     assert_eq!(seen.path, path);
     assert_eq!(seen.header("api-key"), Some("azure-key"));
@@ -1378,18 +1414,31 @@ fn thinking_body(stream: bool) -> serde_json::Value {
 
 #[tokio::test]
 async fn anthropic_thinking_blocks_signatures_and_streams() {
-    use switchyard_mock::{ANTHROPIC_SIGNATURE, REDACTED_THINKING_DATA, REDACTED_THINKING_TRIGGER, THINKING_TEXT};
+    use switchyard_mock::{
+        ANTHROPIC_SIGNATURE, REDACTED_THINKING_DATA, REDACTED_THINKING_TRIGGER, THINKING_TEXT,
+    };
     let m = mock().await;
-    let msg: serde_json::Value = anthropic(&m, "", &thinking_body(false)).await.json().await.unwrap();
+    let msg: serde_json::Value = anthropic(&m, "", &thinking_body(false))
+        .await
+        .json()
+        .await
+        .unwrap();
     let content = msg["content"].as_array().unwrap();
     assert_eq!(content.len(), 2, "{msg}");
     assert_eq!(content[0]["type"], "thinking");
     assert_eq!(content[0]["thinking"], THINKING_TEXT);
     assert_eq!(content[0]["signature"], ANTHROPIC_SIGNATURE);
     assert_eq!(content[1]["type"], "text");
-    assert_eq!(msg["usage"]["output_tokens"], 5 + switchyard_mock::REASONING_TOKENS);
+    assert_eq!(
+        msg["usage"]["output_tokens"],
+        5 + switchyard_mock::REASONING_TOKENS
+    );
     // Without thinking: no block.
-    let plain: serde_json::Value = anthropic(&m, "", &anthropic_body(false)).await.json().await.unwrap();
+    let plain: serde_json::Value = anthropic(&m, "", &anthropic_body(false))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(plain["content"].as_array().unwrap().len(), 1);
 
     // Streamed: the thinking block (deltas, then the signature), then the text at index 1.
@@ -1432,17 +1481,29 @@ async fn anthropic_thinking_blocks_signatures_and_streams() {
     assert_eq!(d[7]["content_block"]["type"], "text");
     assert_eq!(d[8]["index"], 1);
     assert_eq!(d[10]["index"], 1);
-    assert_eq!(d[11]["usage"]["output_tokens"], 2 + switchyard_mock::REASONING_TOKENS);
+    assert_eq!(
+        d[11]["usage"]["output_tokens"],
+        2 + switchyard_mock::REASONING_TOKENS
+    );
 
     // The redacted-thinking trigger adds a redacted_thinking block.
     let mut redacted = thinking_body(false);
     redacted["messages"][0]["content"] = REDACTED_THINKING_TRIGGER.into();
     let msg: serde_json::Value = anthropic(&m, "", &redacted).await.json().await.unwrap();
-    let kinds: Vec<&str> = msg["content"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = msg["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["thinking", "redacted_thinking", "text"]);
     assert_eq!(msg["content"][1]["data"], REDACTED_THINKING_DATA);
     redacted["stream"] = true.into();
-    let events = sse(&anthropic(&m, "chunks=1", &redacted).await.text().await.unwrap());
+    let events = sse(&anthropic(&m, "chunks=1", &redacted)
+        .await
+        .text()
+        .await
+        .unwrap());
     let blocks: Vec<serde_json::Value> = events
         .iter()
         .filter(|(n, _)| n.as_deref() == Some("content_block_start"))
@@ -1463,12 +1524,18 @@ async fn anthropic_thinking_blocks_signatures_and_streams() {
             {"role": "user", "content": "c"}]);
         body
     };
-    assert_eq!(anthropic(&m, "", &turn(ANTHROPIC_SIGNATURE)).await.status(), 200);
+    assert_eq!(
+        anthropic(&m, "", &turn(ANTHROPIC_SIGNATURE)).await.status(),
+        200
+    );
     let r = anthropic(&m, "", &turn("tampered")).await;
     assert_eq!(r.status(), 400);
     let err: serde_json::Value = r.json().await.unwrap();
     assert_eq!(err["error"]["type"], "invalid_request_error");
-    assert!(err["error"]["message"].as_str().unwrap().contains("signature"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("signature"));
 }
 
 #[tokio::test]
@@ -1477,41 +1544,78 @@ async fn openai_and_responses_reasoning_tokens() {
     let n = switchyard_mock::REASONING_TOKENS as u64;
     let mut body = chat(false);
     body["reasoning_effort"] = "low".into();
-    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &body).await.json().await.unwrap();
+    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let u = &resp["usage"];
     assert_eq!(u["completion_tokens_details"]["reasoning_tokens"], n);
     assert_eq!(u["completion_tokens"], 5 + n);
     let mut streamed = chat(true);
     streamed["reasoning_effort"] = "medium".into();
-    let text = post(&m, "/v1/chat/completions", &[], &streamed).await.text().await.unwrap();
+    let text = post(&m, "/v1/chat/completions", &[], &streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
     let last = parse(data_events(&text).iter().rev().nth(1).unwrap());
-    assert_eq!(last["usage"]["completion_tokens_details"]["reasoning_tokens"], n);
+    assert_eq!(
+        last["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        n
+    );
     // No reasoning_effort: no details.
-    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &chat(false)).await.json().await.unwrap();
+    let resp: serde_json::Value = post(&m, "/v1/chat/completions", &[], &chat(false))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(resp["usage"]["completion_tokens_details"].is_null());
 
     let ask = serde_json::json!({"model": "o4-mini", "input": "hi", "reasoning": {"effort": "low", "summary": "auto"}});
-    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask).await.json().await.unwrap();
+    let resp: serde_json::Value = post(&m, "/v1/responses", &[], &ask)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(resp["output"][0]["type"], "reasoning");
-    assert_eq!(resp["output"][0]["summary"][0]["text"], switchyard_mock::THINKING_TEXT);
+    assert_eq!(
+        resp["output"][0]["summary"][0]["text"],
+        switchyard_mock::THINKING_TEXT
+    );
     assert_eq!(resp["output"][1]["type"], "message");
-    assert_eq!(resp["usage"]["output_tokens_details"]["reasoning_tokens"], n);
+    assert_eq!(
+        resp["usage"]["output_tokens_details"]["reasoning_tokens"],
+        n
+    );
     let mut streamed = ask.clone();
     streamed["stream"] = true.into();
-    let events = responses_events(&post(&m, "/v1/responses", &[], &streamed).await.text().await.unwrap());
+    let events = responses_events(
+        &post(&m, "/v1/responses", &[], &streamed)
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
     let t = types(&events);
-    assert_eq!(&t[2..8], [
-        "response.output_item.added",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_text.delta",
-        "response.reasoning_summary_text.done",
-        "response.reasoning_summary_part.done",
-        "response.output_item.done"
-    ]);
+    assert_eq!(
+        &t[2..8],
+        [
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.done",
+            "response.reasoning_summary_part.done",
+            "response.output_item.done"
+        ]
+    );
     assert_eq!(events[8]["output_index"], 1);
     let done = &events.last().unwrap()["response"];
     assert_eq!(done["output"][0]["type"], "reasoning");
-    assert_eq!(done["usage"]["output_tokens_details"]["reasoning_tokens"], n);
+    assert_eq!(
+        done["usage"]["output_tokens_details"]["reasoning_tokens"],
+        n
+    );
 }
 
 #[tokio::test]
@@ -1519,37 +1623,75 @@ async fn gemini_thought_parts_and_signatures() {
     use switchyard_mock::{GEMINI_SIGNATURE, THINKING_TEXT};
     let m = mock().await;
     let mut body = gemini_body();
-    body["generationConfig"] = serde_json::json!({"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 1024}});
-    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body).await.json().await.unwrap();
+    body["generationConfig"] =
+        serde_json::json!({"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 1024}});
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let parts = &resp["candidates"][0]["content"]["parts"];
     assert_eq!(parts[0]["thought"], true);
     assert_eq!(parts[0]["text"], THINKING_TEXT);
     assert_eq!(parts[0]["thoughtSignature"], GEMINI_SIGNATURE);
     assert_eq!(parts[1]["text"], "Hello from the mock provider.");
     assert!(parts[1]["thought"].is_null());
-    assert_eq!(resp["usageMetadata"]["thoughtsTokenCount"], switchyard_mock::REASONING_TOKENS);
+    assert_eq!(
+        resp["usageMetadata"]["thoughtsTokenCount"],
+        switchyard_mock::REASONING_TOKENS
+    );
 
     let r = gemini(&m, "streamGenerateContent?alt=sse", "chunks=2", &body).await;
     let events = sse(&r.text().await.unwrap());
     assert_eq!(events.len(), 4);
     let first = parse(&events[0].1);
-    assert_eq!(first["candidates"][0]["content"]["parts"][0]["thought"], true);
-    assert_eq!(first["candidates"][0]["content"]["parts"][0]["thoughtSignature"], GEMINI_SIGNATURE);
+    assert_eq!(
+        first["candidates"][0]["content"]["parts"][0]["thought"],
+        true
+    );
+    assert_eq!(
+        first["candidates"][0]["content"]["parts"][0]["thoughtSignature"],
+        GEMINI_SIGNATURE
+    );
     let last = parse(&events[3].1);
-    assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], switchyard_mock::REASONING_TOKENS);
+    assert_eq!(
+        last["usageMetadata"]["thoughtsTokenCount"],
+        switchyard_mock::REASONING_TOKENS
+    );
 
     // A function call made while thinking is signed; signatures sent back are checked.
     body["tools"] = serde_json::json!([{"functionDeclarations": [{"name": "get_weather", "parameters": weather_schema()}]}]);
-    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body).await.json().await.unwrap();
+    let resp: serde_json::Value = gemini(&m, "generateContent", "", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let call = &resp["candidates"][0]["content"]["parts"][1];
     assert_eq!(call["functionCall"]["name"], "get_weather");
     assert_eq!(call["thoughtSignature"], GEMINI_SIGNATURE);
-    let back = |sig: &str| serde_json::json!({"contents": [
+    let back = |sig: &str| {
+        serde_json::json!({"contents": [
         {"role": "user", "parts": [{"text": "weather?"}]},
         {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {}}, "thoughtSignature": sig}]},
-        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"t": 18}}}]}]});
-    assert_eq!(gemini(&m, "generateContent", "", &back(GEMINI_SIGNATURE)).await.status(), 200);
-    assert_eq!(gemini(&m, "generateContent", "", &back("skip_thought_signature_validator")).await.status(), 200);
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"t": 18}}}]}]})
+    };
+    assert_eq!(
+        gemini(&m, "generateContent", "", &back(GEMINI_SIGNATURE))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        gemini(
+            &m,
+            "generateContent",
+            "",
+            &back("skip_thought_signature_validator")
+        )
+        .await
+        .status(),
+        200
+    );
     let r = gemini(&m, "generateContent", "", &back("dGFtcGVyZWQ=")).await;
     assert_eq!(r.status(), 400);
     let err: serde_json::Value = r.json().await.unwrap();

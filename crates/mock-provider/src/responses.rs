@@ -16,7 +16,10 @@ pub(crate) fn responses_answer(request: &serde_json::Value) -> Answer {
         _ => return Answer::Default,
     };
     if let Some(item) = last {
-        let kind = item.get("type").and_then(|t| t.as_str()).unwrap_or("message");
+        let kind = item
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("message");
         if kind == "function_call_output" {
             let output = match item.get("output") {
                 Some(serde_json::Value::String(s)) => s.clone(),
@@ -122,7 +125,8 @@ pub(crate) fn response_object(
     output: Vec<serde_json::Value>,
     usage: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let echo = |name: &str, default: serde_json::Value| request.get(name).cloned().unwrap_or(default);
+    let echo =
+        |name: &str, default: serde_json::Value| request.get(name).cloned().unwrap_or(default);
     let null = serde_json::Value::Null;
     serde_json::json!({
         "id": response_id(id),

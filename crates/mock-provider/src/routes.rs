@@ -251,10 +251,7 @@ fn openai_route(
         ("POST", "/v1/responses") if stream => {
             start_stream(state, fault, request, id, StreamKind::Responses, answer())
         }
-        ("POST", "/v1/responses") => json(
-            StatusCode::OK,
-            responses(fault, request, id, &answer()),
-        ),
+        ("POST", "/v1/responses") => json(StatusCode::OK, responses(fault, request, id, &answer())),
         ("GET", "/v1/models") => json(StatusCode::OK, models()),
         (method, _) => json(
             StatusCode::OK,
@@ -502,9 +499,10 @@ fn azure_check(
         ));
     }
     let query = path.split_once('?').map_or("", |(_, q)| q);
-    let versioned = query
-        .split('&')
-        .any(|p| p.strip_prefix("api-version=").is_some_and(|v| !v.is_empty()));
+    let versioned = query.split('&').any(|p| {
+        p.strip_prefix("api-version=")
+            .is_some_and(|v| !v.is_empty())
+    });
     if azure.deployment.is_some() && !versioned {
         return Some(azure_error(
             StatusCode::NOT_FOUND,

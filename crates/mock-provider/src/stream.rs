@@ -349,7 +349,8 @@ impl StreamProducer {
                     "item": reasoning_item(self.id, self.thinking, false)}),
             ));
             if self.thinking.visible {
-                let at = serde_json::json!({"item_id": item_id, "output_index": 0, "summary_index": 0});
+                let at =
+                    serde_json::json!({"item_id": item_id, "output_index": 0, "summary_index": 0});
                 let with = |kind: &str, extra: serde_json::Value| {
                     let mut v = at.clone();
                     v["type"] = kind.into();

@@ -466,7 +466,11 @@ pub(crate) fn gemini_response(
 
 /// The answer's part; a function call made while thinking carries the thought signature (as
 /// Gemini 3 signs every function call).
-pub(crate) fn gemini_part(answer: &Answer, fault: &FaultSpec, thinking: Thinking) -> serde_json::Value {
+pub(crate) fn gemini_part(
+    answer: &Answer,
+    fault: &FaultSpec,
+    thinking: Thinking,
+) -> serde_json::Value {
     match answer {
         Answer::ToolCall { name, args } => {
             let mut part = serde_json::json!({"functionCall": {"name": name, "args": args}});
