@@ -322,6 +322,16 @@ def check_gemini_upstream(gw, key: str, n: int, stream: bool) -> dict:
     return req
 
 
+def finish_reasons(chunks) -> list:
+    return [c.candidates[0].finish_reason for c in chunks if c.candidates and c.candidates[0].finish_reason]
+
+
+def last_usage(chunks):
+    usages = [c.usage_metadata for c in chunks if c.usage_metadata and c.usage_metadata.candidates_token_count]
+    assert usages, chunks
+    return usages[-1]
+
+
 @pytest.mark.parametrize("key", GEMINI_SERVED_BY)
 def test_google_genai_generate_content_via_base_url(gw, key):
     client = gemini_client(gw, key)
@@ -346,8 +356,8 @@ def test_google_genai_generate_content_via_base_url(gw, key):
     n = count(gw["mock"])
     chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hello"))
     assert "".join(c.text or "" for c in chunks) == STREAMED
-    assert chunks[-1].candidates[0].finish_reason == gtypes.FinishReason.STOP
-    assert chunks[-1].usage_metadata.candidates_token_count == 5
+    assert finish_reasons(chunks) == [gtypes.FinishReason.STOP]
+    assert last_usage(chunks).candidates_token_count == 5
     check_gemini_upstream(gw, key, n, stream=True)
 
 
@@ -567,6 +577,8 @@ def test_google_genai_through_https_proxy(app_env):
     n = count(app_env["mock"])
     chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Say hello"))
     assert "".join(c.text or "" for c in chunks) == STREAMED
+    assert finish_reasons(chunks) == [gtypes.FinishReason.STOP]
+    assert last_usage(chunks).candidates_token_count == 5
     (req,) = since(app_env["mock"], n)
     assert req["path"] == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert req["headers"]["x-goog-api-key"] == PROVIDER_KEY
