@@ -17,6 +17,11 @@ fn config(addr: std::net::SocketAddr) -> String {
 virtual_keys:
   vk-gem: {{ provider: gem }}
   vk-oai: {{ provider: oai }}
+  vk-cached: {{ provider: gem, config: cached }}
+configs:
+  cached:
+    cache: {{ mode: simple, max_age: 60 }}
+    virtual_key: vk-gem
 "
     )
 }
@@ -166,4 +171,48 @@ async fn a_gemini_client_is_translated_for_an_openai_provider() {
     assert_eq!(sent["model"], "gemini-2.5-flash");
     assert_eq!(sent["stream"], true);
     assert_eq!(sent["max_completion_tokens"], 32);
+}
+
+#[tokio::test]
+async fn cached_gemini_streams_replay_in_their_own_framing() {
+    let m = mock().await;
+    let gw = Gateway::start(&config(m.addr)).await;
+    let http = client();
+    let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+    let send = |query: &'static str| {
+        let req = http
+            .post(gw.url(&format!("{path}?{query}")))
+            .json(&body())
+            .send();
+        async move {
+            let resp = req.await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let status = resp
+                .headers()
+                .get("x-portkey-cache-status")
+                .map(|v| v.to_str().unwrap().to_string());
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            (status, ct, resp.text().await.unwrap())
+        }
+    };
+    let (first, ct, array) = send("key=vk-cached").await;
+    assert_eq!(first.as_deref(), Some("MISS"));
+    assert!(ct.starts_with("application/json"));
+    let (second, ct, replayed) = send("key=vk-cached").await;
+    assert_eq!(second.as_deref(), Some("HIT"), "{replayed}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&replayed).unwrap(),
+        serde_json::from_str::<Value>(&array).unwrap()
+    );
+    // The same call with alt=sse is another entry: never the array.
+    let (third, ct, sse) = send("alt=sse&key=vk-cached").await;
+    assert_eq!(third.as_deref(), Some("MISS"));
+    assert!(ct.starts_with("text/event-stream"));
+    assert!(sse.starts_with("data: "), "{sse}");
+    let (fourth, ct, sse_again) = send("alt=sse&key=vk-cached").await;
+    assert_eq!(fourth.as_deref(), Some("HIT"));
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    assert_eq!(sse_again, sse);
+    assert_eq!(m.requests().len(), 2);
 }
