@@ -7,7 +7,7 @@
 //! earliest unanswered call of its `name`; one answering no call gets a fresh
 //! `gemini_result_{n}` id (the target provider decides whether it accepts it).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value};
 
@@ -119,8 +119,10 @@ struct Calls {
     n: usize,
     /// Results without a call.
     orphans: usize,
-    /// Unanswered call ids by function name, oldest first.
+    /// Call ids by function name, oldest first (answered ones are skipped when met).
     pending: HashMap<String, VecDeque<String>>,
+    /// The ids of the calls not answered yet.
+    open: HashSet<String>,
 }
 
 impl Calls {
@@ -214,6 +216,7 @@ impl Calls {
             .entry(name.clone())
             .or_default()
             .push_back(id.clone());
+        self.open.insert(id.clone());
         Ok(ToolCall {
             id,
             name,
@@ -254,18 +257,18 @@ impl Calls {
         Ok(m)
     }
 
+    /// The id a result answers (amortized constant time: each call is met once).
     fn answer(&mut self, name: &str, given: Option<String>) -> String {
         let given = given.filter(|s| !s.is_empty());
-        if let Some(id) = &given {
-            for queue in self.pending.values_mut() {
-                if let Some(pos) = queue.iter().position(|c| c == id) {
-                    queue.remove(pos);
-                    return id.clone();
+        if let Some(id) = given.as_ref().filter(|id| self.open.remove(id.as_str())) {
+            return id.clone();
+        }
+        if let Some(queue) = self.pending.get_mut(name) {
+            while let Some(id) = queue.pop_front() {
+                if self.open.remove(&id) {
+                    return id;
                 }
             }
-        }
-        if let Some(id) = self.pending.get_mut(name).and_then(VecDeque::pop_front) {
-            return id;
         }
         given.unwrap_or_else(|| {
             let id = format!("gemini_result_{}", self.orphans);
