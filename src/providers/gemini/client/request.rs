@@ -164,7 +164,22 @@ impl Calls {
                     .push(self.call(call, &format!("{path}.functionCall"))?);
                 continue;
             }
-            m.content.push(decode_part(obj, &path)?);
+            let part = decode_part(obj, &path)?;
+            // A thought streamed in pieces (and its signature apart, on an empty thought part,
+            // as this gateway streams one) is one thinking block: consecutive thought parts
+            // join until one carries a signature.
+            if let ContentPart::Thinking { text, signature } = &part {
+                if let Some(ContentPart::Thinking {
+                    text: prev_text,
+                    signature: prev @ None,
+                }) = m.content.last_mut()
+                {
+                    prev_text.push_str(text);
+                    prev.clone_from(signature);
+                    continue;
+                }
+            }
+            m.content.push(part);
         }
         Ok(m)
     }

@@ -588,3 +588,28 @@ fn array_streams_have_their_own_cache_key() {
         "/v1beta/models/g:generateContent"
     );
 }
+
+#[test]
+fn thoughts_streamed_in_pieces_join_until_their_signature() {
+    let r = decode(json!({"contents": [{"role": "model", "parts": [
+        {"text": "step 1", "thought": true},
+        {"text": " step 2", "thought": true},
+        {"text": "", "thought": true, "thoughtSignature": "sig"},
+        {"text": "second", "thought": true, "thoughtSignature": "sig2"},
+        {"text": "answer"}
+    ]}]}));
+    assert_eq!(
+        r.messages[0].content,
+        [
+            ContentPart::Thinking {
+                text: "step 1 step 2".into(),
+                signature: Some("sig".into())
+            },
+            ContentPart::Thinking {
+                text: "second".into(),
+                signature: Some("sig2".into())
+            },
+            ContentPart::Text("answer".into()),
+        ]
+    );
+}
