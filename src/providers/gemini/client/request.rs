@@ -168,6 +168,9 @@ impl Calls {
             // A thought streamed in pieces (and its signature apart, on an empty thought part,
             // as this gateway streams one) is one thinking block: consecutive thought parts
             // join until one carries a signature.
+            if matches!(&part, ContentPart::Thinking { text, signature: None } if text.is_empty()) {
+                continue;
+            }
             if let ContentPart::Thinking { text, signature } = &part {
                 if let Some(ContentPart::Thinking {
                     text: prev_text,
@@ -206,7 +209,13 @@ impl Calls {
                     "{path}: a functionCall part belongs in a \"model\" content"
                 )));
             }
-            user.content.push(decode_part(obj, &path)?);
+            match decode_part(obj, &path)? {
+                ContentPart::Thinking {
+                    text,
+                    signature: None,
+                } if text.is_empty() => {}
+                part => user.content.push(part),
+            }
         }
         if !user.content.is_empty() {
             out.push(user);
@@ -339,17 +348,20 @@ fn decode_part(obj: &Map<String, Value>, path: &str) -> Result<ContentPart, Tran
         return Ok(other("fileData", obj));
     }
     // executableCode, codeExecutionResult, videoMetadata…: Gemini's own.
-    let kind = obj
-        .keys()
-        .find(|k| {
-            !matches!(
-                k.as_str(),
-                "thought" | "thoughtSignature" | "thought_signature"
-            )
-        })
-        .cloned()
-        .unwrap_or_else(|| "empty".to_string());
-    Ok(other(&kind, obj))
+    let kind = obj.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "thought" | "thoughtSignature" | "thought_signature"
+        )
+    });
+    match kind {
+        Some(kind) => Ok(other(kind, obj)),
+        // A part holding only a signature (or nothing): the signature of the thought before.
+        None => Ok(ContentPart::Thinking {
+            text: String::new(),
+            signature,
+        }),
+    }
 }
 
 fn other(kind: &str, obj: &Map<String, Value>) -> ContentPart {

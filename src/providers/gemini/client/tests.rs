@@ -596,6 +596,10 @@ fn thoughts_streamed_in_pieces_join_until_their_signature() {
         {"text": " step 2", "thought": true},
         {"text": "", "thought": true, "thoughtSignature": "sig"},
         {"text": "second", "thought": true, "thoughtSignature": "sig2"},
+        {"thought": true},
+        {"text": "third", "thought": true},
+        {"thoughtSignature": "sig3"},
+        {},
         {"text": "answer"}
     ]}]}));
     assert_eq!(
@@ -608,6 +612,10 @@ fn thoughts_streamed_in_pieces_join_until_their_signature() {
             ContentPart::Thinking {
                 text: "second".into(),
                 signature: Some("sig2".into())
+            },
+            ContentPart::Thinking {
+                text: "third".into(),
+                signature: Some("sig3".into())
             },
             ContentPart::Text("answer".into()),
         ]
