@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use switchyard::config::ProviderKind;
+use switchyard::providers::gemini::client::Framing;
+use switchyard::providers::request::PathCall;
 use switchyard::providers::{
     decode_error, encode_error, translate_error, translate_response, ClientFormat, DecodedRequest,
     EventClass, Format, StreamTranslator, TranslateContext,
@@ -344,4 +346,165 @@ fn errors() {
         }
     }
     assert!(n >= 8, "only {n} error cases");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemini clients (`google-genai`): the model and the stream flag come from the path
+// (`<case>.request.call.json`: `{"model", "stream"}`, else `gemini-2.5-flash`, not streaming);
+// each stream is written in both framings: `<case>.stream.out.sse` (`alt=sse`) and
+// `<case>.stream.out.json` (the JSON array, compared as a JSON document), with one
+// `<case>.stream.classes.txt` (the classes do not depend on the framing). A `cut` case is a
+// stream that ends before its finish: it must end with the error.
+
+const GEMINI_PAIRS: &[(&str, ProviderKind)] = &[
+    ("gemini-to-openai", ProviderKind::OpenAi),
+    ("gemini-to-anthropic", ProviderKind::Anthropic),
+    ("gemini-to-gemini", ProviderKind::Gemini),
+];
+
+fn gemini_ctx(framing: Framing) -> TranslateContext {
+    TranslateContext {
+        gemini_framing: framing,
+        ..ctx(false, "gemini-2.5-flash")
+    }
+}
+
+#[test]
+fn gemini_client_requests() {
+    let mut n = 0;
+    for (dir_name, kind) in GEMINI_PAIRS {
+        let dir = golden().join(dir_name);
+        for case in cases(&dir, ".request.in.json") {
+            let input = read(&dir.join(format!("{case}.request.in.json")));
+            let call_path = dir.join(format!("{case}.request.call.json"));
+            let call = if call_path.exists() {
+                let c = json(&call_path);
+                PathCall {
+                    model: c["model"].as_str().unwrap().to_string(),
+                    stream: c["stream"].as_bool().unwrap_or(false),
+                }
+            } else {
+                PathCall {
+                    model: "gemini-2.5-flash".into(),
+                    stream: false,
+                }
+            };
+            let stream = call.stream;
+            let overrides_path = dir.join(format!("{case}.request.overrides.json"));
+            let overrides: Map<String, Value> = if overrides_path.exists() {
+                json(&overrides_path).as_object().cloned().unwrap()
+            } else {
+                Map::new()
+            };
+            let decoded = DecodedRequest::decode_route(
+                ClientFormat::Gemini,
+                Bytes::from(input.clone()),
+                Some(call),
+            )
+            .unwrap_or_else(|e| panic!("{dir_name}/{case}: {e}"));
+            assert_eq!(decoded.is_stream(), stream, "{dir_name}/{case}");
+            let encoded = decoded
+                .encode(*kind, &overrides, None)
+                .unwrap_or_else(|e| panic!("{dir_name}/{case}: {e}"));
+            assert_eq!(encoded.stream, stream, "{dir_name}/{case}");
+            let actual: Value = serde_json::from_slice(&encoded.body).unwrap();
+            check_json(&dir.join(format!("{case}.request.out.json")), &actual);
+            if *kind == ProviderKind::Gemini {
+                // Gemini to Gemini: the client's bytes, unchanged.
+                assert!(encoded.passthrough, "{dir_name}/{case}");
+                assert_eq!(encoded.body, Bytes::from(input), "{dir_name}/{case}");
+                assert_eq!(encoded.model, "gemini-2.5-flash");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "only {n} Gemini request cases");
+}
+
+#[test]
+fn gemini_client_responses() {
+    let mut n = 0;
+    for (dir_name, kind) in GEMINI_PAIRS {
+        let dir = golden().join(dir_name);
+        for case in cases(&dir, ".response.in.json") {
+            let input = read(&dir.join(format!("{case}.response.in.json")));
+            let t = translate_response(
+                Format::of(*kind),
+                ClientFormat::Gemini,
+                Bytes::from(input.clone()),
+                &gemini_ctx(Framing::Sse),
+            )
+            .unwrap_or_else(|e| panic!("{dir_name}/{case}: {e}"));
+            assert!(t.usage.is_some(), "{dir_name}/{case}: no usage");
+            if *kind == ProviderKind::Gemini {
+                assert_eq!(t.body, Bytes::from(input), "{dir_name}/{case}");
+            }
+            let actual: Value = serde_json::from_slice(&t.body).unwrap();
+            check_json(&dir.join(format!("{case}.response.out.json")), &actual);
+            n += 1;
+        }
+    }
+    assert!(n >= 7, "only {n} Gemini response cases");
+}
+
+#[test]
+fn gemini_client_streams() {
+    let mut n = 0;
+    for (dir_name, kind) in GEMINI_PAIRS {
+        let dir = golden().join(dir_name);
+        let upstream = Format::of(*kind);
+        for case in cases(&dir, ".stream.in.sse") {
+            let input = read(&dir.join(format!("{case}.stream.in.sse")));
+            let mut all_classes = Vec::new();
+            for framing in [Framing::Sse, Framing::JsonArray] {
+                let ctx = gemini_ctx(framing);
+                let (out, classes, t) =
+                    run_stream(&input, upstream, ClientFormat::Gemini, &ctx, usize::MAX);
+                let (out_small, classes_small, _) =
+                    run_stream(&input, upstream, ClientFormat::Gemini, &ctx, 7);
+                assert_eq!(out, out_small, "{dir_name}/{case}");
+                assert_eq!(classes, classes_small, "{dir_name}/{case}");
+                let last = classes.last().unwrap();
+                if case.starts_with("cut") {
+                    assert_eq!(last, "finish: error", "{dir_name}/{case}");
+                } else {
+                    assert!(!t.usage().is_empty(), "{dir_name}/{case}: no usage");
+                }
+                match framing {
+                    Framing::Sse => {
+                        assert_eq!(t.content_type(), None);
+                        let out_path = dir.join(format!("{case}.stream.out.sse"));
+                        if updating() {
+                            fs::write(&out_path, &out).unwrap();
+                        } else if upstream == Format::Gemini {
+                            assert_eq!(read(&out_path), out, "{}", out_path.display());
+                        } else {
+                            assert_eq!(
+                                sse_events(&read(&out_path)),
+                                sse_events(&out),
+                                "{}:\n--- actual ---\n{out}",
+                                out_path.display()
+                            );
+                        }
+                    }
+                    Framing::JsonArray => {
+                        assert_eq!(t.content_type(), Some("application/json"));
+                        let doc: Value = serde_json::from_str(&out)
+                            .unwrap_or_else(|e| panic!("{dir_name}/{case}: {e}\n{out}"));
+                        check_json(&dir.join(format!("{case}.stream.out.json")), &doc);
+                    }
+                }
+                all_classes.push(classes);
+            }
+            assert_eq!(all_classes[0], all_classes[1], "{dir_name}/{case}");
+            let mut classes_text = all_classes[0].join("\n");
+            classes_text.push('\n');
+            check_text(
+                &dir.join(format!("{case}.stream.classes.txt")),
+                &classes_text,
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "only {n} Gemini stream cases");
 }

@@ -299,11 +299,109 @@ fn validate(client: ClientFormat, bytes: &[u8], include_usage: bool) -> Result<(
     match client {
         ClientFormat::OpenAi => validate_openai(bytes, include_usage),
         ClientFormat::Anthropic => validate_anthropic(bytes),
+        ClientFormat::Gemini => validate_gemini(bytes).map(|_| ()),
         // Validators of these clients' streams come with their encoders (issue 23).
-        ClientFormat::Responses | ClientFormat::Gemini => {
-            Err(format!("no validator for {client:?} streams yet"))
+        ClientFormat::Responses => Err(format!("no validator for {client:?} streams yet")),
+    }
+}
+
+/// The elements of a Gemini client stream, whichever its framing (an array starts with `[`
+/// and must be one complete JSON document; SSE events must be whole, unnamed JSON objects).
+fn gemini_elements(bytes: &[u8]) -> Result<Vec<Value>, String> {
+    if bytes.first() == Some(&b'[') {
+        return match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(other) => Err(format!("not an array: {other}")),
+            Err(e) => Err(format!("the array is not a complete JSON document: {e}")),
+        };
+    }
+    let mut out = Vec::new();
+    for e in parse_sse(bytes) {
+        if e.event.is_some() {
+            return Err(format!("Gemini streams have no event names: {:?}", e.event));
+        }
+        match serde_json::from_str::<Value>(&e.data) {
+            Ok(v @ Value::Object(_)) => out.push(v),
+            _ => return Err(format!("not a JSON object: {:?}", e.data)),
         }
     }
+    Ok(out)
+}
+
+/// Checks a Gemini client stream (`GenerateContentResponse` chunks, either framing): every
+/// chunk well formed, finish reasons only in the last chunk and exactly one per candidate
+/// there, or a final `{"error": {code, message, status}}`. Returns the answer's text (choice
+/// 0, thoughts excluded) as reassembled from the chunks.
+fn validate_gemini(bytes: &[u8]) -> Result<String, String> {
+    let elements = gemini_elements(bytes)?;
+    if elements.is_empty() {
+        return Err("an empty stream".into());
+    }
+    let mut text = String::new();
+    let last = elements.len() - 1;
+    for (i, v) in elements.iter().enumerate() {
+        if let Some(err) = v.get("error") {
+            let ok =
+                err["code"].is_u64() && err["message"].is_string() && err["status"].is_string();
+            if !ok || v.as_object().map_or(0, |o| o.len()) != 1 {
+                return Err(format!("a malformed error: {v}"));
+            }
+            if i != last {
+                return Err("an element after the error".into());
+            }
+            return Ok(text);
+        }
+        let candidates = v["candidates"]
+            .as_array()
+            .ok_or_else(|| format!("no candidates: {v}"))?;
+        if !v["responseId"].is_string() || !v["modelVersion"].is_string() {
+            return Err(format!("no responseId/modelVersion: {v}"));
+        }
+        if let Some(u) = v.get("usageMetadata") {
+            if !u["promptTokenCount"].is_u64() || !u["totalTokenCount"].is_u64() {
+                return Err(format!("malformed usageMetadata: {u}"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for c in candidates {
+            let index = c["index"]
+                .as_u64()
+                .ok_or_else(|| format!("no index: {c}"))?;
+            if !seen.insert(index) {
+                return Err(format!("candidate {index} twice in a chunk"));
+            }
+            if c["content"]["role"] != "model" {
+                return Err(format!("not a model content: {c}"));
+            }
+            let parts = c["content"]["parts"]
+                .as_array()
+                .ok_or_else(|| format!("no parts: {c}"))?;
+            for p in parts {
+                if let Some(call) = p.get("functionCall") {
+                    if !call["name"].is_string() || !call["args"].is_object() {
+                        return Err(format!("a malformed functionCall: {p}"));
+                    }
+                } else if let Some(t) = p["text"].as_str() {
+                    if index == 0 && p.get("thought").is_none() {
+                        text.push_str(t);
+                    }
+                } else {
+                    return Err(format!("a part that is neither text nor a call: {p}"));
+                }
+            }
+            let finish = c.get("finishReason");
+            match (finish, i == last) {
+                (Some(f), true) if f.is_string() => {}
+                (None, true) => return Err(format!("candidate {index} not finished at the end")),
+                (Some(_), _) => return Err(format!("a finishReason before the last chunk: {v}")),
+                (None, false) => {}
+            }
+        }
+        if i == last && candidates.is_empty() {
+            return Err("the last chunk finishes no candidate".into());
+        }
+    }
+    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,4 +903,296 @@ fn the_validators_reject_forbidden_sequences() {
     ] {
         assert!(validate_anthropic(bad.as_bytes()).is_err(), "{bad}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemini clients, in both framings.
+
+use switchyard::providers::gemini::client::Framing;
+use switchyard::providers::request::PathCall;
+
+/// Feeds `input` to a translator for a Gemini client in `framing`; aborts before event
+/// `abort_at` if given. Finishing twice writes nothing more.
+fn run_gemini(
+    upstream: Format,
+    framing: Framing,
+    input: &[u8],
+    chunk: usize,
+    abort_at: Option<usize>,
+) -> Vec<u8> {
+    let ctx = TranslateContext {
+        include_usage: false,
+        requested_model: "m".into(),
+        created: 1,
+        nonce: "n".into(),
+        gemini_framing: framing,
+    };
+    let mut t = StreamTranslator::new(upstream, ClientFormat::Gemini, &ctx);
+    let mut parser = SseParser::new(1 << 20);
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut push = |e: SseEvent, t: &mut StreamTranslator, out: &mut Vec<u8>| {
+        if abort_at == Some(seen) {
+            t.abort(&ProviderError::new(ErrorKind::Timeout, "idle timeout"), out);
+        }
+        seen += 1;
+        t.push(&e, out);
+    };
+    for piece in input.chunks(chunk.max(1)) {
+        if parser.push(piece).is_err() {
+            break;
+        }
+        while let Some(e) = parser.next_event() {
+            push(e, &mut t, &mut out);
+        }
+    }
+    if let Some(e) = parser.finish() {
+        push(e, &mut t, &mut out);
+    }
+    t.finish(&mut out);
+    let len = out.len();
+    t.finish(&mut out);
+    assert_eq!(out.len(), len);
+    out
+}
+
+fn framing_of(array: bool) -> Framing {
+    if array {
+        Framing::JsonArray
+    } else {
+        Framing::Sse
+    }
+}
+
+/// A well-formed upstream stream of `format` whose answer is `deltas`, in order.
+fn upstream_text_stream(format: Format, deltas: &[String]) -> String {
+    let mut s = String::new();
+    let mut ev =
+        |name: Option<&str>, v: Value| s.push_str(&sse(&name.map(str::to_string), &v.to_string()));
+    match format {
+        Format::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            };
+            ev(
+                None,
+                chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            );
+            for d in deltas {
+                ev(None, chunk(json!({"content": d}), Value::Null));
+            }
+            ev(None, chunk(json!({}), json!("stop")));
+            ev(
+                None,
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt", "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}),
+            );
+            s.push_str("data: [DONE]\n\n");
+        }
+        Format::Anthropic => {
+            ev(
+                Some("message_start"),
+                json!({"type": "message_start", "message": {"id": "msg", "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            );
+            ev(
+                Some("content_block_start"),
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            );
+            for d in deltas {
+                ev(
+                    Some("content_block_delta"),
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}}),
+                );
+            }
+            ev(
+                Some("content_block_stop"),
+                json!({"type": "content_block_stop", "index": 0}),
+            );
+            ev(
+                Some("message_delta"),
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+            );
+            ev(Some("message_stop"), json!({"type": "message_stop"}));
+        }
+        Format::Gemini | Format::Responses => {
+            let n = deltas.len();
+            for (i, d) in deltas.iter().enumerate() {
+                let mut c =
+                    json!({"content": {"role": "model", "parts": [{"text": d}]}, "index": 0});
+                let mut v = json!({"modelVersion": "g", "responseId": "r"});
+                if i + 1 == n {
+                    c["finishReason"] = json!("STOP");
+                    v["usageMetadata"] = json!({"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5});
+                }
+                v["candidates"] = json!([c]);
+                ev(None, v);
+            }
+        }
+    }
+    s
+}
+
+const GEMINI_UPSTREAMS: &[Format] = &[Format::OpenAi, Format::Anthropic, Format::Gemini];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    /// Translated streams for a Gemini client are valid in both framings, whatever the
+    /// upstream sends, however it is cut or aborted.
+    #[test]
+    fn gemini_client_streams_are_always_valid(
+        (upstream, input) in prop::sample::select(&[Format::OpenAi, Format::Anthropic][..])
+            .prop_flat_map(|f| (Just(f), arb_stream(f))),
+        array in any::<bool>(),
+        chunk in 1usize..64,
+        abort in prop::option::of(0usize..24),
+    ) {
+        let out = run_gemini(upstream, framing_of(array), input.as_bytes(), chunk, abort);
+        if let Err(e) = validate(ClientFormat::Gemini, &out, false) {
+            return Err(TestCaseError::fail(format!(
+                "{e}\n--- input ---\n{input}\n--- output ---\n{}",
+                String::from_utf8_lossy(&out)
+            )));
+        }
+    }
+
+    /// The text a Gemini client reassembles is exactly the upstream's, from every upstream
+    /// format, in both framings: no chunk lost or reordered, one finish at the end.
+    #[test]
+    fn gemini_client_text_reassembles(
+        upstream in prop::sample::select(GEMINI_UPSTREAMS),
+        deltas in prop::collection::vec(".{1,6}", 1..10),
+        array in any::<bool>(),
+        chunk in 1usize..64,
+    ) {
+        let input = upstream_text_stream(upstream, &deltas);
+        let out = run_gemini(upstream, framing_of(array), input.as_bytes(), chunk, None);
+        let text = validate_gemini(&out).map_err(|e| TestCaseError::fail(format!(
+            "{e}\n--- output ---\n{}", String::from_utf8_lossy(&out))))?;
+        prop_assert_eq!(text, deltas.concat());
+        let elements = gemini_elements(&out).map_err(TestCaseError::fail)?;
+        prop_assert!(elements.iter().all(|e| e.get("error").is_none()));
+        if upstream == Format::Gemini {
+            // Passthrough: one element per upstream chunk.
+            prop_assert_eq!(elements.len(), deltas.len());
+        }
+    }
+
+    /// A Gemini → Gemini stream reframed as an array is always one complete JSON array, and an
+    /// SSE one forwards whole upstream events, whatever the upstream sends.
+    #[test]
+    fn gemini_passthrough_is_always_well_framed(
+        input in arb_stream(Format::Gemini),
+        garbage in prop::collection::vec(any::<u8>(), 0..64),
+        array in any::<bool>(),
+        chunk in 1usize..64,
+        abort in prop::option::of(0usize..24),
+    ) {
+        let mut bytes = input.into_bytes();
+        bytes.extend_from_slice(&garbage);
+        let out = run_gemini(Format::Gemini, framing_of(array), &bytes, chunk, abort);
+        if array {
+            prop_assert!(matches!(serde_json::from_slice::<Value>(&out), Ok(Value::Array(_))),
+                "{}", String::from_utf8_lossy(&out));
+        } else {
+            // Whole events: the output parses to events and ends on a boundary.
+            let mut p = SseParser::new(1 << 24);
+            p.push(&out).unwrap();
+            while p.next_event().is_some() {}
+        }
+    }
+
+    #[test]
+    fn gemini_request_decoding_never_panics(body in arb_json(), contents in arb_json(), stream in any::<bool>()) {
+        let mut obj = match body {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("x".into(), other);
+                m
+            }
+        };
+        obj.insert("contents".into(), match contents {
+            Value::Array(a) => Value::Array(a),
+            other => json!([{"role": "user", "parts": [other]}]),
+        });
+        let call = PathCall { model: "gemini-2.5-flash".into(), stream };
+        let raw = Bytes::from(Value::Object(obj).to_string());
+        if let Ok(d) = DecodedRequest::decode_route(ClientFormat::Gemini, raw, Some(call)) {
+            for kind in [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini] {
+                let _ = d.encode(kind, &Map::new(), Some("m"));
+            }
+        }
+    }
+}
+
+#[test]
+fn gemini_golden_outputs_pass_the_validator() {
+    let mut n = 0;
+    for pair in [
+        "gemini-to-openai",
+        "gemini-to-anthropic",
+        "gemini-to-gemini",
+    ] {
+        for entry in std::fs::read_dir(golden().join(pair)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().to_string();
+            if !name.ends_with(".stream.out.sse") && !name.ends_with(".stream.out.json") {
+                continue;
+            }
+            let out = std::fs::read(&path).unwrap();
+            // The JSON files are pretty-printed: compact them as the array a client reads.
+            let out = if name.ends_with(".json") {
+                serde_json::to_vec(&serde_json::from_slice::<Value>(&out).unwrap()).unwrap()
+            } else {
+                out
+            };
+            validate(ClientFormat::Gemini, &out, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 16, "only {n}");
+}
+
+#[test]
+fn the_gemini_validator_rejects_forbidden_sequences() {
+    let chunk = |parts: Value, finish: Option<&str>| {
+        let mut c = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(f) = finish {
+            c["finishReason"] = json!(f);
+        }
+        json!({"candidates": [c], "modelVersion": "m", "responseId": "r"})
+    };
+    let text = chunk(json!([{"text": "hi"}]), None);
+    let last = chunk(json!([]), Some("STOP"));
+    let err = json!({"error": {"code": 500, "message": "x", "status": "INTERNAL"}});
+    let sse_of = |items: &[&Value]| -> Vec<u8> {
+        items
+            .iter()
+            .map(|v| format!("data: {v}\r\n\r\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let array_of = |items: &[&Value]| serde_json::to_vec(&json!(items)).unwrap();
+    for framed in [sse_of, array_of] {
+        assert_eq!(
+            validate_gemini(&framed(&[&text, &last])),
+            Ok("hi".to_string())
+        );
+        assert!(validate_gemini(&framed(&[&text, &err])).is_ok());
+        for bad in [
+            vec![&text],              // never finished
+            vec![&last, &text],       // finish before the end
+            vec![&text, &err, &last], // after the error
+            vec![&last, &last],       // two finishes
+            vec![],                   // nothing
+        ] {
+            assert!(validate_gemini(&framed(&bad)).is_err(), "{bad:?}");
+        }
+    }
+    // An array cut short is not a JSON document.
+    let mut cut = array_of(&[&text, &last]);
+    cut.pop();
+    assert!(validate_gemini(&cut).is_err());
 }

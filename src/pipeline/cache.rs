@@ -46,6 +46,9 @@ impl Pipeline {
             }
             _ => None,
         };
+        // A Gemini JSON-array stream is keyed apart from the same call with `alt=sse`.
+        let query = call.request.path_and_query.split_once('?').map(|(_, q)| q);
+        let cache_path = crate::providers::gemini::client::cache_path(call.request.path(), query);
         let lookup = cache::Request {
             scope: cache::key::Scope {
                 config,
@@ -53,7 +56,7 @@ impl Pipeline {
                     Some(k) => Some(k.name.as_str()),
                     None => caller.as_deref(),
                 },
-                path: call.request.path(),
+                path: &cache_path,
             },
             body,
             metadata: call.request.metadata.as_ref(),

@@ -426,6 +426,8 @@ impl StreamTranslator {
             Mode::Translate(tr) => {
                 tr.encoder.encode(StreamEvent::Error(err.clone()), out);
             }
+            // A JSON array already opened must be continued and closed, not restarted.
+            Mode::GeminiPassthrough(p) => p.abort(err, out),
             _ => self.write_error(err, out),
         }
         self.ended = Some(EventClass::Error);
