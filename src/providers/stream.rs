@@ -426,6 +426,8 @@ impl StreamTranslator {
             Mode::Translate(tr) => {
                 tr.encoder.encode(StreamEvent::Error(err.clone()), out);
             }
+            // Numbered after the upstream's last event.
+            Mode::ResponsesPassthrough(p) => p.abort(err, out),
             _ => self.write_error(err, out),
         }
         self.ended = Some(EventClass::Error);
