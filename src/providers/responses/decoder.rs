@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::response::{decode_usage, thinking_of};
 use super::error_event;
+use super::response::{decode_usage, thinking_of};
 use crate::providers::canonical::*;
 use crate::providers::json::{str_at, u64_at, write_sse};
 use crate::providers::stream::PassthroughStep;
@@ -52,7 +52,10 @@ fn classify(kind: Option<&str>, d: Option<&Value>) -> EventClass {
             | "response.custom_tool_call_input.delta",
         ) if non_empty("delta") => EventClass::Content,
         Some("response.output_item.added") => {
-            match d.and_then(|d| d.get("item")).and_then(|i| str_at(i, "type")) {
+            match d
+                .and_then(|d| d.get("item"))
+                .and_then(|i| str_at(i, "type"))
+            {
                 Some("message") | Some("reasoning") | None => EventClass::Preamble,
                 // A function or built-in tool call: the model committed to something.
                 Some(_) => EventClass::Content,
@@ -84,7 +87,11 @@ impl EventDecoder {
             }
             return;
         };
-        let delta = || str_at(d, "delta").filter(|s| !s.is_empty()).map(str::to_string);
+        let delta = || {
+            str_at(d, "delta")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         match kind {
             "response.created" => {
                 let r = d.get("response").unwrap_or(&Value::Null);
@@ -177,7 +184,9 @@ impl EventDecoder {
         if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
             out.push(StreamEvent::Usage(decode_usage(u)));
         }
-        let reason = r.get("incomplete_details").and_then(|x| str_at(x, "reason"));
+        let reason = r
+            .get("incomplete_details")
+            .and_then(|x| str_at(x, "reason"));
         let reason = match (str_at(r, "status"), reason) {
             (Some("incomplete"), Some("content_filter")) => FinishReason::ContentFilter,
             (Some("incomplete"), _) => FinishReason::Length,

@@ -258,7 +258,8 @@ impl EventEncoder {
             return EventClass::Preamble;
         };
         all.push_str(&text);
-        let data = json!({"item_id": id, "output_index": output_index, "summary_index": 0, "delta": text});
+        let data =
+            json!({"item_id": id, "output_index": output_index, "summary_index": 0, "delta": text});
         self.emit(out, "response.reasoning_summary_text.delta", data);
         EventClass::Content
     }
@@ -283,7 +284,13 @@ impl EventEncoder {
         self.item_done(out, output_index, item);
     }
 
-    fn tool_call_start(&mut self, out: &mut Vec<u8>, index: u32, id: String, name: String) -> EventClass {
+    fn tool_call_start(
+        &mut self,
+        out: &mut Vec<u8>,
+        index: u32,
+        id: String,
+        name: String,
+    ) -> EventClass {
         if self.calls.iter().any(|c| c.index == index) {
             return EventClass::Preamble;
         }
@@ -368,7 +375,10 @@ impl EventEncoder {
             StreamEvent::Thinking { choice: 0, text } if open && !text.is_empty() => {
                 self.thinking(out, text)
             }
-            StreamEvent::ThinkingSignature { choice: 0, signature } if open => {
+            StreamEvent::ThinkingSignature {
+                choice: 0,
+                signature,
+            } if open => {
                 self.signature(out, signature);
                 EventClass::Preamble
             }
@@ -376,12 +386,17 @@ impl EventEncoder {
                 self.redacted(out, data);
                 EventClass::Preamble
             }
-            StreamEvent::ToolCallStart { choice: 0, index, id, name } if open => {
-                self.tool_call_start(out, index, id, name)
-            }
-            StreamEvent::ToolCallArgs { choice: 0, index, arguments } => {
-                self.tool_call_args(out, index, arguments)
-            }
+            StreamEvent::ToolCallStart {
+                choice: 0,
+                index,
+                id,
+                name,
+            } if open => self.tool_call_start(out, index, id, name),
+            StreamEvent::ToolCallArgs {
+                choice: 0,
+                index,
+                arguments,
+            } => self.tool_call_args(out, index, arguments),
             StreamEvent::Finish { choice: 0, reason } => {
                 self.finish.get_or_insert(reason);
                 EventClass::Preamble

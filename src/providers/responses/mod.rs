@@ -78,13 +78,8 @@ fn encode_usage(u: &Usage) -> Value {
 /// `status` and `incomplete_details` of a response that finished for `reason`.
 fn status_of(reason: Option<&FinishReason>) -> (&'static str, Value) {
     match reason {
-        Some(FinishReason::Length) => (
-            "incomplete",
-            json!({"reason": "max_output_tokens"}),
-        ),
-        Some(FinishReason::ContentFilter) => {
-            ("incomplete", json!({"reason": "content_filter"}))
-        }
+        Some(FinishReason::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some(FinishReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
         _ => ("completed", Value::Null),
     }
 }

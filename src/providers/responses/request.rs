@@ -194,16 +194,17 @@ fn decode_message(item: &Value, path: &str) -> Result<Message, TranslateError> {
 }
 
 fn decode_part(p: &Value, path: &str) -> Result<ContentPart, TranslateError> {
-    let kind = str_at(p, "type").ok_or_else(|| invalid(format!("{path}.type: expected a string")))?;
+    let kind =
+        str_at(p, "type").ok_or_else(|| invalid(format!("{path}.type: expected a string")))?;
     Ok(match kind {
-        "input_text" | "output_text" | "text" => {
-            ContentPart::Text(req_string(p, "text", path)?)
-        }
+        "input_text" | "output_text" | "text" => ContentPart::Text(req_string(p, "text", path)?),
         "refusal" => ContentPart::Text(req_string(p, "refusal", path)?),
         "input_image" => match p.get("image_url") {
             Some(Value::String(url)) => ContentPart::Image {
                 source: ImageSource::from_url(url),
-                detail: str_at(p, "detail").filter(|d| *d != "auto").map(str::to_string),
+                detail: str_at(p, "detail")
+                    .filter(|d| *d != "auto")
+                    .map(str::to_string),
             },
             // An uploaded file (`file_id`): only OpenAI can resolve it.
             None | Some(Value::Null) => ContentPart::Other {
@@ -262,7 +263,8 @@ fn decode_reasoning_item(item: &Value, path: &str) -> Result<Option<ContentPart>
 
 fn decode_tool(t: &Value, path: &str) -> Result<Tool, TranslateError> {
     req_object(t, path)?;
-    let kind = str_at(t, "type").ok_or_else(|| invalid(format!("{path}.type: expected a string")))?;
+    let kind =
+        str_at(t, "type").ok_or_else(|| invalid(format!("{path}.type: expected a string")))?;
     if kind != "function" {
         return Ok(Tool {
             name: str_at(t, "name").unwrap_or(kind).to_string(),
@@ -279,7 +281,10 @@ fn decode_tool(t: &Value, path: &str) -> Result<Tool, TranslateError> {
             &format!("{path}.description"),
         )?,
         parameters: t.get("parameters").filter(|p| !p.is_null()).cloned(),
-        strict: opt_bool(t.get("strict").unwrap_or(&Value::Null), &format!("{path}.strict"))?,
+        strict: opt_bool(
+            t.get("strict").unwrap_or(&Value::Null),
+            &format!("{path}.strict"),
+        )?,
         builtin: None,
     })
 }
@@ -321,7 +326,10 @@ fn decode_text_format(f: &Value) -> Result<ResponseFormat, TranslateError> {
                 "text.format.description",
             )?,
             schema: f.get("schema").filter(|s| !s.is_null()).cloned(),
-            strict: opt_bool(f.get("strict").unwrap_or(&Value::Null), "text.format.strict")?,
+            strict: opt_bool(
+                f.get("strict").unwrap_or(&Value::Null),
+                "text.format.strict",
+            )?,
         }),
         Some(other) => Err(invalid(format!("text.format.type: unknown type {other:?}"))),
         None => Err(invalid("text.format.type: expected a string".into())),
@@ -332,7 +340,10 @@ fn decode_text_format(f: &Value) -> Result<ResponseFormat, TranslateError> {
 fn decode_reasoning(v: &Value) -> Result<Reasoning, TranslateError> {
     req_object(v, "reasoning")?;
     let effort = opt_str(v.get("effort").unwrap_or(&Value::Null), "reasoning.effort")?;
-    let summary = match opt_str(v.get("summary").unwrap_or(&Value::Null), "reasoning.summary")? {
+    let summary = match opt_str(
+        v.get("summary").unwrap_or(&Value::Null),
+        "reasoning.summary",
+    )? {
         Some(s) => Some(s),
         None => opt_str(
             v.get("generate_summary").unwrap_or(&Value::Null),
@@ -382,7 +393,9 @@ pub fn check_portable(request: &ChatRequest) -> Result<(), TranslateError> {
         for part in &m.content {
             match part {
                 ContentPart::Other { kind, .. } => {
-                    return Err(unsupported(format!("the input item or part {kind:?} (message {i})")))
+                    return Err(unsupported(format!(
+                        "the input item or part {kind:?} (message {i})"
+                    )))
                 }
                 ContentPart::RedactedThinking { .. } => {
                     return Err(unsupported(format!(

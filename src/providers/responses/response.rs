@@ -212,11 +212,8 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
 
 /// A Responses API `usage` object (`input_tokens`, `output_tokens`, their details).
 pub fn decode_usage(u: &Value) -> Usage {
-    let detail = |outer: &str, inner: &str| {
-        u.get(outer)
-            .and_then(|d| u64_at(d, inner))
-            .unwrap_or(0)
-    };
+    let detail =
+        |outer: &str, inner: &str| u.get(outer).and_then(|d| u64_at(d, inner)).unwrap_or(0);
     Usage {
         input_tokens: u64_at(u, "input_tokens").unwrap_or(0),
         output_tokens: u64_at(u, "output_tokens").unwrap_or(0),

@@ -1,0 +1,707 @@
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::providers::canonical::*;
+use crate::providers::{ErrorKind, EventClass, ProviderError, TranslateError};
+use crate::upstream::sse::{SseEvent, SseParser};
+
+fn decode(v: Value) -> Result<ChatRequest, TranslateError> {
+    decode_request(v.as_object().unwrap())
+}
+
+/// (event name, data) of every event in `bytes`.
+fn events(bytes: &[u8]) -> Vec<(String, Value)> {
+    let mut p = SseParser::new(1 << 20);
+    p.push(bytes).unwrap();
+    let mut out = Vec::new();
+    while let Some(e) = p.next_event() {
+        if e.data.is_empty() {
+            continue;
+        }
+        out.push((e.event.unwrap(), serde_json::from_str(&e.data).unwrap()));
+    }
+    out
+}
+
+fn names(evs: &[(String, Value)]) -> Vec<&str> {
+    evs.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+fn ev(raw: &str) -> SseEvent {
+    let mut p = SseParser::new(1 << 20);
+    p.push(raw.as_bytes()).unwrap();
+    p.next_event().unwrap_or(SseEvent {
+        event: None,
+        data: String::new(),
+        id: None,
+        raw: Bytes::new(),
+    })
+}
+
+#[test]
+fn a_string_input_is_one_user_message_after_the_instructions() {
+    let r = decode(json!({"model": "gpt-5", "input": "Hi", "instructions": "Be brief", "stream": true, "max_output_tokens": 50})).unwrap();
+    assert_eq!(
+        r.messages,
+        vec![
+            Message::text(Role::System, "Be brief"),
+            Message::text(Role::User, "Hi")
+        ]
+    );
+    assert_eq!(
+        (r.model.as_str(), r.stream, r.max_tokens),
+        ("gpt-5", true, Some(50))
+    );
+    assert_eq!(r.source, Some(Format::Responses));
+}
+
+#[test]
+fn every_input_item_shape_decodes() {
+    let r = decode(json!({"input": [
+        {"role": "developer", "content": "dev"},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "look"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"},
+            {"type": "input_file", "file_id": "file-1"}
+        ]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "think"}], "encrypted_content": "enc"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Let me check", "annotations": []}, {"type": "refusal", "refusal": "no"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get", "arguments": "{\"a\":1}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+        {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "opaque"},
+        {"type": "item_reference", "id": "msg_old"}
+    ]})).unwrap();
+    let m = &r.messages;
+    assert_eq!(m.len(), 6);
+    assert_eq!(m[0].role, Role::Developer);
+    assert_eq!(
+        m[1].content[1],
+        ContentPart::Image {
+            source: ImageSource::Base64 {
+                media_type: "image/png".into(),
+                data: "AAAA".into()
+            },
+            detail: Some("high".into())
+        }
+    );
+    assert!(matches!(&m[1].content[2], ContentPart::Other { kind, .. } if kind == "input_file"));
+    // Reasoning, its answer and the call are one assistant turn.
+    assert_eq!(m[2].role, Role::Assistant);
+    assert_eq!(
+        m[2].content,
+        vec![
+            ContentPart::Thinking {
+                text: "think".into(),
+                signature: Some("enc".into())
+            },
+            ContentPart::Text("Let me check".into()),
+            ContentPart::Text("no".into()),
+        ]
+    );
+    assert_eq!(
+        m[2].tool_calls,
+        vec![ToolCall {
+            id: "call_1".into(),
+            name: "get".into(),
+            arguments: "{\"a\":1}".into()
+        }]
+    );
+    assert_eq!(
+        (
+            m[3].role,
+            m[3].tool_call_id.as_deref(),
+            m[3].joined_text().as_str()
+        ),
+        (Role::Tool, Some("call_1"), "42")
+    );
+    assert_eq!(
+        m[4].content,
+        vec![ContentPart::RedactedThinking {
+            data: "opaque".into()
+        }]
+    );
+    assert!(
+        matches!(&m[5].content[0], ContentPart::Other { kind, .. } if kind == "item_reference")
+    );
+}
+
+#[test]
+fn settings_decode_and_the_rest_is_kept() {
+    let r = decode(json!({
+        "input": [],
+        "tools": [{"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true}, {"type": "web_search_preview"}],
+        "tool_choice": {"type": "function", "name": "f"},
+        "parallel_tool_calls": false, "temperature": 0.5, "top_p": 0.9,
+        "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": "object"}, "strict": true}, "verbosity": "low"},
+        "reasoning": {"effort": "high", "summary": "auto"},
+        "safety_identifier": "u1", "store": false, "metadata": {"k": "v"}, "previous_response_id": "resp_1"
+    })).unwrap();
+    assert_eq!(
+        r.tools[0],
+        Tool {
+            name: "f".into(),
+            description: Some("d".into()),
+            parameters: Some(json!({"type": "object"})),
+            strict: Some(true),
+            builtin: None
+        }
+    );
+    assert_eq!(
+        r.tools[1].builtin,
+        Some(json!({"type": "web_search_preview"}))
+    );
+    assert_eq!(r.tool_choice, Some(ToolChoice::Function("f".into())));
+    assert_eq!(
+        (r.parallel_tool_calls, r.temperature, r.top_p),
+        (Some(false), Some(0.5), Some(0.9))
+    );
+    assert!(
+        matches!(&r.response_format, Some(ResponseFormat::JsonSchema { name, strict: Some(true), .. }) if name == "s")
+    );
+    let reasoning = r.reasoning.unwrap();
+    assert_eq!(
+        (
+            reasoning.effort.as_deref(),
+            reasoning.summary.as_deref(),
+            reasoning.include_thoughts
+        ),
+        (Some("high"), Some("auto"), Some(true))
+    );
+    assert_eq!(r.user.as_deref(), Some("u1"));
+    for k in ["store", "metadata", "previous_response_id"] {
+        assert!(r.extra.contains_key(k), "{k}");
+    }
+    let off = decode(json!({"reasoning": {"effort": "none"}}))
+        .unwrap()
+        .reasoning
+        .unwrap();
+    assert!(off.disabled && off.effort.is_none());
+    for (choice, want) in [
+        ("auto", ToolChoice::Auto),
+        ("none", ToolChoice::None),
+        ("required", ToolChoice::Required),
+    ] {
+        assert_eq!(
+            decode(json!({"tool_choice": choice})).unwrap().tool_choice,
+            Some(want)
+        );
+    }
+}
+
+#[test]
+fn invalid_shapes_are_refused_precisely() {
+    for (body, needle) in [
+        (json!({"input": 3}), "input:"),
+        (json!({"input": [1]}), "input[0]"),
+        (
+            json!({"input": [{"role": "robot", "content": "x"}]}),
+            "input[0].role",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": 1}]}),
+            "input[0].content",
+        ),
+        (
+            json!({"input": [{"role": "user", "content": [{"type": "input_text"}]}]}),
+            "input[0].content[0].text",
+        ),
+        (
+            json!({"input": [{"type": "function_call", "name": "f"}]}),
+            "input[0].call_id",
+        ),
+        (
+            json!({"input": [{"type": "function_call_output", "call_id": "c"}]}),
+            "input[0].output",
+        ),
+        (json!({"tools": [{"type": "function"}]}), "tools[0].name"),
+        (json!({"tool_choice": "sometimes"}), "tool_choice"),
+        (
+            json!({"text": {"format": {"type": "xml"}}}),
+            "text.format.type",
+        ),
+        (json!({"max_output_tokens": -1}), "max_output_tokens"),
+        (json!({"reasoning": "high"}), "reasoning"),
+    ] {
+        match decode(body.clone()) {
+            Err(TranslateError::InvalidRequest(m)) => assert!(m.contains(needle), "{body}: {m}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stateful_features_are_not_portable() {
+    let ok = decode(json!({"input": "hi", "store": true, "metadata": {"a": "b"}, "include": ["reasoning.encrypted_content"], "background": false, "truncation": "auto"})).unwrap();
+    assert_eq!(check_portable(&ok), Ok(()));
+    for body in [
+        json!({"previous_response_id": "resp_1"}),
+        json!({"conversation": "conv_1"}),
+        json!({"background": true}),
+        json!({"prompt": {"id": "pmpt_1"}}),
+        json!({"tools": [{"type": "file_search", "vector_store_ids": ["vs"]}]}),
+        json!({"tool_choice": {"type": "web_search_preview"}}),
+        json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
+        json!({"input": [{"type": "reasoning", "summary": [], "encrypted_content": "x"}]}),
+        json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}),
+    ] {
+        let r = decode(body.clone()).unwrap();
+        assert!(
+            matches!(check_portable(&r), Err(TranslateError::Unsupported { .. })),
+            "{body}"
+        );
+    }
+}
+
+fn sample_response() -> ChatResponse {
+    ChatResponse {
+        id: "chatcmpl-1".into(),
+        model: "m".into(),
+        created: Some(7),
+        choices: vec![Choice {
+            text: Some("Hello".into()),
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+            }],
+            finish_reason: Some(FinishReason::ToolCalls),
+            thinking: vec![ContentPart::Thinking {
+                text: "hmm".into(),
+                signature: Some("sig".into()),
+            }],
+            ..Choice::default()
+        }],
+        usage: Some(Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_tokens: 2,
+            cache_creation_tokens: 0,
+            reasoning_tokens: 3,
+        }),
+    }
+}
+
+#[test]
+fn responses_encode_and_decode_back() {
+    let r = sample_response();
+    let v = encode_response(&r, 1);
+    assert_eq!(v["id"], "resp_chatcmpl-1");
+    assert_eq!(
+        (
+            v["object"].clone(),
+            v["status"].clone(),
+            v["created_at"].clone()
+        ),
+        (json!("response"), json!("completed"), json!(7))
+    );
+    let types: Vec<&str> = v["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["reasoning", "message", "function_call"]);
+    assert_eq!(
+        v["output"][1]["content"][0],
+        json!({"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []})
+    );
+    assert_eq!(v["output"][2]["call_id"], "call_1");
+    assert_eq!(
+        v["usage"],
+        json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 15})
+    );
+    for key in [
+        "parallel_tool_calls",
+        "tool_choice",
+        "tools",
+        "error",
+        "incomplete_details",
+        "instructions",
+        "metadata",
+        "temperature",
+        "top_p",
+        "text",
+    ] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    let back = decode_response(&v).unwrap();
+    assert_eq!(back.id, "resp_chatcmpl-1");
+    assert_eq!(back.choices, r.choices);
+    assert_eq!(back.usage, r.usage);
+    // Length and refusals.
+    let mut cut = r.clone();
+    cut.choices[0] = Choice {
+        refusal: Some("no".into()),
+        finish_reason: Some(FinishReason::Length),
+        ..Choice::default()
+    };
+    let v = encode_response(&cut, 1);
+    assert_eq!(
+        (v["status"].clone(), v["incomplete_details"].clone()),
+        (json!("incomplete"), json!({"reason": "max_output_tokens"}))
+    );
+    assert_eq!(
+        v["output"][0]["content"][0],
+        json!({"type": "refusal", "refusal": "no"})
+    );
+    let back = decode_response(&v).unwrap();
+    assert_eq!(
+        (
+            back.choices[0].refusal.as_deref(),
+            back.choices[0].finish_reason.clone()
+        ),
+        (Some("no"), Some(FinishReason::Length))
+    );
+    assert!(decode_response(&json!({"id": "x"})).is_err());
+    assert_eq!(
+        decode_usage(&json!({"input_tokens": "x"})),
+        Usage::default()
+    );
+}
+
+fn encode_all(events: Vec<StreamEvent>) -> (Vec<(String, Value)>, Vec<EventClass>, EventClass) {
+    let mut e = EventEncoder::new("resp_1".into(), "m".into(), 1);
+    let mut out = Vec::new();
+    let classes = events.into_iter().map(|x| e.encode(x, &mut out)).collect();
+    let end = e.finish(&mut out);
+    (self::events(&out), classes, end)
+}
+
+fn assert_numbered(evs: &[(String, Value)]) {
+    for (i, (name, v)) in evs.iter().enumerate() {
+        assert_eq!(v["sequence_number"], i as u64, "{name}");
+        assert_eq!(v["type"], name.as_str());
+    }
+}
+
+#[test]
+fn a_text_stream_is_the_full_event_sequence() {
+    let (evs, classes, end) = encode_all(vec![
+        StreamEvent::Start {
+            id: Some("chatcmpl-9".into()),
+            model: Some("gpt".into()),
+        },
+        StreamEvent::Text {
+            choice: 0,
+            text: "Hel".into(),
+        },
+        StreamEvent::Text {
+            choice: 0,
+            text: "lo".into(),
+        },
+        StreamEvent::Finish {
+            choice: 0,
+            reason: FinishReason::Stop,
+        },
+        StreamEvent::Usage(Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            ..Usage::default()
+        }),
+        StreamEvent::Done,
+    ]);
+    assert_eq!(
+        classes,
+        [
+            EventClass::Preamble,
+            EventClass::Content,
+            EventClass::Content,
+            EventClass::Preamble,
+            EventClass::Preamble,
+            EventClass::Done
+        ]
+    );
+    assert_eq!(end, EventClass::Done);
+    assert_eq!(
+        names(&evs),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_numbered(&evs);
+    assert_eq!(evs[0].1["response"]["id"], "resp_chatcmpl-9");
+    assert_eq!(evs[0].1["response"]["status"], "in_progress");
+    assert_eq!(evs[6].1["text"], "Hello");
+    let done = &evs[9].1["response"];
+    assert_eq!(
+        (done["model"].clone(), done["status"].clone()),
+        (json!("gpt"), json!("completed"))
+    );
+    assert_eq!(done["output"][0]["content"][0]["text"], "Hello");
+    assert_eq!(done["usage"]["total_tokens"], 5);
+    assert_eq!(evs[4].1["item_id"], done["output"][0]["id"]);
+}
+
+#[test]
+fn a_function_call_stream() {
+    let (evs, classes, _) = encode_all(vec![
+        StreamEvent::ToolCallStart {
+            choice: 0,
+            index: 0,
+            id: "call_1".into(),
+            name: "get".into(),
+        },
+        StreamEvent::ToolCallArgs {
+            choice: 0,
+            index: 0,
+            arguments: "{\"a\":".into(),
+        },
+        StreamEvent::ToolCallArgs {
+            choice: 0,
+            index: 0,
+            arguments: "1}".into(),
+        },
+        StreamEvent::Finish {
+            choice: 0,
+            reason: FinishReason::ToolCalls,
+        },
+        StreamEvent::Done,
+    ]);
+    assert_eq!(classes[..3], [EventClass::Content; 3]);
+    assert_eq!(
+        names(&evs)[2..],
+        [
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    assert_numbered(&evs);
+    assert_eq!(evs[2].1["item"]["arguments"], "");
+    assert_eq!(evs[5].1["arguments"], "{\"a\":1}");
+    let item = &evs[7].1["response"]["output"][0];
+    assert_eq!(
+        (
+            item["call_id"].clone(),
+            item["arguments"].clone(),
+            item["status"].clone()
+        ),
+        (json!("call_1"), json!("{\"a\":1}"), json!("completed"))
+    );
+}
+
+#[test]
+fn reasoning_then_text() {
+    let (evs, classes, _) = encode_all(vec![
+        StreamEvent::Thinking {
+            choice: 0,
+            text: "Let me ".into(),
+        },
+        StreamEvent::Thinking {
+            choice: 0,
+            text: "think".into(),
+        },
+        StreamEvent::ThinkingSignature {
+            choice: 0,
+            signature: "sig".into(),
+        },
+        StreamEvent::Text {
+            choice: 0,
+            text: "42".into(),
+        },
+        StreamEvent::Finish {
+            choice: 0,
+            reason: FinishReason::Stop,
+        },
+    ]);
+    assert_eq!(classes[0], EventClass::Content);
+    assert_eq!(
+        names(&evs)[2..10],
+        [
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.done",
+            "response.reasoning_summary_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+        ]
+    );
+    assert_numbered(&evs);
+    let out = &evs.last().unwrap().1["response"]["output"];
+    assert_eq!(
+        out[0],
+        json!({"id": out[0]["id"], "type": "reasoning", "summary": [{"type": "summary_text", "text": "Let me think"}], "encrypted_content": "sig"})
+    );
+    assert_eq!(out[1]["content"][0]["text"], "42");
+    assert_eq!(out[1]["status"], "completed");
+}
+
+#[test]
+fn length_error_and_cut_streams() {
+    let (evs, _, end) = encode_all(vec![
+        StreamEvent::Text {
+            choice: 0,
+            text: "abc".into(),
+        },
+        StreamEvent::Finish {
+            choice: 0,
+            reason: FinishReason::Length,
+        },
+    ]);
+    assert_eq!(end, EventClass::Done);
+    let last = &evs.last().unwrap();
+    assert_eq!(last.0, "response.incomplete");
+    assert_eq!(
+        last.1["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+
+    let err = ProviderError::new(ErrorKind::RateLimit, "slow down");
+    let (evs, classes, _) = encode_all(vec![
+        StreamEvent::Text {
+            choice: 0,
+            text: "a".into(),
+        },
+        StreamEvent::Error(err),
+        StreamEvent::Done,
+    ]);
+    assert_eq!(
+        classes,
+        [EventClass::Content, EventClass::Error, EventClass::Preamble]
+    );
+    let last = evs.last().unwrap();
+    assert_eq!(last.0, "error");
+    assert_eq!(last.1["message"], "slow down");
+    assert_numbered(&evs);
+    assert!(!names(&evs).contains(&"response.completed"));
+
+    let (evs, _, end) = encode_all(vec![StreamEvent::Text {
+        choice: 0,
+        text: "Hel".into(),
+    }]);
+    assert_eq!(end, EventClass::Error);
+    assert_eq!(evs.last().unwrap().0, "error");
+    assert_numbered(&evs);
+}
+
+#[test]
+fn upstream_streams_decode() {
+    let mut d = EventDecoder::default();
+    let mut out = Vec::new();
+    for raw in [
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-5\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+        "event: response.reasoning_summary_text.delta\ndata: {\"type\":\"response.reasoning_summary_text.delta\",\"item_id\":\"rs_1\",\"output_index\":0,\"summary_index\":0,\"delta\":\"hm\",\"sequence_number\":1}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":1,\"content_index\":0,\"delta\":\"Hi\",\"sequence_number\":2}\n\n",
+        "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":2,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\",\"call_id\":\"call_1\",\"name\":\"f\",\"arguments\":\"\"},\"sequence_number\":3}\n\n",
+        "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":2,\"delta\":\"{}\",\"sequence_number\":4}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":5,\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":4,\"output_tokens\":6,\"output_tokens_details\":{\"reasoning_tokens\":2}}}}\n\n",
+    ] {
+        d.decode(&ev(raw), &mut out);
+    }
+    assert_eq!(
+        out,
+        vec![
+            StreamEvent::Start {
+                id: Some("resp_1".into()),
+                model: Some("gpt-5".into())
+            },
+            StreamEvent::Thinking {
+                choice: 0,
+                text: "hm".into()
+            },
+            StreamEvent::Text {
+                choice: 0,
+                text: "Hi".into()
+            },
+            StreamEvent::ToolCallStart {
+                choice: 0,
+                index: 0,
+                id: "call_1".into(),
+                name: "f".into()
+            },
+            StreamEvent::ToolCallArgs {
+                choice: 0,
+                index: 0,
+                arguments: "{}".into()
+            },
+            StreamEvent::Usage(Usage {
+                input_tokens: 4,
+                output_tokens: 6,
+                reasoning_tokens: 2,
+                ..Usage::default()
+            }),
+            StreamEvent::Finish {
+                choice: 0,
+                reason: FinishReason::ToolCalls
+            },
+            StreamEvent::Done,
+        ]
+    );
+    let mut out = Vec::new();
+    EventDecoder::default().decode(&ev("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"boom\"}}}\n\n"), &mut out);
+    assert!(matches!(&out[0], StreamEvent::Error(e) if e.message == "boom"));
+}
+
+#[test]
+fn passthrough_forwards_and_watches() {
+    let mut p = Passthrough::default();
+    let mut out = Vec::new();
+    let created = ev("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-5\",\"status\":\"in_progress\",\"output\":[],\"usage\":null}}\n\n");
+    let step = p.push(&created, &mut out);
+    assert_eq!(
+        (step.class, step.model.as_deref(), step.usage),
+        (EventClass::Preamble, Some("gpt-5"), None)
+    );
+    let delta = ev("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\",\"sequence_number\":1}\n\n");
+    assert_eq!(p.push(&delta, &mut out).class, EventClass::Content);
+    assert_eq!(out, [created.raw.as_ref(), delta.raw.as_ref()].concat());
+    // Cut: an error event numbered after the last one.
+    let mut tail = Vec::new();
+    assert_eq!(p.finish(&mut tail), EventClass::Error);
+    let evs = events(&tail);
+    assert_eq!(
+        (evs[0].0.as_str(), evs[0].1["sequence_number"].clone()),
+        ("error", json!(2))
+    );
+
+    let mut p = Passthrough::default();
+    let done = ev("event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":9,\"response\":{\"model\":\"gpt-5\",\"usage\":{\"input_tokens\":4,\"output_tokens\":6,\"input_tokens_details\":{\"cached_tokens\":1}}}}\n\n");
+    let step = p.push(&done, &mut Vec::new());
+    assert_eq!(step.class, EventClass::Done);
+    assert_eq!(
+        step.usage
+            .map(|u| (u.input_tokens, u.output_tokens, u.cached_tokens)),
+        Some((4, 6, 1))
+    );
+    let mut tail = Vec::new();
+    assert_eq!(p.finish(&mut tail), EventClass::Done);
+    assert!(tail.is_empty());
+    for (raw, class) in [
+        ("event: response.failed\ndata: {\"type\":\"response.failed\"}\n\n", EventClass::Error),
+        ("event: error\ndata: {\"type\":\"error\",\"message\":\"x\"}\n\n", EventClass::Error),
+        ("event: response.incomplete\ndata: {\"type\":\"response.incomplete\"}\n\n", EventClass::Done),
+        ("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"\"}\n\n", EventClass::Preamble),
+        ("data: not json\n\n", EventClass::Preamble),
+    ] {
+        assert_eq!(Passthrough::default().push(&ev(raw), &mut Vec::new()).class, class, "{raw}");
+    }
+}
+
+#[test]
+fn the_standalone_error_event() {
+    let mut out = Vec::new();
+    let mut err = ProviderError::new(ErrorKind::Timeout, "late");
+    err.code = Some("timeout".into());
+    encode_stream_error(&err, &mut out);
+    let evs = events(&out);
+    assert_eq!(evs[0].0, "error");
+    assert_eq!(
+        evs[0].1,
+        json!({"type": "error", "code": "timeout", "message": "late", "param": null, "sequence_number": 0})
+    );
+}
