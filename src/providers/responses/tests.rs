@@ -705,3 +705,87 @@ fn the_standalone_error_event() {
         json!({"type": "error", "code": "timeout", "message": "late", "param": null, "sequence_number": 0})
     );
 }
+
+/// Usage (and so cost) flows from every Responses path: a same-format body's facts, a
+/// passthrough stream's `response.completed`, a translated response and stream.
+#[test]
+fn usage_and_cost_flow_for_responses_clients() {
+    use crate::providers::{
+        facts_of_response, translate_response, StreamTranslator, TranslateContext,
+    };
+    let body = br#"{"id":"resp_1","object":"response","model":"gpt-4o-2024-08-06","status":"completed","output":[],"usage":{"input_tokens":1000,"input_tokens_details":{"cached_tokens":400},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":50},"total_tokens":1200}}"#;
+    let want = Usage {
+        input_tokens: 1000,
+        output_tokens: 200,
+        cached_tokens: 400,
+        cache_creation_tokens: 0,
+        reasoning_tokens: 50,
+    };
+    let (usage, model) = facts_of_response(Format::Responses, body);
+    assert_eq!(
+        (usage, model.as_deref()),
+        (Some(want), Some("gpt-4o-2024-08-06"))
+    );
+    let ctx = TranslateContext {
+        include_usage: false,
+        requested_model: "gpt-4o".into(),
+        created: 1,
+        nonce: "n".into(),
+        gemini_framing: Default::default(),
+    };
+    let t = translate_response(
+        Format::Responses,
+        ClientFormat::Responses,
+        Bytes::from_static(body),
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!((t.usage, t.body.as_ref()), (Some(want), body.as_slice()));
+    let t = translate_response(
+        Format::Responses,
+        ClientFormat::Anthropic,
+        Bytes::from_static(body),
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(t.usage, Some(want));
+    let cost = crate::telemetry::cost::PriceTable::embedded()
+        .unwrap()
+        .cost("openai", model.as_deref().unwrap(), &want);
+    assert!(cost.is_some_and(|c| c > 0.0), "{cost:?}");
+
+    // Passthrough stream: the usage of response.completed, the model of response.created.
+    let mut s = StreamTranslator::new(Format::Responses, ClientFormat::Responses, &ctx);
+    let mut out = Vec::new();
+    s.push(&ev("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"model\":\"gpt-4o-2024-08-06\",\"status\":\"in_progress\",\"output\":[],\"usage\":null}}\n\n"), &mut out);
+    let completed = format!("event: response.completed\ndata: {{\"type\":\"response.completed\",\"sequence_number\":1,\"response\":{}}}\n\n", std::str::from_utf8(body).unwrap());
+    assert_eq!(s.push(&ev(&completed), &mut out), EventClass::Done);
+    assert_eq!((s.usage(), s.model()), (want, Some("gpt-4o-2024-08-06")));
+
+    // Translated stream (Anthropic upstream): its usage, and the same in response.completed.
+    let mut s = StreamTranslator::new(Format::Anthropic, ClientFormat::Responses, &ctx);
+    let mut out = Vec::new();
+    for raw in [
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":7,\"cache_read_input_tokens\":3,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ] {
+        s.push(&ev(raw), &mut out);
+    }
+    let u = s.usage();
+    assert_eq!(
+        (u.input_tokens, u.cached_tokens, u.output_tokens),
+        (10, 3, 4)
+    );
+    let evs = events(&out);
+    let last = evs.last().unwrap();
+    assert_eq!(last.0, "response.completed");
+    assert_eq!(last.1["response"]["usage"]["input_tokens"], 10);
+    assert_eq!(
+        last.1["response"]["usage"]["input_tokens_details"]["cached_tokens"],
+        3
+    );
+    assert_eq!(last.1["response"]["model"], "claude");
+}
