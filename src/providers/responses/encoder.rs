@@ -344,7 +344,10 @@ impl EventEncoder {
         self.ended = true;
     }
 
+    /// The terminal `error` event, after `response.created` (the SDK's stream helper wants
+    /// one before anything else).
     fn error(&mut self, out: &mut Vec<u8>, err: &ProviderError) -> EventClass {
+        self.start(out);
         let data = error_event(err, self.seq);
         self.seq = self.seq.saturating_add(1);
         write_sse(out, Some("error"), &data);
