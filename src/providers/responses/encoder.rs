@@ -137,6 +137,15 @@ impl EventEncoder {
         );
     }
 
+    /// The status of an item closed now: `incomplete` once the response was cut (output limit,
+    /// content filter), as OpenAI marks the item in progress then.
+    fn item_status(&self) -> &'static str {
+        match self.finish {
+            Some(FinishReason::Length | FinishReason::ContentFilter) => "incomplete",
+            _ => "completed",
+        }
+    }
+
     /// Closes the open message or reasoning item.
     fn close_open(&mut self, out: &mut Vec<u8>) {
         match self.open.take() {
@@ -152,7 +161,7 @@ impl EventEncoder {
                 let mut part = at;
                 merge(&mut part, json!({"part": output_text(&text)}));
                 self.emit(out, "response.content_part.done", part);
-                let item = message_item(&id, "completed", vec![output_text(&text)]);
+                let item = message_item(&id, self.item_status(), vec![output_text(&text)]);
                 self.item_done(out, output_index, item);
             }
             Some(Open::Reasoning {
@@ -191,7 +200,7 @@ impl EventEncoder {
                 "response.function_call_arguments.done",
                 json!({"item_id": id, "output_index": output_index, "arguments": call.arguments, "name": call.name}),
             );
-            let item = function_call_item(&id, &call, "completed");
+            let item = function_call_item(&id, &call, self.item_status());
             self.item_done(out, output_index, item);
         }
     }
