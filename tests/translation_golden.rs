@@ -401,7 +401,8 @@ fn responses_client_requests() {
             assert_eq!(encoded.format, upstream_of(pair), "{}/{case}", pair.dir);
             let actual: Value = serde_json::from_slice(&encoded.body).unwrap();
             check_json(&dir.join(format!("{case}.request.out.json")), &actual);
-            if upstream_of(pair) == Format::Responses {
+            if upstream_of(pair) == Format::Responses && overrides.is_empty() {
+                // Same format, nothing changed: the client's bytes.
                 assert!(encoded.passthrough, "{}/{case}", pair.dir);
                 assert_eq!(encoded.body, Bytes::from(input), "{}/{case}", pair.dir);
             }
