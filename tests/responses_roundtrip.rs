@@ -1,7 +1,7 @@
 //! Round trips through the Responses API format: what a provider said, translated for a
 //! Responses client and then read back as a Responses upstream (into an Anthropic client),
-//! says the same — text, tool calls, the stop reason and usage (but for Anthropic's cache-write
-//! count, which the Responses usage has no field for: it stays in the input tokens).
+//! says the same — text, tool calls, the stop reason and usage (cache reads and writes
+//! included).
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -54,6 +54,7 @@ fn an_anthropic_response_survives_the_responses_format() {
         a["usage"]["cache_read_input_tokens"],
         b["usage"]["cache_read_input_tokens"]
     );
+    assert_eq!(a["usage"], b["usage"]);
     let total = |u: &Value| {
         [
             "input_tokens",

@@ -64,11 +64,15 @@ fn response_id(id: &str) -> String {
     }
 }
 
-/// A Responses `usage` object.
+/// A Responses `usage` object (`cache_write_tokens`: prompt tokens written to a cache, which the
+/// SDK's `InputTokensDetails` requires).
 fn encode_usage(u: &Usage) -> Value {
     json!({
         "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_creation_tokens,
+        },
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total_tokens(),

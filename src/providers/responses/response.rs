@@ -218,7 +218,7 @@ pub fn decode_usage(u: &Value) -> Usage {
         input_tokens: u64_at(u, "input_tokens").unwrap_or(0),
         output_tokens: u64_at(u, "output_tokens").unwrap_or(0),
         cached_tokens: detail("input_tokens_details", "cached_tokens"),
-        cache_creation_tokens: 0,
+        cache_creation_tokens: detail("input_tokens_details", "cache_write_tokens"),
         reasoning_tokens: detail("output_tokens_details", "reasoning_tokens"),
     }
 }

@@ -309,7 +309,7 @@ fn responses_encode_and_decode_back() {
     assert_eq!(v["output"][2]["call_id"], "call_1");
     assert_eq!(
         v["usage"],
-        json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 15})
+        json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0}, "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 15})
     );
     for key in [
         "parallel_tool_calls",
