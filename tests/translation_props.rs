@@ -1165,3 +1165,46 @@ fn the_responses_validator_rejects_forbidden_sequences() {
         assert!(validate_responses(bad.as_bytes()).is_err(), "{bad}");
     }
 }
+
+/// A Responses passthrough stream cut or aborted anywhere still validates: the gateway's error
+/// event is numbered after the upstream's last event, and nothing follows a terminal event.
+#[test]
+fn responses_passthrough_cut_or_aborted_anywhere_is_valid() {
+    let dir = golden().join("responses-to-responses");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".stream.in.sse") {
+            continue;
+        }
+        let input = std::fs::read(&path).unwrap();
+        let events = parse_sse(&input);
+        for k in 0..=events.len() {
+            // Aborted before event k.
+            let r = run(
+                Format::Responses,
+                ClientFormat::Responses,
+                true,
+                &input,
+                13,
+                Some(k),
+            );
+            validate_responses(&r.out).unwrap_or_else(|e| panic!("{path:?} abort {k}: {e}"));
+            // Cut after k events.
+            let cut: Vec<u8> = events[..k].iter().flat_map(|e| e.raw.to_vec()).collect();
+            let r = run(
+                Format::Responses,
+                ClientFormat::Responses,
+                true,
+                &cut,
+                13,
+                None,
+            );
+            if k > 0 {
+                validate_responses(&r.out).unwrap_or_else(|e| panic!("{path:?} cut {k}: {e}"));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 20);
+}
