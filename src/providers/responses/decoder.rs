@@ -68,8 +68,8 @@ fn classify(kind: Option<&str>, d: Option<&Value>) -> EventClass {
 /// Responses API stream events decoded into canonical ones.
 #[derive(Debug, Default)]
 pub struct EventDecoder {
-    /// Function-call item id → canonical tool index.
-    calls: Vec<(String, u32)>,
+    /// Function-call item id → canonical tool index, and whether any arguments went out.
+    calls: Vec<(String, u32, bool)>,
     /// A terminal event went by: nothing more is decoded.
     ended: bool,
 }
@@ -112,15 +112,13 @@ impl EventDecoder {
             }
             "response.output_item.added" => self.item_added(d, out),
             "response.output_item.done" => Self::item_done(d, out),
-            "response.function_call_arguments.delta" => {
+            "response.function_call_arguments.delta" => self.arguments(d, delta(), out),
+            // Arguments given whole, without deltas.
+            "response.function_call_arguments.done" => {
                 let item = str_at(d, "item_id").unwrap_or_default();
-                let index = self.calls.iter().find(|(id, _)| id == item).map(|c| c.1);
-                if let (Some(index), Some(arguments)) = (index, delta()) {
-                    out.push(StreamEvent::ToolCallArgs {
-                        choice: 0,
-                        index,
-                        arguments,
-                    });
+                if self.calls.iter().any(|c| c.0 == item && !c.2) {
+                    let whole = str_at(d, "arguments").filter(|a| !a.is_empty());
+                    self.arguments(d, whole.map(str::to_string), out);
                 }
             }
             "response.completed" | "response.incomplete" => self.terminal(d, out),
@@ -132,6 +130,20 @@ impl EventDecoder {
         }
     }
 
+    /// Arguments of the call `d.item_id` names.
+    fn arguments(&mut self, d: &Value, arguments: Option<String>, out: &mut Vec<StreamEvent>) {
+        let item = str_at(d, "item_id").unwrap_or_default();
+        let call = self.calls.iter_mut().find(|c| c.0 == item);
+        if let (Some(call), Some(arguments)) = (call, arguments) {
+            call.2 = true;
+            out.push(StreamEvent::ToolCallArgs {
+                choice: 0,
+                index: call.1,
+                arguments,
+            });
+        }
+    }
+
     /// A function call starts (other items start silently: their content follows).
     fn item_added(&mut self, d: &Value, out: &mut Vec<StreamEvent>) {
         let item = d.get("item").unwrap_or(&Value::Null);
@@ -139,15 +151,19 @@ impl EventDecoder {
             return;
         }
         let index = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
-        self.calls
-            .push((str_at(item, "id").unwrap_or_default().to_string(), index));
+        let arguments = str_at(item, "arguments").filter(|a| !a.is_empty());
+        self.calls.push((
+            str_at(item, "id").unwrap_or_default().to_string(),
+            index,
+            arguments.is_some(),
+        ));
         out.push(StreamEvent::ToolCallStart {
             choice: 0,
             index,
             id: str_at(item, "call_id").unwrap_or_default().to_string(),
             name: str_at(item, "name").unwrap_or_default().to_string(),
         });
-        if let Some(arguments) = str_at(item, "arguments").filter(|a| !a.is_empty()) {
+        if let Some(arguments) = arguments {
             out.push(StreamEvent::ToolCallArgs {
                 choice: 0,
                 index,

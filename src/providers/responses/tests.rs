@@ -642,6 +642,25 @@ fn upstream_streams_decode() {
             StreamEvent::Done,
         ]
     );
+    // Arguments given whole in their `done` (no deltas) arrive once.
+    let mut d = EventDecoder::default();
+    let mut out = Vec::new();
+    for raw in [
+        "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"id\":\"fc_2\",\"type\":\"function_call\",\"call_id\":\"call_2\",\"name\":\"g\",\"arguments\":\"\"}}\n\n",
+        "event: response.function_call_arguments.done\ndata: {\"type\":\"response.function_call_arguments.done\",\"item_id\":\"fc_2\",\"output_index\":0,\"arguments\":\"{\\\"x\\\":1}\"}\n\n",
+        "event: response.function_call_arguments.done\ndata: {\"type\":\"response.function_call_arguments.done\",\"item_id\":\"fc_2\",\"output_index\":0,\"arguments\":\"{\\\"x\\\":1}\"}\n\n",
+    ] {
+        d.decode(&ev(raw), &mut out);
+    }
+    assert_eq!(
+        out[1],
+        StreamEvent::ToolCallArgs {
+            choice: 0,
+            index: 0,
+            arguments: "{\"x\":1}".into()
+        }
+    );
+    assert_eq!(out.len(), 2);
     let mut out = Vec::new();
     EventDecoder::default().decode(&ev("event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"boom\"}}}\n\n"), &mut out);
     assert!(matches!(&out[0], StreamEvent::Error(e) if e.message == "boom"));
