@@ -42,6 +42,8 @@ mod encoder;
 mod request;
 mod response;
 #[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
 mod tests;
 
 pub use decoder::{EventDecoder, Passthrough};
