@@ -508,3 +508,166 @@ fn gemini_client_streams() {
     }
     assert!(n >= 8, "only {n} Gemini stream cases");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Responses API clients (issue 23): `responses-to-openai` is an OpenAI-compatible target (Chat
+// Completions), `responses-to-responses` an `openai` provider asked natively (passthrough).
+
+const RESPONSES_PAIRS: &[Pair] = &[
+    Pair {
+        dir: "responses-to-responses",
+        client: ClientFormat::Responses,
+        kind: ProviderKind::OpenAi,
+    },
+    Pair {
+        dir: "responses-to-openai",
+        client: ClientFormat::Responses,
+        kind: ProviderKind::OpenAiCompatible,
+    },
+    Pair {
+        dir: "responses-to-anthropic",
+        client: ClientFormat::Responses,
+        kind: ProviderKind::Anthropic,
+    },
+    Pair {
+        dir: "responses-to-gemini",
+        client: ClientFormat::Responses,
+        kind: ProviderKind::Gemini,
+    },
+];
+
+fn upstream_of(pair: &Pair) -> Format {
+    Format::upstream(pair.kind, Some(pair.client))
+}
+
+#[test]
+fn responses_client_requests() {
+    let mut n = 0;
+    for pair in RESPONSES_PAIRS {
+        let dir = golden().join(pair.dir);
+        for case in cases(&dir, ".request.in.json") {
+            let input = read(&dir.join(format!("{case}.request.in.json")));
+            let overrides_path = dir.join(format!("{case}.request.overrides.json"));
+            let overrides: Map<String, Value> = if overrides_path.exists() {
+                json(&overrides_path)
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Map::new()
+            };
+            let decoded = DecodedRequest::decode(pair.client, Bytes::from(input.clone()))
+                .unwrap_or_else(|e| panic!("{}/{case}: {e}", pair.dir));
+            let encoded = decoded
+                .encode(pair.kind, &overrides, None)
+                .unwrap_or_else(|e| panic!("{}/{case}: {e}", pair.dir));
+            assert_eq!(encoded.format, upstream_of(pair), "{}/{case}", pair.dir);
+            let actual: Value = serde_json::from_slice(&encoded.body).unwrap();
+            check_json(&dir.join(format!("{case}.request.out.json")), &actual);
+            if upstream_of(pair) == Format::Responses && overrides.is_empty() {
+                // Same format, nothing changed: the client's bytes.
+                assert!(encoded.passthrough, "{}/{case}", pair.dir);
+                assert_eq!(encoded.body, Bytes::from(input), "{}/{case}", pair.dir);
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 12, "only {n} request cases");
+}
+
+#[test]
+fn responses_client_stateful_requests_need_a_responses_upstream() {
+    let input = read(&golden().join("responses-to-responses/stateful.request.in.json"));
+    let decoded = DecodedRequest::decode(ClientFormat::Responses, Bytes::from(input)).unwrap();
+    for kind in [
+        ProviderKind::AzureOpenAi,
+        ProviderKind::OpenAiCompatible,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+    ] {
+        let err = decoded.encode(kind, &Map::new(), None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                switchyard::providers::TranslateError::Unsupported { .. }
+            ),
+            "{kind:?}: {err}"
+        );
+        assert!(err.to_string().contains("previous_response_id"), "{err}");
+    }
+}
+
+#[test]
+fn responses_client_responses() {
+    let mut n = 0;
+    for pair in RESPONSES_PAIRS {
+        let dir = golden().join(pair.dir);
+        for case in cases(&dir, ".response.in.json") {
+            let input = read(&dir.join(format!("{case}.response.in.json")));
+            let upstream = upstream_of(pair);
+            let t = translate_response(
+                upstream,
+                pair.client,
+                Bytes::from(input.clone()),
+                &ctx(false, "requested-model"),
+            )
+            .unwrap_or_else(|e| panic!("{}/{case}: {e}", pair.dir));
+            let usage = t
+                .usage
+                .unwrap_or_else(|| panic!("{}/{case}: no usage", pair.dir));
+            assert!(usage.input_tokens > 0, "{}/{case}", pair.dir);
+            assert!(t.model.is_some(), "{}/{case}: no model", pair.dir);
+            if upstream == pair.client.format() {
+                assert_eq!(t.body, Bytes::from(input), "{}/{case}", pair.dir);
+            }
+            let actual: Value = serde_json::from_slice(&t.body).unwrap();
+            check_json(&dir.join(format!("{case}.response.out.json")), &actual);
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "only {n} response cases");
+}
+
+#[test]
+fn responses_client_streams() {
+    let mut n = 0;
+    for pair in RESPONSES_PAIRS {
+        let dir = golden().join(pair.dir);
+        for case in cases(&dir, ".stream.in.sse") {
+            let input = read(&dir.join(format!("{case}.stream.in.sse")));
+            let ctx = ctx(false, "requested-model");
+            let upstream = upstream_of(pair);
+            let (out, classes, t) = run_stream(&input, upstream, pair.client, &ctx, usize::MAX);
+            let (out_small, classes_small, _) = run_stream(&input, upstream, pair.client, &ctx, 7);
+            assert_eq!(out, out_small, "{}/{case}", pair.dir);
+            assert_eq!(classes, classes_small, "{}/{case}", pair.dir);
+            let overloaded = case == "overloaded";
+            assert!(
+                overloaded || !t.usage().is_empty(),
+                "{}/{case}: no usage",
+                pair.dir
+            );
+            let out_path = dir.join(format!("{case}.stream.out.sse"));
+            if updating() {
+                fs::write(&out_path, &out).unwrap();
+            } else if upstream == pair.client.format() {
+                assert_eq!(read(&out_path), out, "{}", out_path.display());
+            } else {
+                assert_eq!(
+                    sse_events(&read(&out_path)),
+                    sse_events(&out),
+                    "{}:\n--- actual ---\n{out}",
+                    out_path.display()
+                );
+            }
+            let mut classes_text = classes.join("\n");
+            classes_text.push('\n');
+            check_text(
+                &dir.join(format!("{case}.stream.classes.txt")),
+                &classes_text,
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "only {n} stream cases");
+}

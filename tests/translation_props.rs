@@ -17,6 +17,9 @@ use switchyard::providers::{
 };
 use switchyard::upstream::sse::{SseEvent, SseParser};
 
+mod responses_stream;
+use responses_stream::validate_responses;
+
 // ---------------------------------------------------------------------------------------------
 // Validators
 
@@ -300,8 +303,7 @@ fn validate(client: ClientFormat, bytes: &[u8], include_usage: bool) -> Result<(
         ClientFormat::OpenAi => validate_openai(bytes, include_usage),
         ClientFormat::Anthropic => validate_anthropic(bytes),
         ClientFormat::Gemini => validate_gemini(bytes).map(|_| ()),
-        // Validators of these clients' streams come with their encoders (issue 23).
-        ClientFormat::Responses => Err(format!("no validator for {client:?} streams yet")),
+        ClientFormat::Responses => validate_responses(bytes).map(|_| ()),
     }
 }
 
@@ -418,16 +420,21 @@ type Pool = Vec<(Option<String>, String)>;
 fn pool(format: Format) -> Pool {
     static POOLS: OnceLock<Vec<Pool>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| {
-        [Format::OpenAi, Format::Anthropic, Format::Gemini]
-            .into_iter()
-            .map(read_pool)
-            .collect()
+        [
+            Format::OpenAi,
+            Format::Anthropic,
+            Format::Gemini,
+            Format::Responses,
+        ]
+        .into_iter()
+        .map(read_pool)
+        .collect()
     });
     match format {
         Format::OpenAi => pools[0].clone(),
         Format::Anthropic => pools[1].clone(),
         Format::Gemini => pools[2].clone(),
-        Format::Responses => Vec::new(),
+        Format::Responses => pools[3].clone(),
     }
 }
 
@@ -436,7 +443,7 @@ fn read_pool(format: Format) -> Pool {
         Format::OpenAi => "anthropic-to-openai",
         Format::Anthropic => "openai-to-anthropic",
         Format::Gemini => "openai-to-gemini",
-        Format::Responses => "openai-to-openai",
+        Format::Responses => "responses-to-responses",
     };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(golden().join(dir)).unwrap() {
@@ -692,6 +699,11 @@ const TRANSLATED: &[(Format, ClientFormat)] = &[
     (Format::Gemini, ClientFormat::OpenAi),
     (Format::OpenAi, ClientFormat::Anthropic),
     (Format::Gemini, ClientFormat::Anthropic),
+    (Format::OpenAi, ClientFormat::Responses),
+    (Format::Anthropic, ClientFormat::Responses),
+    (Format::Gemini, ClientFormat::Responses),
+    (Format::Responses, ClientFormat::OpenAi),
+    (Format::Responses, ClientFormat::Anthropic),
 ];
 
 fn arb_stream(upstream: Format) -> impl Strategy<Value = String> {
@@ -1195,4 +1207,394 @@ fn the_gemini_validator_rejects_forbidden_sequences() {
     let mut cut = array_of(&[&text, &last]);
     cut.pop();
     assert!(validate_gemini(&cut).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses API clients (issue 23).
+
+/// A well-formed upstream stream of `format` saying `pieces` as text, then (OpenAI and
+/// Anthropic) one tool call whose arguments arrive in `args` pieces.
+fn well_formed_stream(format: Format, pieces: &[String], args: &[String]) -> String {
+    let mut s = String::new();
+    let mut data =
+        |name: Option<&str>, v: Value| s.push_str(&sse(&name.map(str::to_string), &v.to_string()));
+    match format {
+        Format::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            };
+            data(
+                None,
+                chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            );
+            for p in pieces {
+                data(None, chunk(json!({"content": p}), Value::Null));
+            }
+            if !args.is_empty() {
+                data(
+                    None,
+                    chunk(
+                        json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+                        Value::Null,
+                    ),
+                );
+                for a in args {
+                    data(
+                        None,
+                        chunk(
+                            json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}),
+                            Value::Null,
+                        ),
+                    );
+                }
+            }
+            data(
+                None,
+                chunk(
+                    json!({}),
+                    json!(if args.is_empty() {
+                        "stop"
+                    } else {
+                        "tool_calls"
+                    }),
+                ),
+            );
+            data(
+                None,
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt", "choices": [],
+                              "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}),
+            );
+            s.push_str("data: [DONE]\n\n");
+        }
+        Format::Anthropic => {
+            data(
+                Some("message_start"),
+                json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [], "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            );
+            data(
+                Some("content_block_start"),
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            );
+            for p in pieces {
+                data(
+                    Some("content_block_delta"),
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}),
+                );
+            }
+            data(
+                Some("content_block_stop"),
+                json!({"type": "content_block_stop", "index": 0}),
+            );
+            if !args.is_empty() {
+                data(
+                    Some("content_block_start"),
+                    json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+                );
+                for a in args {
+                    data(
+                        Some("content_block_delta"),
+                        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": a}}),
+                    );
+                }
+                data(
+                    Some("content_block_stop"),
+                    json!({"type": "content_block_stop", "index": 1}),
+                );
+            }
+            data(
+                Some("message_delta"),
+                json!({"type": "message_delta", "delta": {"stop_reason": if args.is_empty() { "end_turn" } else { "tool_use" }}, "usage": {"output_tokens": 5}}),
+            );
+            data(Some("message_stop"), json!({"type": "message_stop"}));
+        }
+        Format::Gemini => {
+            for p in pieces {
+                data(
+                    None,
+                    json!({"candidates": [{"content": {"parts": [{"text": p}], "role": "model"}, "index": 0}], "modelVersion": "gemini"}),
+                );
+            }
+            data(
+                None,
+                json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+                              "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 5, "totalTokenCount": 8}, "modelVersion": "gemini"}),
+            );
+        }
+        Format::Responses => unreachable!("not generated"),
+    }
+    s
+}
+
+const RESPONSES_UPSTREAMS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// No text or argument piece is lost, duplicated or reordered on the way to a Responses
+    /// client, whichever the upstream format and however the bytes are split.
+    #[test]
+    fn responses_clients_get_every_piece_in_order(
+        upstream in 0..3usize,
+        pieces in prop::collection::vec("\\PC{1,12}", 1..8),
+        args in prop::collection::vec("[ -~]{1,8}", 0..4),
+        chunk in 1usize..64,
+    ) {
+        let format = RESPONSES_UPSTREAMS[upstream];
+        let args = if format == Format::Gemini { Vec::new() } else { args };
+        let input = well_formed_stream(format, &pieces, &args);
+        let r = run(format, ClientFormat::Responses, false, input.as_bytes(), chunk, None);
+        let a = validate_responses(&r.out).map_err(|e| TestCaseError::fail(format!(
+            "{e}\n--- input ---\n{input}\n--- output ---\n{}", String::from_utf8_lossy(&r.out))))?;
+        prop_assert_eq!(a.text, pieces.concat());
+        let want_args: Vec<String> = if args.is_empty() { Vec::new() } else { vec![args.concat()] };
+        prop_assert_eq!(a.arguments, want_args);
+        prop_assert_eq!(a.terminal, "response.completed");
+    }
+
+    #[test]
+    fn responses_streams_never_panic_on_garbage(
+        pair in 0..6usize,
+        bytes in prop::collection::vec(any::<u8>(), 0..512),
+        chunk in 1usize..32,
+    ) {
+        let pairs = [
+            (Format::Responses, ClientFormat::Responses),
+            (Format::OpenAi, ClientFormat::Responses),
+            (Format::Anthropic, ClientFormat::Responses),
+            (Format::Gemini, ClientFormat::Responses),
+            (Format::Responses, ClientFormat::OpenAi),
+            (Format::Responses, ClientFormat::Anthropic),
+        ];
+        let (upstream, client) = pairs[pair];
+        let r = run(upstream, client, false, &bytes, chunk, None);
+        if upstream != client.format() {
+            prop_assert!(validate(client, &r.out, false).is_ok());
+        }
+    }
+
+    #[test]
+    fn responses_passthrough_forwards_whole_events(
+        input in arb_stream(Format::Responses),
+        chunk in 1usize..64,
+        abort in prop::option::of(0usize..24),
+    ) {
+        // Whole events or nothing (asserted inside `run`), nothing after the end.
+        run(Format::Responses, ClientFormat::Responses, true, input.as_bytes(), chunk, abort);
+    }
+
+    #[test]
+    fn responses_request_decoding_never_panics(body in arb_json(), input in arb_json(), tools in arb_json()) {
+        let mut obj = match body {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("x".into(), other);
+                m
+            }
+        };
+        obj.insert("input".into(), input);
+        obj.insert("tools".into(), match tools {
+            Value::Array(a) => Value::Array(a),
+            other => json!([other]),
+        });
+        if let Ok(d) = DecodedRequest::decode(ClientFormat::Responses, Bytes::from(Value::Object(obj).to_string())) {
+            for kind in [
+                ProviderKind::OpenAi,
+                ProviderKind::AzureOpenAi,
+                ProviderKind::OpenAiCompatible,
+                ProviderKind::Anthropic,
+                ProviderKind::Gemini,
+            ] {
+                let _ = d.encode(kind, &Map::new(), Some("m"));
+            }
+        }
+    }
+
+    #[test]
+    fn responses_response_decoding_never_panics(v in arb_json(), output in arb_json()) {
+        let mut v = v;
+        if let Value::Object(m) = &mut v {
+            m.insert("output".into(), json!([output]));
+        }
+        let text = v.to_string();
+        let _ = decode_response(Format::Responses, text.as_bytes(), "id");
+        let ctx = TranslateContext {
+            include_usage: false,
+            requested_model: "m".into(),
+            created: 1,
+            nonce: "n".into(),
+            gemini_framing: Default::default(),
+        };
+        for (format, client) in [
+            (Format::Responses, ClientFormat::OpenAi),
+            (Format::Responses, ClientFormat::Anthropic),
+            (Format::OpenAi, ClientFormat::Responses),
+            (Format::Anthropic, ClientFormat::Responses),
+            (Format::Gemini, ClientFormat::Responses),
+        ] {
+            if let Ok(t) = translate_response(format, client, Bytes::from(text.clone()), &ctx) {
+                prop_assert!(serde_json::from_slice::<Value>(&t.body).is_ok());
+            }
+        }
+    }
+}
+
+#[test]
+fn responses_golden_outputs_pass_the_validator() {
+    let mut n = 0;
+    for pair in [
+        "responses-to-responses",
+        "responses-to-openai",
+        "responses-to-anthropic",
+        "responses-to-gemini",
+    ] {
+        for entry in std::fs::read_dir(golden().join(pair)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().to_string();
+            if name.ends_with(".stream.out.sse") {
+                validate_responses(&std::fs::read(&path).unwrap())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 8, "only {n}");
+}
+
+#[test]
+fn the_responses_validator_rejects_forbidden_sequences() {
+    let mut seq = 0;
+    let mut ev = |v: Value| {
+        let mut v = v;
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap())
+    };
+    let resp = |status: &str, output: Value| json!({"id": "resp_1", "object": "response", "status": status, "output": output});
+    let msg = |text: &str| json!({"id": "msg_1", "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]});
+    let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    let at = |v: Value| {
+        let mut v = v;
+        v["item_id"] = json!("msg_1");
+        v["output_index"] = json!(0);
+        v["content_index"] = json!(0);
+        v
+    };
+    let created =
+        ev(json!({"type": "response.created", "response": resp("in_progress", json!([]))}));
+    let added =
+        ev(json!({"type": "response.output_item.added", "output_index": 0, "item": msg("")}));
+    let padded = ev(at(
+        json!({"type": "response.content_part.added", "part": part("")}),
+    ));
+    let delta = ev(at(
+        json!({"type": "response.output_text.delta", "delta": "Hi", "logprobs": []}),
+    ));
+    let tdone = ev(at(
+        json!({"type": "response.output_text.done", "text": "Hi", "logprobs": []}),
+    ));
+    let pdone = ev(at(
+        json!({"type": "response.content_part.done", "part": part("Hi")}),
+    ));
+    let idone =
+        ev(json!({"type": "response.output_item.done", "output_index": 0, "item": msg("Hi")}));
+    let completed = ev(
+        json!({"type": "response.completed", "response": resp("completed", json!([msg("Hi")]))}),
+    );
+    let ok = [
+        &created, &added, &padded, &delta, &tdone, &pdone, &idone, &completed,
+    ]
+    .map(String::as_str)
+    .concat();
+    assert_eq!(validate_responses(ok.as_bytes()).unwrap().text, "Hi");
+    let wrong_text = completed.replace("\"Hi\"", "\"Ho\"");
+    for bad in [
+        [&added, &padded, &delta, &tdone, &pdone, &idone, &completed]
+            .map(String::as_str)
+            .concat(), // no created
+        [&created, &added, &delta, &tdone, &pdone, &idone, &completed]
+            .map(String::as_str)
+            .concat(), // delta outside a part
+        [
+            &created, &added, &padded, &delta, &tdone, &pdone, &completed,
+        ]
+        .map(String::as_str)
+        .concat(), // item never done
+        [&created, &added, &padded, &delta, &tdone, &pdone, &idone]
+            .map(String::as_str)
+            .concat(), // no terminal
+        [
+            &created, &added, &padded, &delta, &tdone, &pdone, &idone, &completed, &completed,
+        ]
+        .map(String::as_str)
+        .concat(), // terminal twice
+        [
+            &created, &added, &padded, &tdone, &pdone, &idone, &completed,
+        ]
+        .map(String::as_str)
+        .concat(), // a delta lost
+        [
+            &created, &padded, &added, &delta, &tdone, &pdone, &idone, &completed,
+        ]
+        .map(String::as_str)
+        .concat(), // reordered
+        [
+            &created,
+            &added,
+            &padded,
+            &delta,
+            &tdone,
+            &pdone,
+            &idone,
+            &wrong_text,
+        ]
+        .map(String::as_str)
+        .concat(), // final text differs
+    ] {
+        assert!(validate_responses(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+/// A Responses passthrough stream cut or aborted anywhere still validates: the gateway's error
+/// event is numbered after the upstream's last event, and nothing follows a terminal event.
+#[test]
+fn responses_passthrough_cut_or_aborted_anywhere_is_valid() {
+    let dir = golden().join("responses-to-responses");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".stream.in.sse") {
+            continue;
+        }
+        let input = std::fs::read(&path).unwrap();
+        let events = parse_sse(&input);
+        for k in 0..=events.len() {
+            // Aborted before event k.
+            let r = run(
+                Format::Responses,
+                ClientFormat::Responses,
+                true,
+                &input,
+                13,
+                Some(k),
+            );
+            validate_responses(&r.out).unwrap_or_else(|e| panic!("{path:?} abort {k}: {e}"));
+            // Cut after k events.
+            let cut: Vec<u8> = events[..k].iter().flat_map(|e| e.raw.to_vec()).collect();
+            let r = run(
+                Format::Responses,
+                ClientFormat::Responses,
+                true,
+                &cut,
+                13,
+                None,
+            );
+            if k > 0 {
+                validate_responses(&r.out).unwrap_or_else(|e| panic!("{path:?} cut {k}: {e}"));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 20);
 }

@@ -428,6 +428,8 @@ impl StreamTranslator {
             }
             // A JSON array already opened must be continued and closed, not restarted.
             Mode::GeminiPassthrough(p) => p.abort(err, out),
+            // Numbered after the upstream's last event.
+            Mode::ResponsesPassthrough(p) => p.abort(err, out),
             _ => self.write_error(err, out),
         }
         self.ended = Some(EventClass::Error);

@@ -1,106 +1,113 @@
 //! The OpenAI Responses API (`POST /v1/responses`) as a client format and as the format of an
-//! `openai` provider asked by such a client: requests decoded into the canonical model,
-//! responses and the typed stream events (`response.created`, `response.output_text.delta`,
-//! `response.completed`, function-call events, usage) encoded back, and the same decoded from
-//! an upstream for usage, the commit point and translation.
+//! `openai` provider asked by such a client: requests decoded into the canonical model
+//! ([`decode_request`], [`check_portable`]), responses and the typed stream events
+//! (`response.created`, `response.output_text.delta`, `response.completed`, function-call and
+//! reasoning-summary events, usage) encoded back ([`encode_response`], [`EventEncoder`]), and the
+//! same decoded from an upstream ([`decode_response`], [`decode_usage`], [`EventDecoder`],
+//! [`Passthrough`]) for usage, the commit point and translation.
+//!
+//! A Responses client in front of an `openai` provider is passed through (same format), so every
+//! stateful feature works. In front of any other provider (Azure and OpenAI-compatible: Chat
+//! Completions; Anthropic; Gemini) the request is translated, and [`check_portable`] first
+//! refuses (`Unsupported`: this target fails, a fallback target of the Responses format may
+//! serve it) what only OpenAI's Responses API can honour:
+//!
+//! | Request field | Responses upstream | Any other upstream |
+//! |---|---|---|
+//! | `previous_response_id` | passed through | refused (the stored conversation is OpenAI's) |
+//! | `conversation` | passed through | refused |
+//! | `background: true` | passed through | refused (`false`/absent: fine) |
+//! | `prompt` (stored prompt template) | passed through | refused |
+//! | `input` items of type `item_reference` | passed through | refused |
+//! | other non-portable input items (`input_file`, built-in tool calls/outputs…) | passed through | refused |
+//! | `reasoning` input items with only `encrypted_content` | passed through | refused (opaque to other providers) |
+//! | `reasoning` input items with a summary | passed through | replayed as thinking (the summary text; `encrypted_content` as its signature) |
+//! | built-in `tools` (`web_search*`, `file_search`, `computer_use*`, `code_interpreter`, `mcp`, `image_generation`, `local_shell`, `custom`…) | passed through | refused |
+//! | `tool_choice` naming a built-in tool or `allowed_tools` | passed through | refused |
+//! | `store` | passed through | accepted and ignored (nothing is stored) |
+//! | `metadata` | passed through | accepted and ignored |
+//! | `include` | passed through | accepted and ignored (it names outputs of built-in tools, which are refused, or optional detail: logprobs, encrypted reasoning) |
+//! | `truncation`, `service_tier`, `prompt_cache_key`, `max_tool_calls`, `top_logprobs`, `text.verbosity`, `stream_options` | passed through | accepted and ignored |
+//! | `instructions` | passed through | a system message before the input |
+//! | `reasoning` `{effort, summary}` | passed through | the target's reasoning settings (effort `none`: reasoning off) |
+//! | `user`, `safety_identifier` | passed through | the end-user id (`user` first) |
+//!
+//! Responses to the client: the `response` object with `resp_…` ids, `output` items (reasoning
+//! summaries, the assistant message, function calls) and `usage`; streams as the typed event
+//! sequence with a strictly increasing `sequence_number`, ended by exactly one of
+//! `response.completed`, `response.incomplete` (output limit, content filter) or `error`.
 
-use serde_json::{json, Map, Value};
+mod decoder;
+mod encoder;
+mod request;
+mod response;
+#[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
+mod tests;
 
-use super::canonical::{ChatRequest, ChatResponse, StreamEvent, Usage};
-use super::stream::PassthroughStep;
-use super::{EventClass, ProviderError, TranslateError};
-use crate::upstream::sse::SseEvent;
+pub use decoder::{EventDecoder, Passthrough};
+pub use encoder::EventEncoder;
+pub use request::{check_portable, decode_request};
+pub use response::{decode_response, decode_usage, encode_response};
 
-/// Decodes a Responses API request body.
-pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, TranslateError> {
-    let _ = body;
-    Err(TranslateError::InvalidRequest(
-        "Responses API requests are not translated yet".into(),
-    ))
-}
+use serde_json::{json, Value};
 
-/// Refuses (`Unsupported`) a request decoded from the Responses format that uses what only a
-/// Responses upstream can honour (`previous_response_id`, stored responses, built-in tools…),
-/// before it is encoded for another format.
-pub fn check_portable(request: &ChatRequest) -> Result<(), TranslateError> {
-    let _ = request;
-    Ok(())
-}
+use super::canonical::{FinishReason, Usage};
+use super::json::write_sse;
+use super::ProviderError;
 
-/// A canonical response as a Responses API `response` object.
-pub fn encode_response(response: &ChatResponse, created: u64) -> Value {
-    json!({ "id": response.id, "object": "response", "created_at": created, "model": response.model, "output": [] })
-}
-
-/// Decodes a Responses API `response` object.
-pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
-    let _ = v;
-    Ok(ChatResponse::default())
-}
-
-/// A Responses API `usage` object (`input_tokens`, `output_tokens`, their details).
-pub fn decode_usage(u: &Value) -> Usage {
-    let _ = u;
-    Usage::default()
-}
-
-/// Canonical stream events as Responses API stream events.
-pub struct EventEncoder {
-    ended: bool,
-}
-
-impl EventEncoder {
-    pub fn new(id: String, model: String, created: u64) -> EventEncoder {
-        let _ = (id, model, created);
-        EventEncoder { ended: false }
-    }
-
-    pub fn encode(&mut self, event: StreamEvent, out: &mut Vec<u8>) -> EventClass {
-        let _ = (event, out);
-        EventClass::Preamble
-    }
-
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> EventClass {
-        let _ = out;
-        self.ended = true;
-        EventClass::Done
-    }
-
-    pub fn ended(&self) -> bool {
-        self.ended
+/// A response id in the Responses style: the provider's if it already is one.
+fn response_id(id: &str) -> String {
+    if id.starts_with("resp_") {
+        id.to_string()
+    } else {
+        format!("resp_{id}")
     }
 }
 
-/// Responses API stream events decoded into canonical ones.
-#[derive(Default)]
-pub struct EventDecoder {}
+/// A Responses `usage` object (`cache_write_tokens`: prompt tokens written to a cache, which the
+/// SDK's `InputTokensDetails` requires).
+fn encode_usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_creation_tokens,
+        },
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.total_tokens(),
+    })
+}
 
-impl EventDecoder {
-    pub fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) {
-        let _ = (event, out);
+/// `status` and `incomplete_details` of a response that finished for `reason`.
+fn status_of(reason: Option<&FinishReason>) -> (&'static str, Value) {
+    match reason {
+        Some(FinishReason::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some(FinishReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
     }
 }
 
-/// A Responses upstream stream to a Responses client: forwarded as it is, watched for usage,
-/// the model, the commit point and its end.
-#[derive(Default)]
-pub struct Passthrough {}
-
-impl Passthrough {
-    pub fn push(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> PassthroughStep {
-        out.extend_from_slice(&event.raw);
-        PassthroughStep::default()
-    }
-
-    /// At the end of the upstream body: `Done` if the stream completed, else a terminal error
-    /// event written and `Error`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> EventClass {
-        let _ = out;
-        EventClass::Done
-    }
+/// The `error` event's JSON (`code` is the provider's code or type, else the error kind's).
+fn error_event(err: &ProviderError, sequence_number: u64) -> Value {
+    let code = err
+        .code
+        .clone()
+        .or_else(|| err.provider_type.clone())
+        .unwrap_or_else(|| err.kind.openai_type().to_string());
+    json!({
+        "type": "error",
+        "code": code,
+        "message": err.message,
+        "param": err.param,
+        "sequence_number": sequence_number,
+    })
 }
 
-/// A terminal `error` event in a Responses client stream.
+/// A terminal `error` event in a Responses client stream (sequence number 0: written by a
+/// caller that does not know the stream's; [`EventEncoder`] and [`Passthrough`] number theirs).
 pub fn encode_stream_error(err: &ProviderError, out: &mut Vec<u8>) {
-    let _ = (err, out);
+    write_sse(out, Some("error"), &error_event(err, 0));
 }
