@@ -217,7 +217,12 @@ fn validate_anthropic(bytes: &[u8]) -> Result<(), String> {
                     .as_str()
                     .ok_or("block without type")?;
                 match bt {
-                    "text" => {}
+                    "text" | "thinking" => {}
+                    "redacted_thinking" => {
+                        if !v["content_block"]["data"].is_string() {
+                            return Err(format!("malformed redacted_thinking start: {v}"));
+                        }
+                    }
                     "tool_use" => {
                         let b = &v["content_block"];
                         if !b["id"].is_string() || !b["name"].is_string() || !b["input"].is_object()
@@ -242,6 +247,8 @@ fn validate_anthropic(bytes: &[u8]) -> Result<(), String> {
                 let ok = match (bt.as_str(), dt) {
                     ("text", "text_delta") => v["delta"]["text"].is_string(),
                     ("tool_use", "input_json_delta") => v["delta"]["partial_json"].is_string(),
+                    ("thinking", "thinking_delta") => v["delta"]["thinking"].is_string(),
+                    ("thinking", "signature_delta") => v["delta"]["signature"].is_string(),
                     _ => false,
                 };
                 if !ok {
@@ -334,18 +341,25 @@ fn pool(format: Format) -> Pool {
 }
 
 fn read_pool(format: Format) -> Pool {
-    let dir = match format {
-        Format::OpenAi => "anthropic-to-openai",
-        Format::Anthropic => "openai-to-anthropic",
-        Format::Gemini => "openai-to-gemini",
-        Format::Responses => "openai-to-openai",
+    // Each format's upstream streams, thinking/reasoning ones included.
+    let dirs: &[&str] = match format {
+        Format::OpenAi => &["anthropic-to-openai", "anthropic-thinking-to-openai"],
+        Format::Anthropic => &["openai-to-anthropic", "openai-reasoning-to-anthropic"],
+        Format::Gemini => &["openai-to-gemini", "anthropic-thinking-to-gemini"],
+        Format::Responses => &["openai-to-openai"],
     };
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(golden().join(dir)).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with(".stream.in.sse") {
-            for e in parse_sse(&std::fs::read(&path).unwrap()) {
-                out.push((e.event, e.data));
+    for dir in dirs {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(golden().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            if path.to_string_lossy().ends_with(".stream.in.sse") {
+                for e in parse_sse(&std::fs::read(&path).unwrap()) {
+                    out.push((e.event, e.data));
+                }
             }
         }
     }
@@ -388,6 +402,13 @@ const KEYS: &[&str] = &[
     "promptFeedback",
     "blockReason",
     "responseId",
+    "thinking",
+    "signature",
+    "data",
+    "reasoning_content",
+    "reasoning",
+    "thoughtSignature",
+    "thoughtsTokenCount",
 ];
 
 const WORDS: &[&str] = &[
@@ -411,6 +432,10 @@ const WORDS: &[&str] = &[
     "MAX_TOKENS",
     "SAFETY",
     "assistant",
+    "thinking",
+    "redacted_thinking",
+    "thinking_delta",
+    "signature_delta",
     "[DONE]",
     "",
     "{\"a\":",
@@ -725,6 +750,10 @@ fn golden_outputs_pass_the_validators() {
         "anthropic-to-anthropic",
         "anthropic-to-openai",
         "anthropic-to-gemini",
+        "anthropic-thinking-to-anthropic",
+        "anthropic-thinking-to-openai",
+        "openai-reasoning-to-anthropic",
+        "anthropic-thinking-to-gemini",
     ] {
         let client = if pair.starts_with("openai") {
             ClientFormat::OpenAi
@@ -804,5 +833,169 @@ fn the_validators_reject_forbidden_sequences() {
         format!("{start}{bstart}{bdelta}{bstop}{mdelta}{mstop}{mstop}"), // stop twice
     ] {
         assert!(validate_anthropic(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thinking across formats: well-formed upstream streams mixing reasoning and answer text
+// translate with no piece lost or reordered, each kind reassembling on the client's side.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Thinking,
+    Text,
+}
+
+/// Runs of pieces (one Anthropic block / a run of deltas each).
+type Segments = Vec<(Piece, Vec<String>)>;
+
+fn arb_segments() -> impl Strategy<Value = Segments> {
+    let piece = prop_oneof![Just(Piece::Thinking), Just(Piece::Text)];
+    prop::collection::vec(
+        (piece, prop::collection::vec("[a-z .]{1,6}", 1..4)),
+        1..6,
+    )
+}
+
+fn anthropic_upstream(segs: &Segments) -> String {
+    let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let mut s = ev(json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+        "role": "assistant", "content": [], "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}));
+    for (i, (kind, pieces)) in segs.iter().enumerate() {
+        let (block, delta_type, key) = match kind {
+            Piece::Thinking => (json!({"type": "thinking", "thinking": ""}), "thinking_delta", "thinking"),
+            Piece::Text => (json!({"type": "text", "text": ""}), "text_delta", "text"),
+        };
+        s += &ev(json!({"type": "content_block_start", "index": i, "content_block": block}));
+        for p in pieces {
+            s += &ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": delta_type, key: p}}));
+        }
+        if *kind == Piece::Thinking {
+            s += &ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": format!("sig{i}")}}));
+        }
+        s += &ev(json!({"type": "content_block_stop", "index": i}));
+    }
+    s += &ev(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}));
+    s += &ev(json!({"type": "message_stop"}));
+    s
+}
+
+fn openai_upstream(segs: &Segments) -> String {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut s = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    for (kind, pieces) in segs {
+        for p in pieces {
+            let key = match kind {
+                Piece::Thinking => "reasoning_content",
+                Piece::Text => "content",
+            };
+            s += &chunk(json!({ key: p }), Value::Null);
+        }
+    }
+    s += &chunk(json!({}), json!("stop"));
+    s += "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9,\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n";
+    s += "data: [DONE]\n\n";
+    s
+}
+
+fn gemini_upstream(segs: &Segments) -> String {
+    let mut s = String::new();
+    for (kind, pieces) in segs {
+        for p in pieces {
+            let part = match kind {
+                Piece::Thinking => json!({"text": p, "thought": true}),
+                Piece::Text => json!({"text": p}),
+            };
+            s += &format!(
+                "data: {}\n\n",
+                json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+                       "responseId": "r"})
+            );
+        }
+    }
+    s += &format!(
+        "data: {}\n\n",
+        json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 5, "thoughtsTokenCount": 4}})
+    );
+    s
+}
+
+/// The reasoning and answer pieces a client stream carries, in order.
+fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
+    let mut pieces = Vec::new();
+    for e in parse_sse(out) {
+        let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
+            continue;
+        };
+        match client {
+            ClientFormat::OpenAi => {
+                let d = &v["choices"][0]["delta"];
+                if let Some(t) = d["reasoning_content"].as_str() {
+                    pieces.push((Piece::Thinking, t.to_string()));
+                }
+                if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+                    pieces.push((Piece::Text, t.to_string()));
+                }
+            }
+            _ => match v["delta"]["type"].as_str() {
+                Some("thinking_delta") => {
+                    pieces.push((Piece::Thinking, v["delta"]["thinking"].as_str().unwrap().into()))
+                }
+                Some("text_delta") => {
+                    pieces.push((Piece::Text, v["delta"]["text"].as_str().unwrap().into()))
+                }
+                _ => {}
+            },
+        }
+    }
+    pieces
+}
+
+/// Adjacent pieces of one kind joined.
+fn merged(pieces: impl IntoIterator<Item = (Piece, String)>) -> Vec<(Piece, String)> {
+    let mut out: Vec<(Piece, String)> = Vec::new();
+    for (kind, text) in pieces {
+        match out.last_mut() {
+            Some((k, t)) if *k == kind => t.push_str(&text),
+            _ => out.push((kind, text)),
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn thinking_survives_translation_in_order(
+        segs in arb_segments(),
+        pair in 0..TRANSLATED.len(),
+        include_usage in any::<bool>(),
+        chunk in 1usize..64,
+    ) {
+        let (upstream, client) = TRANSLATED[pair];
+        let input = match upstream {
+            Format::Anthropic => anthropic_upstream(&segs),
+            Format::OpenAi => openai_upstream(&segs),
+            _ => gemini_upstream(&segs),
+        };
+        let r = run(upstream, client, include_usage, input.as_bytes(), chunk, None);
+        if let Err(e) = validate(client, &r.out, include_usage) {
+            return Err(TestCaseError::fail(format!(
+                "{e}\n--- output ---\n{}", String::from_utf8_lossy(&r.out)
+            )));
+        }
+        let expected = merged(
+            segs.iter()
+                .flat_map(|(k, ps)| ps.iter().map(move |p| (*k, p.clone()))),
+        );
+        prop_assert_eq!(merged(client_pieces(client, &r.out)), expected);
     }
 }

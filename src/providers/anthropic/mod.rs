@@ -13,6 +13,7 @@ pub mod head;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod thinking;
 #[cfg(test)]
 mod tests;
 
