@@ -1,6 +1,9 @@
 //! Anthropic Messages streams: classifying events (for passthrough and the commit point),
 //! tracking usage across `message_start` and `message_delta`, decoding events into canonical
 //! stream events, and encoding canonical events as Messages events for an Anthropic client.
+//! Thinking is model output: a non-empty `thinking_delta`, a `signature_delta` or a
+//! `redacted_thinking` block commits the stream, whether passed through or translated (see
+//! docs/thinking-notes.md).
 
 use serde_json::{json, Value};
 

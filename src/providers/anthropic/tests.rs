@@ -200,8 +200,14 @@ mod thinking {
         assert!(out.get("thinking").is_none());
         assert_eq!(out["messages"][1]["content"][0]["type"], "tool_use");
 
-        // The same history followed by a new user turn keeps thinking.
+        // Text after the tool results is still the same tool loop.
         let mut req = req;
+        req.messages.push(Message::text(Role::User, "And tomorrow?"));
+        assert!(encode(&req).get("thinking").is_none());
+        // Once the loop is answered, a new user turn gets thinking again.
+        req.messages.pop();
+        req.messages
+            .push(Message::text(Role::Assistant, "18C in Paris."));
         req.messages.push(Message::text(Role::User, "And tomorrow?"));
         let out = encode(&req);
         assert_eq!(out["thinking"]["type"], "enabled");

@@ -1,6 +1,8 @@
 //! OpenAI streams: classifying chat-completions, completions and responses stream events
 //! (for passthrough and the commit point), decoding `chat.completion.chunk` events into
 //! canonical stream events, and encoding canonical events as chunks for an OpenAI client.
+//! Reasoning travels as the compatible servers' `delta.reasoning_content` (read also as
+//! `delta.reasoning`) and commits the stream like content.
 
 use std::collections::BTreeMap;
 
