@@ -851,31 +851,40 @@ type Segments = Vec<(Piece, Vec<String>)>;
 
 fn arb_segments() -> impl Strategy<Value = Segments> {
     let piece = prop_oneof![Just(Piece::Thinking), Just(Piece::Text)];
-    prop::collection::vec(
-        (piece, prop::collection::vec("[a-z .]{1,6}", 1..4)),
-        1..6,
-    )
+    prop::collection::vec((piece, prop::collection::vec("[a-z .]{1,6}", 1..4)), 1..6)
 }
 
 fn anthropic_upstream(segs: &Segments) -> String {
     let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
-    let mut s = ev(json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
-        "role": "assistant", "content": [], "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}));
+    let mut s = ev(
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+        "role": "assistant", "content": [], "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+    );
     for (i, (kind, pieces)) in segs.iter().enumerate() {
         let (block, delta_type, key) = match kind {
-            Piece::Thinking => (json!({"type": "thinking", "thinking": ""}), "thinking_delta", "thinking"),
+            Piece::Thinking => (
+                json!({"type": "thinking", "thinking": ""}),
+                "thinking_delta",
+                "thinking",
+            ),
             Piece::Text => (json!({"type": "text", "text": ""}), "text_delta", "text"),
         };
         s += &ev(json!({"type": "content_block_start", "index": i, "content_block": block}));
         for p in pieces {
-            s += &ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": delta_type, key: p}}));
+            s += &ev(
+                json!({"type": "content_block_delta", "index": i, "delta": {"type": delta_type, key: p}}),
+            );
         }
         if *kind == Piece::Thinking {
-            s += &ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": format!("sig{i}")}}));
+            s += &ev(
+                json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": format!("sig{i}")}}),
+            );
         }
         s += &ev(json!({"type": "content_block_stop", "index": i}));
     }
-    s += &ev(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}));
+    s += &ev(
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+    );
     s += &ev(json!({"type": "message_stop"}));
     s
 }
@@ -945,9 +954,10 @@ fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
                 }
             }
             _ => match v["delta"]["type"].as_str() {
-                Some("thinking_delta") => {
-                    pieces.push((Piece::Thinking, v["delta"]["thinking"].as_str().unwrap().into()))
-                }
+                Some("thinking_delta") => pieces.push((
+                    Piece::Thinking,
+                    v["delta"]["thinking"].as_str().unwrap().into(),
+                )),
                 Some("text_delta") => {
                     pieces.push((Piece::Text, v["delta"]["text"].as_str().unwrap().into()))
                 }

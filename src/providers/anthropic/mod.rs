@@ -13,9 +13,9 @@ pub mod head;
 pub mod request;
 pub mod response;
 pub mod stream;
-pub mod thinking;
 #[cfg(test)]
 mod tests;
+pub mod thinking;
 
 pub use head::DEFAULT_VERSION;
 pub(crate) use head::{auth_headers, is_foreign_header, upstream_path};

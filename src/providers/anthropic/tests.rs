@@ -120,7 +120,10 @@ mod thinking {
         let out = encode(&req);
         assert_eq!(out["thinking"], body["thinking"]);
         assert_eq!(out["max_tokens"], 16000);
-        assert_eq!(out["messages"][1]["content"], body["messages"][1]["content"]);
+        assert_eq!(
+            out["messages"][1]["content"],
+            body["messages"][1]["content"]
+        );
     }
 
     #[test]
@@ -194,7 +197,10 @@ mod thinking {
         }));
         assert!(matches!(
             &req.messages[1].content[0],
-            ContentPart::Thinking { signature: None, .. }
+            ContentPart::Thinking {
+                signature: None,
+                ..
+            }
         ));
         let out = encode(&req);
         assert!(out.get("thinking").is_none());
@@ -202,13 +208,15 @@ mod thinking {
 
         // Text after the tool results is still the same tool loop.
         let mut req = req;
-        req.messages.push(Message::text(Role::User, "And tomorrow?"));
+        req.messages
+            .push(Message::text(Role::User, "And tomorrow?"));
         assert!(encode(&req).get("thinking").is_none());
         // Once the loop is answered, a new user turn gets thinking again.
         req.messages.pop();
         req.messages
             .push(Message::text(Role::Assistant, "18C in Paris."));
-        req.messages.push(Message::text(Role::User, "And tomorrow?"));
+        req.messages
+            .push(Message::text(Role::User, "And tomorrow?"));
         let out = encode(&req);
         assert_eq!(out["thinking"]["type"], "enabled");
     }
@@ -256,10 +264,22 @@ mod thinking {
         let mut d = EventDecoder::default();
         let mut events = Vec::new();
         for (name, data) in [
-            ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me"}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig"}})),
-            ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "enc"}})),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me"}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig"}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "enc"}}),
+            ),
         ] {
             d.decode(&sse(name, data), &mut events);
         }

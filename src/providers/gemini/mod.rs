@@ -271,7 +271,9 @@ pub(super) fn reasoning_of_thinking_config(c: &Value) -> Option<Reasoning> {
     let budget = c.get("thinkingBudget").and_then(Value::as_i64);
     Some(Reasoning {
         effort: str_at(c, "thinkingLevel").map(str::to_ascii_lowercase),
-        budget_tokens: budget.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0),
+        budget_tokens: budget
+            .and_then(|b| u64::try_from(b).ok())
+            .filter(|b| *b > 0),
         include_thoughts: c.get("includeThoughts").and_then(Value::as_bool),
         summary: None,
         disabled: budget == Some(0),

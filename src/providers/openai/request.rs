@@ -312,7 +312,11 @@ pub fn encode_request(
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
     put(&mut out, "user", req.user.clone());
-    if let Some(effort) = req.reasoning.as_ref().and_then(|r| reasoning_effort(r, same)) {
+    if let Some(effort) = req
+        .reasoning
+        .as_ref()
+        .and_then(|r| reasoning_effort(r, same))
+    {
         out.insert("reasoning_effort".into(), effort.into());
     }
     Ok(out)

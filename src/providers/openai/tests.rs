@@ -179,7 +179,10 @@ mod reasoning {
             ]
         });
         let req = decode_request(body.as_object().unwrap()).unwrap();
-        assert_eq!(req.reasoning.as_ref().unwrap().effort.as_deref(), Some("low"));
+        assert_eq!(
+            req.reasoning.as_ref().unwrap().effort.as_deref(),
+            Some("low")
+        );
         let out = Value::Object(encode_request(&req, ProviderKind::OpenAiCompatible).unwrap());
         assert_eq!(out["reasoning_effort"], "low");
         assert_eq!(out["messages"], body["messages"]);
@@ -233,10 +236,7 @@ mod reasoning {
         );
         let mut e = ChunkEncoder::new("c".into(), "m".into(), 1, false);
         let mut out = Vec::new();
-        assert_eq!(
-            e.encode(events[1].clone(), &mut out),
-            EventClass::Content
-        );
+        assert_eq!(e.encode(events[1].clone(), &mut out), EventClass::Content);
         assert_eq!(
             e.encode(
                 StreamEvent::ThinkingSignature {
@@ -248,7 +248,10 @@ mod reasoning {
             EventClass::Preamble
         );
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(r#""delta":{"reasoning_content":"Hm"}"#), "{text}");
+        assert!(
+            text.contains(r#""delta":{"reasoning_content":"Hm"}"#),
+            "{text}"
+        );
         assert!(!text.contains("\"s\""), "{text}");
     }
 }
