@@ -58,6 +58,7 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, Translat
     if let Some(system) = system {
         req.messages.insert(0, system);
     }
+    super::thinking::decode_effort(body, &mut req.reasoning);
     Ok(req)
 }
 

@@ -160,14 +160,43 @@ mod thinking {
         assert_eq!(out["thinking"]["budget_tokens"], 1024);
         assert_eq!(out["max_tokens"], 1324);
 
-        // `none` is the off switch.
+        // `none` turns thinking off: Anthropic's default, so nothing is sent (adaptive-only
+        // models refuse `{type: disabled}`).
         let req = openai_req(json!({
             "model": "gpt-5.1", "reasoning_effort": "none", "temperature": 0.3,
             "messages": [{"role": "user", "content": "Hi"}]
         }));
+        assert!(req.reasoning.as_ref().unwrap().disabled);
         let out = encode(&req);
-        assert_eq!(out["thinking"], json!({"type": "disabled"}));
+        assert!(out.get("thinking").is_none());
         assert_eq!(out["temperature"], 0.3);
+    }
+
+    #[test]
+    fn adaptive_thinking_and_its_effort() {
+        let body = json!({
+            "model": "claude-opus-4-7", "max_tokens": 8000,
+            "thinking": {"type": "adaptive"}, "output_config": {"effort": "max"},
+            "messages": [{"role": "user", "content": "Think."}]
+        });
+        let req = decode_request(body.as_object().unwrap()).unwrap();
+        let r = req.reasoning.clone().unwrap();
+        assert_eq!((r.effort.as_deref(), r.budget_tokens), (Some("max"), None));
+        // Re-encoded for Anthropic as the client wrote it.
+        let out = encode(&req);
+        assert_eq!(out["thinking"], body["thinking"]);
+        assert_eq!(out["output_config"], body["output_config"]);
+        let oa = openai::encode_request(&req, crate::vocab::ProviderKind::OpenAi).unwrap();
+        assert_eq!(oa["reasoning_effort"], "high");
+        // An effort without thinking asks for none.
+        let body = json!({
+            "model": "claude-opus-4-7", "max_tokens": 8000, "output_config": {"effort": "low"},
+            "messages": [{"role": "user", "content": "Hi"}]
+        });
+        assert_eq!(
+            decode_request(body.as_object().unwrap()).unwrap().reasoning,
+            None
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::providers::TranslateError;
 /// Anthropic's smallest thinking budget.
 pub const MIN_BUDGET: u64 = 1024;
 
-/// The budget an effort level stands for (OpenAI's levels; `none` is handled as disabled).
+/// The budget an effort level stands for (OpenAI's levels and Anthropic's `max`; `none` is
+/// handled as disabled).
 pub(crate) fn budget_for_effort(effort: &str) -> u64 {
     match effort {
         "minimal" | "low" => 1024,
@@ -66,6 +67,17 @@ pub(crate) fn decode_thinking(v: &Value) -> Result<Option<Reasoning>, TranslateE
     }
 }
 
+/// Adaptive thinking's effort (`output_config.effort`), when the client gave one with its
+/// `thinking` (the effort also steers the answer, so it alone asks for no thinking).
+pub(crate) fn decode_effort(body: &Map<String, Value>, reasoning: &mut Option<Reasoning>) {
+    let effort = body.get("output_config").and_then(|c| str_at(c, "effort"));
+    if let (Some(r), Some(effort)) = (reasoning.as_mut(), effort) {
+        if !r.disabled {
+            r.effort = Some(effort.to_string());
+        }
+    }
+}
+
 /// Whether `reasoning` asks for thinking at all.
 fn wants_thinking(r: &Reasoning) -> bool {
     !r.disabled && r.effort.as_deref() != Some("none")
@@ -79,8 +91,19 @@ pub(crate) fn encode_thinking(req: &ChatRequest, out: &mut Map<String, Value>) {
     let Some(r) = &req.reasoning else {
         return;
     };
+    if req.source == Some(Format::Anthropic) {
+        // The client's own field, as it wrote it (Anthropic judges it).
+        let thinking = match r.budget_tokens {
+            _ if r.disabled => json!({"type": "disabled"}),
+            Some(b) => json!({"type": "enabled", "budget_tokens": b}),
+            None => json!({"type": "adaptive"}),
+        };
+        out.insert("thinking".into(), thinking);
+        return;
+    }
     if !wants_thinking(r) {
-        out.insert("thinking".into(), json!({"type": "disabled"}));
+        // Off is Anthropic's default; `{type: disabled}` is refused by the models that only
+        // take adaptive thinking (Opus 4.7 and later).
         return;
     }
     let forced = matches!(

@@ -333,10 +333,14 @@ fn reasoning_effort(r: &Reasoning, same: bool) -> Option<String> {
     if r.disabled || r.effort.as_deref() == Some("none") {
         return None;
     }
-    r.effort.clone().or_else(|| {
-        r.budget_tokens
-            .map(|b| crate::providers::anthropic::thinking::effort_for_budget(b).to_string())
-    })
+    match r.effort.as_deref() {
+        // Anthropic's level above high.
+        Some("max") => Some("high".to_string()),
+        Some(e) => Some(e.to_string()),
+        None => r
+            .budget_tokens
+            .map(|b| crate::providers::anthropic::thinking::effort_for_budget(b).to_string()),
+    }
 }
 
 /// `tools`, `tool_choice` and `parallel_tool_calls`. A provider tool (not a function) only
