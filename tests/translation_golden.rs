@@ -88,6 +88,11 @@ const PAIRS: &[Pair] = &[
         client: ClientFormat::Anthropic,
         kind: ProviderKind::Gemini,
     },
+    Pair {
+        dir: "openai-reasoning-to-gemini",
+        client: ClientFormat::OpenAi,
+        kind: ProviderKind::Gemini,
+    },
 ];
 
 fn golden() -> PathBuf {

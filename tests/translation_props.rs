@@ -754,6 +754,7 @@ fn golden_outputs_pass_the_validators() {
         "anthropic-thinking-to-openai",
         "openai-reasoning-to-anthropic",
         "anthropic-thinking-to-gemini",
+        "openai-reasoning-to-gemini",
     ] {
         let client = if pair.starts_with("openai") {
             ClientFormat::OpenAi
