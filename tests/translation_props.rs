@@ -838,21 +838,40 @@ fn the_validators_reject_forbidden_sequences() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Thinking across formats: well-formed upstream streams mixing reasoning and answer text
-// translate with no piece lost or reordered, each kind reassembling on the client's side.
+// Thinking across formats: well-formed upstream streams mixing reasoning, answer text and tool
+// calls translate with no piece lost or reordered, each reassembling on the client's side.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Piece {
     Thinking,
     Text,
+    /// A tool call: its pieces are the name and the value of its one argument.
+    Tool,
 }
 
 /// Runs of pieces (one Anthropic block / a run of deltas each).
 type Segments = Vec<(Piece, Vec<String>)>;
 
 fn arb_segments() -> impl Strategy<Value = Segments> {
-    let piece = prop_oneof![Just(Piece::Thinking), Just(Piece::Text)];
-    prop::collection::vec((piece, prop::collection::vec("[a-z .]{1,6}", 1..4)), 1..6)
+    let words = || prop::collection::vec("[a-z .]{1,6}", 1..4);
+    let segment = prop_oneof![
+        3 => words().prop_map(|w| (Piece::Thinking, w)),
+        3 => words().prop_map(|w| (Piece::Text, w)),
+        1 => ("[a-z]{1,6}", "[a-z .]{0,6}").prop_map(|(n, v)| (Piece::Tool, vec![n, v])),
+    ];
+    prop::collection::vec(segment, 1..6)
+}
+
+/// A tool segment's name and arguments (compact JSON, as every decoder writes it back).
+fn tool_of(pieces: &[String]) -> (String, String) {
+    let value = pieces.get(1).cloned().unwrap_or_default();
+    (pieces[0].clone(), json!({"k": value}).to_string())
+}
+
+/// Arguments in two fragments (they are ASCII).
+fn halves(args: &str) -> [&str; 2] {
+    let (a, b) = args.split_at(args.len() / 2);
+    [a, b]
 }
 
 fn anthropic_upstream(segs: &Segments) -> String {
@@ -861,25 +880,38 @@ fn anthropic_upstream(segs: &Segments) -> String {
         json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
         "role": "assistant", "content": [], "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}),
     );
+    let delta =
+        |i: usize, d: Value| ev(json!({"type": "content_block_delta", "index": i, "delta": d}));
     for (i, (kind, pieces)) in segs.iter().enumerate() {
-        let (block, delta_type, key) = match kind {
-            Piece::Thinking => (
-                json!({"type": "thinking", "thinking": ""}),
-                "thinking_delta",
-                "thinking",
-            ),
-            Piece::Text => (json!({"type": "text", "text": ""}), "text_delta", "text"),
+        let block = match kind {
+            Piece::Thinking => json!({"type": "thinking", "thinking": ""}),
+            Piece::Text => json!({"type": "text", "text": ""}),
+            Piece::Tool => {
+                json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": pieces[0], "input": {}})
+            }
         };
         s += &ev(json!({"type": "content_block_start", "index": i, "content_block": block}));
-        for p in pieces {
-            s += &ev(
-                json!({"type": "content_block_delta", "index": i, "delta": {"type": delta_type, key: p}}),
-            );
-        }
-        if *kind == Piece::Thinking {
-            s += &ev(
-                json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": format!("sig{i}")}}),
-            );
+        match kind {
+            Piece::Thinking => {
+                for p in pieces {
+                    s += &delta(i, json!({"type": "thinking_delta", "thinking": p}));
+                }
+                s += &delta(
+                    i,
+                    json!({"type": "signature_delta", "signature": format!("sig{i}")}),
+                );
+            }
+            Piece::Text => {
+                for p in pieces {
+                    s += &delta(i, json!({"type": "text_delta", "text": p}));
+                }
+            }
+            Piece::Tool => {
+                let (_, args) = tool_of(pieces);
+                for h in halves(&args) {
+                    s += &delta(i, json!({"type": "input_json_delta", "partial_json": h}));
+                }
+            }
         }
         s += &ev(json!({"type": "content_block_stop", "index": i}));
     }
@@ -899,13 +931,33 @@ fn openai_upstream(segs: &Segments) -> String {
         )
     };
     let mut s = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    let mut tools = 0;
     for (kind, pieces) in segs {
-        for p in pieces {
-            let key = match kind {
-                Piece::Thinking => "reasoning_content",
-                Piece::Text => "content",
-            };
-            s += &chunk(json!({ key: p }), Value::Null);
+        match kind {
+            Piece::Thinking | Piece::Text => {
+                let key = if *kind == Piece::Thinking {
+                    "reasoning_content"
+                } else {
+                    "content"
+                };
+                for p in pieces {
+                    s += &chunk(json!({ key: p }), Value::Null);
+                }
+            }
+            Piece::Tool => {
+                let (name, args) = tool_of(pieces);
+                let [a, b] = halves(&args);
+                s += &chunk(
+                    json!({"tool_calls": [{"index": tools, "id": format!("call_{tools}"), "type": "function",
+                                           "function": {"name": name, "arguments": a}}]}),
+                    Value::Null,
+                );
+                s += &chunk(
+                    json!({"tool_calls": [{"index": tools, "function": {"arguments": b}}]}),
+                    Value::Null,
+                );
+                tools += 1;
+            }
         }
     }
     s += &chunk(json!({}), json!("stop"));
@@ -916,17 +968,23 @@ fn openai_upstream(segs: &Segments) -> String {
 
 fn gemini_upstream(segs: &Segments) -> String {
     let mut s = String::new();
+    let mut push = |part: Value| {
+        s += &format!(
+            "data: {}\n\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+                   "responseId": "r"})
+        );
+    };
     for (kind, pieces) in segs {
-        for p in pieces {
-            let part = match kind {
-                Piece::Thinking => json!({"text": p, "thought": true}),
-                Piece::Text => json!({"text": p}),
-            };
-            s += &format!(
-                "data: {}\n\n",
-                json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
-                       "responseId": "r"})
-            );
+        match kind {
+            Piece::Thinking => pieces
+                .iter()
+                .for_each(|p| push(json!({"text": p, "thought": true}))),
+            Piece::Text => pieces.iter().for_each(|p| push(json!({"text": p}))),
+            Piece::Tool => {
+                let value = pieces.get(1).cloned().unwrap_or_default();
+                push(json!({"functionCall": {"name": pieces[0], "args": {"k": value}}}));
+            }
         }
     }
     s += &format!(
@@ -937,9 +995,15 @@ fn gemini_upstream(segs: &Segments) -> String {
     s
 }
 
-/// The reasoning and answer pieces a client stream carries, in order.
+/// The reasoning, answer and tool-call pieces a client stream carries, in order (a tool call
+/// as `name|arguments`).
 fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
-    let mut pieces = Vec::new();
+    let mut pieces: Vec<(Piece, String)> = Vec::new();
+    let mut args = |pieces: &mut Vec<(Piece, String)>, a: &str| {
+        if let Some((Piece::Tool, t)) = pieces.last_mut() {
+            t.push_str(a);
+        }
+    };
     for e in parse_sse(out) {
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
             continue;
@@ -953,14 +1017,30 @@ fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
                 if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
                     pieces.push((Piece::Text, t.to_string()));
                 }
+                for call in d["tool_calls"].as_array().into_iter().flatten() {
+                    if let Some(name) = call["function"]["name"].as_str() {
+                        pieces.push((Piece::Tool, format!("{name}|")));
+                    }
+                    args(
+                        &mut pieces,
+                        call["function"]["arguments"].as_str().unwrap_or(""),
+                    );
+                }
             }
-            _ => match v["delta"]["type"].as_str() {
-                Some("thinking_delta") => pieces.push((
+            _ => match (v["type"].as_str(), v["delta"]["type"].as_str()) {
+                (_, Some("thinking_delta")) => pieces.push((
                     Piece::Thinking,
                     v["delta"]["thinking"].as_str().unwrap().into(),
                 )),
-                Some("text_delta") => {
+                (_, Some("text_delta")) => {
                     pieces.push((Piece::Text, v["delta"]["text"].as_str().unwrap().into()))
+                }
+                (_, Some("input_json_delta")) => {
+                    args(&mut pieces, v["delta"]["partial_json"].as_str().unwrap())
+                }
+                (Some("content_block_start"), _) if v["content_block"]["type"] == "tool_use" => {
+                    let name = v["content_block"]["name"].as_str().unwrap();
+                    pieces.push((Piece::Tool, format!("{name}|")));
                 }
                 _ => {}
             },
@@ -969,16 +1049,27 @@ fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
     pieces
 }
 
-/// Adjacent pieces of one kind joined.
+/// Adjacent reasoning or answer pieces joined (tool calls stay apart).
 fn merged(pieces: impl IntoIterator<Item = (Piece, String)>) -> Vec<(Piece, String)> {
     let mut out: Vec<(Piece, String)> = Vec::new();
     for (kind, text) in pieces {
         match out.last_mut() {
-            Some((k, t)) if *k == kind => t.push_str(&text),
+            Some((k, t)) if *k == kind && kind != Piece::Tool => t.push_str(&text),
             _ => out.push((kind, text)),
         }
     }
     out
+}
+
+/// What a client should assemble from `segs`.
+fn expected_pieces(segs: &Segments) -> Vec<(Piece, String)> {
+    merged(segs.iter().flat_map(|(k, ps)| match k {
+        Piece::Tool => {
+            let (name, args) = tool_of(ps);
+            vec![(Piece::Tool, format!("{name}|{args}"))]
+        }
+        _ => ps.iter().map(|p| (*k, p.clone())).collect(),
+    }))
 }
 
 proptest! {
@@ -1003,10 +1094,6 @@ proptest! {
                 "{e}\n--- output ---\n{}", String::from_utf8_lossy(&r.out)
             )));
         }
-        let expected = merged(
-            segs.iter()
-                .flat_map(|(k, ps)| ps.iter().map(move |p| (*k, p.clone()))),
-        );
-        prop_assert_eq!(merged(client_pieces(client, &r.out)), expected);
+        prop_assert_eq!(merged(client_pieces(client, &r.out)), expected_pieces(&segs));
     }
 }
