@@ -999,7 +999,7 @@ fn gemini_upstream(segs: &Segments) -> String {
 /// as `name|arguments`).
 fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
     let mut pieces: Vec<(Piece, String)> = Vec::new();
-    let mut args = |pieces: &mut Vec<(Piece, String)>, a: &str| {
+    let args = |pieces: &mut Vec<(Piece, String)>, a: &str| {
         if let Some((Piece::Tool, t)) = pieces.last_mut() {
             t.push_str(a);
         }
