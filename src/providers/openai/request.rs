@@ -297,9 +297,12 @@ pub fn encode_request(
         }
     }
     out.insert("model".into(), req.model.clone().into());
+    // Replayed reasoning goes to compatible servers as `reasoning_content` (DeepSeek's
+    // thinking mode requires it back on tool-call turns); OpenAI's API does not take it.
+    let replay_reasoning = same || kind == ProviderKind::OpenAiCompatible;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        messages.push(encode_message(m, same)?);
+        messages.push(encode_message(m, same, replay_reasoning)?);
     }
     out.insert("messages".into(), Value::Array(messages));
     encode_tools(req, same, &mut out)?;
@@ -444,7 +447,11 @@ fn encode_generation(
     put(out, "frequency_penalty", req.frequency_penalty.map(num));
 }
 
-fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
+fn encode_message(
+    m: &Message,
+    same: bool,
+    replay_reasoning: bool,
+) -> Result<Value, TranslateError> {
     let mut out = Map::new();
     let role = match m.role {
         Role::System => "system",
@@ -491,9 +498,7 @@ fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
                 text.into()
             };
             out.insert("content".into(), content);
-            if same {
-                // Reasoning goes back only to the format it came from: DeepSeek refuses
-                // `reasoning_content` in requests, OpenAI does not read it.
+            if replay_reasoning {
                 let reasoning: String = m
                     .content
                     .iter()

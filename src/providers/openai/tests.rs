@@ -144,10 +144,16 @@ mod reasoning {
         let req = anthropic::decode_request(body.as_object().unwrap()).unwrap();
         let out = Value::Object(encode_request(&req, ProviderKind::OpenAi).unwrap());
         assert_eq!(out["reasoning_effort"], "medium");
-        // Anthropic's thinking is not replayed to OpenAI.
+        // Anthropic's thinking is not replayed to OpenAI, which does not take it…
         assert_eq!(
             out["messages"][1],
             json!({"role": "assistant", "content": "Hello"})
+        );
+        // …but is to compatible servers (DeepSeek wants it back on tool-call turns).
+        let compat = Value::Object(encode_request(&req, ProviderKind::OpenAiCompatible).unwrap());
+        assert_eq!(
+            compat["messages"][1],
+            json!({"role": "assistant", "content": "Hello", "reasoning_content": "Greet."})
         );
         for (budget, effort) in [(1024, "low"), (4096, "medium"), (30000, "high")] {
             let mut r = req.clone();
