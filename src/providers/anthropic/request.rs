@@ -49,7 +49,13 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, Translat
                 req.tool_choice = choice;
                 req.parallel_tool_calls = parallel;
             }
-            "thinking" => req.reasoning = super::thinking::decode_thinking(v)?,
+            "thinking" => match super::thinking::decode_thinking(v)? {
+                Some(r) => req.reasoning = Some(r),
+                None if v.is_null() => {}
+                None => {
+                    req.extra.insert(key.clone(), v.clone());
+                }
+            },
             _ => {
                 req.extra.insert(key.clone(), v.clone());
             }

@@ -188,6 +188,14 @@ mod thinking {
         assert_eq!(out["output_config"], body["output_config"]);
         let oa = openai::encode_request(&req, crate::vocab::ProviderKind::OpenAi).unwrap();
         assert_eq!(oa["reasoning_effort"], "high");
+        // A thinking type this codec does not know stays the client's own field.
+        let body = json!({
+            "model": "claude-next", "max_tokens": 8000, "thinking": {"type": "auto"},
+            "messages": [{"role": "user", "content": "Hi"}]
+        });
+        let req = decode_request(body.as_object().unwrap()).unwrap();
+        assert_eq!(req.reasoning, None);
+        assert_eq!(encode(&req)["thinking"], body["thinking"]);
         // An effort without thinking asks for none.
         let body = json!({
             "model": "claude-opus-4-7", "max_tokens": 8000, "output_config": {"effort": "low"},

@@ -38,7 +38,9 @@ pub(crate) fn effort_for_budget(budget: u64) -> &'static str {
 }
 
 /// Decodes a Messages request's `thinking`: `{type: enabled, budget_tokens}`,
-/// `{type: disabled}`, or `{type: adaptive}` (the model picks its budget).
+/// `{type: disabled}`, or `{type: adaptive}` (the model picks its budget). `None` for a type
+/// this codec does not know: the caller keeps the field as an unknown one (Anthropic judges
+/// it; other formats get no reasoning from it).
 pub(crate) fn decode_thinking(v: &Value) -> Result<Option<Reasoning>, TranslateError> {
     if v.is_null() {
         return Ok(None);
@@ -61,9 +63,7 @@ pub(crate) fn decode_thinking(v: &Value) -> Result<Option<Reasoning>, TranslateE
             disabled: true,
             ..Reasoning::default()
         })),
-        _ => Err(TranslateError::InvalidRequest(
-            "thinking.type: expected enabled, adaptive or disabled".into(),
-        )),
+        _ => Ok(None),
     }
 }
 
