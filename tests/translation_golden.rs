@@ -68,6 +68,33 @@ const PAIRS: &[Pair] = &[
         client: ClientFormat::Anthropic,
         kind: ProviderKind::Gemini,
     },
+    // Thinking and reasoning across formats (issue 23): Anthropic extended thinking,
+    // OpenAI `reasoning_effort` / `reasoning_content`, Gemini thoughts.
+    Pair {
+        dir: "anthropic-thinking-to-anthropic",
+        client: ClientFormat::Anthropic,
+        kind: ProviderKind::Anthropic,
+    },
+    Pair {
+        dir: "anthropic-thinking-to-openai",
+        client: ClientFormat::Anthropic,
+        kind: ProviderKind::OpenAiCompatible,
+    },
+    Pair {
+        dir: "openai-reasoning-to-anthropic",
+        client: ClientFormat::OpenAi,
+        kind: ProviderKind::Anthropic,
+    },
+    Pair {
+        dir: "anthropic-thinking-to-gemini",
+        client: ClientFormat::Anthropic,
+        kind: ProviderKind::Gemini,
+    },
+    Pair {
+        dir: "openai-reasoning-to-gemini",
+        client: ClientFormat::OpenAi,
+        kind: ProviderKind::Gemini,
+    },
 ];
 
 fn golden() -> PathBuf {

@@ -220,7 +220,12 @@ fn validate_anthropic(bytes: &[u8]) -> Result<(), String> {
                     .as_str()
                     .ok_or("block without type")?;
                 match bt {
-                    "text" => {}
+                    "text" | "thinking" => {}
+                    "redacted_thinking" => {
+                        if !v["content_block"]["data"].is_string() {
+                            return Err(format!("malformed redacted_thinking start: {v}"));
+                        }
+                    }
                     "tool_use" => {
                         let b = &v["content_block"];
                         if !b["id"].is_string() || !b["name"].is_string() || !b["input"].is_object()
@@ -245,6 +250,8 @@ fn validate_anthropic(bytes: &[u8]) -> Result<(), String> {
                 let ok = match (bt.as_str(), dt) {
                     ("text", "text_delta") => v["delta"]["text"].is_string(),
                     ("tool_use", "input_json_delta") => v["delta"]["partial_json"].is_string(),
+                    ("thinking", "thinking_delta") => v["delta"]["thinking"].is_string(),
+                    ("thinking", "signature_delta") => v["delta"]["signature"].is_string(),
                     _ => false,
                 };
                 if !ok {
@@ -439,18 +446,25 @@ fn pool(format: Format) -> Pool {
 }
 
 fn read_pool(format: Format) -> Pool {
-    let dir = match format {
-        Format::OpenAi => "anthropic-to-openai",
-        Format::Anthropic => "openai-to-anthropic",
-        Format::Gemini => "openai-to-gemini",
-        Format::Responses => "responses-to-responses",
+    // Each format's upstream streams, thinking/reasoning ones included.
+    let dirs: &[&str] = match format {
+        Format::OpenAi => &["anthropic-to-openai", "anthropic-thinking-to-openai"],
+        Format::Anthropic => &["openai-to-anthropic", "openai-reasoning-to-anthropic"],
+        Format::Gemini => &["openai-to-gemini", "anthropic-thinking-to-gemini"],
+        Format::Responses => &["responses-to-responses"],
     };
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(golden().join(dir)).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with(".stream.in.sse") {
-            for e in parse_sse(&std::fs::read(&path).unwrap()) {
-                out.push((e.event, e.data));
+    for dir in dirs {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(golden().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            if path.to_string_lossy().ends_with(".stream.in.sse") {
+                for e in parse_sse(&std::fs::read(&path).unwrap()) {
+                    out.push((e.event, e.data));
+                }
             }
         }
     }
@@ -493,6 +507,13 @@ const KEYS: &[&str] = &[
     "promptFeedback",
     "blockReason",
     "responseId",
+    "thinking",
+    "signature",
+    "data",
+    "reasoning_content",
+    "reasoning",
+    "thoughtSignature",
+    "thoughtsTokenCount",
 ];
 
 const WORDS: &[&str] = &[
@@ -516,6 +537,10 @@ const WORDS: &[&str] = &[
     "MAX_TOKENS",
     "SAFETY",
     "assistant",
+    "thinking",
+    "redacted_thinking",
+    "thinking_delta",
+    "signature_delta",
     "[DONE]",
     "",
     "{\"a\":",
@@ -835,6 +860,11 @@ fn golden_outputs_pass_the_validators() {
         "anthropic-to-anthropic",
         "anthropic-to-openai",
         "anthropic-to-gemini",
+        "anthropic-thinking-to-anthropic",
+        "anthropic-thinking-to-openai",
+        "openai-reasoning-to-anthropic",
+        "anthropic-thinking-to-gemini",
+        "openai-reasoning-to-gemini",
     ] {
         let client = if pair.starts_with("openai") {
             ClientFormat::OpenAi
@@ -1597,4 +1627,265 @@ fn responses_passthrough_cut_or_aborted_anywhere_is_valid() {
         }
     }
     assert!(n >= 20);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thinking across formats: well-formed upstream streams mixing reasoning, answer text and tool
+// calls translate with no piece lost or reordered, each reassembling on the client's side.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Thinking,
+    Text,
+    /// A tool call: its pieces are the name and the value of its one argument.
+    Tool,
+}
+
+/// Runs of pieces (one Anthropic block / a run of deltas each).
+type Segments = Vec<(Piece, Vec<String>)>;
+
+fn arb_segments() -> impl Strategy<Value = Segments> {
+    let words = || prop::collection::vec("[a-z .]{1,6}", 1..4);
+    let segment = prop_oneof![
+        3 => words().prop_map(|w| (Piece::Thinking, w)),
+        3 => words().prop_map(|w| (Piece::Text, w)),
+        1 => ("[a-z]{1,6}", "[a-z .]{0,6}").prop_map(|(n, v)| (Piece::Tool, vec![n, v])),
+    ];
+    prop::collection::vec(segment, 1..6)
+}
+
+/// A tool segment's name and arguments (compact JSON, as every decoder writes it back).
+fn tool_of(pieces: &[String]) -> (String, String) {
+    let value = pieces.get(1).cloned().unwrap_or_default();
+    (pieces[0].clone(), json!({"k": value}).to_string())
+}
+
+/// Arguments in two fragments (they are ASCII).
+fn halves(args: &str) -> [&str; 2] {
+    let (a, b) = args.split_at(args.len() / 2);
+    [a, b]
+}
+
+fn anthropic_upstream(segs: &Segments) -> String {
+    let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let mut s = ev(
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+        "role": "assistant", "content": [], "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+    );
+    let delta =
+        |i: usize, d: Value| ev(json!({"type": "content_block_delta", "index": i, "delta": d}));
+    for (i, (kind, pieces)) in segs.iter().enumerate() {
+        let block = match kind {
+            Piece::Thinking => json!({"type": "thinking", "thinking": ""}),
+            Piece::Text => json!({"type": "text", "text": ""}),
+            Piece::Tool => {
+                json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": pieces[0], "input": {}})
+            }
+        };
+        s += &ev(json!({"type": "content_block_start", "index": i, "content_block": block}));
+        match kind {
+            Piece::Thinking => {
+                for p in pieces {
+                    s += &delta(i, json!({"type": "thinking_delta", "thinking": p}));
+                }
+                s += &delta(
+                    i,
+                    json!({"type": "signature_delta", "signature": format!("sig{i}")}),
+                );
+            }
+            Piece::Text => {
+                for p in pieces {
+                    s += &delta(i, json!({"type": "text_delta", "text": p}));
+                }
+            }
+            Piece::Tool => {
+                let (_, args) = tool_of(pieces);
+                for h in halves(&args) {
+                    s += &delta(i, json!({"type": "input_json_delta", "partial_json": h}));
+                }
+            }
+        }
+        s += &ev(json!({"type": "content_block_stop", "index": i}));
+    }
+    s += &ev(
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+    );
+    s += &ev(json!({"type": "message_stop"}));
+    s
+}
+
+fn openai_upstream(segs: &Segments) -> String {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut s = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    let mut tools = 0;
+    for (kind, pieces) in segs {
+        match kind {
+            Piece::Thinking | Piece::Text => {
+                let key = if *kind == Piece::Thinking {
+                    "reasoning_content"
+                } else {
+                    "content"
+                };
+                for p in pieces {
+                    s += &chunk(json!({ key: p }), Value::Null);
+                }
+            }
+            Piece::Tool => {
+                let (name, args) = tool_of(pieces);
+                let [a, b] = halves(&args);
+                s += &chunk(
+                    json!({"tool_calls": [{"index": tools, "id": format!("call_{tools}"), "type": "function",
+                                           "function": {"name": name, "arguments": a}}]}),
+                    Value::Null,
+                );
+                s += &chunk(
+                    json!({"tool_calls": [{"index": tools, "function": {"arguments": b}}]}),
+                    Value::Null,
+                );
+                tools += 1;
+            }
+        }
+    }
+    s += &chunk(json!({}), json!("stop"));
+    s += "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9,\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n";
+    s += "data: [DONE]\n\n";
+    s
+}
+
+fn gemini_upstream(segs: &Segments) -> String {
+    let mut s = String::new();
+    let mut push = |part: Value| {
+        s += &format!(
+            "data: {}\n\n",
+            json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+                   "responseId": "r"})
+        );
+    };
+    for (kind, pieces) in segs {
+        match kind {
+            Piece::Thinking => pieces
+                .iter()
+                .for_each(|p| push(json!({"text": p, "thought": true}))),
+            Piece::Text => pieces.iter().for_each(|p| push(json!({"text": p}))),
+            Piece::Tool => {
+                let value = pieces.get(1).cloned().unwrap_or_default();
+                push(json!({"functionCall": {"name": pieces[0], "args": {"k": value}}}));
+            }
+        }
+    }
+    s += &format!(
+        "data: {}\n\n",
+        json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 5, "thoughtsTokenCount": 4}})
+    );
+    s
+}
+
+/// The reasoning, answer and tool-call pieces a client stream carries, in order (a tool call
+/// as `name|arguments`).
+fn client_pieces(client: ClientFormat, out: &[u8]) -> Vec<(Piece, String)> {
+    let mut pieces: Vec<(Piece, String)> = Vec::new();
+    let args = |pieces: &mut Vec<(Piece, String)>, a: &str| {
+        if let Some((Piece::Tool, t)) = pieces.last_mut() {
+            t.push_str(a);
+        }
+    };
+    for e in parse_sse(out) {
+        let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
+            continue;
+        };
+        match client {
+            ClientFormat::OpenAi => {
+                let d = &v["choices"][0]["delta"];
+                if let Some(t) = d["reasoning_content"].as_str() {
+                    pieces.push((Piece::Thinking, t.to_string()));
+                }
+                if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+                    pieces.push((Piece::Text, t.to_string()));
+                }
+                for call in d["tool_calls"].as_array().into_iter().flatten() {
+                    if let Some(name) = call["function"]["name"].as_str() {
+                        pieces.push((Piece::Tool, format!("{name}|")));
+                    }
+                    args(
+                        &mut pieces,
+                        call["function"]["arguments"].as_str().unwrap_or(""),
+                    );
+                }
+            }
+            _ => match (v["type"].as_str(), v["delta"]["type"].as_str()) {
+                (_, Some("thinking_delta")) => pieces.push((
+                    Piece::Thinking,
+                    v["delta"]["thinking"].as_str().unwrap().into(),
+                )),
+                (_, Some("text_delta")) => {
+                    pieces.push((Piece::Text, v["delta"]["text"].as_str().unwrap().into()))
+                }
+                (_, Some("input_json_delta")) => {
+                    args(&mut pieces, v["delta"]["partial_json"].as_str().unwrap())
+                }
+                (Some("content_block_start"), _) if v["content_block"]["type"] == "tool_use" => {
+                    let name = v["content_block"]["name"].as_str().unwrap();
+                    pieces.push((Piece::Tool, format!("{name}|")));
+                }
+                _ => {}
+            },
+        }
+    }
+    pieces
+}
+
+/// Adjacent reasoning or answer pieces joined (tool calls stay apart).
+fn merged(pieces: impl IntoIterator<Item = (Piece, String)>) -> Vec<(Piece, String)> {
+    let mut out: Vec<(Piece, String)> = Vec::new();
+    for (kind, text) in pieces {
+        match out.last_mut() {
+            Some((k, t)) if *k == kind && kind != Piece::Tool => t.push_str(&text),
+            _ => out.push((kind, text)),
+        }
+    }
+    out
+}
+
+/// What a client should assemble from `segs`.
+fn expected_pieces(segs: &Segments) -> Vec<(Piece, String)> {
+    merged(segs.iter().flat_map(|(k, ps)| match k {
+        Piece::Tool => {
+            let (name, args) = tool_of(ps);
+            vec![(Piece::Tool, format!("{name}|{args}"))]
+        }
+        _ => ps.iter().map(|p| (*k, p.clone())).collect(),
+    }))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn thinking_survives_translation_in_order(
+        segs in arb_segments(),
+        pair in 0..TRANSLATED.len(),
+        include_usage in any::<bool>(),
+        chunk in 1usize..64,
+    ) {
+        let (upstream, client) = TRANSLATED[pair];
+        let input = match upstream {
+            Format::Anthropic => anthropic_upstream(&segs),
+            Format::OpenAi => openai_upstream(&segs),
+            _ => gemini_upstream(&segs),
+        };
+        let r = run(upstream, client, include_usage, input.as_bytes(), chunk, None);
+        if let Err(e) = validate(client, &r.out, include_usage) {
+            return Err(TestCaseError::fail(format!(
+                "{e}\n--- output ---\n{}", String::from_utf8_lossy(&r.out)
+            )));
+        }
+        prop_assert_eq!(merged(client_pieces(client, &r.out)), expected_pieces(&segs));
+    }
 }

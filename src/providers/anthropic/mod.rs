@@ -15,6 +15,7 @@ pub mod response;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod thinking;
 
 pub use head::DEFAULT_VERSION;
 pub(crate) use head::{auth_headers, is_foreign_header, upstream_path};

@@ -49,6 +49,13 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, Translat
                 req.tool_choice = choice;
                 req.parallel_tool_calls = parallel;
             }
+            "thinking" => match super::thinking::decode_thinking(v)? {
+                Some(r) => req.reasoning = Some(r),
+                None if v.is_null() => {}
+                None => {
+                    req.extra.insert(key.clone(), v.clone());
+                }
+            },
             _ => {
                 req.extra.insert(key.clone(), v.clone());
             }
@@ -57,6 +64,7 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, Translat
     if let Some(system) = system {
         req.messages.insert(0, system);
     }
+    super::thinking::decode_effort(body, &mut req.reasoning);
     Ok(req)
 }
 
@@ -188,6 +196,9 @@ fn decode_block(b: &Value, path: &str) -> Result<ContentPart, TranslateError> {
             text: str_at(b, "thinking").unwrap_or_default().to_string(),
             signature: str_at(b, "signature").map(str::to_string),
         },
+        "redacted_thinking" => ContentPart::RedactedThinking {
+            data: str_at(b, "data").unwrap_or_default().to_string(),
+        },
         other => ContentPart::Other {
             kind: other.to_string(),
             raw: b.clone(),
@@ -239,7 +250,10 @@ fn decode_tool_choice(v: &Value) -> Result<(Option<ToolChoice>, Option<bool>), T
 }
 
 /// Encodes a request for an Anthropic provider. `response_format` (JSON mode) has no
-/// Messages equivalent and is dropped; `seed` and the penalties likewise.
+/// Messages equivalent and is dropped; `seed` and the penalties likewise. Thinking and
+/// redacted-thinking parts are only sent back when the client spoke Anthropic (their
+/// signatures are Anthropic's; Anthropic rejects unsigned or foreign ones); `reasoning`
+/// becomes `thinking` (see [`super::thinking`]).
 pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, TranslateError> {
     let same = req.source == Some(Format::Anthropic);
     if req.n.is_some_and(|n| n > 1) {
@@ -269,6 +283,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Map<String, Value>, Translate
     if let Some(choice) = encode_tool_choice(req) {
         out.insert("tool_choice".into(), choice);
     }
+    super::thinking::encode_thinking(req, &mut out);
     Ok(out)
 }
 

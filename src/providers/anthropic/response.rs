@@ -19,8 +19,16 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
     })?;
     let mut text: Option<String> = None;
     let mut tool_calls = Vec::new();
+    let mut thinking = Vec::new();
     for b in content {
         match str_at(b, "type") {
+            Some("thinking") => thinking.push(ContentPart::Thinking {
+                text: str_at(b, "thinking").unwrap_or_default().to_string(),
+                signature: str_at(b, "signature").map(str::to_string),
+            }),
+            Some("redacted_thinking") => thinking.push(ContentPart::RedactedThinking {
+                data: str_at(b, "data").unwrap_or_default().to_string(),
+            }),
             Some("text") => text
                 .get_or_insert_with(String::new)
                 .push_str(str_at(b, "text").unwrap_or_default()),
@@ -44,16 +52,34 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
             refusal: None,
             tool_calls,
             finish_reason: str_at(v, "stop_reason").map(finish_from_anthropic),
-            thinking: Vec::new(),
+            thinking,
         }],
         usage: v.get("usage").filter(|u| u.is_object()).map(decode_usage),
     })
 }
 
-/// Encodes a `message` body from the first choice.
+/// A reasoning part as a `thinking` or `redacted_thinking` block. A signature the source did
+/// not give is written empty: the SDKs parse it, but Anthropic refuses the block if it is
+/// sent back (see docs/thinking-notes.md).
+pub(crate) fn thinking_block(p: &ContentPart) -> Option<Value> {
+    match p {
+        ContentPart::Thinking { text, signature } => Some(json!({
+            "type": "thinking",
+            "thinking": text,
+            "signature": signature.clone().unwrap_or_default(),
+        })),
+        ContentPart::RedactedThinking { data } => {
+            Some(json!({"type": "redacted_thinking", "data": data}))
+        }
+        _ => None,
+    }
+}
+
+/// Encodes a `message` body from the first choice: thinking blocks, then the text, then the
+/// tool calls.
 pub fn encode_response(r: &ChatResponse) -> Value {
     let choice = r.choices.first().cloned().unwrap_or_default();
-    let mut content = Vec::new();
+    let mut content: Vec<Value> = choice.thinking.iter().filter_map(thinking_block).collect();
     if let Some(text) = choice
         .text
         .filter(|t| !t.is_empty())

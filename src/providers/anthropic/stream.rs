@@ -1,6 +1,9 @@
 //! Anthropic Messages streams: classifying events (for passthrough and the commit point),
 //! tracking usage across `message_start` and `message_delta`, decoding events into canonical
 //! stream events, and encoding canonical events as Messages events for an Anthropic client.
+//! Thinking is model output: a non-empty `thinking_delta`, a `signature_delta` or a
+//! `redacted_thinking` block commits the stream, whether passed through or translated (see
+//! docs/thinking-notes.md).
 
 use serde_json::{json, Value};
 
@@ -29,10 +32,10 @@ pub(crate) fn classify(event: &SseEvent, data: Option<&Value>) -> EventClass {
             let block = data.and_then(|d| d.get("content_block"));
             match block.and_then(|b| str_at(b, "type")) {
                 Some("text") if non_empty(block, "text") => EventClass::Content,
-                Some("text") | Some("thinking") | Some("redacted_thinking") | None => {
-                    EventClass::Preamble
-                }
-                // tool_use, server_tool_use, tool results: the model committed to something.
+                Some("thinking") if non_empty(block, "thinking") => EventClass::Content,
+                Some("text") | Some("thinking") | None => EventClass::Preamble,
+                // tool_use, server_tool_use, tool results, redacted_thinking: the model
+                // committed to something.
                 Some(_) => EventClass::Content,
             }
         }
@@ -41,6 +44,7 @@ pub(crate) fn classify(event: &SseEvent, data: Option<&Value>) -> EventClass {
             if non_empty(delta, "text")
                 || non_empty(delta, "partial_json")
                 || non_empty(delta, "thinking")
+                || non_empty(delta, "signature")
             {
                 EventClass::Content
             } else {
@@ -127,8 +131,8 @@ impl EventDecoder {
         }
     }
 
-    /// A `content_block_start`: text already in it, or the start of a tool call (with its
-    /// input, should the block carry one).
+    /// A `content_block_start`: text or thinking already in it, a whole redacted-thinking
+    /// block, or the start of a tool call (with its input, should the block carry one).
     fn block_start(&mut self, d: &Value, out: &mut Vec<StreamEvent>) {
         let b = d.get("content_block").unwrap_or(&Value::Null);
         let block = u64_at(d, "index").unwrap_or(0);
@@ -141,6 +145,24 @@ impl EventDecoder {
                     });
                 }
             }
+            Some("thinking") => {
+                if let Some(t) = str_at(b, "thinking").filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::Thinking {
+                        choice: 0,
+                        text: t.to_string(),
+                    });
+                }
+                if let Some(s) = str_at(b, "signature").filter(|s| !s.is_empty()) {
+                    out.push(StreamEvent::ThinkingSignature {
+                        choice: 0,
+                        signature: s.to_string(),
+                    });
+                }
+            }
+            Some("redacted_thinking") => out.push(StreamEvent::RedactedThinking {
+                choice: 0,
+                data: str_at(b, "data").unwrap_or_default().to_string(),
+            }),
             Some("tool_use") => {
                 let index = self.next_tool;
                 self.next_tool = self.next_tool.saturating_add(1);
@@ -166,7 +188,8 @@ impl EventDecoder {
         }
     }
 
-    /// A `content_block_delta`: text, or arguments of the tool call its block started.
+    /// A `content_block_delta`: text, thinking, a thinking block's signature, or arguments of
+    /// the tool call its block started.
     fn block_delta(&mut self, d: &Value, out: &mut Vec<StreamEvent>) {
         let delta = d.get("delta").unwrap_or(&Value::Null);
         let block = u64_at(d, "index").unwrap_or(0);
@@ -176,6 +199,22 @@ impl EventDecoder {
                     out.push(StreamEvent::Text {
                         choice: 0,
                         text: t.to_string(),
+                    });
+                }
+            }
+            Some("thinking_delta") => {
+                if let Some(t) = str_at(delta, "thinking").filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::Thinking {
+                        choice: 0,
+                        text: t.to_string(),
+                    });
+                }
+            }
+            Some("signature_delta") => {
+                if let Some(s) = str_at(delta, "signature").filter(|s| !s.is_empty()) {
+                    out.push(StreamEvent::ThinkingSignature {
+                        choice: 0,
+                        signature: s.to_string(),
                     });
                 }
             }
@@ -202,6 +241,7 @@ impl EventDecoder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
     Text,
+    Thinking,
     Tool(u32),
 }
 
@@ -312,6 +352,14 @@ impl EventEncoder {
                 EventClass::Preamble
             }
             StreamEvent::Text { choice: 0, text } if !text.is_empty() => self.text(out, text),
+            StreamEvent::Thinking { choice: 0, text } if !text.is_empty() => {
+                self.thinking(out, text)
+            }
+            StreamEvent::ThinkingSignature {
+                choice: 0,
+                signature,
+            } => self.signature(out, signature),
+            StreamEvent::RedactedThinking { choice: 0, data } => self.redacted(out, data),
             StreamEvent::ToolCallStart {
                 choice: 0,
                 index,
@@ -364,6 +412,64 @@ impl EventEncoder {
             _ => self.open_block(out, Block::Text, json!({"type": "text", "text": ""})),
         };
         Self::delta(out, index, json!({"type": "text_delta", "text": text}));
+        EventClass::Content
+    }
+
+    /// Reasoning text, in the open thinking block or a new one (opened with an empty
+    /// signature, which a `signature_delta` replaces).
+    fn thinking(&mut self, out: &mut Vec<u8>, text: String) -> EventClass {
+        if self.stop_reason.is_some() {
+            return EventClass::Preamble;
+        }
+        self.start(out);
+        let index = self.thinking_block(out);
+        Self::delta(
+            out,
+            index,
+            json!({"type": "thinking_delta", "thinking": text}),
+        );
+        EventClass::Content
+    }
+
+    fn thinking_block(&mut self, out: &mut Vec<u8>) -> u32 {
+        match self.open {
+            Some((i, Block::Thinking)) => i,
+            _ => self.open_block(
+                out,
+                Block::Thinking,
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+            ),
+        }
+    }
+
+    /// The signature ends its thinking block (Anthropic sends it last).
+    fn signature(&mut self, out: &mut Vec<u8>, signature: String) -> EventClass {
+        if self.stop_reason.is_some() || signature.is_empty() {
+            return EventClass::Preamble;
+        }
+        self.start(out);
+        let index = self.thinking_block(out);
+        Self::delta(
+            out,
+            index,
+            json!({"type": "signature_delta", "signature": signature}),
+        );
+        self.close_block(out);
+        EventClass::Content
+    }
+
+    /// A whole `redacted_thinking` block.
+    fn redacted(&mut self, out: &mut Vec<u8>, data: String) -> EventClass {
+        if self.stop_reason.is_some() {
+            return EventClass::Preamble;
+        }
+        self.start(out);
+        self.open_block(
+            out,
+            Block::Thinking,
+            json!({"type": "redacted_thinking", "data": data}),
+        );
+        self.close_block(out);
         EventClass::Content
     }
 

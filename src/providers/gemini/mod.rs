@@ -7,8 +7,11 @@
 //! `x-goog-api-key` credential. The default base URL and auth header are in
 //! [`crate::vocab::ProviderKind`], where the config compiler reads them.
 //!
-//! Thought signatures are not carried through other formats: replayed function calls get the
-//! documented `skip_thought_signature_validator` sentinel instead (Gemini 3 requires one).
+//! Thinking: canonical reasoning becomes `generationConfig.thinkingConfig`; `thought: true`
+//! parts come back as reasoning (`thoughtsTokenCount` counted as output). Thought signatures
+//! are not carried through other formats: replayed function calls get the documented
+//! `skip_thought_signature_validator` sentinel instead (Gemini 3 requires one), and replayed
+//! reasoning from other formats is dropped (see docs/thinking-notes.md).
 //!
 //! Field names use the proto3 JSON (lowerCamelCase) spelling; the API accepts it and the
 //! snake_case one alike. Schemas go in `parametersJsonSchema` / `responseJsonSchema`, which take
@@ -16,6 +19,8 @@
 //! arrays), where the older `parameters` / `responseSchema` take only an OpenAPI subset.
 
 pub mod client;
+#[cfg(test)]
+mod provider_tests;
 
 use std::collections::HashMap;
 
@@ -230,7 +235,49 @@ fn generation_config(req: &ChatRequest) -> Map<String, Value> {
         }
         Some(ResponseFormat::Text) | None => {}
     }
+    if let Some(thinking) = req.reasoning.as_ref().and_then(thinking_config) {
+        config.insert("thinkingConfig".into(), thinking);
+    }
     config
+}
+
+/// `thinkingConfig` for a request's reasoning: a budget (the client's, else its effort's, see
+/// docs/thinking-notes.md; 0 turns thinking off) and `includeThoughts`. `thinkingBudget` is
+/// what Gemini 2.5 takes and Gemini 3 still accepts (`thinkingLevel` is Gemini 3's only).
+fn thinking_config(r: &Reasoning) -> Option<Value> {
+    let mut c = Map::new();
+    if r.disabled || r.effort.as_deref() == Some("none") {
+        c.insert("thinkingBudget".into(), 0.into());
+    } else {
+        let budget = r.budget_tokens.or_else(|| {
+            r.effort
+                .as_deref()
+                .map(super::anthropic::thinking::budget_for_effort)
+        });
+        put(&mut c, "thinkingBudget", budget);
+        put(&mut c, "includeThoughts", r.include_thoughts);
+    }
+    (!c.is_empty()).then_some(Value::Object(c))
+}
+
+/// A Gemini request's `thinkingConfig` as canonical reasoning (for the client codec):
+/// `thinkingBudget` (0: off, -1: dynamic, so no budget), `includeThoughts`, and
+/// `thinkingLevel` as the effort.
+#[allow(dead_code)]
+pub(super) fn reasoning_of_thinking_config(c: &Value) -> Option<Reasoning> {
+    if !c.is_object() {
+        return None;
+    }
+    let budget = c.get("thinkingBudget").and_then(Value::as_i64);
+    Some(Reasoning {
+        effort: str_at(c, "thinkingLevel").map(str::to_ascii_lowercase),
+        budget_tokens: budget
+            .and_then(|b| u64::try_from(b).ok())
+            .filter(|b| *b > 0),
+        include_thoughts: c.get("includeThoughts").and_then(Value::as_bool),
+        summary: None,
+        disabled: budget == Some(0),
+    })
 }
 
 fn push_content(contents: &mut Vec<Content>, role: &'static str, parts: Vec<Value>) {
@@ -454,8 +501,18 @@ pub fn decode_response(v: &Value, fallback_id: &str) -> Result<ChatResponse, Tra
 fn decode_candidate(i: usize, c: &Value, response_id: &str, calls: &mut u32) -> Choice {
     let mut text: Option<String> = None;
     let mut tool_calls = Vec::new();
+    let mut thinking: Vec<ContentPart> = Vec::new();
     for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
-        if p.get("thought").and_then(Value::as_bool) == Some(true) {
+        if let Some(t) = thought_text(p) {
+            // Consecutive thought parts are one reasoning block.
+            match thinking.last_mut() {
+                _ if t.is_empty() => {}
+                Some(ContentPart::Thinking { text, .. }) => text.push_str(t),
+                _ => thinking.push(ContentPart::Thinking {
+                    text: t.to_string(),
+                    signature: None,
+                }),
+            }
             continue;
         }
         if let Some(t) = str_at(p, "text") {
@@ -488,8 +545,18 @@ fn decode_candidate(i: usize, c: &Value, response_id: &str, calls: &mut u32) -> 
         refusal: None,
         tool_calls,
         finish_reason,
-        thinking: Vec::new(),
+        thinking,
     }
+}
+
+/// The text of a `thought: true` part (a thought summary). Its `thoughtSignature` is not
+/// carried: it only validates at Gemini, and Gemini-to-Gemini traffic is never translated
+/// (another format's client would be handed a token its own provider rejects).
+fn thought_text(p: &Value) -> Option<&str> {
+    if p.get("thought").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    Some(str_at(p, "text").unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,11 +645,17 @@ impl ChunkDecoder {
         }
     }
 
-    /// One candidate of a chunk (not yet finished): its text, whole function calls, and its
-    /// finish reason.
+    /// One candidate of a chunk (not yet finished): its thoughts, text, whole function calls,
+    /// and its finish reason.
     fn candidate(&mut self, choice: u32, c: &Value, out: &mut Vec<StreamEvent>) {
         for p in array_at(c.get("content").unwrap_or(&Value::Null), "parts") {
-            if p.get("thought").and_then(Value::as_bool) == Some(true) {
+            if let Some(t) = thought_text(p) {
+                if !t.is_empty() {
+                    out.push(StreamEvent::Thinking {
+                        choice,
+                        text: t.to_string(),
+                    });
+                }
                 continue;
             }
             if let Some(t) = str_at(p, "text").filter(|t| !t.is_empty()) {

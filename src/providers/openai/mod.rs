@@ -81,6 +81,14 @@ fn arguments_text(v: Option<&Value>) -> String {
     }
 }
 
+/// Reasoning text an OpenAI-compatible server put on a message or delta: `reasoning_content`
+/// (DeepSeek, vLLM, SGLang), else `reasoning` (OpenRouter, newer vLLM) when it is a string.
+pub(crate) fn reasoning_text(v: &Value) -> Option<&str> {
+    v.get("reasoning_content")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("reasoning").and_then(Value::as_str))
+}
+
 /// A message's `tool_calls` array.
 fn encode_tool_calls(calls: &[ToolCall]) -> Value {
     calls

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{arguments_text, encode_tool_calls};
+use super::{arguments_text, encode_tool_calls, reasoning_text};
 use crate::providers::canonical::*;
 use crate::providers::json::{
     num, opt_bool, opt_f64, opt_i64, opt_str, opt_u64, put, req_array, req_object, req_str, str_at,
@@ -79,6 +79,13 @@ pub fn decode_request(body: &Map<String, Value>) -> Result<ChatRequest, Translat
                 };
             }
             "user" => req.user = opt_str(v, key)?,
+            "reasoning_effort" if !v.is_null() => {
+                req.reasoning = opt_str(v, key)?.map(|effort| Reasoning {
+                    disabled: effort == "none",
+                    effort: Some(effort),
+                    ..Reasoning::default()
+                });
+            }
             _ => {
                 req.extra.insert(key.clone(), v.clone());
             }
@@ -108,6 +115,18 @@ fn decode_message(i: usize, v: &Value) -> Result<Message, TranslateError> {
         &format!("{path}.content"),
     )?;
     let mut m = Message::new(role, content);
+    if role == Role::Assistant {
+        // DeepSeek/vLLM-style reasoning replayed in history (no signature).
+        if let Some(text) = reasoning_text(v).filter(|t| !t.is_empty()) {
+            m.content.insert(
+                0,
+                ContentPart::Thinking {
+                    text: text.to_string(),
+                    signature: None,
+                },
+            );
+        }
+    }
     m.name = opt_str(
         v.get("name").unwrap_or(&Value::Null),
         &format!("{path}.name"),
@@ -278,9 +297,12 @@ pub fn encode_request(
         }
     }
     out.insert("model".into(), req.model.clone().into());
+    // Replayed reasoning goes to compatible servers as `reasoning_content` (DeepSeek's
+    // thinking mode requires it back on tool-call turns); OpenAI's API does not take it.
+    let replay_reasoning = same || kind == ProviderKind::OpenAiCompatible;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        messages.push(encode_message(m, same)?);
+        messages.push(encode_message(m, same, replay_reasoning)?);
     }
     out.insert("messages".into(), Value::Array(messages));
     encode_tools(req, same, &mut out)?;
@@ -293,7 +315,35 @@ pub fn encode_request(
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
     put(&mut out, "user", req.user.clone());
+    if let Some(effort) = req
+        .reasoning
+        .as_ref()
+        .and_then(|r| reasoning_effort(r, same))
+    {
+        out.insert("reasoning_effort".into(), effort.into());
+    }
     Ok(out)
+}
+
+/// `reasoning_effort` for a request's reasoning: its effort, else the level nearest its
+/// budget. Sent whenever the client asked for reasoning (the gateway cannot know which models
+/// take it); reasoning turned off is left out for other formats' clients (`none` is only
+/// known to some models, and a model that cannot reason refuses the field altogether).
+fn reasoning_effort(r: &Reasoning, same: bool) -> Option<String> {
+    if same {
+        return r.effort.clone();
+    }
+    if r.disabled || r.effort.as_deref() == Some("none") {
+        return None;
+    }
+    match r.effort.as_deref() {
+        // Anthropic's level above high.
+        Some("max") => Some("high".to_string()),
+        Some(e) => Some(e.to_string()),
+        None => r
+            .budget_tokens
+            .map(|b| crate::providers::anthropic::thinking::effort_for_budget(b).to_string()),
+    }
 }
 
 /// `tools`, `tool_choice` and `parallel_tool_calls`. A provider tool (not a function) only
@@ -397,7 +447,11 @@ fn encode_generation(
     put(out, "frequency_penalty", req.frequency_penalty.map(num));
 }
 
-fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
+fn encode_message(
+    m: &Message,
+    same: bool,
+    replay_reasoning: bool,
+) -> Result<Value, TranslateError> {
     let mut out = Map::new();
     let role = match m.role {
         Role::System => "system",
@@ -444,6 +498,19 @@ fn encode_message(m: &Message, same: bool) -> Result<Value, TranslateError> {
                 text.into()
             };
             out.insert("content".into(), content);
+            if replay_reasoning {
+                let reasoning: String = m
+                    .content
+                    .iter()
+                    .filter_map(|p| match p {
+                        ContentPart::Thinking { text, .. } => Some(text.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if !reasoning.is_empty() {
+                    out.insert("reasoning_content".into(), reasoning.into());
+                }
+            }
             if !m.tool_calls.is_empty() {
                 out.insert("tool_calls".into(), encode_tool_calls(&m.tool_calls));
             }

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     arguments_text, decode_usage, encode_tool_calls, encode_usage, finish_from_openai,
-    finish_to_openai,
+    finish_to_openai, reasoning_text,
 };
 use crate::providers::canonical::*;
 use crate::providers::json::{array_at, str_at, u64_at};
@@ -70,7 +70,15 @@ pub fn decode_response(v: &Value) -> Result<ChatResponse, TranslateError> {
             refusal: str_at(msg, "refusal").map(str::to_string),
             tool_calls,
             finish_reason: str_at(c, "finish_reason").map(finish_from_openai),
-            thinking: Vec::new(),
+            thinking: reasoning_text(msg)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    vec![ContentPart::Thinking {
+                        text: t.to_string(),
+                        signature: None,
+                    }]
+                })
+                .unwrap_or_default(),
         });
     }
     Ok(out)
@@ -94,6 +102,19 @@ pub fn encode_response(r: &ChatResponse, created: u64) -> Value {
             );
             if !c.tool_calls.is_empty() {
                 msg.insert("tool_calls".into(), encode_tool_calls(&c.tool_calls));
+            }
+            // Not in OpenAI's schema, but what compatible clients read (the SDKs keep
+            // unknown fields); redacted reasoning has no text to show.
+            let reasoning: String = c
+                .thinking
+                .iter()
+                .filter_map(|p| match p {
+                    ContentPart::Thinking { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !reasoning.is_empty() {
+                msg.insert("reasoning_content".into(), reasoning.into());
             }
             json!({
                 "index": c.index,

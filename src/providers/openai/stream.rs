@@ -1,12 +1,17 @@
 //! OpenAI streams: classifying chat-completions, completions and responses stream events
 //! (for passthrough and the commit point), decoding `chat.completion.chunk` events into
 //! canonical stream events, and encoding canonical events as chunks for an OpenAI client.
+//! Reasoning travels as the compatible servers' `delta.reasoning_content` (read also as
+//! `delta.reasoning`) and commits the stream like content.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{decode_usage, encode_usage, finish_from_openai, finish_to_openai, truncated_error};
+use super::{
+    decode_usage, encode_usage, finish_from_openai, finish_to_openai, reasoning_text,
+    truncated_error,
+};
 use crate::providers::canonical::*;
 use crate::providers::json::{array_at, str_at, u64_at, write_keep_alive, write_sse};
 use crate::providers::{encode_stream_error, EventClass, ProviderError};
@@ -63,6 +68,7 @@ pub(crate) fn classify_value(value: &Value) -> EventClass {
             || delta.is_some_and(|d| {
                 non_empty_str(d.get("content"))
                     || non_empty_str(d.get("refusal"))
+                    || reasoning_text(d).is_some_and(|s| !s.is_empty())
                     || d.get("tool_calls").is_some_and(|t| !t.is_null())
                     || d.get("function_call").is_some_and(|t| !t.is_null())
             })
@@ -136,9 +142,16 @@ impl ChunkDecoder {
         }
     }
 
-    /// One choice of a chunk: its text and refusal, tool-call deltas, and finish reason.
+    /// One choice of a chunk: its reasoning (`reasoning_content`/`reasoning`), text and
+    /// refusal, tool-call deltas, and finish reason.
     fn choice(&mut self, choice: u32, c: &Value, out: &mut Vec<StreamEvent>) {
         let delta = c.get("delta").unwrap_or(&Value::Null);
+        if let Some(text) = reasoning_text(delta).filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::Thinking {
+                choice,
+                text: text.to_string(),
+            });
+        }
         for key in ["content", "refusal"] {
             if let Some(text) = str_at(delta, key).filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::Text {
@@ -331,10 +344,19 @@ impl ChunkEncoder {
                 self.done(out);
                 EventClass::Done
             }
-            // Chat Completions has no reasoning content (see the thinking work, issue 23).
-            StreamEvent::Thinking { .. }
-            | StreamEvent::ThinkingSignature { .. }
-            | StreamEvent::RedactedThinking { .. } => EventClass::Preamble,
+            // `reasoning_content`: not OpenAI's (it shows no reasoning) but what compatible
+            // clients read. Model output has begun: it commits the stream.
+            StreamEvent::Thinking { choice, text } => {
+                if text.is_empty() || !self.open_choice(out, choice) {
+                    return EventClass::Preamble;
+                }
+                self.choice_delta(out, choice, json!({"reasoning_content": text}));
+                EventClass::Content
+            }
+            // Signatures and encrypted reasoning only replay in their own format.
+            StreamEvent::ThinkingSignature { .. } | StreamEvent::RedactedThinking { .. } => {
+                EventClass::Preamble
+            }
         }
     }
 

@@ -109,3 +109,155 @@ fn malformed_requests_name_the_field() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+mod reasoning {
+    use serde_json::{json, Value};
+
+    use super::super::*;
+    use crate::providers::{anthropic, EventClass};
+    use crate::upstream::sse::SseEvent;
+    use crate::vocab::ProviderKind;
+
+    fn ev(data: Value) -> SseEvent {
+        SseEvent {
+            event: None,
+            data: data.to_string(),
+            id: None,
+            raw: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn anthropic_thinking_becomes_reasoning_effort() {
+        let body = json!({
+            "model": "claude", "max_tokens": 20000,
+            "thinking": {"type": "enabled", "budget_tokens": 10000},
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Greet.", "signature": "sig"},
+                    {"type": "text", "text": "Hello"}
+                ]},
+                {"role": "user", "content": "Again"}
+            ]
+        });
+        let req = anthropic::decode_request(body.as_object().unwrap()).unwrap();
+        let out = Value::Object(encode_request(&req, ProviderKind::OpenAi).unwrap());
+        assert_eq!(out["reasoning_effort"], "medium");
+        // Anthropic's thinking is not replayed to OpenAI, which does not take it…
+        assert_eq!(
+            out["messages"][1],
+            json!({"role": "assistant", "content": "Hello"})
+        );
+        // …but is to compatible servers (DeepSeek wants it back on tool-call turns).
+        let compat = Value::Object(encode_request(&req, ProviderKind::OpenAiCompatible).unwrap());
+        assert_eq!(
+            compat["messages"][1],
+            json!({"role": "assistant", "content": "Hello", "reasoning_content": "Greet."})
+        );
+        for (budget, effort) in [(1024, "low"), (4096, "medium"), (30000, "high")] {
+            let mut r = req.clone();
+            r.reasoning = Some(Reasoning {
+                budget_tokens: Some(budget),
+                ..Reasoning::default()
+            });
+            let out = encode_request(&r, ProviderKind::OpenAiCompatible).unwrap();
+            assert_eq!(out["reasoning_effort"], effort);
+        }
+        // Disabled thinking sends nothing (models that cannot reason refuse the field).
+        let mut r = req.clone();
+        r.reasoning = Some(Reasoning {
+            disabled: true,
+            ..Reasoning::default()
+        });
+        assert!(!encode_request(&r, ProviderKind::OpenAi)
+            .unwrap()
+            .contains_key("reasoning_effort"));
+    }
+
+    #[test]
+    fn same_format_reasoning_round_trips() {
+        let body = json!({
+            "model": "deepseek-reasoner", "reasoning_effort": "low",
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello", "reasoning_content": "Greet."}
+            ]
+        });
+        let req = decode_request(body.as_object().unwrap()).unwrap();
+        assert_eq!(
+            req.reasoning.as_ref().unwrap().effort.as_deref(),
+            Some("low")
+        );
+        let out = Value::Object(encode_request(&req, ProviderKind::OpenAiCompatible).unwrap());
+        assert_eq!(out["reasoning_effort"], "low");
+        assert_eq!(out["messages"], body["messages"]);
+    }
+
+    #[test]
+    fn reasoning_content_decodes_and_encodes() {
+        let body = json!({
+            "id": "c", "object": "chat.completion", "created": 1, "model": "deepseek-reasoner",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 9,
+                "completion_tokens_details": {"reasoning_tokens": 7}}
+        });
+        let r = decode_response(&body).unwrap();
+        assert_eq!(
+            r.choices[0].thinking,
+            vec![ContentPart::Thinking {
+                text: "2+2".into(),
+                signature: None
+            }]
+        );
+        assert_eq!(r.usage.unwrap().reasoning_tokens, 7);
+        let out = encode_response(&r, 1);
+        assert_eq!(out["choices"][0]["message"]["reasoning_content"], "2+2");
+        assert_eq!(
+            out["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            7
+        );
+        // OpenRouter's spelling.
+        let mut alt = body.clone();
+        alt["choices"][0]["message"] =
+            json!({"role": "assistant", "content": "4", "reasoning": "2+2"});
+        assert_eq!(decode_response(&alt).unwrap().choices[0].thinking.len(), 1);
+    }
+
+    #[test]
+    fn reasoning_deltas_decode_encode_and_commit() {
+        let chunk = json!({"id": "c", "model": "m", "choices": [{"index": 0,
+            "delta": {"reasoning_content": "Hm"}, "finish_reason": null}]});
+        assert_eq!(classify_value(&chunk), EventClass::Content);
+        let mut d = ChunkDecoder::default();
+        let mut events = Vec::new();
+        d.decode(&ev(chunk), &mut events);
+        assert_eq!(
+            events[1],
+            StreamEvent::Thinking {
+                choice: 0,
+                text: "Hm".into()
+            }
+        );
+        let mut e = ChunkEncoder::new("c".into(), "m".into(), 1, false);
+        let mut out = Vec::new();
+        assert_eq!(e.encode(events[1].clone(), &mut out), EventClass::Content);
+        assert_eq!(
+            e.encode(
+                StreamEvent::ThinkingSignature {
+                    choice: 0,
+                    signature: "s".into()
+                },
+                &mut out
+            ),
+            EventClass::Preamble
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#""delta":{"reasoning_content":"Hm"}"#),
+            "{text}"
+        );
+        assert!(!text.contains("\"s\""), "{text}");
+    }
+}
