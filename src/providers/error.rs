@@ -355,6 +355,22 @@ fn error_value(client: ClientFormat, err: &ProviderError) -> Value {
     }
 }
 
+/// A Responses API stream's `error` event, numbered `sequence_number`.
+pub(crate) fn responses_error_event(err: &ProviderError, sequence_number: u64) -> Value {
+    let code = err
+        .code
+        .clone()
+        .or_else(|| err.provider_type.clone())
+        .unwrap_or_else(|| err.kind.openai_type().to_string());
+    json!({
+        "type": "error",
+        "code": code,
+        "message": err.message,
+        "param": err.param,
+        "sequence_number": sequence_number,
+    })
+}
+
 /// An HTTP error response in the client's format: `(status, JSON body)`.
 pub fn encode_error(client: ClientFormat, err: &ProviderError) -> (u16, Bytes) {
     (
@@ -369,12 +385,11 @@ pub fn encode_stream_error(client: ClientFormat, err: &ProviderError, out: &mut 
     match client {
         ClientFormat::OpenAi => write_sse(out, None, &error_value(client, err)),
         ClientFormat::Anthropic => write_sse(out, Some("error"), &error_value(client, err)),
-        ClientFormat::Responses => super::responses::encode_stream_error(err, out),
-        ClientFormat::Gemini => super::gemini::client::encode_stream_error(
-            err,
-            super::gemini::client::Framing::Sse,
-            out,
-        ),
+        // Sequence number 0: this caller does not know the stream's; the Responses encoder
+        // and passthrough number theirs.
+        ClientFormat::Responses => write_sse(out, Some("error"), &responses_error_event(err, 0)),
+        // Server-sent events; a JSON-array stream's error is its encoder's (stream.rs).
+        ClientFormat::Gemini => write_sse(out, None, &error_value(client, err)),
     }
 }
 

@@ -43,7 +43,7 @@ pub use response::{
     decode_response, encode_response, facts_of_response, translate_response, usage_of_response,
     TranslateContext, TranslatedResponse,
 };
-pub use stream::{PassthroughStep, StreamTranslator};
+pub use stream::StreamTranslator;
 
 use crate::upstream::sse::SseEvent;
 use crate::vocab::ProviderKind;
@@ -84,6 +84,18 @@ impl Format {
             _ => Format::of(kind),
         }
     }
+}
+
+/// What a same-format stream's event told, beyond the bytes it forwarded (the Responses and
+/// Gemini passthroughs' answer to the stream translator).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassthroughStep {
+    /// What the event means for the commit point.
+    pub class: EventClass,
+    /// The usage so far, when the event carried it.
+    pub usage: Option<Usage>,
+    /// The model answering, when the event named it.
+    pub model: Option<String>,
 }
 
 /// Classifies an event of an OpenAI-format stream.

@@ -263,10 +263,14 @@ impl DecodedRequest {
         changed: bool,
     ) -> EncodedRequest {
         let force_usage = target == Format::OpenAi && request.stream && !request.include_usage;
-        let body = if !changed && !force_usage {
+        let unsigned = target == Format::Anthropic && has_unsigned_thinking(&self.raw);
+        let body = if !changed && !force_usage && !unsigned {
             self.raw.clone()
         } else {
             let mut body = merged.into_owned();
+            if unsigned {
+                anthropic::strip_unsigned_thinking(&mut body);
+            }
             if target == Format::Gemini {
                 // A Gemini body has no model (the path names it) nor stream flag.
                 body.remove("model");
@@ -295,6 +299,15 @@ impl DecodedRequest {
     }
 }
 
+/// Whether an Anthropic body may hold a thinking block with an empty signature: one the gateway
+/// wrote for an Anthropic client when another format answered (it had no signature to give).
+/// Anthropic refuses such blocks, so they are taken out before the body goes to Anthropic.
+pub fn has_unsigned_thinking(raw: &[u8]) -> bool {
+    [&b"\"signature\":\"\""[..], &b"\"signature\": \"\""[..]]
+        .iter()
+        .any(|needle| memchr::memmem::find(raw, needle).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +315,34 @@ mod tests {
 
     fn decoded(format: ClientFormat, v: Value) -> DecodedRequest {
         DecodedRequest::decode(format, Bytes::from(v.to_string())).unwrap()
+    }
+
+    #[test]
+    fn unsigned_thinking_is_taken_out_before_anthropic() {
+        // Turn 1 was answered by another format: its thinking came back with no signature.
+        let raw = Bytes::from(
+            serde_json::to_vec(&json!({"model": "claude", "max_tokens": 10, "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "hm", "signature": ""},
+                    {"type": "thinking", "thinking": "signed", "signature": "sig"},
+                    {"type": "text", "text": "a"}]},
+                {"role": "user", "content": "q2"}]}))
+            .unwrap(),
+        );
+        assert!(has_unsigned_thinking(&raw));
+        let d = DecodedRequest::decode(ClientFormat::Anthropic, raw.clone()).unwrap();
+        let e = d
+            .encode(ProviderKind::Anthropic, &Map::new(), None)
+            .unwrap();
+        assert!(!e.passthrough);
+        let v: Value = serde_json::from_slice(&e.body).unwrap();
+        let blocks = &v["messages"][1]["content"];
+        assert_eq!(blocks.as_array().map(Vec::len), Some(2), "{v}");
+        assert_eq!(blocks[0]["signature"], "sig");
+        // Signed thinking alone goes out untouched.
+        let signed = Bytes::from_static(br#"{"model":"c","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"x","signature":"s"}]}]}"#);
+        assert!(!has_unsigned_thinking(&signed));
     }
 
     #[test]

@@ -63,16 +63,7 @@ impl Encoder {
     }
 }
 
-/// What a same-format stream's event told, beyond the bytes it forwarded.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PassthroughStep {
-    /// What the event means for the commit point.
-    pub class: EventClass,
-    /// The usage so far, when the event carried it.
-    pub usage: Option<Usage>,
-    /// The model answering, when the event named it.
-    pub model: Option<String>,
-}
+pub use super::PassthroughStep;
 
 enum Mode {
     OpenAiPassthrough {

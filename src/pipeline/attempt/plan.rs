@@ -138,4 +138,7 @@ fn as_sent(
         && settings.override_params.is_empty()
         && !request.stream
         && kind != ProviderKind::AzureOpenAi
+        // Thinking blocks we wrote without a signature are taken out (`DecodedRequest::encode`).
+        && !(upstream == Format::Anthropic
+            && crate::providers::request::has_unsigned_thinking(&request.body))
 }

@@ -23,6 +23,7 @@ pub use request::{decode_request, encode_request};
 pub use response::{decode_response, encode_response};
 pub use stream::classify_event;
 pub(crate) use stream::{classify, EventDecoder, EventEncoder, UsageTracker};
+pub use thinking::strip_unsigned_thinking;
 
 /// `max_tokens` is required by Anthropic; this is sent when the client did not say.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;

@@ -179,3 +179,21 @@ fn last_turn_allows_thinking(out: &Map<String, Value>) -> bool {
         Some("thinking" | "redacted_thinking")
     )
 }
+
+/// Takes out of an Anthropic request's messages the `thinking` blocks whose `signature` is
+/// empty (see `providers::request::has_unsigned_thinking`); a message left with no content
+/// keeps an empty list, which Anthropic reports as the client's error.
+pub fn strip_unsigned_thinking(body: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    let Some(Value::Array(messages)) = body.get_mut("messages") else {
+        return;
+    };
+    for message in messages {
+        if let Some(Value::Array(blocks)) = message.get_mut("content") {
+            blocks.retain(|b| {
+                !(b.get("type").and_then(Value::as_str) == Some("thinking")
+                    && b.get("signature").and_then(Value::as_str) == Some(""))
+            });
+        }
+    }
+}

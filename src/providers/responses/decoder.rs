@@ -8,7 +8,7 @@ use super::error_event;
 use super::response::{decode_usage, thinking_of};
 use crate::providers::canonical::*;
 use crate::providers::json::{str_at, u64_at, write_sse};
-use crate::providers::stream::PassthroughStep;
+use crate::providers::PassthroughStep;
 use crate::providers::{openai, EventClass, ProviderError};
 use crate::upstream::sse::SseEvent;
 

@@ -92,18 +92,7 @@ fn status_of(reason: Option<&FinishReason>) -> (&'static str, Value) {
 
 /// The `error` event's JSON (`code` is the provider's code or type, else the error kind's).
 fn error_event(err: &ProviderError, sequence_number: u64) -> Value {
-    let code = err
-        .code
-        .clone()
-        .or_else(|| err.provider_type.clone())
-        .unwrap_or_else(|| err.kind.openai_type().to_string());
-    json!({
-        "type": "error",
-        "code": code,
-        "message": err.message,
-        "param": err.param,
-        "sequence_number": sequence_number,
-    })
+    super::error::responses_error_event(err, sequence_number)
 }
 
 /// A terminal `error` event in a Responses client stream (sequence number 0: written by a

@@ -15,7 +15,7 @@ use super::super::super::canonical::{ClientFormat, FinishReason, StreamEvent, To
 use super::super::super::error::error_body_object;
 use super::super::super::json::str_at;
 use super::super::super::openai::truncated_error;
-use super::super::super::stream::PassthroughStep;
+use super::super::super::PassthroughStep;
 use super::super::super::{EventClass, ProviderError};
 use super::super::decode_usage;
 use super::framing::Framing;
@@ -189,13 +189,16 @@ impl ChunkEncoder {
                 }
                 self.parts(choice, vec![json!({"text": text})], out)
             }
+            // Content after a call means its arguments are complete: it goes out first.
             StreamEvent::Thinking { choice, text } => {
+                let flushed = self.flush_call(choice, out);
                 if text.is_empty() {
-                    return EventClass::Preamble;
+                    return flushed;
                 }
                 self.parts(choice, vec![thought_part(&text, None)], out)
             }
             StreamEvent::ThinkingSignature { choice, signature } => {
+                self.flush_call(choice, out);
                 self.parts(choice, vec![thought_part("", Some(&signature))], out)
             }
             // Gemini cannot carry another provider's encrypted reasoning.
