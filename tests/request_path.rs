@@ -250,7 +250,9 @@ async fn every_openai_route_is_served_and_other_v1_paths_are_404() {
             "/v1/models",
             "/v1/embeddings",
             "/v1/completions",
-            "/v1/responses"
+            // An `openai-compatible` provider is asked Chat Completions for a Responses API
+            // client (providers::Format::upstream); `openai` and `azure-openai` natively.
+            "/v1/chat/completions"
         ]
     );
 }

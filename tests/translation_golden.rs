@@ -606,8 +606,16 @@ fn responses_client_requests() {
 fn responses_client_stateful_requests_need_a_responses_upstream() {
     let input = read(&golden().join("responses-to-responses/stateful.request.in.json"));
     let decoded = DecodedRequest::decode(ClientFormat::Responses, Bytes::from(input)).unwrap();
+    // `openai` and `azure-openai` take the Responses API natively (the request goes as sent).
+    for kind in [ProviderKind::OpenAi, ProviderKind::AzureOpenAi] {
+        let native = decoded.encode(kind, &Map::new(), Some("gpt-4o")).unwrap();
+        assert_eq!(
+            native.format,
+            switchyard::providers::Format::Responses,
+            "{kind:?}"
+        );
+    }
     for kind in [
-        ProviderKind::AzureOpenAi,
         ProviderKind::OpenAiCompatible,
         ProviderKind::Anthropic,
         ProviderKind::Gemini,

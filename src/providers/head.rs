@@ -242,6 +242,21 @@ mod tests {
             upstream_path(&azure, &head("/v1/messages", chat("gpt-4o", false))),
             "/openai/deployments/prod-4o/chat/completions?api-version=2025-01-01-preview"
         );
+        // The Responses API: Azure's v1 API; `openai` under its base.
+        let responses = Some(ChatCall {
+            model: "gpt-4o",
+            stream: true,
+            format: crate::vocab::Format::Responses,
+        });
+        assert_eq!(
+            upstream_path(&azure, &head("/v1/responses", responses)),
+            "/openai/v1/responses"
+        );
+        let openai = provider(ProviderKind::OpenAi, "/v1", "authorization");
+        assert_eq!(
+            upstream_path(&openai, &head("/v1/responses?x=1", responses)),
+            "/v1/responses?x=1"
+        );
         let azure_v1 = provider(ProviderKind::AzureOpenAi, "/openai/v1", "api-key");
         assert_eq!(
             upstream_path(&azure_v1, &head("/v1/messages", chat("gpt-4o", false))),

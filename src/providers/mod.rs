@@ -75,12 +75,15 @@ impl Format {
     }
 
     /// The format a provider of `kind` is asked in for a request of `client` format (`None`:
-    /// not a chat route). An `openai` provider serves a Responses API client natively (so
-    /// `previous_response_id`, stored responses and built-in tools work); Azure and
-    /// OpenAI-compatible providers get it translated to Chat Completions.
+    /// not a chat route). `openai` and `azure-openai` providers serve a Responses API client
+    /// natively (so `previous_response_id`, stored responses and built-in tools work);
+    /// `openai-compatible` ones get it translated to Chat Completions, the API they all speak
+    /// (stateful features are then refused, so a fallback to a native target can serve them).
     pub fn upstream(kind: ProviderKind, client: Option<ClientFormat>) -> Format {
         match (kind, client) {
-            (ProviderKind::OpenAi, Some(ClientFormat::Responses)) => Format::Responses,
+            (ProviderKind::OpenAi | ProviderKind::AzureOpenAi, Some(ClientFormat::Responses)) => {
+                Format::Responses
+            }
             _ => Format::of(kind),
         }
     }

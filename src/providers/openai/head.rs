@@ -3,7 +3,7 @@
 //! | kind | chat request goes to | auth (default) |
 //! |---|---|---|
 //! | `openai`, `openai-compatible` | `{base}/chat/completions` (a `/v1/chat/completions` client path keeps its rest and query) | `authorization: Bearer` (or none) |
-//! | `azure-openai` | `{base}/openai/deployments/{deployment}/chat/completions?api-version=…`; a base ending in `/openai/v1` is the v1 API: like `openai` | `api-key` |
+//! | `azure-openai` | `{base}/openai/deployments/{deployment}/chat/completions?api-version=…`; a base ending in `/openai/v1` is the v1 API: like `openai`. A Responses API request goes to `{base}/openai/v1/responses` | `api-key` |
 //!
 //! Anything else goes to `{base}` + the client path without its leading `/v1`. The default
 //! base URL and auth header of each kind are in [`crate::vocab::ProviderKind`], where the
@@ -29,6 +29,11 @@ pub(crate) fn upstream_path(provider: &Provider, head: &RequestHead<'_>) -> Stri
     };
     let base = provider.base_url.path.as_str();
     if provider.kind == ProviderKind::AzureOpenAi && !base.ends_with("/openai/v1") {
+        if chat.format == crate::vocab::Format::Responses {
+            // Azure's Responses API is only in its v1 API (the model is the deployment).
+            let root = base.strip_suffix("/openai").unwrap_or(base);
+            return format!("{root}/openai/v1/responses");
+        }
         return azure_deployment_path(provider, base, chat.model);
     }
     // The Responses API and Chat Completions: the client's own path (rest and query) when it
