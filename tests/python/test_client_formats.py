@@ -153,24 +153,28 @@ def no_secret_leaks(reqs: list, *secrets: str) -> None:
             assert secret not in json.dumps(req), f"{secret!r} reached the provider: {req['path']}"
 
 
-# --- openai SDK: the Responses API, served by OpenAI and (by fallback) by Anthropic ----------
+# --- openai SDK: the Responses API, served by OpenAI (and Azure's v1 API) natively and, by
+# fallback, by Anthropic ------------------------------------------------------------------------
 
-# route -> (config header, upstream path of the serving attempt, credential header, attempts)
+# route -> (virtual key, config header, upstream path of the serving attempt, credential header,
+# attempts)
 RESPONSES_ROUTES = {
-    "openai": (None, "/v1/responses", "authorization", 1),
-    "fallback-to-anthropic": ("responses-fallback", "/v1/messages", "x-api-key", 2),
+    "openai": ("vk-openai", None, "/v1/responses", "authorization", 1),
+    "azure": ("vk-azure", None, "/openai/v1/responses", "api-key", 1),
+    "fallback-to-anthropic": ("vk-openai", "responses-fallback", "/v1/messages", "x-api-key", 2),
 }
+NATIVE = ("openai", "azure")
 
 
 def responses_client(gw, route: str) -> OpenAI:
-    config = RESPONSES_ROUTES[route][0]
+    key, config = RESPONSES_ROUTES[route][:2]
     headers = {"x-switchyard-config": config} if config else None
-    return OpenAI(base_url=gw["base_url"], api_key="vk-openai", default_headers=headers,
+    return OpenAI(base_url=gw["base_url"], api_key=key, default_headers=headers,
                   max_retries=0, timeout=TIMEOUT)
 
 
 def check_responses_upstream(gw, route: str, n: int) -> dict:
-    _, path, header, attempts = RESPONSES_ROUTES[route]
+    key, _, path, header, attempts = RESPONSES_ROUTES[route]
     reqs = since(gw["mock"], n)
     assert len(reqs) == attempts, [r["path"] for r in reqs]
     if attempts == 2:
@@ -179,7 +183,7 @@ def check_responses_upstream(gw, route: str, n: int) -> dict:
     assert served["path"] == path
     want = f"Bearer {PROVIDER_KEY}" if header == "authorization" else PROVIDER_KEY
     assert served["headers"][header] == want
-    no_secret_leaks(reqs, "vk-openai")
+    no_secret_leaks(reqs, key)
     if path == "/v1/messages":
         assert served["json"]["model"] == "claude-haiku-4-5"
         assert served["headers"]["anthropic-version"]
@@ -198,7 +202,7 @@ def test_responses_plain(gw, route):
     assert resp.usage.input_tokens > 0 and resp.usage.output_tokens == 5
     assert resp.usage.total_tokens == resp.usage.input_tokens + 5
     body = check_responses_upstream(gw, route, n)["json"]
-    if route == "openai":
+    if route in NATIVE:
         assert body["instructions"] == "Be brief." and body["input"] == "Say hello"
     else:
         assert body["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
@@ -239,7 +243,7 @@ def test_responses_function_call(gw, route):
     assert call.name == "get_weather" and call.call_id
     assert json.loads(call.arguments) == {"location": "Paris"}
     body = check_responses_upstream(gw, route, n)["json"]
-    if route == "openai":
+    if route in NATIVE:
         assert body["tools"][0]["name"] == "get_weather"
     else:
         assert body["tools"][0]["name"] == "get_weather"
