@@ -326,7 +326,13 @@ async fn readiness_waits_for_a_stalled_prewarm_only_so_long() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(9), "ready after {waited:?}");
     assert_eq!(gw.admin_get("/readyz").await.status(), 200);
-    assert!(gw.log().contains("did not finish in time"), "{}", gw.log());
+    // The bounded wait (10 s) and the connect timeout (10 s) end together: either may be first
+    // on a loaded machine, and both mean the gateway stopped waiting for the stalled provider.
+    let log = gw.log();
+    assert!(
+        log.contains("did not finish in time") || log.contains("connect timeout"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
