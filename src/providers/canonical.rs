@@ -148,6 +148,18 @@ pub fn joined_text(content: &[ContentPart]) -> String {
     out
 }
 
+/// The text of the [`ContentPart::Thinking`] parts of `content` joined (redacted reasoning
+/// has no text to show).
+pub fn joined_thinking(content: &[ContentPart]) -> String {
+    let mut out = String::new();
+    for part in content {
+        if let ContentPart::Thinking { text, .. } = part {
+            out.push_str(text);
+        }
+    }
+    out
+}
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tool {

@@ -499,14 +499,7 @@ fn encode_message(
             };
             out.insert("content".into(), content);
             if replay_reasoning {
-                let reasoning: String = m
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        ContentPart::Thinking { text, .. } => Some(text.as_str()),
-                        _ => None,
-                    })
-                    .collect();
+                let reasoning = joined_thinking(&m.content);
                 if !reasoning.is_empty() {
                     out.insert("reasoning_content".into(), reasoning.into());
                 }

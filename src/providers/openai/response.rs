@@ -104,15 +104,8 @@ pub fn encode_response(r: &ChatResponse, created: u64) -> Value {
                 msg.insert("tool_calls".into(), encode_tool_calls(&c.tool_calls));
             }
             // Not in OpenAI's schema, but what compatible clients read (the SDKs keep
-            // unknown fields); redacted reasoning has no text to show.
-            let reasoning: String = c
-                .thinking
-                .iter()
-                .filter_map(|p| match p {
-                    ContentPart::Thinking { text, .. } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
+            // unknown fields).
+            let reasoning = joined_thinking(&c.thinking);
             if !reasoning.is_empty() {
                 msg.insert("reasoning_content".into(), reasoning.into());
             }
